@@ -1,0 +1,32 @@
+// Lint: typescript-eslint strictTypeChecked (../STYLE §8). Pure logic files may not import I/O libraries, so they stay
+// replayable and testable without services.
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.stack/', 'out/', 'dist/', 'training/'] },
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] } } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/no-unnecessary-condition': 'off',
+    },
+  },
+  {
+    files: ['processors/*/logic.ts', 'processors/*/*-logic.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'logic is pure: no I/O' },
+            { group: ['kafkajs', 'ioredis', '@clickhouse/client', 'onnxruntime-node'], message: 'logic is pure: no I/O' },
+          ],
+        },
+      ],
+    },
+  },
+);
