@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { AppError } from './errors.js';
+
+/** A value that must not be printed: logs and config dumps show `***`. */
+export class Secret {
+  constructor(private readonly value: string) {}
+  reveal(): string {
+    return this.value;
+  }
+  toString(): string {
+    return '***';
+  }
+  toJSON(): string {
+    return '***';
+  }
+}
+
+const csv = (v: string) =>
+  v
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
+
+/**
+ * Every environment variable the project reads, with its default. Endpoints default to the local stack's loopback
+ * ports (see `npm run stack`), chosen off the usual ports so they do not collide with a developer's own services.
+ * README.md lists the same table.
+ */
+export const configSchema = z.object({
+  KAFKA_BROKERS: z.string().default('127.0.0.1:19092').transform(csv),
+  KAFKA_CLIENT_ID: z.string().min(1).default('patternos'),
+  /** Replication factor used by `npm run topics -- apply`; 1 for the single-node local stack, 3 in production. */
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).default(1),
+  SCHEMA_REGISTRY_URL: z.url().default('http://127.0.0.1:18081/apis/ccompat/v7'),
+  REDIS_URL: z.string().default('redis://127.0.0.1:16379'),
+  CLICKHOUSE_URL: z.url().default('http://127.0.0.1:18123'),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: z
+    .string()
+    .default('')
+    .transform((v) => new Secret(v)),
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier')
+    .default('patternos'),
+  /** Prepended to every topic name; lets several deployments (or test runs) share one cluster. */
+  TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/)
+    .default(''),
+  /** Salt of the email/phone SHA-256; every platform must use the same one or cross-platform matching fails. */
+  IDENTITY_HASH_SALT: z
+    .string()
+    .min(8)
+    .default('patternos-local-development-salt')
+    .transform((v) => new Secret(v)),
+  /** Events stamped later than now + this are rejected as clock errors. */
+  EVENT_MAX_FUTURE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60 * 60 * 1000),
+  /** Warehouse sink: flush when this many rows are buffered... */
+  SINK_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
+  /** ...or when the oldest buffered row is this old. */
+  SINK_MAX_WAIT_MS: z.coerce.number().int().min(10).max(600_000).default(1_000),
+  /** Port of the Prometheus /metrics endpoint of a processor; 0 disables it. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** Parses the environment once; reports every problem together so a bad deploy fails in one round trip. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new AppError('CONFIG_INVALID', problems.join('; '));
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,81 @@
+/** Prometheus metrics shared by processors, and the /metrics endpoint (loopback by default). */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ProcessorMetrics {
+  readonly registry: Registry;
+  /** outcome: ok | dead_letter */
+  readonly records: Counter<'processor' | 'topic' | 'outcome'>;
+  readonly batchDuration: Histogram<'processor'>;
+  readonly retries: Counter<'processor' | 'dependency'>;
+  readonly sinkRows: Counter<'table'>;
+  readonly sinkBufferedRows: Gauge<'processor'>;
+  readonly sinkFlushDuration: Histogram<'processor'>;
+}
+
+/** A fresh registry per processor instance, so tests can run several in one process without clashes. */
+export function createMetrics(defaults = false): ProcessorMetrics {
+  const registry = new Registry();
+  if (defaults) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    records: new Counter({
+      name: 'processor_records_total',
+      help: 'Records consumed, by outcome',
+      labelNames: ['processor', 'topic', 'outcome'],
+      registers: [registry],
+    }),
+    batchDuration: new Histogram({
+      name: 'processor_batch_duration_seconds',
+      help: 'Time to process one fetched batch',
+      labelNames: ['processor'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'processor_dependency_retries_total',
+      help: 'Retries of a failed call to a dependency (a transient outage)',
+      labelNames: ['processor', 'dependency'],
+      registers: [registry],
+    }),
+    sinkRows: new Counter({
+      name: 'warehouse_rows_inserted_total',
+      help: 'Rows inserted into ClickHouse',
+      labelNames: ['table'],
+      registers: [registry],
+    }),
+    sinkBufferedRows: new Gauge({
+      name: 'warehouse_buffered_rows',
+      help: 'Rows waiting for the next insert',
+      labelNames: ['processor'],
+      registers: [registry],
+    }),
+    sinkFlushDuration: new Histogram({
+      name: 'warehouse_flush_duration_seconds',
+      help: 'Time to insert one buffered batch, retries included',
+      labelNames: ['processor'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [registry],
+    }),
+  };
+}
+
+/** Serves GET /metrics on 127.0.0.1:port (0 = a free port). Resolves with the server once it listens. */
+export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (body) => {
+        res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+      },
+      (err: unknown) => {
+        res.writeHead(500).end(String(err));
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return server;
+}

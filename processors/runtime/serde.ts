@@ -1,0 +1,136 @@
+/**
+ * Avro serde over a Confluent-compatible schema registry (TopicNameStrategy: subject `<topic>-value`, BACKWARD
+ * compatibility). Decoding resolves the writer's schema (from the registry, by the id in the wire header) into our own
+ * reader contract, so producers may lag or lead by a compatible version. Errors are classified: bytes that can never
+ * decode are RECORD_UNDECODABLE (dead-letter); a registry we cannot reach is DEPENDENCY_UNAVAILABLE (retry).
+ */
+import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
+import { loadSchema, type SchemaName } from '../../schemas/catalog.js';
+import type { TopicSpec } from '../../topics/catalog.js';
+import { AppError, describeError } from './errors.js';
+
+/** The contract a schema name stands for, parsed once. */
+const types = new Map<SchemaName, avro.Type>();
+export function avroType(name: SchemaName): avro.Type {
+  let type = types.get(name);
+  if (!type) {
+    type = avro.Type.forSchema(loadSchema(name) as avro.Schema);
+    types.set(name, type);
+  }
+  return type;
+}
+
+/** Paths of the fields that do not fit the contract, e.g. `lineItems.0.quantity`; empty when the value fits. */
+export function invalidPaths(name: SchemaName, value: unknown): string[] {
+  const paths: string[] = [];
+  avroType(name).isValid(value, { errorHook: (path) => paths.push(path.join('.') || '(root)') });
+  return paths;
+}
+
+/** HTTP status of a registry client error, if it carries one (mappersmith responses do). */
+function statusOf(err: unknown): number | undefined {
+  if (err && typeof err === 'object' && 'status' in err && typeof err.status === 'number') return err.status;
+  return undefined;
+}
+
+export const subjectOf = (topic: TopicSpec): string => `${topic.name}-value`;
+
+export class EventSerde {
+  private readonly ids = new Map<string, number>();
+  private readonly resolvers = new Map<string, avro.Resolver | null>();
+
+  constructor(readonly registry: SchemaRegistry) {}
+
+  /** A serde talking to the registry at `url` (for Apicurio: `http://host:port/apis/ccompat/v7`). */
+  static forUrl(url: string): EventSerde {
+    return new EventSerde(new SchemaRegistry({ host: url, clientId: 'patternos' }, { [SchemaType.AVRO]: {} }));
+  }
+
+  /**
+   * Registers the topic's contract under `<topic>-value` with BACKWARD compatibility (idempotent: the same schema gets
+   * the same id). A change that would break existing readers is refused by the registry: AppError CONFIG_INVALID.
+   */
+  async register(topic: TopicSpec): Promise<number> {
+    const cached = this.ids.get(topic.name);
+    if (cached !== undefined) return cached;
+    const id = await this.registerSchema(subjectOf(topic), loadSchema(topic.schema));
+    this.ids.set(topic.name, id);
+    return id;
+  }
+
+  /** Registers an arbitrary Avro schema under a subject with BACKWARD compatibility; returns its id. */
+  async registerSchema(subject: string, schema: object): Promise<number> {
+    try {
+      const { id } = await this.registry.register(
+        { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
+        { subject, compatibility: COMPATIBILITY.BACKWARD },
+      );
+      return id;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === undefined || status >= 500) {
+        throw new AppError('DEPENDENCY_UNAVAILABLE', `schema registry unavailable: ${describeError(err)}`, { cause: err });
+      }
+      throw new AppError('CONFIG_INVALID', `schema for ${subject} refused by the registry: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Validates against the contract (RECORD_INVALID naming the bad fields) and encodes in the Confluent wire format. */
+  async encode(topic: TopicSpec, value: unknown): Promise<Buffer> {
+    const bad = invalidPaths(topic.schema, value);
+    if (bad.length > 0) {
+      throw new AppError('RECORD_INVALID', `does not fit ${topic.schema} schema at: ${bad.join(', ')}`);
+    }
+    const id = await this.register(topic);
+    return this.registry.encode(id, value);
+  }
+
+  /** Decodes wire-format bytes into the topic's reader contract. */
+  async decode<T>(topic: TopicSpec, bytes: Buffer | null): Promise<T> {
+    if (!bytes || bytes.length === 0) throw new AppError('RECORD_UNDECODABLE', 'empty value (tombstone or no payload)');
+    if (bytes.length < 5 || bytes[0] !== 0) {
+      throw new AppError('RECORD_UNDECODABLE', 'not Confluent wire format: missing magic byte 0 and schema id');
+    }
+    const schemaId = bytes.readInt32BE(1);
+    let resolver: avro.Resolver | null;
+    try {
+      resolver = await this.resolverFor(topic.schema, schemaId);
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || status === 422) {
+        throw new AppError('RECORD_UNDECODABLE', `schema id ${schemaId} is unknown to the registry`, { cause: err });
+      }
+      if (err instanceof AppError) throw err;
+      throw new AppError('DEPENDENCY_UNAVAILABLE', `schema registry: ${describeError(err)}`, { cause: err });
+    }
+    try {
+      const reader = avroType(topic.schema);
+      return (resolver ? reader.fromBuffer(bytes.subarray(5), resolver) : reader.fromBuffer(bytes.subarray(5))) as T;
+    } catch (err) {
+      // avsc: truncated buffer, trailing bytes, invalid union index.
+      throw new AppError('RECORD_UNDECODABLE', `cannot decode with schema id ${schemaId}: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** A resolver from the writer's schema into our reader contract (null when they are the same), cached per id. */
+  private async resolverFor(name: SchemaName, schemaId: number): Promise<avro.Resolver | null> {
+    const key = `${name}/${schemaId}`;
+    const cached = this.resolvers.get(key);
+    if (cached !== undefined) return cached;
+    const writer = (await this.registry.getSchema(schemaId)) as unknown as avro.Type;
+    const reader = avroType(name);
+    let resolver: avro.Resolver | null;
+    try {
+      resolver = reader.equals(writer) ? null : reader.createResolver(writer);
+    } catch (err) {
+      throw new AppError('RECORD_UNDECODABLE', `writer schema ${schemaId} cannot be read as ${name}: ${describeError(err)}`);
+    }
+    this.resolvers.set(key, resolver);
+    return resolver;
+  }
+}
