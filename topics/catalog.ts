@@ -1,0 +1,149 @@
+import type { SchemaName } from '../schemas/catalog.js';
+
+const DAY_MS = 86_400_000;
+
+/** One Kafka topic as code. `npm run topics -- apply` makes the cluster match this. */
+export interface TopicSpec {
+  readonly name: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+  /** retention.ms; -1 keeps records forever (compacted topics keep the latest per key regardless). */
+  readonly retentionMs: number;
+  readonly cleanupPolicy: 'delete' | 'compact';
+  /** What the record key is: the entity whose state the record changes. */
+  readonly key: string;
+  /** Avro contract of the value, registered under `<name>-value` (TopicNameStrategy). */
+  readonly schema: SchemaName;
+  /** Where processors park records of this topic they cannot read or accept. */
+  readonly deadLetterTopic?: string;
+  readonly doc: string;
+}
+
+/** Logical names used in code; the physical name carries the deployment's TOPIC_PREFIX. */
+export type TopicId =
+  | 'transactionsRaw'
+  | 'clicksRaw'
+  | 'customerTransactions'
+  | 'customerClicks'
+  | 'identityLinks'
+  | 'identityMerges'
+  | 'customerScores';
+
+export type TopicCatalog = Readonly<Record<TopicId, TopicSpec>> & {
+  /** Every topic including the dead-letter topics, in apply order. */
+  readonly all: readonly TopicSpec[];
+};
+
+export interface CatalogOptions {
+  /** @default '' */
+  readonly prefix?: string;
+  /** @default 1 (the single-node local stack) */
+  readonly replicationFactor?: number;
+}
+
+/**
+ * The topic catalog. Partition counts suit the 2-core local stack; raise them per deployment before first use, since a
+ * keyed topic's partition count is part of its contract (state stores are keyed per partition).
+ */
+export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
+  const prefix = options.prefix ?? '';
+  const replicationFactor = options.replicationFactor ?? 1;
+  const raw = 'platform identity: <platform>:<platformCustomerId>, or <platform>:anon:<orderId|sessionId|deviceId>';
+  const specs: Record<TopicId, Omit<TopicSpec, 'replicationFactor' | 'name'> & { name: string }> = {
+    transactionsRaw: {
+      name: 'transactions.raw.v1',
+      partitions: 3,
+      retentionMs: 30 * DAY_MS,
+      cleanupPolicy: 'delete',
+      key: raw,
+      schema: 'transaction',
+      deadLetterTopic: 'transactions.raw.v1.dlq',
+      doc: 'Purchases and returns as platforms produce them',
+    },
+    clicksRaw: {
+      name: 'clicks.raw.v1',
+      partitions: 3,
+      retentionMs: 14 * DAY_MS,
+      cleanupPolicy: 'delete',
+      key: raw,
+      schema: 'behaviorEvent',
+      deadLetterTopic: 'clicks.raw.v1.dlq',
+      doc: 'Click-stream and identify events as platforms produce them',
+    },
+    customerTransactions: {
+      name: 'customer.transactions.v1',
+      partitions: 3,
+      retentionMs: 30 * DAY_MS,
+      cleanupPolicy: 'delete',
+      key: 'global customer id',
+      schema: 'transaction',
+      deadLetterTopic: 'customer.transactions.v1.dlq',
+      doc: 'Transactions re-keyed by the resolved global customer id',
+    },
+    customerClicks: {
+      name: 'customer.clicks.v1',
+      partitions: 3,
+      retentionMs: 14 * DAY_MS,
+      cleanupPolicy: 'delete',
+      key: 'global customer id',
+      schema: 'behaviorEvent',
+      deadLetterTopic: 'customer.clicks.v1.dlq',
+      doc: 'Behavior events re-keyed by the resolved global customer id',
+    },
+    identityLinks: {
+      name: 'identity.links.v1',
+      partitions: 3,
+      retentionMs: -1,
+      cleanupPolicy: 'compact',
+      key: 'platform identity: <platform>:<platformCustomerId>',
+      schema: 'identityLink',
+      doc: 'Current global customer of each platform identity (latest wins)',
+    },
+    identityMerges: {
+      name: 'identity.merges.v1',
+      partitions: 3,
+      retentionMs: -1, // downstream state rebuilt from scratch must see every merge
+      cleanupPolicy: 'delete',
+      key: 'surviving global customer id',
+      schema: 'identityMerge',
+      doc: 'Two global customers found to be one person',
+    },
+    customerScores: {
+      name: 'customer.scores.v1',
+      partitions: 3,
+      retentionMs: -1,
+      cleanupPolicy: 'compact',
+      key: 'global customer id',
+      schema: 'intentScore',
+      doc: 'Latest intent score per customer',
+    },
+  };
+  const withPrefix = (name: string) => `${prefix}${name}`;
+  const entries = Object.entries(specs).map(([id, s]) => {
+    const spec: TopicSpec = {
+      ...s,
+      name: withPrefix(s.name),
+      replicationFactor,
+      ...(s.deadLetterTopic ? { deadLetterTopic: withPrefix(s.deadLetterTopic) } : {}),
+    };
+    return [id, spec] as const;
+  });
+  const byId = Object.fromEntries(entries) as Record<TopicId, TopicSpec>;
+  const deadLetters: TopicSpec[] = entries.flatMap(([, s]) =>
+    s.deadLetterTopic
+      ? [
+          {
+            name: s.deadLetterTopic,
+            partitions: 1,
+            replicationFactor,
+            retentionMs: 90 * DAY_MS, // longer than any source: a fix can take a while
+            cleanupPolicy: 'delete' as const,
+            key: `the original record's key`,
+            schema: 'deadLetter' as const,
+            doc: `Records of ${s.name} a processor could not read or accept, with the reason`,
+          },
+        ]
+      : [],
+  );
+  return Object.freeze({ ...byId, all: Object.freeze([...entries.map(([, s]) => s), ...deadLetters]) });
+}
