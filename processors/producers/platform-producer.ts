@@ -1,0 +1,142 @@
+/**
+ * The library platforms use to publish events: schema- and rule-validated before anything is sent (a bad event fails
+ * the caller's promise with every problem named, instead of becoming a dead letter later), keyed by platform identity,
+ * batched (up to `maxBatchSize` records or `lingerMs`), over an idempotent producer so retries never duplicate.
+ */
+import type { Kafka, Message, Producer } from 'kafkajs';
+import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
+import { behaviorKey, behaviorProblems, transactionKey, transactionProblems } from '../../schemas/rules.js';
+import { topicCatalog, type TopicCatalog, type TopicSpec } from '../../topics/catalog.js';
+import type { Config } from '../runtime/config.js';
+import { AppError } from '../runtime/errors.js';
+import { createIdempotentProducer, createKafka } from '../runtime/kafka.js';
+import { EventSerde, invalidPaths } from '../runtime/serde.js';
+
+export interface PlatformProducerOptions {
+  /**
+   * 'full' checks the Avro contract and the semantic rules (schemas/rules.ts); 'schema' only the contract, for
+   * replaying real data whose anomalies should reach the processors and be dead-lettered with a reason.
+   * @default 'full'
+   */
+  readonly validation?: 'full' | 'schema';
+  /** @default 500 */
+  readonly maxBatchSize?: number;
+  /** How long a record may wait for its batch to fill. @default 20 */
+  readonly lingerMs?: number;
+  /** Injected for tests and tools that already hold clients. */
+  readonly kafka?: Kafka;
+  readonly serde?: EventSerde;
+  readonly topics?: TopicCatalog;
+}
+
+interface Pending {
+  readonly topic: string;
+  readonly message: Message;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+export class PlatformProducer {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> = Promise.resolve();
+  private readonly maxBatchSize: number;
+  private readonly lingerMs: number;
+  private readonly validation: 'full' | 'schema';
+
+  private constructor(
+    private readonly producer: Producer,
+    private readonly serde: EventSerde,
+    readonly topics: TopicCatalog,
+    private readonly config: Config,
+    options: PlatformProducerOptions,
+  ) {
+    this.maxBatchSize = options.maxBatchSize ?? 500;
+    this.lingerMs = options.lingerMs ?? 20;
+    this.validation = options.validation ?? 'full';
+  }
+
+  /** Connects an idempotent producer and registers the raw topics' contracts. */
+  static async connect(config: Config, options: PlatformProducerOptions = {}): Promise<PlatformProducer> {
+    const topics =
+      options.topics ??
+      topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR });
+    const serde = options.serde ?? EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
+    await serde.register(topics.transactionsRaw);
+    await serde.register(topics.clicksRaw);
+    const producer = createIdempotentProducer(options.kafka ?? createKafka(config, `${config.KAFKA_CLIENT_ID}-platform`));
+    await producer.connect();
+    return new PlatformProducer(producer, serde, topics, config, options);
+  }
+
+  /** Publishes a transaction; resolves once the broker has acknowledged it (acks=all). */
+  async sendTransaction(tx: Transaction): Promise<void> {
+    this.check(this.topics.transactionsRaw, tx, () => transactionProblems(tx, this.ruleOptions()));
+    await this.enqueue(this.topics.transactionsRaw, transactionKey(tx), tx);
+  }
+
+  /** Publishes a behavior event; resolves once acknowledged. */
+  async sendBehavior(ev: BehaviorEvent): Promise<void> {
+    this.check(this.topics.clicksRaw, ev, () => behaviorProblems(ev, this.ruleOptions()));
+    await this.enqueue(this.topics.clicksRaw, behaviorKey(ev), ev);
+  }
+
+  /** Sends whatever is queued and waits for every acknowledgement. */
+  async flush(): Promise<void> {
+    this.startFlush();
+    await this.inFlight;
+  }
+
+  async disconnect(): Promise<void> {
+    await this.flush();
+    await this.producer.disconnect();
+  }
+
+  private ruleOptions() {
+    return { nowMs: Date.now(), maxFutureMs: this.config.EVENT_MAX_FUTURE_MS };
+  }
+
+  private check(topic: TopicSpec, value: unknown, rules: () => string[]): void {
+    const bad = invalidPaths(topic.schema, value);
+    if (bad.length > 0) throw new AppError('RECORD_INVALID', `does not fit the ${topic.schema} schema at: ${bad.join(', ')}`);
+    if (this.validation === 'full') {
+      const problems = rules();
+      if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
+    }
+  }
+
+  private async enqueue(topic: TopicSpec, key: string, value: unknown): Promise<void> {
+    const encoded = await this.serde.encode(topic, value);
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ topic: topic.name, message: { key, value: encoded }, resolve, reject });
+      if (this.queue.length >= this.maxBatchSize) this.startFlush();
+      else this.timer ??= setTimeout(() => this.startFlush(), this.lingerMs);
+    });
+  }
+
+  /** Takes the queue as one batch and chains its send after the previous one, so batches stay in order. */
+  private startFlush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    this.inFlight = this.inFlight.then(async () => {
+      const byTopic = new Map<string, Message[]>();
+      for (const p of batch) {
+        const messages = byTopic.get(p.topic);
+        if (messages) messages.push(p.message);
+        else byTopic.set(p.topic, [p.message]);
+      }
+      try {
+        await this.producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        });
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    });
+  }
+}
