@@ -1,0 +1,32 @@
+/** Entrypoint: `npm run start:warehouse-sink`. Runs until SIGTERM/SIGINT, then flushes and exits. */
+import { topicCatalog } from '../../topics/catalog.js';
+import { createClickHouse } from '../runtime/clickhouse.js';
+import { loadConfig } from '../runtime/config.js';
+import { createKafka } from '../runtime/kafka.js';
+import { createLogger } from '../runtime/log.js';
+import { createMetrics, serveMetrics } from '../runtime/metrics.js';
+import { EventSerde } from '../runtime/serde.js';
+import { onShutdown } from '../runtime/shutdown.js';
+import { PROCESSOR, WarehouseSink } from './processor.js';
+
+const config = loadConfig();
+const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
+const metrics = createMetrics(true);
+const clickhouse = createClickHouse(config);
+const sink = new WarehouseSink({
+  config,
+  kafka: createKafka(config, `${config.KAFKA_CLIENT_ID}-${PROCESSOR}`),
+  serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
+  clickhouse,
+  topics: topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR }),
+  log,
+  metrics,
+});
+const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+onShutdown(log, async () => {
+  await sink.stop();
+  await clickhouse.close();
+  server?.close();
+});
+await sink.start();
+log.info('started', { metricsPort: config.METRICS_PORT || null });

@@ -1,0 +1,291 @@
+// Warehouse sink: consumes the raw, identity, score and dead-letter topics; keeps a bounded in-memory row buffer;
+// emits batched inserts into the ClickHouse star schema, committing offsets only after ClickHouse has the rows.
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type {
+  BehaviorEvent,
+  DeadLetter,
+  IdentityLink,
+  IdentityMerge,
+  IntentScore,
+  Transaction,
+} from '../../schemas/generated/types.js';
+import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
+import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
+import { isTransientClickHouseError } from '../runtime/clickhouse.js';
+import type { Config } from '../runtime/config.js';
+import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
+import { AppError, describeError, dispositionOf } from '../runtime/errors.js';
+import { createIdempotentProducer } from '../runtime/kafka.js';
+import type { Logger } from '../runtime/log.js';
+import type { ProcessorMetrics } from '../runtime/metrics.js';
+import type { EventSerde } from '../runtime/serde.js';
+import {
+  behaviorRows,
+  deadLetterRows,
+  dimensionKey,
+  identityLinkRows,
+  identityMergeRows,
+  intentScoreRows,
+  sinkTables,
+  transactionRows,
+  type Row,
+  type RowSet,
+  type SinkTable,
+  type Source,
+} from './logic.js';
+
+export const PROCESSOR = 'warehouse-sink';
+
+/** How the sink maps each topic it reads; `check` returns domain problems (a non-empty list dead-letters). */
+interface Route {
+  readonly spec: TopicSpec;
+  readonly rows: (value: never, source: Source, nowMs: number) => RowSet;
+  readonly check?: (value: never, nowMs: number) => string[];
+}
+
+export interface WarehouseSinkDeps {
+  readonly config: Config;
+  readonly kafka: Kafka;
+  readonly serde: EventSerde;
+  readonly clickhouse: ClickHouseClient;
+  readonly topics: TopicCatalog;
+  readonly log: Logger;
+  readonly metrics: ProcessorMetrics;
+  /** @default 'warehouse-sink' (+ TOPIC_PREFIX); tests pass their own. */
+  readonly groupId?: string;
+  /** Give up retrying an unreachable ClickHouse after this long and crash (kafkajs restarts the consumer). @default 300_000 */
+  readonly maxRetryMs?: number;
+}
+
+export class WarehouseSink {
+  private readonly routes: ReadonlyMap<string, Route>;
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly deadLetters: DeadLetterPublisher;
+  private buffer = new Map<SinkTable, Row[]>();
+  private bufferedRows = 0;
+  private oldestBufferedAt = 0;
+  /** Highest processed offset per `topic\u0000partition`, committed after the next successful flush. */
+  private pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
+  private lock: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: WarehouseSinkDeps) {
+    const { topics, config } = deps;
+    const routes: Route[] = [
+      {
+        spec: topics.transactionsRaw,
+        rows: transactionRows as Route['rows'],
+        check: ((tx: Transaction, nowMs: number) =>
+          transactionProblems(tx, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })) as Route['check'],
+      },
+      {
+        spec: topics.clicksRaw,
+        rows: behaviorRows as Route['rows'],
+        check: ((ev: BehaviorEvent, nowMs: number) =>
+          behaviorProblems(ev, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })) as Route['check'],
+      },
+      { spec: topics.identityLinks, rows: ((l: IdentityLink) => identityLinkRows(l)) as Route['rows'] },
+      { spec: topics.identityMerges, rows: ((m: IdentityMerge) => identityMergeRows(m)) as Route['rows'] },
+      { spec: topics.customerScores, rows: ((s: IntentScore) => intentScoreRows(s)) as Route['rows'] },
+    ];
+    // Every dead-letter topic is warehoused too, so analysts see what was refused and why.
+    for (const dlq of topics.all.filter((t) => t.schema === 'deadLetter')) {
+      routes.push({ spec: dlq, rows: ((d: DeadLetter) => deadLetterRows(d)) as Route['rows'] });
+    }
+    this.routes = new Map(routes.map((r) => [r.spec.name, r]));
+    const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
+    this.consumer = deps.kafka.consumer({ groupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 << 20 });
+    this.producer = createIdempotentProducer(deps.kafka);
+    const dlqByTopic = new Map<string, TopicSpec>();
+    for (const t of topics.all) {
+      const dlq = topics.all.find((d) => d.name === t.deadLetterTopic);
+      if (dlq) dlqByTopic.set(t.name, dlq);
+    }
+    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlqByTopic);
+  }
+
+  /** Connects, subscribes from the earliest retained record, and starts consuming in the background. */
+  async start(): Promise<void> {
+    await this.producer.connect();
+    await this.consumer.connect();
+    for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
+    const { GROUP_JOIN } = this.consumer.events;
+    this.consumer.on(GROUP_JOIN, ({ payload }) => {
+      // Offsets of partitions we no longer own must not be committed by us (the new owner re-reads; the rows we
+      // already inserted are deduplicated by event id).
+      const owned = new Set(
+        Object.entries(payload.memberAssignment).flatMap(([t, parts]) => parts.map((p) => `${t}\u0000${p}`)),
+      );
+      for (const key of [...this.pendingOffsets.keys()]) if (!owned.has(key)) this.pendingOffsets.delete(key);
+    });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    const tick = Math.max(50, Math.floor(this.deps.config.SINK_MAX_WAIT_MS / 2));
+    this.timer = setInterval(() => {
+      if (this.bufferedRows > 0 && Date.now() - this.oldestBufferedAt >= this.deps.config.SINK_MAX_WAIT_MS) {
+        this.flush().catch((err: unknown) => {
+          this.deps.log.error('timed flush failed', { error: describeError(err) });
+        });
+      }
+    }, tick);
+  }
+
+  /** Flushes what is buffered, then disconnects. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.consumer.stop();
+    await this.flush().catch((err: unknown) => {
+      this.deps.log.warn('final flush failed; the rows will be re-read on restart', { error: describeError(err) });
+    });
+    await this.consumer.disconnect();
+    await this.producer.disconnect();
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const started = process.hrtime.bigint();
+    const route = this.routes.get(batch.topic);
+    if (!route) throw new Error(`no route for ${batch.topic}`);
+    const failed: FailedRecord[] = [];
+    const sets: RowSet[] = [];
+    const nowMs = Date.now();
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      const source: Source = { topic: batch.topic, partition: batch.partition, offset: message.offset };
+      try {
+        const value = await this.deps.serde.decode<never>(route.spec, message.value);
+        const problems = route.check?.(value, nowMs) ?? [];
+        if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
+        sets.push(route.rows(value, source, nowMs));
+        this.deps.metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' });
+      } catch (err) {
+        if (dispositionOf(err) !== 'dead-letter') throw err; // retry/crash: kafkajs restarts from the last commit
+        failed.push({
+          topic: batch.topic,
+          partition: batch.partition,
+          message,
+          code: (err as AppError).code,
+          reason: describeError(err),
+        });
+        this.deps.metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' });
+      }
+    }
+    const last = batch.messages.at(-1);
+    if (!last || !isRunning() || isStale()) return;
+    // Dead letters first (acks=all), so an offset never moves past a record that is neither stored nor parked.
+    await this.deadLetters.publish(failed);
+    await this.withLock(() => {
+      for (const set of sets) this.add(set);
+      this.pendingOffsets.set(`${batch.topic}\u0000${batch.partition}`, {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: last.offset,
+      });
+      return Promise.resolve();
+    });
+    // Moves the fetch position on; nothing is committed until the rows are in ClickHouse (autoCommit is off).
+    resolveOffset(last.offset);
+    if (this.bufferedRows >= this.deps.config.SINK_MAX_ROWS) await this.flush(heartbeat);
+    await heartbeat();
+    this.deps.metrics.batchDuration.observe(
+      { processor: PROCESSOR },
+      Number(process.hrtime.bigint() - started) / 1e9,
+    );
+  }
+
+  private add(set: RowSet): void {
+    if (this.bufferedRows === 0) this.oldestBufferedAt = Date.now();
+    for (const [table, rows] of Object.entries(set) as [SinkTable, Row[]][]) {
+      const list = this.buffer.get(table);
+      if (list) list.push(...rows);
+      else this.buffer.set(table, [...rows]);
+      this.bufferedRows += rows.length;
+    }
+    this.deps.metrics.sinkBufferedRows.set({ processor: PROCESSOR }, this.bufferedRows);
+  }
+
+  /** Serializes buffer mutations and flushes (the timer and batches both flush). */
+  private withLock(fn: () => Promise<void>): Promise<void> {
+    const run = this.lock.then(fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Inserts everything buffered (dimensions first), retrying transient ClickHouse failures with capped exponential
+   * backoff, then commits the offsets the rows came from. A failure leaves the buffer and offsets in place.
+   */
+  flush(heartbeat?: () => Promise<void>): Promise<void> {
+    return this.withLock(async () => {
+      if (this.bufferedRows === 0 && this.pendingOffsets.size === 0) return;
+      const started = process.hrtime.bigint();
+      const buffer = this.buffer;
+      const offsets = [...this.pendingOffsets.values()];
+      for (const table of sinkTables) {
+        const rows = buffer.get(table);
+        if (!rows || rows.length === 0) continue;
+        const keyOf = dimensionKey[table];
+        const unique = keyOf ? newestPerKey(rows, keyOf) : rows;
+        await this.insertWithRetry(table, unique, heartbeat);
+        buffer.delete(table); // inserted: a retry of a later table must not insert this one again
+        this.deps.metrics.sinkRows.inc({ table }, unique.length);
+      }
+      this.bufferedRows = 0;
+      this.deps.metrics.sinkBufferedRows.set({ processor: PROCESSOR }, 0);
+      if (offsets.length > 0) {
+        try {
+          await this.consumer.commitOffsets(
+            offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: (BigInt(o.offset) + 1n).toString() })),
+          );
+          for (const o of offsets) {
+            const key = `${o.topic}\u0000${o.partition}`;
+            if (this.pendingOffsets.get(key)?.offset === o.offset) this.pendingOffsets.delete(key);
+          }
+        } catch (err) {
+          // A rebalance between insert and commit: the next owner re-reads and re-inserts; event ids deduplicate.
+          this.deps.log.warn('offset commit failed after insert', { error: describeError(err) });
+        }
+      }
+      this.deps.metrics.sinkFlushDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+  }
+
+  private async insertWithRetry(table: SinkTable, rows: Row[], heartbeat?: () => Promise<void>): Promise<void> {
+    const deadline = Date.now() + (this.deps.maxRetryMs ?? 300_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.deps.clickhouse.insert({ table, values: rows, format: 'JSONEachRow' });
+        return;
+      } catch (err) {
+        if (!isTransientClickHouseError(err)) throw err; // a schema or type error is a bug: crash loudly
+        if (Date.now() > deadline || this.stopped) {
+          throw new AppError('DEPENDENCY_UNAVAILABLE', `ClickHouse insert into ${table} kept failing`, { cause: err });
+        }
+        this.deps.metrics.retries.inc({ processor: PROCESSOR, dependency: 'clickhouse' });
+        const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        this.deps.log.warn('ClickHouse unavailable; retrying', { table, attempt, waitMs, error: describeError(err) });
+        await new Promise((r) => setTimeout(r, waitMs));
+        // Keep group membership while we wait, so the outage does not also cause a rebalance storm.
+        await heartbeat?.().catch(() => undefined);
+      }
+    }
+  }
+}
+
+function newestPerKey(rows: Row[], keyOf: (r: Row) => string): Row[] {
+  const newest = new Map<string, Row>();
+  for (const r of rows) {
+    const k = keyOf(r);
+    const prev = newest.get(k);
+    if (!prev || Number(r['version']) >= Number(prev['version'])) newest.set(k, r);
+  }
+  return [...newest.values()];
+}
