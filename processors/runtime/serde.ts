@@ -40,11 +40,15 @@ export class EventSerde {
   private readonly ids = new Map<string, number>();
   private readonly resolvers = new Map<string, avro.Resolver | null>();
 
-  constructor(readonly registry: SchemaRegistry) {}
+  constructor(
+    readonly registry: SchemaRegistry,
+    /** Base URL, for the calls the client library does not offer. */
+    private readonly url?: string,
+  ) {}
 
   /** A serde talking to the registry at `url` (for Apicurio: `http://host:port/apis/ccompat/v7`). */
   static forUrl(url: string): EventSerde {
-    return new EventSerde(new SchemaRegistry({ host: url, clientId: 'patternos' }, { [SchemaType.AVRO]: {} }));
+    return new EventSerde(new SchemaRegistry({ host: url, clientId: 'patternos' }, { [SchemaType.AVRO]: {} }), url);
   }
 
   /**
@@ -61,12 +65,22 @@ export class EventSerde {
 
   /** Registers an arbitrary Avro schema under a subject with BACKWARD compatibility; returns its id. */
   async registerSchema(subject: string, schema: object): Promise<number> {
-    try {
-      const { id } = await this.registry.register(
+    const register = () =>
+      this.registry.register(
         { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
         { subject, compatibility: COMPATIBILITY.BACKWARD },
       );
-      return id;
+    try {
+      try {
+        return (await register()).id;
+      } catch (err) {
+        // Apicurio answers GET /config/<subject> with NONE (Confluent: 404) for a subject that exists without a rule
+        // of its own, and the client then refuses to register. Give the subject its BACKWARD rule and try once more.
+        // (The library does not export its error classes; they carry their class name.)
+        if (!(err instanceof Error && err.name === 'ConfluentSchemaRegistryCompatibilityError') || !this.url) throw err;
+        await this.setCompatibility(subject, 'BACKWARD');
+        return (await register()).id;
+      }
     } catch (err) {
       const status = statusOf(err);
       if (status === undefined || status >= 500) {
@@ -76,6 +90,16 @@ export class EventSerde {
         cause: err,
       });
     }
+  }
+
+  /** Sets a subject's compatibility rule through the Confluent API (`PUT /config/<subject>`). */
+  async setCompatibility(subject: string, level: 'BACKWARD' | 'NONE'): Promise<void> {
+    const res = await fetch(`${this.url}/config/${encodeURIComponent(subject)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ compatibility: level }),
+    });
+    if (!res.ok) throw new Error(`PUT /config/${subject}: HTTP ${res.status} ${await res.text()}`);
   }
 
   /** Validates against the contract (RECORD_INVALID naming the bad fields) and encodes in the Confluent wire format. */
