@@ -28,7 +28,7 @@ async function dockerAvailable(): Promise<boolean> {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const env = process.env;
   const configured = ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'REDIS_URL', 'CLICKHOUSE_URL'].every((k) => env[k]);
-  let teardown = async () => undefined as void;
+  let teardown: () => Promise<void> = () => Promise.resolve();
   let endpoints: StackEndpoints;
   if (!configured && (await dockerAvailable())) {
     const docker = await startDockerStack();

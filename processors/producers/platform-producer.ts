@@ -110,7 +110,7 @@ export class PlatformProducer {
     await new Promise<void>((resolve, reject) => {
       this.queue.push({ topic: topic.name, message: { key, value: encoded }, resolve, reject });
       if (this.queue.length >= this.maxBatchSize) this.startFlush();
-      else this.timer ??= setTimeout(() => this.startFlush(), this.lingerMs);
+      else this.timer ??= setTimeout(() => { this.startFlush(); }, this.lingerMs);
     });
   }
 

@@ -77,23 +77,23 @@ export class WarehouseSink {
     const routes: Route[] = [
       {
         spec: topics.transactionsRaw,
-        rows: transactionRows as Route['rows'],
+        rows: transactionRows,
         check: ((tx: Transaction, nowMs: number) =>
-          transactionProblems(tx, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })) as Route['check'],
+          transactionProblems(tx, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })),
       },
       {
         spec: topics.clicksRaw,
-        rows: behaviorRows as Route['rows'],
+        rows: behaviorRows,
         check: ((ev: BehaviorEvent, nowMs: number) =>
-          behaviorProblems(ev, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })) as Route['check'],
+          behaviorProblems(ev, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })),
       },
-      { spec: topics.identityLinks, rows: ((l: IdentityLink) => identityLinkRows(l)) as Route['rows'] },
-      { spec: topics.identityMerges, rows: ((m: IdentityMerge) => identityMergeRows(m)) as Route['rows'] },
-      { spec: topics.customerScores, rows: ((s: IntentScore) => intentScoreRows(s)) as Route['rows'] },
+      { spec: topics.identityLinks, rows: ((l: IdentityLink) => identityLinkRows(l)) },
+      { spec: topics.identityMerges, rows: ((m: IdentityMerge) => identityMergeRows(m)) },
+      { spec: topics.customerScores, rows: ((s: IntentScore) => intentScoreRows(s)) },
     ];
     // Every dead-letter topic is warehoused too, so analysts see what was refused and why.
     for (const dlq of topics.all.filter((t) => t.schema === 'deadLetter')) {
-      routes.push({ spec: dlq, rows: ((d: DeadLetter) => deadLetterRows(d)) as Route['rows'] });
+      routes.push({ spec: dlq, rows: ((d: DeadLetter) => deadLetterRows(d)) });
     }
     this.routes = new Map(routes.map((r) => [r.spec.name, r]));
     const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
@@ -150,7 +150,9 @@ export class WarehouseSink {
     await this.producer.disconnect();
   }
 
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async onBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const isLive = () => payload.isRunning() && !payload.isStale();
     const started = process.hrtime.bigint();
     const route = this.routes.get(batch.topic);
     if (!route) throw new Error(`no route for ${batch.topic}`);
@@ -158,7 +160,7 @@ export class WarehouseSink {
     const sets: RowSet[] = [];
     const nowMs = Date.now();
     for (const message of batch.messages) {
-      if (!isRunning() || isStale()) break;
+      if (!isLive()) break;
       const source: Source = { topic: batch.topic, partition: batch.partition, offset: message.offset };
       try {
         const value = await this.deps.serde.decode<never>(route.spec, message.value);
@@ -179,7 +181,7 @@ export class WarehouseSink {
       }
     }
     const last = batch.messages.at(-1);
-    if (!last || !isRunning() || isStale()) return;
+    if (!last || !isLive()) return;
     // Dead letters first (acks=all), so an offset never moves past a record that is neither stored nor parked.
     await this.deadLetters.publish(failed);
     await this.withLock(() => {
@@ -192,9 +194,9 @@ export class WarehouseSink {
       return Promise.resolve();
     });
     // Moves the fetch position on; nothing is committed until the rows are in ClickHouse (autoCommit is off).
-    resolveOffset(last.offset);
-    if (this.bufferedRows >= this.deps.config.SINK_MAX_ROWS) await this.flush(heartbeat);
-    await heartbeat();
+    payload.resolveOffset(last.offset);
+    if (this.bufferedRows >= this.deps.config.SINK_MAX_ROWS) await this.flush(() => payload.heartbeat());
+    await payload.heartbeat();
     this.deps.metrics.batchDuration.observe(
       { processor: PROCESSOR },
       Number(process.hrtime.bigint() - started) / 1e9,

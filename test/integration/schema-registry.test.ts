@@ -39,7 +39,7 @@ describe('schema registry', () => {
     const v2 = { ...v1, fields: [...fields, { name: 'channel', type: ['null', 'string'], default: null }] };
     expect(await ctx.serde.registerSchema(subject, v2)).toBeGreaterThan(0);
     // New required field without a default: records written with v2 could not be read. BACKWARD must refuse it.
-    const v3 = { ...v2, fields: [...(v2.fields as object[]), { name: 'loyaltyTier', type: 'string' }] };
+    const v3 = { ...v2, fields: [...(v2.fields), { name: 'loyaltyTier', type: 'string' }] };
     const refused = await ctx.serde.registerSchema(subject, v3).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(AppError);
     expect((refused as AppError).code).toBe('CONFIG_INVALID');
