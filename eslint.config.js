@@ -1,12 +1,15 @@
 // Lint: typescript-eslint strictTypeChecked (../STYLE §8). Pure logic files may not import I/O libraries, so they stay
 // replayable and testable without services.
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['node_modules/', '.stack/', 'out/', 'dist/', 'training/', 'schemas/generated/'] },
   ...tseslint.configs.strictTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] } } },
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'test/ensure-deps.mjs'] } },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
@@ -28,7 +31,10 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['node:*'], message: 'logic is pure: no I/O' },
-            { group: ['kafkajs', 'ioredis', '@clickhouse/client', 'onnxruntime-node'], message: 'logic is pure: no I/O' },
+            {
+              group: ['kafkajs', 'ioredis', '@clickhouse/client', 'onnxruntime-node'],
+              message: 'logic is pure: no I/O',
+            },
           ],
         },
       ],

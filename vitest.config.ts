@@ -8,12 +8,14 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 }, // pure tests first: a broken contract fails fast, before services start
           include: ['processors/**/*.test.ts', 'topics/**/*.test.ts', 'schemas/**/*.test.ts', 'test/unit/**/*.test.ts'],
         },
       },
       {
         test: {
           name: 'integration',
+          sequence: { groupOrder: 1 },
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/global-setup.ts'],
           testTimeout: 120_000,

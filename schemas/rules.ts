@@ -38,14 +38,17 @@ function checkCommon(
   if (!Number.isSafeInteger(e.eventTimeMs) || e.eventTimeMs < MIN_EVENT_TIME_MS) {
     problems.push(`eventTimeMs ${e.eventTimeMs} is before 2000-01-01: not an epoch-millisecond timestamp`);
   } else if (e.eventTimeMs > maxFuture) {
-    problems.push(`eventTimeMs ${new Date(e.eventTimeMs).toISOString()} is in the future (now ${new Date(options.nowMs).toISOString()})`);
+    problems.push(
+      `eventTimeMs ${new Date(e.eventTimeMs).toISOString()} is in the future (now ${new Date(options.nowMs).toISOString()})`,
+    );
   }
 }
 
 /** Every string field of a (nested) event at most MAX_STRING_LENGTH characters. */
 function checkStringLengths(value: unknown, path: string, problems: string[]): void {
   if (typeof value === 'string') {
-    if (value.length > MAX_STRING_LENGTH) problems.push(`${path} is ${value.length} characters (max ${MAX_STRING_LENGTH})`);
+    if (value.length > MAX_STRING_LENGTH)
+      problems.push(`${path} is ${value.length} characters (max ${MAX_STRING_LENGTH})`);
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => {
       checkStringLengths(v, `${path}[${i}]`, problems);
@@ -63,7 +66,10 @@ function checkIdentity(identity: IdentityAttributes | null, problems: string[]):
       problems.push(`identity.${field} must be a salted SHA-256 (64 lowercase hex); raw values must never be sent`);
     }
   }
-  if (identity.birthDate !== null && (!ISO_DATE.test(identity.birthDate) || Number.isNaN(Date.parse(identity.birthDate)))) {
+  if (
+    identity.birthDate !== null &&
+    (!ISO_DATE.test(identity.birthDate) || Number.isNaN(Date.parse(identity.birthDate)))
+  ) {
     problems.push(`identity.birthDate "${identity.birthDate.slice(0, 40)}" is not an ISO date YYYY-MM-DD`);
   }
 }
@@ -92,7 +98,8 @@ export function transactionProblems(tx: Transaction, options: RuleOptions): stri
     if (line.unitPriceMinor < 0) problems.push(`lineItems[${i}].unitPriceMinor ${line.unitPriceMinor} is negative`);
   });
   if (tx.kind === 'RETURN' && tx.totalMinor > 0) problems.push(`totalMinor ${tx.totalMinor} must be <= 0 in a RETURN`);
-  if (tx.kind === 'PURCHASE' && tx.totalMinor < 0) problems.push(`totalMinor ${tx.totalMinor} must be >= 0 in a PURCHASE`);
+  if (tx.kind === 'PURCHASE' && tx.totalMinor < 0)
+    problems.push(`totalMinor ${tx.totalMinor} must be >= 0 in a PURCHASE`);
   checkIdentity(tx.identity, problems);
   return problems;
 }

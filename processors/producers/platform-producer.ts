@@ -64,7 +64,9 @@ export class PlatformProducer {
     const serde = options.serde ?? EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
     await serde.register(topics.transactionsRaw);
     await serde.register(topics.clicksRaw);
-    const producer = createIdempotentProducer(options.kafka ?? createKafka(config, `${config.KAFKA_CLIENT_ID}-platform`));
+    const producer = createIdempotentProducer(
+      options.kafka ?? createKafka(config, `${config.KAFKA_CLIENT_ID}-platform`),
+    );
     await producer.connect();
     return new PlatformProducer(producer, serde, topics, config, options);
   }
@@ -98,7 +100,8 @@ export class PlatformProducer {
 
   private check(topic: TopicSpec, value: unknown, rules: () => string[]): void {
     const bad = invalidPaths(topic.schema, value);
-    if (bad.length > 0) throw new AppError('RECORD_INVALID', `does not fit the ${topic.schema} schema at: ${bad.join(', ')}`);
+    if (bad.length > 0)
+      throw new AppError('RECORD_INVALID', `does not fit the ${topic.schema} schema at: ${bad.join(', ')}`);
     if (this.validation === 'full') {
       const problems = rules();
       if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
@@ -110,7 +113,10 @@ export class PlatformProducer {
     await new Promise<void>((resolve, reject) => {
       this.queue.push({ topic: topic.name, message: { key, value: encoded }, resolve, reject });
       if (this.queue.length >= this.maxBatchSize) this.startFlush();
-      else this.timer ??= setTimeout(() => { this.startFlush(); }, this.lingerMs);
+      else
+        this.timer ??= setTimeout(() => {
+          this.startFlush();
+        }, this.lingerMs);
     });
   }
 

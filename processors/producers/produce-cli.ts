@@ -60,7 +60,9 @@ async function main(argv: string[]): Promise<number> {
   await Promise.all(window);
   await producer.disconnect();
   const seconds = (Date.now() - started) / 1000;
-  console.log(`${sent} sent, ${failed} refused, ${seconds.toFixed(1)} s (${Math.round(sent / Math.max(seconds, 0.001))} events/s)`);
+  console.log(
+    `${sent} sent, ${failed} refused, ${seconds.toFixed(1)} s (${Math.round(sent / Math.max(seconds, 0.001))} events/s)`,
+  );
   return failed > 0 ? 1 : 0;
 }
 

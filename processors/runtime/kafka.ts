@@ -1,5 +1,5 @@
 /** The one place that builds kafkajs clients, so every processor shares retry, logging and idempotence settings. */
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
 import type { Config } from './config.js';
 import { createLogger } from './log.js';
 
@@ -17,6 +17,12 @@ export function createKafka(config: Config, clientId = config.KAFKA_CLIENT_ID): 
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
         const fields = rest as Record<string, unknown>;
+        // Bounded retries on the idempotent producer are deliberate: a send that still fails rejects the caller's
+        // promise (nothing is acknowledged that was not written), and event ids make a whole-batch resend harmless.
+        if (message.startsWith('Limiting retries for the idempotent producer')) {
+          log.debug(message, fields);
+          return;
+        }
         if (level <= logLevel.ERROR) log.error(message, fields);
         else if (level === logLevel.WARN) log.warn(message, fields);
         else log.debug(message, fields);
@@ -30,5 +36,11 @@ export function createKafka(config: Config, clientId = config.KAFKA_CLIENT_ID): 
  * send never duplicates or reorders records within a partition.
  */
 export function createIdempotentProducer(kafka: Kafka): Producer {
-  return kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    // The murmur2 partitioner of the Java client: a key lands on the same partition whichever client produced it.
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
 }

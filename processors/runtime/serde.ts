@@ -84,7 +84,9 @@ export class EventSerde {
     } catch (err) {
       const status = statusOf(err);
       if (status === undefined || status >= 500) {
-        throw new AppError('DEPENDENCY_UNAVAILABLE', `schema registry unavailable: ${describeError(err)}`, { cause: err });
+        throw new AppError('DEPENDENCY_UNAVAILABLE', `schema registry unavailable: ${describeError(err)}`, {
+          cause: err,
+        });
       }
       throw new AppError('CONFIG_INVALID', `schema for ${subject} refused by the registry: ${describeError(err)}`, {
         cause: err,
@@ -152,7 +154,10 @@ export class EventSerde {
     try {
       resolver = reader.equals(writer) ? null : reader.createResolver(writer);
     } catch (err) {
-      throw new AppError('RECORD_UNDECODABLE', `writer schema ${schemaId} cannot be read as ${name}: ${describeError(err)}`);
+      throw new AppError(
+        'RECORD_UNDECODABLE',
+        `writer schema ${schemaId} cannot be read as ${name}: ${describeError(err)}`,
+      );
     }
     this.resolvers.set(key, resolver);
     return resolver;

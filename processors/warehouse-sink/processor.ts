@@ -78,22 +78,22 @@ export class WarehouseSink {
       {
         spec: topics.transactionsRaw,
         rows: transactionRows,
-        check: ((tx: Transaction, nowMs: number) =>
-          transactionProblems(tx, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })),
+        check: (tx: Transaction, nowMs: number) =>
+          transactionProblems(tx, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS }),
       },
       {
         spec: topics.clicksRaw,
         rows: behaviorRows,
-        check: ((ev: BehaviorEvent, nowMs: number) =>
-          behaviorProblems(ev, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS })),
+        check: (ev: BehaviorEvent, nowMs: number) =>
+          behaviorProblems(ev, { nowMs, maxFutureMs: config.EVENT_MAX_FUTURE_MS }),
       },
-      { spec: topics.identityLinks, rows: ((l: IdentityLink) => identityLinkRows(l)) },
-      { spec: topics.identityMerges, rows: ((m: IdentityMerge) => identityMergeRows(m)) },
-      { spec: topics.customerScores, rows: ((s: IntentScore) => intentScoreRows(s)) },
+      { spec: topics.identityLinks, rows: (l: IdentityLink) => identityLinkRows(l) },
+      { spec: topics.identityMerges, rows: (m: IdentityMerge) => identityMergeRows(m) },
+      { spec: topics.customerScores, rows: (s: IntentScore) => intentScoreRows(s) },
     ];
     // Every dead-letter topic is warehoused too, so analysts see what was refused and why.
     for (const dlq of topics.all.filter((t) => t.schema === 'deadLetter')) {
-      routes.push({ spec: dlq, rows: ((d: DeadLetter) => deadLetterRows(d)) });
+      routes.push({ spec: dlq, rows: (d: DeadLetter) => deadLetterRows(d) });
     }
     this.routes = new Map(routes.map((r) => [r.spec.name, r]));
     const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
@@ -197,10 +197,7 @@ export class WarehouseSink {
     payload.resolveOffset(last.offset);
     if (this.bufferedRows >= this.deps.config.SINK_MAX_ROWS) await this.flush(() => payload.heartbeat());
     await payload.heartbeat();
-    this.deps.metrics.batchDuration.observe(
-      { processor: PROCESSOR },
-      Number(process.hrtime.bigint() - started) / 1e9,
-    );
+    this.deps.metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   private add(set: RowSet): void {
@@ -245,7 +242,11 @@ export class WarehouseSink {
       if (offsets.length > 0) {
         try {
           await this.consumer.commitOffsets(
-            offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: (BigInt(o.offset) + 1n).toString() })),
+            offsets.map((o) => ({
+              topic: o.topic,
+              partition: o.partition,
+              offset: (BigInt(o.offset) + 1n).toString(),
+            })),
           );
           for (const o of offsets) {
             const key = `${o.topic}\u0000${o.partition}`;
@@ -256,7 +257,10 @@ export class WarehouseSink {
           this.deps.log.warn('offset commit failed after insert', { error: describeError(err) });
         }
       }
-      this.deps.metrics.sinkFlushDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
+      this.deps.metrics.sinkFlushDuration.observe(
+        { processor: PROCESSOR },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
     });
   }
 

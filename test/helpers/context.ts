@@ -63,7 +63,9 @@ export async function createTestContext(
       if (options.topics) await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
       await admin.disconnect();
       if (options.warehouse) {
-        await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${config.CLICKHOUSE_DATABASE}` }).catch(() => undefined);
+        await clickhouse
+          .command({ query: `DROP DATABASE IF EXISTS ${config.CLICKHOUSE_DATABASE}` })
+          .catch(() => undefined);
       }
       await clickhouse.close();
     },

@@ -47,7 +47,10 @@ export async function startDockerStack(): Promise<{ endpoints: StackEndpoints; s
         .withExposedPorts(8080)
         .withWaitStrategy(Wait.forHttp('/apis/ccompat/v7/subjects', 8080))
         .start(),
-      new GenericContainer('redis:7').withExposedPorts(6379).withWaitStrategy(Wait.forLogMessage(/Ready to accept/)).start(),
+      new GenericContainer('redis:7')
+        .withExposedPorts(6379)
+        .withWaitStrategy(Wait.forLogMessage(/Ready to accept/))
+        .start(),
       new GenericContainer('clickhouse/clickhouse-server:latest')
         .withExposedPorts(8123)
         .withEnvironment({ CLICKHOUSE_SKIP_USER_SETUP: '1' })

@@ -34,7 +34,11 @@ describe('kafkajs on the real broker', () => {
         return Promise.resolve();
       },
     });
-    await waitFor(async () => Promise.resolve(received.length), (n) => n >= sent.length, { what: '20 records' });
+    await waitFor(
+      async () => Promise.resolve(received.length),
+      (n) => n >= sent.length,
+      { what: '20 records' },
+    );
     await consumer.stop();
     await consumer.disconnect();
 

@@ -25,9 +25,11 @@ describe('schema registry', () => {
     const bytes = await ctx.serde.encode(ctx.topics.transactionsRaw, tx);
     expect(bytes[0]).toBe(0); // Confluent wire format: magic byte, then the 4-byte schema id
     const decoded = await ctx.serde.decode<Transaction>(ctx.topics.transactionsRaw, bytes);
-    expect({ ...decoded, lineItems: decoded.lineItems.map((l) => ({ ...l })), identity: { ...decoded.identity } }).toEqual(
-      tx,
-    );
+    expect({
+      ...decoded,
+      lineItems: decoded.lineItems.map((l) => ({ ...l })),
+      identity: { ...decoded.identity },
+    }).toEqual(tx);
   });
 
   it('accepts a backward-compatible change and refuses an incompatible one', async () => {
@@ -39,7 +41,7 @@ describe('schema registry', () => {
     const v2 = { ...v1, fields: [...fields, { name: 'channel', type: ['null', 'string'], default: null }] };
     expect(await ctx.serde.registerSchema(subject, v2)).toBeGreaterThan(0);
     // New required field without a default: records written with v2 could not be read. BACKWARD must refuse it.
-    const v3 = { ...v2, fields: [...(v2.fields), { name: 'loyaltyTier', type: 'string' }] };
+    const v3 = { ...v2, fields: [...v2.fields, { name: 'loyaltyTier', type: 'string' }] };
     const refused = await ctx.serde.registerSchema(subject, v3).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(AppError);
     expect((refused as AppError).code).toBe('CONFIG_INVALID');

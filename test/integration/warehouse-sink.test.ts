@@ -29,20 +29,21 @@ afterAll(async () => {
   await ctx.close();
 });
 
-async function startSink(overrides: { clickhouseUrl?: string; groupId?: string } = {}) {
+async function startSink(overrides: { clickhouseUrl?: string; groupId?: string; context?: TestContext } = {}) {
+  const c = overrides.context ?? ctx;
   const config = overrides.clickhouseUrl
-    ? loadConfig({ ...flatten(ctx.config), CLICKHOUSE_URL: overrides.clickhouseUrl })
-    : ctx.config;
+    ? loadConfig({ ...flatten(c.config), CLICKHOUSE_URL: overrides.clickhouseUrl })
+    : c.config;
   const metrics = createMetrics();
   const sink = new WarehouseSink({
     config,
-    kafka: ctx.kafka,
-    serde: ctx.serde,
+    kafka: c.kafka,
+    serde: c.serde,
     clickhouse: createClickHouse(config),
-    topics: ctx.topics,
+    topics: c.topics,
     log: createLogger('warn', { test: 'warehouse-sink' }),
     metrics,
-    groupId: overrides.groupId ?? `${ctx.config.TOPIC_PREFIX}sink-${sinks.length}`,
+    groupId: overrides.groupId ?? `${c.config.TOPIC_PREFIX}sink-${sinks.length}`,
   });
   sinks.push(sink);
   await sink.start();
@@ -50,7 +51,7 @@ async function startSink(overrides: { clickhouseUrl?: string; groupId?: string }
 }
 
 /** Back from a frozen Config to env strings, to change one endpoint. */
-function flatten(config: typeof ctx.config): Record<string, string> {
+function flatten(config: TestContext['config']): Record<string, string> {
   return {
     KAFKA_BROKERS: config.KAFKA_BROKERS.join(','),
     SCHEMA_REGISTRY_URL: config.SCHEMA_REGISTRY_URL,
@@ -63,8 +64,8 @@ function flatten(config: typeof ctx.config): Record<string, string> {
   };
 }
 
-async function count(sql: string): Promise<number> {
-  const rs = await ctx.clickhouse.query({ query: sql, format: 'JSONEachRow' });
+async function count(sql: string, c: TestContext = ctx): Promise<number> {
+  const rs = await c.clickhouse.query({ query: sql, format: 'JSONEachRow' });
   const rows = await rs.json<{ n: string | number }>();
   return Number(rows[0]?.n ?? 0);
 }
@@ -222,34 +223,39 @@ describe('warehouse sink', () => {
   });
 
   it('retries through a ClickHouse outage and loses nothing, dead-letters nothing', async () => {
-    const target = new URL(ctx.config.CLICKHOUSE_URL);
-    const proxy = await startProxy(target.hostname, Number(target.port));
-    proxy.setDown(true);
-    const { metrics } = await startSink({
-      clickhouseUrl: `http://127.0.0.1:${proxy.port}`,
-      groupId: `${ctx.config.TOPIC_PREFIX}outage`,
-    });
-    const producer = await PlatformProducer.connect(ctx.config, {
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      topics: ctx.topics,
-    });
-    const events = Array.from({ length: 25 }, (_, i) => sampleBehavior({ eventId: `outage-${i}`, type: 'VIEW' }));
-    await Promise.all(events.map((e) => producer.sendBehavior(e)));
-    await producer.disconnect();
+    // Its own topics and database: only this test's events flow, so "no dead letters" is about them alone.
+    const own = await createTestContext({ topics: true, warehouse: true, env: { SINK_MAX_WAIT_MS: '200' } });
+    try {
+      const target = new URL(own.config.CLICKHOUSE_URL);
+      const proxy = await startProxy(target.hostname, Number(target.port));
+      proxy.setDown(true);
+      const { metrics } = await startSink({ clickhouseUrl: `http://127.0.0.1:${proxy.port}`, context: own });
+      const producer = await PlatformProducer.connect(own.config, {
+        kafka: own.kafka,
+        serde: own.serde,
+        topics: own.topics,
+      });
+      const events = Array.from({ length: 25 }, (_, i) => sampleBehavior({ eventId: `outage-${i}`, type: 'VIEW' }));
+      await Promise.all(events.map((e) => producer.sendBehavior(e)));
+      await producer.disconnect();
 
-    const retries = async () => (await metrics.retries.get()).values.reduce((n, v) => n + v.value, 0);
-    await waitFor(retries, (n) => n >= 2, { what: 'insert retries during the outage' });
-    const deadLettered = (await metrics.records.get()).values.filter((v) => v.labels.outcome === 'dead_letter');
-    expect(deadLettered.reduce((n, v) => n + v.value, 0)).toBe(0);
+      const retries = async () => (await metrics.retries.get()).values.reduce((n, v) => n + v.value, 0);
+      await waitFor(retries, (n) => n >= 2, { what: 'insert retries during the outage' });
+      const records = (await metrics.records.get()).values;
+      expect(records.filter((v) => v.labels.outcome === 'dead_letter').reduce((n, v) => n + v.value, 0)).toBe(0);
+      expect(records.filter((v) => v.labels.outcome === 'ok').reduce((n, v) => n + v.value, 0)).toBe(events.length);
 
-    proxy.setDown(false);
-    await waitFor(
-      () => count(`SELECT count() AS n FROM fact_event FINAL WHERE event_id LIKE 'outage-%'`),
-      (n) => n === events.length,
-      { what: 'every event after ClickHouse came back' },
-    );
-    await proxy.close();
+      proxy.setDown(false);
+      await waitFor(
+        () => count(`SELECT count() AS n FROM fact_event FINAL WHERE event_id LIKE 'outage-%'`, own),
+        (n) => n === events.length,
+        { what: 'every event after ClickHouse came back' },
+      );
+      await Promise.all(sinks.splice(0).map((s) => s.stop()));
+      await proxy.close();
+    } finally {
+      await own.close();
+    }
   });
 });
 

@@ -35,7 +35,11 @@ describe('transaction rules', () => {
 
   it('accepts a return with negative quantities and total', () => {
     const line = sampleTransaction().lineItems[0]!;
-    const ret = sampleTransaction({ kind: 'RETURN', totalMinor: -line.unitPriceMinor, lineItems: [{ ...line, quantity: -1 }] });
+    const ret = sampleTransaction({
+      kind: 'RETURN',
+      totalMinor: -line.unitPriceMinor,
+      lineItems: [{ ...line, quantity: -1 }],
+    });
     expect(transactionProblems(ret, options)).toEqual([]);
   });
 

@@ -16,7 +16,14 @@ describe('contracts', () => {
   });
 
   it('every event contract has eventId and eventTimeMs', () => {
-    for (const name of ['transaction', 'behaviorEvent', 'identityLink', 'identityMerge', 'intentScore', 'deadLetter'] as const) {
+    for (const name of [
+      'transaction',
+      'behaviorEvent',
+      'identityLink',
+      'identityMerge',
+      'intentScore',
+      'deadLetter',
+    ] as const) {
       const fields = (loadSchema(name)['fields'] as { name: string }[]).map((f) => f.name);
       expect(fields.slice(0, 2)).toEqual(['eventId', 'eventTimeMs']);
     }
@@ -25,7 +32,9 @@ describe('contracts', () => {
 
 describe('config', () => {
   it('reports every problem at once and hides secrets', () => {
-    expect(() => loadConfig({ SINK_MAX_ROWS: '0', CLICKHOUSE_URL: 'nope' })).toThrow(/CLICKHOUSE_URL.*SINK_MAX_ROWS|SINK_MAX_ROWS.*CLICKHOUSE_URL/);
+    expect(() => loadConfig({ SINK_MAX_ROWS: '0', CLICKHOUSE_URL: 'nope' })).toThrow(
+      /CLICKHOUSE_URL.*SINK_MAX_ROWS|SINK_MAX_ROWS.*CLICKHOUSE_URL/,
+    );
     const config = loadConfig({ CLICKHOUSE_PASSWORD: 'hunter22', KAFKA_BROKERS: 'a:1, b:2' });
     expect(JSON.stringify(config)).not.toContain('hunter22');
     expect(config.CLICKHOUSE_PASSWORD.reveal()).toBe('hunter22');

@@ -37,7 +37,11 @@ describe('warehouse rows', () => {
   });
 
   it('maps an anonymous click with empty strings, not nulls (warehouse columns are not Nullable)', () => {
-    const rows = behaviorRows(sampleBehavior({ platformCustomerId: null, productId: null, category: null }), source, T0);
+    const rows = behaviorRows(
+      sampleBehavior({ platformCustomerId: null, productId: null, category: null }),
+      source,
+      T0,
+    );
     expect(rows.fact_event?.[0]).toEqual(expect.objectContaining({ platform_customer_id: '', product_id: '' }));
     expect(rows.dim_category).toBeUndefined();
   });
@@ -48,15 +52,36 @@ describe('warehouse rows', () => {
       {
         topic: 'clicks.raw.v1',
         partition: 1,
-        message: { key: Buffer.from('k'), value: Buffer.from([0, 1, 2]), offset: '7', timestamp: '1000', attributes: 0, headers: { h: 'v' } },
+        message: {
+          key: Buffer.from('k'),
+          value: Buffer.from([0, 1, 2]),
+          offset: '7',
+          timestamp: '1000',
+          attributes: 0,
+          headers: { h: 'v' },
+        },
         code: 'RECORD_INVALID',
         reason: 'because',
       },
       T0,
     );
     expect(dl.originalHeaders).toEqual([{ key: 'h', value: Buffer.from('v') }]);
-    expect(deadLetterOf('warehouse-sink', { topic: 'clicks.raw.v1', partition: 1, message: { key: null, value: null, offset: '7', timestamp: '1', attributes: 0, headers: {} }, code: 'RECORD_INVALID', reason: 'x' }, T0 + 5).eventId).toBe(dl.eventId);
+    expect(
+      deadLetterOf(
+        'warehouse-sink',
+        {
+          topic: 'clicks.raw.v1',
+          partition: 1,
+          message: { key: null, value: null, offset: '7', timestamp: '1', attributes: 0, headers: {} },
+          code: 'RECORD_INVALID',
+          reason: 'x',
+        },
+        T0 + 5,
+      ).eventId,
+    ).toBe(dl.eventId);
     const row = deadLetterRows(dl).dead_letter?.[0];
-    expect(row).toEqual(expect.objectContaining({ source_offset: 7, original_value_base64: 'AAEC', original_key: 'k' }));
+    expect(row).toEqual(
+      expect.objectContaining({ source_offset: 7, original_value_base64: 'AAEC', original_key: 'k' }),
+    );
   });
 });

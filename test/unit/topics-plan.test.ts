@@ -5,12 +5,25 @@ import { describeAction, managedConfigs, planTopics, type ActualTopic } from '..
 const catalog = topicCatalog({ prefix: 'p.' });
 const asActual = (partitions = 3, rf = 1): Map<string, ActualTopic> =>
   new Map(
-    catalog.all.map((s) => [s.name, { name: s.name, partitions: s.partitions === 1 ? 1 : partitions, replicationFactor: rf, configs: managedConfigs(s) }]),
+    catalog.all.map((s) => [
+      s.name,
+      {
+        name: s.name,
+        partitions: s.partitions === 1 ? 1 : partitions,
+        replicationFactor: rf,
+        configs: managedConfigs(s),
+      },
+    ]),
   );
 
 describe('topic catalog', () => {
   it('gives every consumed raw and resolved topic a longer-lived dead-letter topic', () => {
-    for (const t of [catalog.transactionsRaw, catalog.clicksRaw, catalog.customerTransactions, catalog.customerClicks]) {
+    for (const t of [
+      catalog.transactionsRaw,
+      catalog.clicksRaw,
+      catalog.customerTransactions,
+      catalog.customerClicks,
+    ]) {
       const dlq = catalog.all.find((d) => d.name === t.deadLetterTopic);
       expect(dlq?.schema).toBe('deadLetter');
       expect(dlq!.retentionMs).toBeGreaterThan(t.retentionMs);
@@ -31,13 +44,21 @@ describe('topic plan', () => {
   it('grows partitions, alters drifted configs, and never shrinks or reassigns', () => {
     const actual = asActual();
     const raw = catalog.transactionsRaw.name;
-    actual.set(raw, { ...actual.get(raw)!, partitions: 1, configs: { 'cleanup.policy': 'compact', 'retention.ms': '5' } });
+    actual.set(raw, {
+      ...actual.get(raw)!,
+      partitions: 1,
+      configs: { 'cleanup.policy': 'compact', 'retention.ms': '5' },
+    });
     actual.set(catalog.clicksRaw.name, { ...actual.get(catalog.clicksRaw.name)!, partitions: 9 });
     actual.set(catalog.identityMerges.name, { ...actual.get(catalog.identityMerges.name)!, replicationFactor: 3 });
-    const lines = planTopics(catalog.all, actual).filter((a) => a.kind !== 'unchanged').map(describeAction);
+    const lines = planTopics(catalog.all, actual)
+      .filter((a) => a.kind !== 'unchanged')
+      .map(describeAction);
     expect(lines).toEqual([
       '~ p.transactions.raw.v1: partitions 1 -> 3',
-      expect.stringMatching(/^~ p\.transactions\.raw\.v1: cleanup\.policy compact -> delete, retention\.ms 5 -> 2592000000$/),
+      expect.stringMatching(
+        /^~ p\.transactions\.raw\.v1: cleanup\.policy compact -> delete, retention\.ms 5 -> 2592000000$/,
+      ),
       expect.stringMatching(/^! p\.clicks\.raw\.v1: has 9 partitions, catalog says 3/),
       expect.stringMatching(/^! p\.identity\.merges\.v1: replication factor 3, catalog says 1/),
     ]);
