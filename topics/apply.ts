@@ -52,7 +52,9 @@ export async function applyTopics(
   const creates = plan.flatMap((a) => (a.kind === 'create' ? [a.spec] : []));
   if (creates.length > 0) {
     await admin.createTopics({
-      waitForLeaders: true,
+      // kafkajs' own leader wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which a freshly started KRaft broker answers
+      // while new topics propagate; waitForLeaders() below retries it.
+      waitForLeaders: false,
       topics: creates.map((s) => ({
         topic: s.name,
         numPartitions: s.partitions,
@@ -61,6 +63,10 @@ export async function applyTopics(
       })),
     });
   }
+  await waitForLeaders(
+    admin,
+    creates.map((s) => s.name),
+  );
   const grow = plan.flatMap((a) => (a.kind === 'add-partitions' ? [a.spec] : []));
   if (grow.length > 0) {
     await admin.createPartitions({ topicPartitions: grow.map((s) => ({ topic: s.name, count: s.partitions })) });
@@ -81,4 +87,23 @@ export async function applyTopics(
     for (const spec of specs) await options.serde.register(spec);
   }
   return plan;
+}
+
+/** Polls metadata until every partition of `topics` has a leader; metadata errors count as "not yet". */
+export async function waitForLeaders(admin: Admin, topics: readonly string[], timeoutMs = 60_000): Promise<void> {
+  if (topics.length === 0) return;
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: [...topics] });
+      const ready = found.filter((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+      if (ready.length === topics.length) return;
+      last = `${ready.length}/${topics.length} topics have leaders`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() > deadline) throw new Error(`topics not ready after ${timeoutMs} ms: ${last}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -1,6 +1,7 @@
 // kafkajs against the real broker: admin topic creation, idempotent produce, consumer-group consume, offset commit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
+import { waitForLeaders } from '../../topics/apply.js';
 import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
 
 let ctx: TestContext;
@@ -8,13 +9,14 @@ beforeAll(async () => {
   ctx = await createTestContext();
 });
 afterAll(async () => {
-  await ctx.close();
+  await ctx?.close(); // undefined when beforeAll failed: report that error, not this one
 });
 
 describe('kafkajs on the real broker', () => {
   it('creates a topic, produces idempotently, consumes in a group and commits offsets', async () => {
     const topic = `${ctx.config.TOPIC_PREFIX}smoke`;
-    expect(await ctx.admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true })).toBe(true);
+    expect(await ctx.admin.createTopics({ topics: [{ topic, numPartitions: 2 }] })).toBe(true);
+    await waitForLeaders(ctx.admin, [topic]);
     expect(await ctx.admin.listTopics()).toContain(topic);
 
     const producer = createIdempotentProducer(ctx.kafka);

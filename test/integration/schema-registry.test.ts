@@ -13,7 +13,7 @@ beforeAll(async () => {
   ctx = await createTestContext();
 });
 afterAll(async () => {
-  await ctx.close();
+  await ctx?.close(); // undefined when beforeAll failed: report that error, not this one
 });
 
 describe('schema registry', () => {

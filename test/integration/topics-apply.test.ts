@@ -10,6 +10,7 @@ beforeAll(async () => {
   ctx = await createTestContext();
 });
 afterAll(async () => {
+  if (!ctx) return; // beforeAll failed: its error is the one to read
   await ctx.admin.deleteTopics({ topics: ctx.topics.all.map((t) => t.name) }).catch(() => undefined);
   await ctx.close();
 });

@@ -26,7 +26,7 @@ afterEach(async () => {
   await Promise.all(sinks.splice(0).map((s) => s.stop()));
 });
 afterAll(async () => {
-  await ctx.close();
+  await ctx?.close(); // undefined when beforeAll failed: report that error, not this one
 });
 
 async function startSink(overrides: { clickhouseUrl?: string; groupId?: string; context?: TestContext } = {}) {
