@@ -11,15 +11,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { generateSample, summarizeSample, type GeneratedSample } from './generate.js';
-import { PlatformProducer } from './platform-producer.js';
+import { PlatformProducer, type PlatformEvent } from './platform-producer.js';
 
 const USAGE = 'usage: npm run generate -- [--seed N] [--customers N] [--out DIR] [--produce]';
-// Bounded in-flight sends: enough to fill the producer's batches, small enough to keep memory flat.
-const MAX_IN_FLIGHT = 2_000;
 
 function intOption(name: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
@@ -40,9 +37,7 @@ function groundTruthCsv(sample: GeneratedSample): string {
 }
 
 /** Transactions and behaviors merged by event time (a transaction after the PURCHASE click of the same instant). */
-function* inEventTimeOrder(
-  sample: GeneratedSample,
-): Generator<{ kind: 'transaction'; event: Transaction } | { kind: 'behavior'; event: BehaviorEvent }> {
+function* inEventTimeOrder(sample: GeneratedSample): Generator<PlatformEvent> {
   let t = 0;
   let b = 0;
   const { transactions, behaviors } = sample;
@@ -67,40 +62,24 @@ async function produce(sample: GeneratedSample): Promise<number> {
     cliProgress.Presets.shades_classic,
   );
   const started = Date.now();
-  let sent = 0;
-  let failed = 0;
-  let window: Promise<void>[] = [];
   bar.start(total, 0);
+  let counts;
   try {
-    for (const item of inEventTimeOrder(sample)) {
-      const send =
-        item.kind === 'transaction' ? producer.sendTransaction(item.event) : producer.sendBehavior(item.event);
-      const eventId = item.event.eventId;
-      window.push(
-        send.then(
-          () => {
-            sent++;
-            bar.increment();
-          },
-          (err: unknown) => {
-            failed++;
-            bar.increment();
-            // Generated events are valid by construction: a refusal is a bug worth seeing immediately.
-            process.stderr.write(`\n${eventId}: ${describeError(err)}\n`);
-          },
-        ),
-      );
-      if (window.length >= MAX_IN_FLIGHT) {
-        await Promise.all(window);
-        window = [];
-      }
-    }
-    await Promise.all(window);
-    await producer.flush();
+    counts = await producer.publishAll(inEventTimeOrder(sample), {
+      onAcknowledged: () => {
+        bar.increment();
+      },
+      onRefused: (item, err) => {
+        bar.increment();
+        // Generated events are valid by construction: a refusal is a bug worth seeing immediately.
+        process.stderr.write(`\n${item.event.eventId}: ${describeError(err)}\n`);
+      },
+    });
   } finally {
     bar.stop();
     await producer.disconnect();
   }
+  const { acknowledged: sent, refused: failed } = counts;
   const seconds = (Date.now() - started) / 1000;
   console.log(
     `produced ${sent} events (${failed} refused) in ${seconds.toFixed(1)} s (${Math.round(sent / Math.max(seconds, 0.001))} events/s)`,

@@ -29,6 +29,19 @@ export interface PlatformProducerOptions {
   readonly topics?: TopicCatalog;
 }
 
+/** An event tagged with its contract, as generators, replays and files stream them. */
+export type PlatformEvent =
+  | { readonly kind: 'transaction'; readonly event: Transaction }
+  | { readonly kind: 'behavior'; readonly event: BehaviorEvent };
+
+export interface PublishAllOptions {
+  /** Unacknowledged events allowed at once; bounds memory on large inputs. @default 2000 */
+  readonly maxInFlight?: number;
+  readonly onAcknowledged?: (item: PlatformEvent) => void;
+  /** A refused event (invalid, or not acknowledged) is reported here and the stream goes on. */
+  readonly onRefused?: (item: PlatformEvent, err: unknown) => void;
+}
+
 interface Pending {
   readonly topic: string;
   readonly message: Message;
@@ -81,6 +94,47 @@ export class PlatformProducer {
   async sendBehavior(ev: BehaviorEvent): Promise<void> {
     this.check(this.topics.clicksRaw, ev, () => behaviorProblems(ev, this.ruleOptions()));
     await this.enqueue(this.topics.clicksRaw, behaviorKey(ev), ev);
+  }
+
+  /** Publishes one tagged event; resolves once acknowledged. */
+  send(item: PlatformEvent): Promise<void> {
+    return item.kind === 'transaction' ? this.sendTransaction(item.event) : this.sendBehavior(item.event);
+  }
+
+  /**
+   * Publishes a stream in order with at most `maxInFlight` events unacknowledged, reporting each outcome; returns the
+   * counts once everything sent has been acknowledged or refused.
+   */
+  async publishAll(
+    items: Iterable<PlatformEvent> | AsyncIterable<PlatformEvent>,
+    options: PublishAllOptions = {},
+  ): Promise<{ acknowledged: number; refused: number }> {
+    const maxInFlight = options.maxInFlight ?? 2_000;
+    let acknowledged = 0;
+    let refused = 0;
+    let window: Promise<void>[] = [];
+    for await (const item of items) {
+      window.push(
+        this.send(item).then(
+          () => {
+            acknowledged++;
+            options.onAcknowledged?.(item);
+          },
+          (err: unknown) => {
+            refused++;
+            options.onRefused?.(item, err);
+          },
+        ),
+      );
+      if (window.length >= maxInFlight) {
+        await this.flush(); // do not wait out the linger of a batch we already know is full enough
+        await Promise.all(window);
+        window = [];
+      }
+    }
+    await this.flush();
+    await Promise.all(window);
+    return { acknowledged, refused };
   }
 
   /** Sends whatever is queued and waits for every acknowledgement. */

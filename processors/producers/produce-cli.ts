@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { loadConfig } from '../runtime/config.js';
 import { describeError } from '../runtime/errors.js';
-import { PlatformProducer } from './platform-producer.js';
+import { PlatformProducer, type PlatformEvent } from './platform-producer.js';
 
 async function main(argv: string[]): Promise<number> {
   const [kind, file] = argv;
@@ -19,51 +19,36 @@ async function main(argv: string[]): Promise<number> {
   const producer = await PlatformProducer.connect(loadConfig(), {
     validation: argv.includes('--schema-only') ? 'schema' : 'full',
   });
-  let sent = 0;
   let failed = 0;
-  let lineNo = 0;
-  let window: Promise<void>[] = [];
   const started = Date.now();
-  const report = (n: number, err: unknown) => {
+  const report = (where: string, err: unknown) => {
     failed++;
-    console.error(`line ${n}: ${describeError(err)}`);
+    console.error(`${where}: ${describeError(err)}`);
   };
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-    const n = ++lineNo;
-    if (!line.trim()) continue;
-    let event: unknown;
-    try {
-      event = JSON.parse(line);
-    } catch (err) {
-      report(n, err);
-      continue;
-    }
-    const send =
-      kind === 'transactions'
-        ? producer.sendTransaction(event as Transaction)
-        : producer.sendBehavior(event as BehaviorEvent);
-    window.push(
-      send.then(
-        () => {
-          sent++;
-        },
-        (err: unknown) => {
-          report(n, err);
-        },
-      ),
-    );
-    if (window.length >= 2_000) {
-      await Promise.all(window); // bounded in-flight: memory stays flat on large files
-      window = [];
+  async function* events(): AsyncGenerator<PlatformEvent> {
+    let lineNo = 0;
+    for await (const line of createInterface({ input: createReadStream(file ?? ''), crlfDelay: Infinity })) {
+      lineNo++;
+      if (!line.trim()) continue;
+      try {
+        const event = JSON.parse(line) as Transaction & BehaviorEvent;
+        yield kind === 'transactions' ? { kind: 'transaction', event } : { kind: 'behavior', event };
+      } catch (err) {
+        report(`line ${lineNo}`, err);
+      }
     }
   }
-  await Promise.all(window);
+  const { acknowledged: sent, refused } = await producer.publishAll(events(), {
+    onRefused: (item, err) => {
+      report(item.event.eventId, err);
+    },
+  });
   await producer.disconnect();
   const seconds = (Date.now() - started) / 1000;
   console.log(
     `${sent} sent, ${failed} refused, ${seconds.toFixed(1)} s (${Math.round(sent / Math.max(seconds, 0.001))} events/s)`,
   );
-  return failed > 0 ? 1 : 0;
+  return failed + refused > 0 ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

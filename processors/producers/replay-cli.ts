@@ -18,20 +18,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import cliProgress from 'cli-progress';
-import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
-import { PlatformProducer } from './platform-producer.js';
+import { PlatformProducer, type PlatformEvent } from './platform-producer.js';
 import { csvRecords, febrlEvents, onlineRetailTransactions, platformFromFileName, type CsvRecord } from './replay.js';
 
 const USAGE =
   'usage: npm run replay -- <online-retail|febrl> <file> [--platform NAME] [--speed X] [--limit N] [--base-time ISO]';
 const DEFAULT_FEBRL_BASE_TIME = '2026-01-01T00:00:00Z';
 const PLATFORM_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-// Bounded in-flight sends: enough to fill the producer's batches, small enough to keep memory flat.
-const MAX_IN_FLIGHT = 2_000;
 
-type Item = { kind: 'transaction'; event: Transaction } | { kind: 'behavior'; event: BehaviorEvent };
+type Item = PlatformEvent;
 
 interface Options {
   readonly dataset: 'online-retail' | 'febrl';
@@ -164,59 +161,48 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', stop);
 
   let events = 0;
-  let acknowledged = 0;
-  let refused = 0;
   let firstEventMs: number | null = null;
   let lastEventMs: number | null = null;
-  let window: Promise<void>[] = [];
   const started = Date.now();
   const progress = () => {
     const seconds = Math.max((Date.now() - started) / 1000, 0.001);
     const payload = { events, rate: Math.round(events / seconds) };
     bar.update(options.dataset === 'online-retail' ? bytesRead : events, payload);
   };
-  bar.start(total, 0, { events: 0, rate: 0 });
-  try {
+  const { limit, speed } = options;
+  /** The input, paced to `--speed` and cut at `--limit` or Ctrl-C. */
+  async function* paced(): AsyncGenerator<Item> {
     for await (const item of items) {
-      if (stopping || (options.limit !== undefined && events >= options.limit)) break;
+      if (stopping || (limit !== undefined && events >= limit)) return;
       const eventMs = item.event.eventTimeMs;
       firstEventMs ??= eventMs;
-      if (options.speed !== undefined) {
+      if (speed !== undefined) {
         // Keep wall-clock gaps = event-time gaps / speed, measured from the first event (no drift accumulates).
-        const dueMs = started + (eventMs - firstEventMs) / options.speed;
+        const dueMs = started + (eventMs - firstEventMs) / speed;
         const waitMs = dueMs - Date.now();
         if (waitMs > 0) await sleep(waitMs);
       }
       lastEventMs = Math.max(lastEventMs ?? eventMs, eventMs);
-      const send =
-        item.kind === 'transaction' ? producer.sendTransaction(item.event) : producer.sendBehavior(item.event);
-      const eventId = item.event.eventId;
-      window.push(
-        send.then(
-          () => {
-            acknowledged++;
-          },
-          (err: unknown) => {
-            // Schema-only validation refuses only what Avro cannot carry at all; report it and go on.
-            refused++;
-            process.stderr.write(`\n${eventId}: ${describeError(err)}\n`);
-          },
-        ),
-      );
       events++;
       if (events % 200 === 0) progress();
-      if (window.length >= MAX_IN_FLIGHT) {
-        await Promise.all(window);
-        window = [];
-      }
+      yield item;
     }
-    await Promise.all(window);
-    await producer.flush();
+  }
+  bar.start(total, 0, { events: 0, rate: 0 });
+  let counts;
+  try {
+    counts = await producer.publishAll(paced(), {
+      // Schema-only validation refuses only what Avro cannot carry at all; report it and go on.
+      onRefused: (item, err) => {
+        process.stderr.write(`\n${item.event.eventId}: ${describeError(err)}\n`);
+      },
+    });
     progress();
   } finally {
     bar.stop();
     await producer.disconnect();
   }
+  const { acknowledged, refused } = counts;
 
   const seconds = (Date.now() - started) / 1000;
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());

@@ -62,3 +62,11 @@ describe('behavior rules', () => {
     expect(behaviorKey(sampleBehavior({ platformCustomerId: null, sessionId: 's-9' }))).toBe('shopwave:anon:s-9');
   });
 });
+
+describe('limits', () => {
+  it('accepts a real-sized large invoice (Online Retail 573585 has 1,114 lines)', () => {
+    const line = sampleTransaction().lineItems[0]!;
+    const big = sampleTransaction({ lineItems: Array.from({ length: 1_114 }, () => line), totalMinor: 1_114 * 9_998 });
+    expect(transactionProblems(big, options)).toEqual([]);
+  });
+});
