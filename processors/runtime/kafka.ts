@@ -19,7 +19,10 @@ export function createKafka(config: Config, clientId = config.KAFKA_CLIENT_ID): 
         const fields = rest as Record<string, unknown>;
         // Bounded retries on the idempotent producer are deliberate: a send that still fails rejects the caller's
         // promise (nothing is acknowledged that was not written), and event ids make a whole-batch resend harmless.
-        if (message.startsWith('Limiting retries for the idempotent producer')) {
+        // A new cluster creates its internal topics on first use; kafkajs logs the coordinator's "loading" answers as
+        // errors but retries them. They are expected, not actionable.
+        const retriable = /coordinator is (loading|not available)/.test(String(fields['error'] ?? ''));
+        if (retriable || message.startsWith('Limiting retries for the idempotent producer')) {
           log.debug(message, fields);
           return;
         }
