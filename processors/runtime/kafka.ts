@@ -21,7 +21,8 @@ export function createKafka(config: Config, clientId = config.KAFKA_CLIENT_ID): 
         // promise (nothing is acknowledged that was not written), and event ids make a whole-batch resend harmless.
         // A new cluster creates its internal topics on first use; kafkajs logs the coordinator's "loading" answers as
         // errors but retries them. They are expected, not actionable.
-        const retriable = /coordinator is (loading|not available)/.test(String(fields['error'] ?? ''));
+        const error = fields['error'];
+        const retriable = typeof error === 'string' && /coordinator is (loading|not available)/.test(error);
         if (retriable || message.startsWith('Limiting retries for the idempotent producer')) {
           log.debug(message, fields);
           return;
