@@ -14,8 +14,9 @@ import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import { isTransientClickHouseError } from '../runtime/clickhouse.js';
 import type { Config } from '../runtime/config.js';
-import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
-import { AppError, describeError, dispositionOf } from '../runtime/errors.js';
+import { decodeBatch } from '../runtime/decode-batch.js';
+import { DeadLetterPublisher } from '../runtime/dead-letter.js';
+import { AppError, describeError } from '../runtime/errors.js';
 import { createIdempotentProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
@@ -156,30 +157,19 @@ export class WarehouseSink {
     const started = process.hrtime.bigint();
     const route = this.routes.get(batch.topic);
     if (!route) throw new Error(`no route for ${batch.topic}`);
-    const failed: FailedRecord[] = [];
-    const sets: RowSet[] = [];
     const nowMs = Date.now();
-    for (const message of batch.messages) {
-      if (!isLive()) break;
-      const source: Source = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-      try {
-        const value = await this.deps.serde.decode<never>(route.spec, message.value);
-        const problems = route.check?.(value, nowMs) ?? [];
-        if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
-        sets.push(route.rows(value, source, nowMs));
-        this.deps.metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' });
-      } catch (err) {
-        if (dispositionOf(err) !== 'dead-letter') throw err; // retry/crash: kafkajs restarts from the last commit
-        failed.push({
-          topic: batch.topic,
-          partition: batch.partition,
-          message,
-          code: (err as AppError).code,
-          reason: describeError(err),
-        });
-        this.deps.metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' });
-      }
-    }
+    const { records, failed } = await decodeBatch<never>(
+      batch,
+      route.spec,
+      this.deps.serde,
+      route.check && ((value) => route.check?.(value, nowMs) ?? []),
+      isLive,
+    );
+    const sets = records.map(({ message, value }) =>
+      route.rows(value, { topic: batch.topic, partition: batch.partition, offset: message.offset }, nowMs),
+    );
+    this.deps.metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' }, records.length);
+    this.deps.metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' }, failed.length);
     const last = batch.messages.at(-1);
     if (!last || !isLive()) return;
     // Dead letters first (acks=all), so an offset never moves past a record that is neither stored nor parked.
