@@ -12,7 +12,7 @@ import type {
 } from '../../schemas/generated/types.js';
 import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
-import { isTransientClickHouseError } from '../runtime/clickhouse.js';
+import { isTransientClickHouseError, quoteString } from '../runtime/clickhouse.js';
 import type { Config } from '../runtime/config.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
@@ -218,6 +218,7 @@ export class WarehouseSink {
       const started = process.hrtime.bigint();
       const buffer = this.buffer;
       const offsets = [...this.pendingOffsets.values()];
+      const touched = touchedCustomers(buffer);
       for (const table of sinkTables) {
         const rows = buffer.get(table);
         if (!rows || rows.length === 0) continue;
@@ -229,6 +230,7 @@ export class WarehouseSink {
       }
       this.bufferedRows = 0;
       this.deps.metrics.sinkBufferedRows.set({ processor: PROCESSOR }, 0);
+      await this.refreshCustomers(touched);
       if (offsets.length > 0) {
         try {
           await this.consumer.commitOffsets(
@@ -254,20 +256,75 @@ export class WarehouseSink {
     });
   }
 
+  /**
+   * Recomputes dim_customer for customers whose identities or merges were just inserted: first/last link time,
+   * platforms used and identity count from each identity's current mapping; merged ids point at their survivor. Runs
+   * after the rows are in, so it reads them; re-running it gives the same rows (newer version, same values).
+   */
+  private async refreshCustomers({
+    customers,
+    merged,
+  }: {
+    customers: Set<string>;
+    merged: Set<string>;
+  }): Promise<void> {
+    const version = Date.now();
+    const list = (ids: Set<string>) => [...ids].map(quoteString).join(', ');
+    for (const chunk of chunks([...customers], 1_000)) {
+      const ids = list(new Set(chunk));
+      await this.commandWithRetry(`
+        INSERT INTO dim_customer
+          (global_customer_id, first_seen, last_seen, total_platforms_used, identity_count, merged_into, version)
+        SELECT cur_gid, min(first_from), max(last_from), uniqExact(platform_id), count(), '', ${version}
+        FROM
+        (
+          SELECT identity_id, argMax(global_customer_id, (valid_from_ms, source_event_id)) AS cur_gid,
+                 any(platform_id) AS platform_id, min(valid_from) AS first_from, max(valid_from) AS last_from
+          FROM dim_customer_identity
+          WHERE identity_id IN (SELECT identity_id FROM dim_customer_identity WHERE global_customer_id IN (${ids}))
+          GROUP BY identity_id
+        )
+        WHERE cur_gid IN (${ids})
+        GROUP BY cur_gid`);
+    }
+    for (const chunk of chunks([...merged], 1_000)) {
+      await this.commandWithRetry(`
+        INSERT INTO dim_customer
+          (global_customer_id, first_seen, last_seen, total_platforms_used, identity_count, merged_into, version)
+        SELECT merged_id, min(event_time), max(event_time), 0, 0, argMax(survivor_id, event_time_ms), ${version + 1}
+        FROM identity_merge
+        WHERE merged_id IN (${list(new Set(chunk))})
+        GROUP BY merged_id`);
+    }
+  }
+
+  private async commandWithRetry(query: string): Promise<void> {
+    await this.retrying('dim_customer', () => this.deps.clickhouse.command({ query }).then(() => undefined));
+  }
+
   private async insertWithRetry(table: SinkTable, rows: Row[], heartbeat?: () => Promise<void>): Promise<void> {
+    await this.retrying(
+      table,
+      () => this.deps.clickhouse.insert({ table, values: rows, format: 'JSONEachRow' }).then(() => undefined),
+      heartbeat,
+    );
+  }
+
+  /** Runs a ClickHouse call, retrying transient failures with capped exponential backoff until maxRetryMs. */
+  private async retrying(what: string, call: () => Promise<void>, heartbeat?: () => Promise<void>): Promise<void> {
     const deadline = Date.now() + (this.deps.maxRetryMs ?? 300_000);
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.deps.clickhouse.insert({ table, values: rows, format: 'JSONEachRow' });
+        await call();
         return;
       } catch (err) {
         if (!isTransientClickHouseError(err)) throw err; // a schema or type error is a bug: crash loudly
         if (Date.now() > deadline || this.stopped) {
-          throw new AppError('DEPENDENCY_UNAVAILABLE', `ClickHouse insert into ${table} kept failing`, { cause: err });
+          throw new AppError('DEPENDENCY_UNAVAILABLE', `ClickHouse write to ${what} kept failing`, { cause: err });
         }
         this.deps.metrics.retries.inc({ processor: PROCESSOR, dependency: 'clickhouse' });
         const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
-        this.deps.log.warn('ClickHouse unavailable; retrying', { table, attempt, waitMs, error: describeError(err) });
+        this.deps.log.warn('ClickHouse unavailable; retrying', { what, attempt, waitMs, error: describeError(err) });
         await new Promise((r) => setTimeout(r, waitMs));
         // Keep group membership while we wait, so the outage does not also cause a rebalance storm.
         await heartbeat?.().catch(() => undefined);
@@ -284,4 +341,22 @@ function newestPerKey(rows: Row[], keyOf: (r: Row) => string): Row[] {
     if (!prev || Number(r['version']) >= Number(prev['version'])) newest.set(k, r);
   }
   return [...newest.values()];
+}
+
+/** Customers whose dim_customer row must be recomputed after these rows are inserted. */
+function touchedCustomers(buffer: ReadonlyMap<SinkTable, Row[]>): { customers: Set<string>; merged: Set<string> } {
+  const customers = new Set<string>();
+  const merged = new Set<string>();
+  for (const r of buffer.get('dim_customer_identity') ?? []) customers.add(String(r['global_customer_id']));
+  for (const r of buffer.get('identity_merge') ?? []) {
+    customers.add(String(r['survivor_id']));
+    merged.add(String(r['merged_id']));
+  }
+  return { customers, merged };
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

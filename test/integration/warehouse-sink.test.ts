@@ -12,7 +12,7 @@ import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
-import type { DeadLetter } from '../../schemas/generated/types.js';
+import type { DeadLetter, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import { transactionKey } from '../../schemas/rules.js';
 import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
 import { sampleBehavior, sampleTransaction } from '../fixtures/events.js';
@@ -220,6 +220,81 @@ describe('warehouse sink', () => {
       (n) => n >= 8,
       { what: 'dead letters warehoused' },
     );
+  });
+
+  it('keeps dim_customer from identity links and merges', async () => {
+    const t = Date.UTC(2026, 8, 1);
+    const link = (platform: string, id: string, gid: string, atMs: number, method: IdentityLink['method']) => ({
+      eventId: `link-${platform}-${id}-${gid}-${atMs}`,
+      eventTimeMs: atMs,
+      platform,
+      platformCustomerId: id,
+      globalCustomerId: gid,
+      method,
+      confidence: method === 'PROBABILISTIC' ? 0.97 : 1,
+      matchWeight: null,
+      sourceEventId: `src-${atMs}`,
+    });
+    const links = [
+      link('shopwave', 'a', 'dc-1', t, 'NEW'),
+      link('marketly', 'b', 'dc-2', t + 1_000, 'NEW'),
+      link('urbancart', 'c', 'dc-2', t + 2_000, 'EMAIL_HASH'),
+      link('marketly', 'b', 'dc-1', t + 3_000, 'MERGE'),
+      link('urbancart', 'c', 'dc-1', t + 3_000, 'MERGE'),
+      link('shopwave', 'z', 'dc-9', t + 4_000, 'NEW'),
+    ];
+    const merge: IdentityMerge = {
+      eventId: 'merge-dc-1-dc-2',
+      eventTimeMs: t + 3_000,
+      survivorId: 'dc-1',
+      mergedId: 'dc-2',
+      method: 'PROBABILISTIC',
+      confidence: 0.97,
+      matchWeight: 12.5,
+      sourceEventId: 'src-merge',
+    };
+    const producer = createIdempotentProducer(ctx.kafka);
+    await producer.connect();
+    for (const l of links) {
+      await producer.send({
+        topic: ctx.topics.identityLinks.name,
+        acks: -1,
+        messages: [
+          { key: `${l.platform}:${l.platformCustomerId}`, value: await ctx.serde.encode(ctx.topics.identityLinks, l) },
+        ],
+      });
+    }
+    await producer.send({
+      topic: ctx.topics.identityMerges.name,
+      acks: -1,
+      messages: [{ key: merge.survivorId, value: await ctx.serde.encode(ctx.topics.identityMerges, merge) }],
+    });
+    await producer.disconnect();
+    await startSink();
+    type Customer = {
+      global_customer_id: string;
+      identity_count: number;
+      total_platforms_used: number;
+      merged_into: string;
+    };
+    const customers = async () =>
+      (
+        await ctx.clickhouse.query({
+          query: `SELECT global_customer_id, identity_count, total_platforms_used, merged_into
+                  FROM dim_customer FINAL WHERE global_customer_id LIKE 'dc-%' ORDER BY global_customer_id`,
+          format: 'JSONEachRow',
+        })
+      ).json<Customer>();
+    const rows = await waitFor(customers, (r) => r.length === 3 && r[1]?.merged_into === 'dc-1', {
+      what: 'dim_customer rows for dc-1, dc-2 (merged) and dc-9',
+    });
+    expect(
+      rows.map((r) => [r.global_customer_id, Number(r.identity_count), Number(r.total_platforms_used), r.merged_into]),
+    ).toEqual([
+      ['dc-1', 3, 3, ''],
+      ['dc-2', 0, 0, 'dc-1'],
+      ['dc-9', 1, 1, ''],
+    ]);
   });
 
   it('retries through a ClickHouse outage and loses nothing, dead-letters nothing', async () => {
