@@ -1,0 +1,452 @@
+/**
+ * The identity graph in Redis: which global customer (cluster) each platform identity belongs to, kept as a union-find
+ * whose every update is one Lua script, so identity-processor instances on different partitions can write at once
+ * without ever giving one person two ids or losing a merge.
+ *
+ * Layout (`B` = `<prefix>idg:v1:{<prefix>idg}`; every key carries the one hash tag `{<prefix>idg}`):
+ * - `B:counters` hash: `cluster` (last cluster sequence), `merge` (last merge sequence)
+ * - `B:rec` hash: identity key → record JSON · `B:idc` hash: identity key → ROOT cluster id (merges rewrite it eagerly)
+ * - `B:cseq` hash: cluster id → creation sequence (every cluster ever made; ids are `c-<sequence>`)
+ * - `B:parent` hash: retired cluster id → the cluster it was merged into (path-compressed by writing scripts)
+ * - `B:mem:<clusterId>` set: identity keys of a root cluster (deleted when the cluster is retired)
+ * - `B:email:<sha256>`, `B:phone:<sha256>` sets: identity keys ever seen with that exact hash
+ * - `B:blk:<blockingKey>` set: identity keys ever seen with that blocking key
+ * - `B:outbox` hash: mergeId → MergeEntry JSON, and `B:outbox:order` sorted set: mergeId by merge sequence
+ * - `B:wm:register`, `B:wm:union` hashes: `<topic>:<partition>` → last applied input offset
+ *
+ * Redis Cluster: a merge touches two arbitrary clusters plus the shared indexes in one atomic script, and a script may
+ * only touch keys of one slot, so the whole graph of one prefix lives in ONE slot, i.e. on one shard. It scales up
+ * (memory, CPU of one node), not out; the hot path is a few O(cluster size) scripts per changed identity. Scripts
+ * declare the fixed keys in KEYS and build the per-cluster/per-hash/per-block set names from ARGV[1]; those share the
+ * hash tag, so they are in the declared slot, which is what Redis Cluster checks.
+ *
+ * Choices:
+ * - Email/phone indexes and blocking sets only grow: when a record's hash or blocking keys change, the old entries stay.
+ *   For blocking that is harmless (candidates are re-scored from the stored record); for the exact-hash indexes it
+ *   means "ever seen with this hash", which is still evidence the clusters are one person.
+ * - Merges retire the younger root (lower creation sequence survives), move its members and rewrite their identity →
+ *   root entries in the same script, so `B:idc` always names a root; parent pointers matter only for retired ids
+ *   that outside systems still hold. Work per merge is O(loser size) ≤ maxClusterSize.
+ * - Idempotency: `register` with a watermark is skipped entirely when its `<topic>:<partition>` offset is not newer.
+ *   `union` is not gated by the register watermark: a crash between register and union would otherwise lose the
+ *   probabilistic merge on redelivery. Union is naturally idempotent (roots already joined → no-op), and it may take its
+ *   own watermark kept in a separate hash (`B:wm:union`), so register then union for one event both run exactly once.
+ * - Lua numbers are doubles: cluster/merge sequences, offsets and event times must stay below 2^53 (checked here for
+ *   offsets and event times). Event times, confidences and weights travel into the MergeEntry JSON as the decimal
+ *   strings sent from here, never through cjson's 14-digit number encoding.
+ * - Every instance writing one graph must use the same maxClusterSize; the cap is applied by whichever script runs.
+ */
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
+
+/** How a `register` linked the identity (the exact-hash and platform-id rules; probabilistic links come from `union`). */
+export type RegisterMethod = Extract<LinkMethod, 'NEW' | 'PLATFORM_ID' | 'EMAIL_HASH' | 'PHONE_HASH'>;
+
+/** The input position of the event being applied; `field` is `<topic>:<partition>`. Offsets must be below 2^53. */
+export interface Watermark {
+  readonly field: string;
+  readonly offset: number | bigint;
+}
+
+/** Provenance of a write: stamped on every MergeEntry it causes. `eventTimeMs` is an integer. */
+export interface GraphEventMeta {
+  readonly eventId: string;
+  readonly eventTimeMs: number;
+  /** When given, the write is skipped (and `alreadyApplied` is true) if the stored offset for `field` is >= `offset`. */
+  readonly watermark?: Watermark;
+}
+
+/** The result of a `register` that was applied. */
+export interface RegisterApplied {
+  readonly alreadyApplied: false;
+  /** The identity's root cluster after this call (after the unions it performed). */
+  readonly globalId: string;
+  /** A cluster was created for this identity. */
+  readonly isNew: boolean;
+  /**
+   * PLATFORM_ID when the identity was known; else EMAIL_HASH / PHONE_HASH by the evidence linking it to the cluster
+   * it joined (the oldest matching cluster with room), or NEW.
+   */
+  readonly method: RegisterMethod;
+  /** The identity's root before this call; null when it was unknown. */
+  readonly previousGlobalId: string | null;
+  /** Unions this call performed, in order (method EMAIL_HASH / PHONE_HASH, confidence 1, matchWeight null). */
+  readonly merges: readonly MergeEntry[];
+  /** Unions not performed because the cluster would have exceeded maxClusterSize. */
+  readonly refused: number;
+}
+
+/** The result of a `register` whose watermark showed the event was already applied: nothing was written. */
+export interface RegisterSkipped {
+  readonly alreadyApplied: true;
+  /** The identity's current root; null if it is unknown (the earlier delivery did not register it). */
+  readonly globalId: string | null;
+  readonly isNew: false;
+  /** Always PLATFORM_ID: a redelivery links nothing new (check `globalId` for null before relying on it). */
+  readonly method: 'PLATFORM_ID';
+  /** Same as `globalId`: nothing changed. */
+  readonly previousGlobalId: string | null;
+  readonly merges: readonly [];
+  readonly refused: 0;
+}
+
+export type RegisterResult = RegisterApplied | RegisterSkipped;
+
+/** A probabilistic match to apply: the matched identity, with the score that justified it. */
+export interface UnionMatch {
+  readonly key: string;
+  /** Posterior match probability, 0..1. */
+  readonly confidence: number;
+  /** Fellegi–Sunter match weight. */
+  readonly matchWeight: number;
+}
+
+export interface UnionResult {
+  /** True when the union watermark showed the event was already applied: nothing was written. */
+  readonly alreadyApplied: boolean;
+  /** The identity's root after this call. */
+  readonly globalId: string;
+  /** Unions performed, in order (method PROBABILISTIC). */
+  readonly merges: readonly MergeEntry[];
+  /** Unions not performed because the cluster would have exceeded maxClusterSize. */
+  readonly refused: number;
+}
+
+export interface CandidatesResult {
+  /** Identity keys sharing at least one (not oversized) blocking key, sorted, without the excluded identity. */
+  readonly keys: string[];
+  /** Blocking sets skipped because they held more than maxBlockSize identities. */
+  readonly skippedBlocks: number;
+}
+
+/** A stored identity with its cluster's current root. */
+export interface StoredIdentity {
+  readonly record: IdentityRecord;
+  readonly globalId: string;
+}
+
+export interface IdentityGraphOptions {
+  /** Namespace of every key; production passes TOPIC_PREFIX, tests a random one. Must not contain `{` or `}`. */
+  readonly prefix: string;
+  /**
+   * A union that would leave a cluster with more identities than this is refused: one bad link (a shared family email,
+   * a kiosk device) must not snowball into a giant "person".
+   * @default 100
+   */
+  readonly maxClusterSize?: number;
+}
+
+const SCRIPTS = {
+  register: 'idgRegister',
+  union: 'idgUnion',
+  candidates: 'idgCandidates',
+  records: 'idgRecords',
+  'root-of': 'idgRootOf',
+  'global-id-of': 'idgGlobalIdOf',
+  members: 'idgMembers',
+  'pending-merges': 'idgPendingMerges',
+  'ack-merges': 'idgAckMerges',
+} as const;
+type ScriptFile = keyof typeof SCRIPTS;
+const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
+  'candidates',
+  'records',
+  'global-id-of',
+  'members',
+  'pending-merges',
+]);
+
+/** A command added by defineCommand without numberOfKeys: the first argument is the key count. */
+type ScriptCommand = (numKeys: number, ...args: string[]) => Promise<unknown>;
+
+let sources: ReadonlyMap<ScriptFile, string> | undefined;
+/** Script texts, read once per process; the shared prelude is prepended so each script is self-contained for EVAL. */
+function scriptSources(): ReadonlyMap<ScriptFile, string> {
+  if (!sources) {
+    const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+    const lib = read('graph-lib');
+    sources = new Map(Object.keys(SCRIPTS).map((file) => [file as ScriptFile, `${lib}\n${read(file)}`]));
+  }
+  return sources;
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+function offsetArg(offset: number | bigint): string {
+  const value = typeof offset === 'bigint' ? offset : Number.isSafeInteger(offset) ? BigInt(offset) : -1n;
+  // Lua compares offsets as doubles: above 2^53 two offsets could compare equal and an event would be skipped.
+  if (value < 0n || value > MAX_SAFE)
+    throw new RangeError(`watermark offset must be an integer in [0, 2^53): ${offset}`);
+  return value.toString();
+}
+
+function metaArgs(meta: GraphEventMeta): [eventId: string, eventTimeMs: string, field: string, offset: string] {
+  if (!Number.isSafeInteger(meta.eventTimeMs))
+    throw new RangeError(`eventTimeMs must be an integer: ${meta.eventTimeMs}`);
+  if (!meta.watermark) return [meta.eventId, String(meta.eventTimeMs), '', '0'];
+  if (meta.watermark.field === '') throw new RangeError('watermark field must not be empty');
+  return [meta.eventId, String(meta.eventTimeMs), meta.watermark.field, offsetArg(meta.watermark.offset)];
+}
+
+/** A finite number as a JSON number literal (what the scripts splice into MergeEntry JSON). */
+function jsonNumber(value: number, what: string): string {
+  if (!Number.isFinite(value)) throw new RangeError(`${what} must be finite: ${value}`);
+  return JSON.stringify(value);
+}
+
+const orNull = (value: string): string | null => (value === '' ? null : value);
+
+function asArray(reply: unknown): unknown[] {
+  if (!Array.isArray(reply)) throw new TypeError(`identity graph script returned ${typeof reply}, expected an array`);
+  return reply;
+}
+
+function asString(value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError(`identity graph script returned ${typeof value}, expected string`);
+  return value;
+}
+
+function asNumber(value: unknown): number {
+  if (typeof value !== 'number') throw new TypeError(`identity graph script returned ${typeof value}, expected number`);
+  return value;
+}
+
+const parseMerges = (values: unknown[]): MergeEntry[] => values.map((v) => JSON.parse(asString(v)) as MergeEntry);
+
+/**
+ * The identity graph of one prefix on one Redis connection. Several instances (on several connections or processes)
+ * may write the same graph concurrently: every mutation is one atomic script that resolves roots when it runs.
+ */
+export class IdentityGraph {
+  /** `<prefix>idg:v1:{<prefix>idg}`: the start of every key, as the client names it (before ioredis' keyPrefix). */
+  private readonly base: string;
+  /** The same base as Redis sees it: scripts build dynamic key names from it, and ioredis prefixes only KEYS. */
+  private readonly scriptBase: string;
+  private readonly keys: readonly string[];
+
+  private constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly maxClusterSize: number,
+  ) {
+    this.base = `${prefix}idg:v1:{${prefix}idg}`;
+    this.scriptBase = `${redis.options.keyPrefix ?? ''}${this.base}`;
+    const b = this.base;
+    this.keys = [
+      `${b}:counters`,
+      `${b}:rec`,
+      `${b}:idc`,
+      `${b}:cseq`,
+      `${b}:parent`,
+      `${b}:outbox`,
+      `${b}:outbox:order`,
+      `${b}:wm:register`,
+      `${b}:wm:union`,
+    ];
+  }
+
+  /**
+   * Binds the graph of `options.prefix` to a connection and registers the scripts on it (defineCommand: EVALSHA, with
+   * EVAL on NOSCRIPT, so a restarted or failed-over Redis needs no reload step). Opening several graphs on one
+   * connection is fine: the commands are the same scripts.
+   */
+  static open(redis: Redis, options: IdentityGraphOptions): IdentityGraph {
+    const maxClusterSize = options.maxClusterSize ?? 100;
+    if (!Number.isSafeInteger(maxClusterSize) || maxClusterSize < 1) {
+      throw new RangeError(`maxClusterSize must be a positive integer: ${maxClusterSize}`);
+    }
+    // A brace would move the hash tag and scatter the graph over slots, breaking atomic scripts under Redis Cluster.
+    if (/[{}]/.test(options.prefix) || /[{}]/.test(redis.options.keyPrefix ?? '')) {
+      throw new RangeError(`identity graph prefix must not contain braces: ${options.prefix}`);
+    }
+    for (const [file, lua] of scriptSources()) {
+      redis.defineCommand(SCRIPTS[file], { lua, readOnly: READ_ONLY.has(file) });
+    }
+    return new IdentityGraph(redis, options.prefix, maxClusterSize);
+  }
+
+  private run(file: ScriptFile, args: readonly string[]): Promise<unknown> {
+    const command = (this.redis as unknown as Record<string, ScriptCommand>)[SCRIPTS[file]];
+    if (!command) throw new Error(`identity graph script ${file} is not defined on this connection`);
+    return command.call(this.redis, this.keys.length, ...this.keys, this.scriptBase, ...args);
+  }
+
+  /**
+   * Stores `record` (already merged with the previous one by the caller) and links the identity, in ONE script:
+   * - unknown identity: joins the root of the oldest cluster holding an identity with the same exact emailSha256 or
+   *   phoneSha256 that has room (method EMAIL_HASH / PHONE_HASH), else gets a new cluster `c-<n>` (method NEW);
+   * - known identity: keeps its cluster (method PLATFORM_ID);
+   * - then every other cluster sharing the email or phone hash is unioned with it, oldest first, the older root of
+   *   each pair surviving, unless the cluster would exceed maxClusterSize (refused, counted);
+   * - the key is added to each blocking set and the email/phone indexes; merges go to the outbox.
+   * Re-registering the same record changes nothing and returns no merges. With `meta.watermark`, an event whose offset
+   * is not newer than the stored one is skipped entirely (`alreadyApplied: true`) and the offset is stored otherwise.
+   */
+  async register(
+    record: IdentityRecord,
+    blockingKeys: readonly string[],
+    meta: GraphEventMeta,
+  ): Promise<RegisterResult> {
+    const [eventId, eventTimeMs, field, offset] = metaArgs(meta);
+    const reply = asArray(
+      await this.run('register', [
+        record.key,
+        JSON.stringify(record),
+        record.emailSha256 ?? '',
+        record.phoneSha256 ?? '',
+        String(this.maxClusterSize),
+        eventId,
+        eventTimeMs,
+        field,
+        offset,
+        ...new Set(blockingKeys),
+      ]),
+    );
+    if (asNumber(reply[0]) === 1) {
+      const current = orNull(asString(reply[1]));
+      return {
+        alreadyApplied: true,
+        globalId: current,
+        isNew: false,
+        method: 'PLATFORM_ID',
+        previousGlobalId: current,
+        merges: [],
+        refused: 0,
+      };
+    }
+    return {
+      alreadyApplied: false,
+      globalId: asString(reply[1]),
+      isNew: asNumber(reply[2]) === 1,
+      method: asString(reply[3]) as RegisterMethod,
+      previousGlobalId: orNull(asString(reply[4])),
+      refused: asNumber(reply[5]),
+      merges: parseMerges(reply.slice(6)),
+    };
+  }
+
+  /**
+   * Read-only: identity keys in the union of the blocking sets, without `excludeKey`, sorted. A set holding more than
+   * `maxBlockSize` identities is skipped (counted in `skippedBlocks`). One round trip.
+   */
+  async candidates(
+    blockingKeys: readonly string[],
+    excludeKey: string,
+    maxBlockSize: number,
+  ): Promise<CandidatesResult> {
+    if (blockingKeys.length === 0) return { keys: [], skippedBlocks: 0 };
+    const reply = asArray(await this.run('candidates', [excludeKey, String(maxBlockSize), ...new Set(blockingKeys)]));
+    return { skippedBlocks: asNumber(reply[0]), keys: reply.slice(1).map(asString) };
+  }
+
+  /** Read-only: stored record and current root per identity key, from one snapshot (one round trip). Unknown keys are absent. */
+  async records(keys: readonly string[]): Promise<Map<string, StoredIdentity>> {
+    const result = new Map<string, StoredIdentity>();
+    if (keys.length === 0) return result;
+    const unique = [...new Set(keys)];
+    const reply = asArray(await this.run('records', unique));
+    unique.forEach((key, i) => {
+      const json = asString(reply[2 * i]);
+      const globalId = asString(reply[2 * i + 1]);
+      if (json !== '' && globalId !== '') result.set(key, { record: JSON.parse(json) as IdentityRecord, globalId });
+    });
+    return result;
+  }
+
+  /**
+   * Unions the identity's cluster with the cluster of each match, in ONE script. Roots are resolved when the script
+   * runs (a merge made meanwhile by another instance is respected); distinct match roots are taken oldest first, the
+   * older root of each pair surviving (method PROBABILISTIC, with the most confident match into that root as evidence);
+   * a union that would exceed maxClusterSize is refused and counted. Unknown match keys are ignored; an unknown `key`
+   * is an error (register it first). Naturally idempotent; `meta.watermark` (kept apart from register's) makes a
+   * redelivered event skip it entirely.
+   */
+  async union(key: string, matches: readonly UnionMatch[], meta: GraphEventMeta): Promise<UnionResult> {
+    const [eventId, eventTimeMs, field, offset] = metaArgs(meta);
+    const triples = matches.flatMap((m) => [
+      m.key,
+      jsonNumber(m.confidence, 'confidence'),
+      jsonNumber(m.matchWeight, 'matchWeight'),
+    ]);
+    const reply = asArray(
+      await this.run('union', [key, String(this.maxClusterSize), eventId, eventTimeMs, field, offset, ...triples]),
+    );
+    return {
+      alreadyApplied: asNumber(reply[0]) === 1,
+      globalId: asString(reply[1]),
+      refused: asNumber(reply[2]),
+      merges: parseMerges(reply.slice(3)),
+    };
+  }
+
+  /**
+   * Merges not yet acknowledged, oldest first, at most `limit`. Every script writes its merges here atomically with the
+   * merge itself, so a crash before the merge events reach Kafka loses nothing: produce them, then `ackMerges`.
+   */
+  async pendingMerges(limit: number): Promise<MergeEntry[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1) return [];
+    return parseMerges(asArray(await this.run('pending-merges', [String(limit)])));
+  }
+
+  /** Removes produced merges from the outbox; unknown or already acked ids are ignored. Returns how many were pending. */
+  async ackMerges(mergeIds: readonly string[]): Promise<number> {
+    if (mergeIds.length === 0) return 0;
+    return asNumber(await this.run('ack-merges', [...new Set(mergeIds)]));
+  }
+
+  /** Current root per global id (retired ids follow parent pointers, compressed on the way); null if never created. */
+  async rootOf(globalIds: readonly string[]): Promise<Map<string, string | null>> {
+    const unique = [...new Set(globalIds)];
+    if (unique.length === 0) return new Map();
+    const reply = asArray(await this.run('root-of', unique));
+    return new Map(unique.map((id, i) => [id, orNull(asString(reply[i]))]));
+  }
+
+  /** Identity keys of the root cluster of `globalId` (a retired id gives its survivor's members), sorted; [] if unknown. */
+  async members(globalId: string): Promise<string[]> {
+    const reply = asArray(await this.run('members', [globalId]));
+    return reply.slice(1).map(asString);
+  }
+
+  /** Current root per identity key; null when the identity is unknown. */
+  async globalIdOf(keys: readonly string[]): Promise<Map<string, string | null>> {
+    const unique = [...new Set(keys)];
+    if (unique.length === 0) return new Map();
+    const reply = asArray(await this.run('global-id-of', unique));
+    return new Map(unique.map((key, i) => [key, orNull(asString(reply[i]))]));
+  }
+
+  /**
+   * Last applied offset per `<topic>:<partition>` field (absent when none): of `register` by default, or of `union`.
+   */
+  async getWatermarks(
+    fields: readonly string[],
+    step: 'register' | 'union' = 'register',
+  ): Promise<Map<string, number>> {
+    const result = new Map<string, number>();
+    if (fields.length === 0) return result;
+    const values = await this.redis.hmget(`${this.base}:wm:${step}`, ...fields);
+    fields.forEach((field, i) => {
+      const value = values[i];
+      if (value != null) result.set(field, Number(value));
+    });
+    return result;
+  }
+
+  /** Identities known and root clusters (clusters created minus clusters retired), from one MULTI snapshot. */
+  async stats(): Promise<{ identities: number; clusters: number }> {
+    const replies = await this.redis
+      .multi()
+      .hlen(`${this.base}:idc`)
+      .hlen(`${this.base}:cseq`)
+      .hlen(`${this.base}:parent`)
+      .exec();
+    const counts = (replies ?? []).map(([err, value]) => {
+      if (err) throw err;
+      return asNumber(value);
+    });
+    const [identities = 0, created = 0, retired = 0] = counts;
+    return { identities, clusters: created - retired };
+  }
+}

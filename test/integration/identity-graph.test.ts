@@ -1,0 +1,454 @@
+// The identity graph on the real Redis: exact-hash linking, deterministic merges into the oldest cluster, the cluster
+// cap, watermarks, the merge outbox, and concurrent writers on separate connections ending in the same clustering as
+// one sequential writer.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { IdentityGraph, type UnionMatch } from '../../processors/identity/graph-store.js';
+import type { IdentityRecord } from '../../processors/identity/types.js';
+
+const T0 = 1_700_000_000_123;
+const connections: Redis[] = [];
+const prefixes: string[] = [];
+
+function connect(): Redis {
+  const redis = new Redis(inject('endpoints').redisUrl, { maxRetriesPerRequest: 3 });
+  connections.push(redis);
+  return redis;
+}
+
+function newPrefix(): string {
+  const prefix = `t-${randomBytes(4).toString('hex')}.`;
+  prefixes.push(prefix);
+  return prefix;
+}
+
+function open(options: { maxClusterSize?: number; redis?: Redis } = {}): IdentityGraph {
+  return IdentityGraph.open(options.redis ?? connect(), { prefix: newPrefix(), ...options });
+}
+
+afterAll(async () => {
+  const redis = connections[0] ?? connect();
+  for (const prefix of prefixes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}idg:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  await Promise.all(connections.map((r) => r.quit()));
+});
+
+function rec(key: string, fields: Partial<IdentityRecord> = {}): IdentityRecord {
+  return {
+    key,
+    platform: key.split(':')[0] ?? 'shop',
+    emailSha256: null,
+    phoneSha256: null,
+    firstName: null,
+    lastName: null,
+    address: null,
+    city: null,
+    postcode: null,
+    birthDate: null,
+    ageGroup: null,
+    deviceFingerprint: null,
+    ...fields,
+  };
+}
+
+let events = 0;
+const meta = (extra: { watermark?: { field: string; offset: number | bigint } } = {}) => ({
+  eventId: `e-${++events}`,
+  eventTimeMs: T0 + events,
+  ...extra,
+});
+const match = (key: string, confidence = 0.99, matchWeight = 12.5): UnionMatch => ({ key, confidence, matchWeight });
+
+describe('register', () => {
+  it('gives a new identity a new id, and keeps it idempotently when the identity comes again', async () => {
+    const graph = open();
+    const record = rec('shop:1', { lastName: 'smith', emailSha256: 'e1' });
+    const first = await graph.register(record, ['ln:smith'], meta());
+    expect(first).toEqual({
+      alreadyApplied: false,
+      globalId: 'c-1',
+      isNew: true,
+      method: 'NEW',
+      previousGlobalId: null,
+      merges: [],
+      refused: 0,
+    });
+    const again = await graph.register(record, ['ln:smith'], meta());
+    expect(again).toEqual({
+      alreadyApplied: false,
+      globalId: 'c-1',
+      isNew: false,
+      method: 'PLATFORM_ID',
+      previousGlobalId: 'c-1',
+      merges: [],
+      refused: 0,
+    });
+    expect(await graph.stats()).toEqual({ identities: 1, clusters: 1 });
+    expect(await graph.records(['shop:1', 'shop:404'])).toEqual(new Map([['shop:1', { record, globalId: 'c-1' }]]));
+    expect(await graph.globalIdOf(['shop:1', 'shop:404'])).toEqual(
+      new Map([
+        ['shop:1', 'c-1'],
+        ['shop:404', null],
+      ]),
+    );
+    expect(await graph.members('c-1')).toEqual(['shop:1']);
+    expect(await graph.pendingMerges(10)).toEqual([]);
+  });
+
+  it('links a new identity to the cluster of an exact email or phone match', async () => {
+    const graph = open();
+    await graph.register(rec('shop:1', { emailSha256: 'e1' }), [], meta());
+    await graph.register(rec('shop:2', { phoneSha256: 'p2' }), [], meta());
+    const byEmail = await graph.register(rec('app:1', { emailSha256: 'e1' }), [], meta());
+    expect(byEmail).toMatchObject({ globalId: 'c-1', isNew: false, method: 'EMAIL_HASH', previousGlobalId: null });
+    const byPhone = await graph.register(rec('app:2', { phoneSha256: 'p2' }), [], meta());
+    expect(byPhone).toMatchObject({ globalId: 'c-2', isNew: false, method: 'PHONE_HASH', merges: [] });
+    expect(await graph.members('c-1')).toEqual(['app:1', 'shop:1']);
+    expect(await graph.stats()).toEqual({ identities: 4, clusters: 2 });
+  });
+
+  it('merges the clusters of an email match and a phone match into the older one, with one MergeEntry', async () => {
+    const graph = open();
+    await graph.register(rec('shop:a', { emailSha256: 'e' }), [], meta()); // c-1
+    await graph.register(rec('shop:b', { phoneSha256: 'p' }), [], meta()); // c-2
+    await graph.register(rec('app:b2', { phoneSha256: 'p' }), [], meta()); // joins c-2
+    const m = meta();
+    const bridge = await graph.register(rec('web:x', { emailSha256: 'e', phoneSha256: 'p' }), [], m);
+    expect(bridge).toEqual({
+      alreadyApplied: false,
+      globalId: 'c-1',
+      isNew: false,
+      method: 'EMAIL_HASH',
+      previousGlobalId: null,
+      refused: 0,
+      merges: [
+        {
+          mergeId: 'merge:c-1:c-2',
+          survivorId: 'c-1',
+          mergedId: 'c-2',
+          method: 'PHONE_HASH',
+          confidence: 1,
+          matchWeight: null,
+          sourceEventId: m.eventId,
+          eventTimeMs: m.eventTimeMs,
+        },
+      ],
+    });
+    expect(await graph.members('c-1')).toEqual(['app:b2', 'shop:a', 'shop:b', 'web:x']);
+    expect(await graph.members('c-2')).toEqual(['app:b2', 'shop:a', 'shop:b', 'web:x']); // a retired id → its survivor
+    expect(await graph.rootOf(['c-2', 'c-1', 'c-9'])).toEqual(
+      new Map([
+        ['c-2', 'c-1'],
+        ['c-1', 'c-1'],
+        ['c-9', null],
+      ]),
+    );
+    expect(await graph.globalIdOf(['shop:b', 'app:b2'])).toEqual(
+      new Map([
+        ['shop:b', 'c-1'],
+        ['app:b2', 'c-1'],
+      ]),
+    );
+    expect(await graph.stats()).toEqual({ identities: 4, clusters: 1 });
+    // The same record again: nothing left to merge.
+    const again = await graph.register(rec('web:x', { emailSha256: 'e', phoneSha256: 'p' }), [], meta());
+    expect(again).toMatchObject({ globalId: 'c-1', method: 'PLATFORM_ID', merges: [], refused: 0 });
+    expect(await graph.pendingMerges(10)).toHaveLength(1);
+  });
+
+  it('lets a known identity that gains an email join the older cluster: its own cluster is retired', async () => {
+    const graph = open();
+    await graph.register(rec('shop:a', { emailSha256: 'e' }), [], meta()); // c-1
+    await graph.register(rec('shop:b'), [], meta()); // c-2
+    const result = await graph.register(rec('shop:b', { emailSha256: 'e' }), [], meta());
+    expect(result).toMatchObject({ globalId: 'c-1', method: 'PLATFORM_ID', previousGlobalId: 'c-2' });
+    expect(result.merges).toMatchObject([{ survivorId: 'c-1', mergedId: 'c-2', method: 'EMAIL_HASH' }]);
+  });
+});
+
+describe('candidates and records', () => {
+  it('unions blocking sets without the identity itself and skips oversized blocks', async () => {
+    const graph = open();
+    await graph.register(rec('shop:1'), ['ln:smith', 'pc:1000'], meta());
+    await graph.register(rec('shop:2'), ['ln:smith'], meta());
+    await graph.register(rec('shop:3'), ['pc:1000', 'city:x'], meta());
+    await graph.register(rec('shop:4'), ['city:x'], meta());
+    await graph.register(rec('shop:5'), ['city:x'], meta());
+    expect(await graph.candidates(['ln:smith', 'pc:1000', 'city:x'], 'shop:1', 2)).toEqual({
+      keys: ['shop:2', 'shop:3'],
+      skippedBlocks: 1,
+    });
+    expect(await graph.candidates(['ln:smith', 'pc:1000', 'city:x', 'none'], 'shop:1', 10)).toEqual({
+      keys: ['shop:2', 'shop:3', 'shop:4', 'shop:5'],
+      skippedBlocks: 0,
+    });
+  });
+});
+
+describe('union', () => {
+  it('merges into the oldest root with the score as evidence, and refuses what would exceed the cap', async () => {
+    const graph = open({ maxClusterSize: 3 });
+    await graph.register(rec('s:a1', { emailSha256: 'ea' }), [], meta()); // c-1
+    await graph.register(rec('s:a2', { emailSha256: 'ea' }), [], meta());
+    await graph.register(rec('s:b1', { emailSha256: 'eb' }), [], meta()); // c-2
+    await graph.register(rec('s:b2', { emailSha256: 'eb' }), [], meta());
+    await graph.register(rec('s:c1'), [], meta()); // c-3
+
+    const refused = await graph.union('s:a1', [match('s:b1')], meta());
+    expect(refused).toEqual({ alreadyApplied: false, globalId: 'c-1', merges: [], refused: 1 });
+
+    // From the younger side, with two matches into c-1: the most confident one is the evidence; b is still too big.
+    const m = meta();
+    const united = await graph.union(
+      's:c1',
+      [match('s:a2', 0.9, 7), match('s:a1', 0.987654321012345, 13.25), match('s:b2'), match('s:unknown')],
+      m,
+    );
+    expect(united).toEqual({
+      alreadyApplied: false,
+      globalId: 'c-1',
+      refused: 1,
+      merges: [
+        {
+          mergeId: 'merge:c-1:c-3',
+          survivorId: 'c-1',
+          mergedId: 'c-3',
+          method: 'PROBABILISTIC',
+          confidence: 0.987654321012345,
+          matchWeight: 13.25,
+          sourceEventId: m.eventId,
+          eventTimeMs: m.eventTimeMs,
+        },
+      ],
+    });
+    expect(await graph.members('c-1')).toEqual(['s:a1', 's:a2', 's:c1']);
+    // Applying it again is a no-op: the roots are already one.
+    expect(await graph.union('s:c1', [match('s:a1')], meta())).toMatchObject({ globalId: 'c-1', merges: [] });
+
+    // The cap holds for exact-hash joins too: a full cluster is not joined, the identity gets its own.
+    const full = await graph.register(rec('s:a3', { emailSha256: 'ea' }), [], meta());
+    expect(full).toMatchObject({ globalId: 'c-4', isNew: true, method: 'NEW', refused: 1, merges: [] });
+
+    await expect(graph.union('s:nobody', [match('s:a1')], meta())).rejects.toThrow(/IDG_UNKNOWN_KEY/);
+  });
+
+  it('compresses parent paths when resolving retired ids', async () => {
+    const redis = connect();
+    const graph = open({ redis });
+    for (const key of ['s:1', 's:2', 's:3']) await graph.register(rec(key), [], meta()); // c-1, c-2, c-3
+    await graph.union('s:3', [match('s:2')], meta()); // c-3 → c-2
+    await graph.union('s:2', [match('s:1')], meta()); // c-2 → c-1
+    const parentKey = `${prefixes.at(-1)!}idg:v1:{${prefixes.at(-1)!}idg}:parent`;
+    expect(await redis.hget(parentKey, 'c-3')).toBe('c-2');
+    expect(await graph.rootOf(['c-3'])).toEqual(new Map([['c-3', 'c-1']]));
+    expect(await redis.hget(parentKey, 'c-3')).toBe('c-1');
+    expect(await graph.globalIdOf(['s:1', 's:2', 's:3'])).toEqual(
+      new Map([
+        ['s:1', 'c-1'],
+        ['s:2', 'c-1'],
+        ['s:3', 'c-1'],
+      ]),
+    );
+  });
+});
+
+describe('watermarks', () => {
+  it('skips a register whose offset is not newer, and keeps register and union watermarks apart', async () => {
+    const graph = open();
+    const field = 'raw.transactions.v1:3';
+    const v1 = rec('shop:1', { emailSha256: 'e1' });
+    expect(await graph.register(v1, [], meta({ watermark: { field, offset: 5 } }))).toMatchObject({
+      alreadyApplied: false,
+      globalId: 'c-1',
+    });
+    const v2 = rec('shop:1', { emailSha256: 'e2' });
+    for (const offset of [5, 4n]) {
+      expect(await graph.register(v2, ['b'], meta({ watermark: { field, offset } }))).toEqual({
+        alreadyApplied: true,
+        globalId: 'c-1',
+        isNew: false,
+        method: 'PLATFORM_ID',
+        previousGlobalId: 'c-1',
+        merges: [],
+        refused: 0,
+      });
+    }
+    expect((await graph.records(['shop:1'])).get('shop:1')?.record).toEqual(v1);
+    expect(await graph.candidates(['b'], 'x', 10)).toEqual({ keys: [], skippedBlocks: 0 });
+    expect(await graph.getWatermarks([field, 'other:0'])).toEqual(new Map([[field, 5]]));
+    // A skipped event of an identity never registered reports it unknown.
+    expect(await graph.register(rec('shop:9'), [], meta({ watermark: { field, offset: 2 } }))).toMatchObject({
+      alreadyApplied: true,
+      globalId: null,
+    });
+
+    expect(await graph.register(v2, [], meta({ watermark: { field, offset: 6n } }))).toMatchObject({
+      alreadyApplied: false,
+    });
+    expect((await graph.records(['shop:1'])).get('shop:1')?.record).toEqual(v2);
+
+    // One event: register then union at the same offset. The register watermark does not gate the union (a crash
+    // between the two must not lose the union); the union's own watermark makes its redelivery a no-op.
+    await graph.register(rec('app:1'), [], meta({ watermark: { field, offset: 7 } })); // c-2
+    const union = await graph.union('app:1', [match('shop:1')], meta({ watermark: { field, offset: 7 } }));
+    expect(union).toMatchObject({ alreadyApplied: false, globalId: 'c-1', merges: [{ mergedId: 'c-2' }] });
+    const redelivered = await graph.union('app:1', [match('shop:1')], meta({ watermark: { field, offset: 7 } }));
+    expect(redelivered).toEqual({ alreadyApplied: true, globalId: 'c-1', merges: [], refused: 0 });
+    expect(await graph.getWatermarks([field], 'union')).toEqual(new Map([[field, 7]]));
+
+    await expect(graph.register(v2, [], meta({ watermark: { field, offset: 2 ** 53 } }))).rejects.toThrow(RangeError);
+  });
+});
+
+describe('merge outbox', () => {
+  it('keeps merges, in order, across connections until they are acked', async () => {
+    const redis = connect();
+    const graph = open({ redis });
+    for (const key of ['s:1', 's:2', 's:3']) await graph.register(rec(key), [], meta());
+    await graph.union('s:2', [match('s:1')], meta());
+    await graph.union('s:3', [match('s:1')], meta());
+
+    // A "restarted" instance on another connection sees what the first one wrote.
+    const restarted = IdentityGraph.open(connect(), { prefix: prefixes.at(-1)! });
+    const pending = await restarted.pendingMerges(10);
+    expect(pending.map((e) => e.mergeId)).toEqual(['merge:c-1:c-2', 'merge:c-1:c-3']);
+    expect(await restarted.pendingMerges(1)).toEqual([pending[0]]);
+
+    expect(await restarted.ackMerges(['merge:c-1:c-2'])).toBe(1);
+    expect(await graph.pendingMerges(10)).toEqual([pending[1]]);
+    expect(await graph.ackMerges(['merge:c-1:c-2', 'merge:c-1:c-3', 'merge:none'])).toBe(1);
+    expect(await graph.pendingMerges(10)).toEqual([]);
+    expect(await graph.ackMerges(['merge:c-1:c-3'])).toBe(0);
+  });
+});
+
+describe('concurrent writers', () => {
+  /** Deterministic shuffles, so a failure reproduces. */
+  function rng(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    };
+  }
+  function shuffle<T>(items: readonly T[], random: () => number): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out;
+  }
+
+  const PERSONS = 200;
+  interface Op {
+    readonly record: IdentityRecord;
+    readonly blocking: string[];
+  }
+  /**
+   * Per person: `shop` (email), `app` (email, then in a later event also phone), `pos` (phone) link only through exact
+   * hashes, in a chain; `web` (no hashes) links only through a probabilistic union on name and birth date. Every
+   * identity's events are delivered twice. A postcode block is shared by ten persons, so candidates include strangers.
+   */
+  function opsOf(p: number): Op[] {
+    const person = { lastName: `ln${p}`, birthDate: `19${50 + (p % 50)}-01-${10 + (p % 18)}`, postcode: `P${p % 20}` };
+    const blocking = [`lb:${person.lastName}|${person.birthDate}`, `pc:${person.postcode}`];
+    const email = `email-${p}`;
+    const phone = `phone-${p}`;
+    const records = [
+      rec(`shop:${p}`, { ...person, emailSha256: email }),
+      rec(`app:${p}`, { ...person, emailSha256: email }),
+      rec(`app:${p}`, { ...person, emailSha256: email, phoneSha256: phone }),
+      rec(`pos:${p}`, { ...person, phoneSha256: phone }),
+      rec(`web:${p}`, { ...person }),
+    ];
+    return [...records, ...records].map((record) => ({ record, blocking }));
+  }
+  const allOps = Array.from({ length: PERSONS }, (_, p) => opsOf(p)).flat();
+
+  /** What the processor does per event: register, find candidates, "score" them, union with the matches. */
+  async function apply(graph: IdentityGraph, op: Op): Promise<void> {
+    const registered = await graph.register(op.record, op.blocking, meta());
+    const { keys } = await graph.candidates(op.blocking, op.record.key, 1_000);
+    const found = await graph.records(keys);
+    const matches: UnionMatch[] = [];
+    for (const [key, other] of found) {
+      const oneIsWeb = op.record.platform === 'web' || other.record.platform === 'web';
+      const same = other.record.lastName === op.record.lastName && other.record.birthDate === op.record.birthDate;
+      if (oneIsWeb && same && other.globalId !== registered.globalId) matches.push(match(key));
+    }
+    if (matches.length > 0) await graph.union(op.record.key, matches, meta());
+  }
+
+  async function runWith(workers: IdentityGraph[], ops: readonly Op[]): Promise<void> {
+    let next = 0;
+    await Promise.all(
+      workers.map(async (graph) => {
+        for (let i = next++; i < ops.length; i = next++) await apply(graph, ops[i]!);
+      }),
+    );
+  }
+
+  /** The clustering as a canonical value: sorted member lists of every cluster, sorted. */
+  async function clustering(graph: IdentityGraph): Promise<string[][]> {
+    const keys = [...new Set(allOps.map((op) => op.record.key))];
+    const roots = await graph.globalIdOf(keys);
+    const byRoot = new Map<string, string[]>();
+    for (const key of keys) {
+      const root = roots.get(key);
+      expect(root, key).toBeTruthy();
+      byRoot.set(root!, [...(byRoot.get(root!) ?? []), key]);
+    }
+    return [...byRoot.values()].map((members) => members.sort()).sort((a, b) => a[0]!.localeCompare(b[0]!));
+  }
+
+  it('ends with the same clustering as one sequential writer, one cluster per person and no lost merge', async () => {
+    const sequential = open();
+    await runWith([sequential], shuffle(allOps, rng(1)));
+
+    const prefix = newPrefix();
+    const workers = Array.from({ length: 4 }, () => IdentityGraph.open(connect(), { prefix }));
+    await runWith(workers, shuffle(allOps, rng(2)));
+    const concurrent = workers[0]!;
+
+    const expected = Array.from({ length: PERSONS }, (_, p) => [`app:${p}`, `pos:${p}`, `shop:${p}`, `web:${p}`])
+      .sort((a, b) => a[0]!.localeCompare(b[0]!))
+      .map((members) => members.sort());
+    expect(await clustering(sequential)).toEqual(expected);
+    expect(await clustering(concurrent)).toEqual(expected);
+
+    for (const graph of [sequential, concurrent]) {
+      expect(await graph.stats()).toEqual({ identities: PERSONS * 4, clusters: PERSONS });
+      // Every cluster ever created is either one of the final roots or was merged exactly once, into a cluster that
+      // resolves to the same root: a cluster id handed out can always be followed to its person.
+      const merges = await graph.pendingMerges(100_000);
+      const created = PERSONS + merges.length;
+      // Chains registered out of order must merge: some persons' `shop` and `pos` get clusters before `app` bridges them.
+      expect(merges.length).toBeGreaterThan(PERSONS / 4);
+      expect(new Set(merges.map((m) => m.mergedId)).size).toBe(merges.length);
+      const ids = Array.from({ length: created }, (_, i) => `c-${i + 1}`);
+      const roots = await graph.rootOf([...ids, `c-${created + 1}`]);
+      expect(roots.get(`c-${created + 1}`)).toBeNull();
+      const finalRoots = new Set(
+        [...(await graph.globalIdOf(allOps.map((op) => op.record.key))).values()].filter((r) => r !== null),
+      );
+      expect(finalRoots.size).toBe(PERSONS);
+      for (const id of ids) expect(finalRoots.has(roots.get(id) ?? 'none'), id).toBe(true);
+      for (const m of merges) {
+        expect(roots.get(m.mergedId), m.mergeId).toBe(roots.get(m.survivorId));
+        expect(Number(m.survivorId.slice(2))).toBeLessThan(Number(m.mergedId.slice(2))); // the older one survives
+      }
+      for (const root of finalRoots) expect(await graph.members(root)).toHaveLength(4);
+    }
+  });
+});
