@@ -68,10 +68,14 @@ export const configSchema = z.object({
   IDENTITY_MODEL_PATH: z.string().default('processors/identity/model.json'),
   /** Link when the match probability reaches this; empty = the model's own threshold. */
   IDENTITY_MATCH_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
+  /** Identities of one batch resolved at once (each identity's own records stay in order). */
+  IDENTITY_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
   /** A merge that would make a cluster larger than this many platform identities is refused (and counted). */
   IDENTITY_MAX_CLUSTER_SIZE: z.coerce.number().int().min(2).max(100_000).default(100),
   /** Blocking sets larger than this are skipped as candidate sources (too common to be evidence; counted). */
   IDENTITY_MAX_BLOCK_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
+  /** Partitions a processor instance works on at once (each stays in offset order). */
+  PROCESSOR_PARTITION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** Port of the Prometheus /metrics endpoint of a processor; 0 disables it. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

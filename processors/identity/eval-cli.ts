@@ -1,0 +1,256 @@
+/**
+ * `npm run identity:eval -- --out <clusters.csv> <file.csv> [<file2.csv> …]`: measures identity resolution through the
+ * real resolver. Reads FEBRL-format files (one file = one platform), trains the Fellegi–Sunter model on them by EM (no
+ * labels), publishes every record as an IDENTIFY event to Kafka, runs the identity resolver on its own topics and Redis
+ * prefix until it has processed them all, then writes `rec_id,global_customer_id` for every record. When rec ids follow
+ * FEBRL's `rec-N-org` / `rec-N-dup-K` convention it also prints pairwise precision, recall, F1, blocking recall and
+ * records/s as one JSON line. Brings up the local stack when no endpoints are configured; leaves nothing behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { ensureStack } from '../../test/stack/stack.js';
+import { applyTopics } from '../../topics/apply.js';
+import { topicCatalog, type TopicSpec } from '../../topics/catalog.js';
+import type { BehaviorEvent } from '../../schemas/generated/types.js';
+import { PlatformProducer } from '../producers/platform-producer.js';
+import { csvRecords, febrlEvents, platformFromFileName, type CsvRecord } from '../producers/replay.js';
+import { loadConfig } from '../runtime/config.js';
+import { AppError, describeError } from '../runtime/errors.js';
+import { createKafka } from '../runtime/kafka.js';
+import { createLogger } from '../runtime/log.js';
+import { createMetrics } from '../runtime/metrics.js';
+import { EventSerde } from '../runtime/serde.js';
+import { IdentityGraph } from './graph-store.js';
+import { trainEm } from './model.js';
+import { NO_ATTRIBUTES } from './logic.js';
+import { IdentityResolver } from './processor.js';
+import { toIdentityRecord } from './record.js';
+import { blockingRecall, pairwiseMetrics } from './resolve-offline.js';
+
+const USAGE = 'usage: npm run identity:eval -- --out <clusters.csv> <file.csv> [<file2.csv> …]';
+const BASE_TIME_MS = Date.UTC(2026, 0, 1);
+
+/** FEBRL's convention: rec-N-org and rec-N-dup-K are the same person N. */
+function personOf(recId: string): string | null {
+  return /^rec-(\d+)-(org|dup-\d+)$/.exec(recId)?.[1] ?? null;
+}
+
+/** True pairs among `keys` by the rec-id convention; null when any rec id does not follow it. */
+function truePairsOf(recIdByKey: ReadonlyMap<string, string>): [string, string][] | null {
+  const byPerson = new Map<string, string[]>();
+  for (const [key, recId] of recIdByKey) {
+    const person = personOf(recId);
+    if (person === null) return null;
+    byPerson.set(person, [...(byPerson.get(person) ?? []), key]);
+  }
+  const pairs: [string, string][] = [];
+  for (const keys of byPerson.values()) {
+    keys.forEach((a, i) => {
+      for (const b of keys.slice(i + 1)) pairs.push([a, b]);
+    });
+  }
+  return pairs;
+}
+
+/** Figures of one evaluation run; metrics only when the rec ids follow FEBRL's convention. */
+export interface EvaluationResult {
+  readonly records: number;
+  readonly clusters: Map<string, string>;
+  readonly recIdByKey: Map<string, string>;
+  readonly metrics: Record<string, number> | null;
+  readonly recordsPerSecond: number;
+  /** Rate of a kafkajs consumer that only decodes the same records (the raw limit), when asked for. */
+  readonly rawDecodePerSecond: number | null;
+}
+
+/**
+ * Runs FEBRL-format files through the real identity resolver on fresh topics and a fresh Redis prefix (both removed
+ * afterwards) and returns the clustering and its figures.
+ */
+export async function evaluateFiles(
+  positionals: readonly string[],
+  options: { measureRawConsumer?: boolean } = {},
+): Promise<EvaluationResult> {
+  const endpoints = await ensureStack({ log: () => undefined });
+  const id = randomBytes(4).toString('hex');
+  const base = loadConfig();
+  const config = loadConfig({
+    ...process.env,
+    KAFKA_BROKERS: process.env['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
+    SCHEMA_REGISTRY_URL: process.env['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
+    REDIS_URL: process.env['REDIS_URL'] ?? endpoints.redisUrl,
+    TOPIC_PREFIX: `${base.TOPIC_PREFIX}identity-eval-${id}.`,
+    LOG_LEVEL: 'warn',
+  });
+  const salt = config.IDENTITY_HASH_SALT.reveal();
+
+  // Records, one platform per file (a single file is deduplication within one platform).
+  const events: BehaviorEvent[] = [];
+  const recIdByKey = new Map<string, string>();
+  const platforms = new Set<string>();
+  for (const [i, file] of positionals.entries()) {
+    let platform = platformFromFileName(file);
+    if (platforms.has(platform)) platform = `${platform}-${i + 1}`;
+    platforms.add(platform);
+    const rows: CsvRecord[] = [];
+    for await (const row of csvRecords(createReadStream(file), { trim: true })) rows.push(row);
+    const fileEvents = febrlEvents(rows, platform, { salt, baseTimeMs: BASE_TIME_MS });
+    for (const ev of fileEvents)
+      recIdByKey.set(`${platform}:${ev.platformCustomerId ?? ''}`, ev.platformCustomerId ?? '');
+    events.push(...fileEvents);
+  }
+  events.sort((a, b) => a.eventTimeMs - b.eventTimeMs); // files interleave, as platforms' traffic would
+  const records = events.map((e) =>
+    toIdentityRecord(e.platform, e.platformCustomerId ?? '', e.identity ?? NO_ATTRIBUTES),
+  );
+  const model = trainEm(records);
+
+  const kafka = createKafka(config, `identity-eval-${id}`);
+  const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
+  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
+  const admin = kafka.admin();
+  await admin.connect();
+  const redis = new Redis(config.REDIS_URL);
+  const graphPrefix = config.TOPIC_PREFIX;
+  try {
+    await applyTopics(admin, topics.all, { serde });
+    const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
+    const { refused } = await producer.publishAll(events.map((event) => ({ kind: 'behavior' as const, event })));
+    await producer.disconnect();
+    if (refused > 0) throw new Error(`${refused} records were refused by the producer`);
+    const rawDecodePerSecond = options.measureRawConsumer
+      ? await decodeOnlyRate(kafka, serde, topics.clicksRaw, events.length, config.TOPIC_PREFIX)
+      : null;
+
+    const graph = IdentityGraph.open(redis, { prefix: graphPrefix, maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE });
+    const resolver = new IdentityResolver({
+      config,
+      kafka,
+      serde,
+      graph,
+      model,
+      topics,
+      log: createLogger('warn', { processor: 'identity-resolver' }),
+      metrics: createMetrics(),
+    });
+    const started = Date.now();
+    await resolver.start();
+    while (resolver.processedCount < events.length) {
+      if (Date.now() - started > 600_000) throw new Error(`resolver stalled at ${resolver.processedCount}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const seconds = (Date.now() - started) / 1000;
+    await resolver.stop();
+
+    const keys = [...recIdByKey.keys()];
+    const roots = await graph.globalIdOf(keys);
+    const clusters = new Map<string, string>();
+    for (const key of keys) {
+      const gid = roots.get(key);
+      if (!gid) throw new Error(`record ${key} was not resolved`);
+      clusters.set(key, gid);
+    }
+    const truePairs = truePairsOf(recIdByKey);
+    let metrics: Record<string, number> | null = null;
+    if (truePairs) {
+      const m = pairwiseMetrics(clusters, truePairs);
+      metrics = {
+        clusters: new Set(clusters.values()).size,
+        precision: round(m.precision),
+        recall: round(m.recall),
+        f1: round(m.f1),
+        truePairs: m.truePairs,
+        predictedPairs: m.predictedPairs,
+        blockingRecall: round(blockingRecall(records, truePairs)),
+      };
+    }
+    return {
+      records: keys.length,
+      clusters,
+      recIdByKey,
+      metrics,
+      recordsPerSecond: Math.round(keys.length / seconds),
+      rawDecodePerSecond,
+    };
+  } finally {
+    await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
+    await admin.disconnect();
+    await deleteByPattern(redis, `${graphPrefix}*`);
+    redis.disconnect();
+  }
+}
+
+const round = (x: number) => Math.round(x * 10_000) / 10_000;
+
+/** A consumer that only decodes: the raw limit the resolver is compared with. */
+async function decodeOnlyRate(
+  kafka: ReturnType<typeof createKafka>,
+  serde: EventSerde,
+  spec: TopicSpec,
+  expected: number,
+  prefix: string,
+): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `${prefix}decode-only` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: spec.name, fromBeginning: true });
+  let decoded = 0;
+  let started = 0;
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      started ||= Date.now();
+      for (const m of batch.messages) await serde.decode(spec, m.value);
+      decoded += batch.messages.length;
+    },
+  });
+  while (decoded < expected) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (Date.now() - started) / 1000;
+  await consumer.disconnect();
+  return Math.round(decoded / Math.max(seconds, 0.001));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { out: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (!values.out || positionals.length === 0) throw new AppError('USAGE', USAGE);
+  const result = await evaluateFiles(positionals);
+  const lines = ['rec_id,global_customer_id'];
+  for (const [key, gid] of result.clusters) lines.push(`${result.recIdByKey.get(key) ?? ''},${gid}`);
+  writeFileSync(values.out, `${lines.join('\n')}\n`);
+  console.error(`wrote ${result.records} records to ${values.out}`);
+  if (result.metrics) {
+    console.log(
+      JSON.stringify({
+        files: positionals.length,
+        records: result.records,
+        ...result.metrics,
+        recordsPerSecond: result.recordsPerSecond,
+      }),
+    );
+  }
+  return 0;
+}
+
+async function deleteByPattern(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (found.length > 0) await redis.unlink(...found);
+  } while (cursor !== '0');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(describeError(err));
+      process.exit(err instanceof AppError && err.code === 'USAGE' ? 2 : 1);
+    },
+  );
+}

@@ -1,0 +1,36 @@
+/** Entrypoint: `npm run start:identity-resolver`. Runs until SIGTERM/SIGINT. */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { topicCatalog } from '../../topics/catalog.js';
+import { loadConfig } from '../runtime/config.js';
+import { createKafka } from '../runtime/kafka.js';
+import { createLogger } from '../runtime/log.js';
+import { createMetrics, serveMetrics } from '../runtime/metrics.js';
+import { EventSerde } from '../runtime/serde.js';
+import { onShutdown } from '../runtime/shutdown.js';
+import { IdentityGraph } from './graph-store.js';
+import { loadModel } from './model.js';
+import { IdentityResolver, PROCESSOR } from './processor.js';
+
+const config = loadConfig();
+const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
+const metrics = createMetrics(true);
+const redis = new Redis(config.REDIS_URL);
+const resolver = new IdentityResolver({
+  config,
+  kafka: createKafka(config, `${config.KAFKA_CLIENT_ID}-${PROCESSOR}`),
+  serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
+  graph: IdentityGraph.open(redis, { prefix: config.TOPIC_PREFIX, maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE }),
+  model: loadModel(JSON.parse(readFileSync(config.IDENTITY_MODEL_PATH, 'utf8'))),
+  topics: topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR }),
+  log,
+  metrics,
+});
+const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+onShutdown(log, async () => {
+  await resolver.stop();
+  redis.disconnect();
+  server?.close();
+});
+await resolver.start();
+log.info('started', { model: config.IDENTITY_MODEL_PATH });

@@ -1,0 +1,512 @@
+/**
+ * The Fellegi–Sunter match model: scoring a pair of identity records, and learning the model by Expectation–
+ * Maximisation without labels. Pure: no I/O, no clock, no Math.random (sampling uses a seeded generator, so the same
+ * records always give the same model).
+ *
+ * ## Scoring
+ *
+ * For each attribute the comparison level γ (compare.ts) contributes log2(m/u), where m = P(level | match) and
+ * u = P(level | non-match); a missing value contributes 0. The posterior is
+ * `1 / (1 + 2^-(weight + log2(prior / (1 - prior))))`, with `prior` = P(two random records match). A pair links when
+ * the probability is ≥ `threshold` and there is no {@link isConflict conflict}.
+ *
+ * ## Training ({@link trainEm})
+ *
+ * 1. Candidate pairs: every pair of records sharing a blocking key or an exact hash (blocking.ts), skipping blocks
+ *    larger than `maxBlockSize`. Almost every true match is among them, so EM on them sees the whole match class.
+ * 2. EM on those pairs with a two-class mixture (λ, m, u_blocked), iterated to convergence (half a pseudo-pair per
+ *    level keeps a briefly empty level from collapsing to the floor). Only the expected match counts are kept:
+ *    blocked non-matches agree on their blocking fields far more often than random pairs, so their u would
+ *    understate what agreement is worth.
+ * 3. u from a deterministic sample of random pairs (all pairs when there are few), with the few true matches a random
+ *    sample contains discounted by their posterior under the step-2 m (an E-step on the sample), so that agreement on
+ *    a unique identifier gets the large weight it deserves.
+ * 4. prior = expected matches among candidate pairs / all pairs.
+ * 5. m = step-2 expected match counts plus one pseudo-pair (M_SHRINKAGE) distributed like u (so an attribute seen on
+ *    few matches carries little weight and a level never seen on a match gets a finite penalty, about
+ *    −log2(matches)), then made monotone across the ordered levels (pool-adjacent-violators on m/u: less similar
+ *    never weighs more). Probabilities are clamped to [1e-6, 1 − 1e-6] (m before the monotone step).
+ *
+ * ## Threshold
+ *
+ * {@link DEFAULT_THRESHOLD} = 0.5: with a calibrated posterior that is the Bayes decision when a false link and a
+ * missed link cost the same, i.e. "more likely the same person than not". It is a property of the model's
+ * probability, not a value fitted to any labelled data.
+ *
+ * ## The committed default model (model.json)
+ *
+ * `processors/identity/model.json` is trained by this EM on the synthetic sample of processors/producers/generate.ts
+ * (default seed and size; `npm run identity:train -- --generated --out processors/identity/model.json`), whose
+ * records carry no labels. It is deliberately NOT trained on FEBRL, so nothing the evaluation measures was fitted to
+ * the evaluation data; on a new source, retrain on that source (unsupervised) with the same command.
+ */
+import { z } from 'zod';
+import { AppError } from '../runtime/errors.js';
+import { candidateKeys } from './blocking.js';
+import {
+  ATTRIBUTE_INDEX,
+  ATTRIBUTES,
+  LEVELS,
+  NULL_LEVEL,
+  comparePrepared,
+  prepare,
+  type PreparedRecord,
+} from './compare.js';
+import type { IdentityRecord, MatchScore } from './types.js';
+
+/** A trained Fellegi–Sunter model; `attributes` has one entry per attribute of compare.ts, levels in order. */
+export interface MatchModel {
+  version: string;
+  /** P(two random records are the same person). */
+  prior: number;
+  /** Link when the posterior probability is at least this. */
+  threshold: number;
+  attributes: Record<string, { m: number[]; u: number[] }>;
+}
+
+/** Link when P(match) ≥ 0.5: the equal-cost Bayes decision (see the module comment). */
+export const DEFAULT_THRESHOLD = 0.5;
+/** m and u never reach 0 or 1, so every weight stays finite. */
+export const PROBABILITY_FLOOR = 1e-6;
+
+const clamp = (p: number) => Math.min(1 - PROBABILITY_FLOOR, Math.max(PROBABILITY_FLOOR, p));
+
+/** Per-level weights log2(m/u) and the prior log-odds, derived once per model object. */
+interface Compiled {
+  readonly weights: readonly Float64Array[];
+  readonly priorLogOdds: number;
+}
+const compiledCache = new WeakMap<MatchModel, Compiled>();
+
+function compile(model: MatchModel): Compiled {
+  let c = compiledCache.get(model);
+  if (c) return c;
+  const weights = ATTRIBUTES.map((attr) => {
+    const params = model.attributes[attr];
+    const w = new Float64Array(LEVELS[attr].length);
+    // An attribute the model does not know contributes nothing, like a missing value.
+    if (params) for (let l = 0; l < w.length; l++) w[l] = Math.log2((params.m[l] ?? 1) / (params.u[l] ?? 1));
+    return w;
+  });
+  c = { weights, priorLogOdds: Math.log2(model.prior / (1 - model.prior)) };
+  compiledCache.set(model, c);
+  return c;
+}
+
+/** Σ log2(m/u) over the non-null levels of a comparison vector. */
+export function vectorWeight(model: MatchModel, v: ArrayLike<number>): number {
+  const { weights } = compile(model);
+  let weight = 0;
+  for (let i = 0; i < weights.length; i++) {
+    const level = v[i] ?? NULL_LEVEL;
+    if (level !== NULL_LEVEL) weight += weights[i]?.[level] ?? 0;
+  }
+  return weight;
+}
+
+/** The posterior match probability of a weight under the model's prior. */
+export function probabilityOf(model: MatchModel, weight: number): number {
+  return 1 / (1 + 2 ** -(weight + compile(model).priorLogOdds));
+}
+
+const FIRST = ATTRIBUTE_INDEX.firstName;
+const BIRTH = ATTRIBUTE_INDEX.birthDate;
+const EMAIL = ATTRIBUTE_INDEX.emailSha256;
+const PHONE = ATTRIBUTE_INDEX.phoneSha256;
+const FIRST_DIFFERENT = LEVELS.firstName.length - 1;
+const BIRTH_DIFFERENT = LEVELS.birthDate.length - 1;
+const EMAIL_DIFFERENT = LEVELS.emailSha256.length - 1;
+
+/**
+ * Strong contradicting evidence, which vetoes a link whatever the weight. The exact rule:
+ *
+ *   both records have a hashed email and the hashes differ,
+ *   AND they do not share a hashed phone,
+ *   AND (both have a full birth date and the dates differ by more than a typo, i.e. more than one of year, month and
+ *        day differs and it is not a day/month swap; OR both have a first name and the names are at the 'different'
+ *        level: not within Jaro–Winkler 0.8, not an initial of each other, not swapped with the surname).
+ *
+ * Why: one person has several mailboxes, and a name or birth date can be mistyped, but a different mailbox together
+ * with a different birthday or a different given name is what two members of one household (same surname, address,
+ * often a shared device) look like, the false link a Fellegi–Sunter sum is most prone to, because address, surname
+ * and device agreement are not independent among non-matches. A shared phone is an identifier and lifts the veto.
+ *
+ * Deliberately not included: a differing phone hash (households share landlines, numbers are re-entered; FEBRL's
+ * stand-in id changes together with the birth date in its duplicates), and differing age brackets alone (brackets
+ * computed at different times can legitimately differ). Without email hashes (FEBRL) there is never a conflict.
+ */
+export function isConflict(a: PreparedRecord, b: PreparedRecord, v: ArrayLike<number>): boolean {
+  if (v[EMAIL] !== EMAIL_DIFFERENT || v[PHONE] === 0) return false;
+  const birthDiffers = a.birth !== null && b.birth !== null && v[BIRTH] === BIRTH_DIFFERENT;
+  return birthDiffers || v[FIRST] === FIRST_DIFFERENT;
+}
+
+/** Compares and scores two records (derived values are cached per record object, see compare.ts). */
+export function scorePair(model: MatchModel, a: IdentityRecord, b: IdentityRecord): MatchScore {
+  const pa = prepare(a);
+  const pb = prepare(b);
+  const v = comparePrepared(pa, pb);
+  const weight = vectorWeight(model, v);
+  return { weight, probability: probabilityOf(model, weight), conflict: isConflict(pa, pb, v) };
+}
+
+/** Whether a score is a link under the model: probability ≥ threshold and no conflict. */
+export function isLink(model: MatchModel, score: MatchScore): boolean {
+  return score.probability >= model.threshold && !score.conflict;
+}
+
+// ---------------------------------------------------------------- loading
+
+const probabilities = z.array(z.number().gt(0).lt(1));
+const modelSchema = z.object({
+  version: z.string().min(1),
+  prior: z.number().gt(0).lt(1),
+  threshold: z.number().gt(0).lte(1),
+  attributes: z.record(z.string(), z.object({ m: probabilities, u: probabilities })),
+});
+
+/**
+ * Validates a model (parsed JSON or its text): every attribute of compare.ts present with one m and one u per level,
+ * each a probability summing to 1, and no unknown attribute (a model made for other comparisons must not load).
+ * @throws AppError MODEL_CONTRACT naming every problem.
+ */
+export function loadModel(json: unknown): MatchModel {
+  let value = json;
+  if (typeof json === 'string') {
+    try {
+      value = JSON.parse(json) as unknown;
+    } catch (err) {
+      throw new AppError('MODEL_CONTRACT', 'identity model is not JSON', { cause: err });
+    }
+  }
+  const parsed = modelSchema.safeParse(value);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new AppError('MODEL_CONTRACT', `identity model: ${problems.join('; ')}`);
+  }
+  const model = parsed.data;
+  const problems: string[] = [];
+  for (const attr of ATTRIBUTES) {
+    const params = model.attributes[attr];
+    const levels = LEVELS[attr].length;
+    if (!params) problems.push(`${attr}: missing`);
+    else
+      for (const side of ['m', 'u'] as const) {
+        const p = params[side];
+        if (p.length !== levels) problems.push(`${attr}.${side}: ${p.length} levels, expected ${levels}`);
+        else if (Math.abs(p.reduce((s, x) => s + x, 0) - 1) > 1e-6) problems.push(`${attr}.${side}: does not sum to 1`);
+      }
+  }
+  for (const attr of Object.keys(model.attributes)) {
+    if (!(ATTRIBUTES as readonly string[]).includes(attr)) problems.push(`${attr}: unknown attribute`);
+  }
+  if (problems.length > 0) throw new AppError('MODEL_CONTRACT', `identity model: ${problems.join('; ')}`);
+  return model;
+}
+
+// ---------------------------------------------------------------- training
+
+/** Options of {@link trainEm}. */
+export interface TrainOptions {
+  /** EM stops after this many iterations at the latest. @default 500 */
+  readonly maxIterations?: number;
+  /** EM stops when no parameter moves by more than this. @default 1e-7 */
+  readonly tolerance?: number;
+  /** Random pairs sampled for u (all pairs when there are fewer). @default 1_000_000 */
+  readonly randomPairs?: number;
+  /** Seed of the pair sampler. @default 1 */
+  readonly seed?: number;
+  /** Blocks with more records are left out of the EM pairs (they are almost all non-matches). @default 200 */
+  readonly maxBlockSize?: number;
+  /** The model's link threshold. @default DEFAULT_THRESHOLD */
+  readonly threshold?: number;
+}
+
+/** What training saw and estimated, for the CLI. */
+export interface TrainReport {
+  readonly records: number;
+  readonly candidatePairs: number;
+  readonly randomPairs: number;
+  readonly iterations: number;
+  readonly converged: boolean;
+  /** EM's share of matches among candidate pairs. */
+  readonly candidateMatchShare: number;
+  /** λ × candidate pairs. */
+  readonly expectedMatches: number;
+}
+
+/** A histogram of comparison vectors: distinct vectors and how many pairs had each. */
+interface Patterns {
+  readonly vectors: Int8Array[];
+  readonly counts: number[];
+  readonly total: number;
+}
+
+type Params = number[][]; // [attribute][level]
+
+function histogram(pairs: Iterable<readonly [number, number]>, prepared: readonly PreparedRecord[]): Patterns {
+  const index = new Map<number, number>();
+  const vectors: Int8Array[] = [];
+  const counts: number[] = [];
+  let total = 0;
+  for (const [i, j] of pairs) {
+    const a = prepared[i];
+    const b = prepared[j];
+    if (!a || !b) continue;
+    const v = comparePrepared(a, b);
+    let code = 0;
+    for (const level of v) code = code * 8 + (level + 1); // levels are -1..6: three bits each, 27 bits in all
+    const k = index.get(code);
+    if (k === undefined) {
+      index.set(code, vectors.length);
+      vectors.push(v);
+      counts.push(1);
+    } else counts[k] = (counts[k] ?? 0) + 1;
+    total++;
+  }
+  return { vectors, counts, total };
+}
+
+/** mulberry32: a tiny seeded generator, enough for sampling pairs reproducibly. */
+function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function* candidatePairs(records: readonly IdentityRecord[], maxBlockSize: number): Generator<[number, number]> {
+  const blocks = new Map<string, number[]>();
+  records.forEach((r, i) => {
+    for (const key of candidateKeys(r)) {
+      const block = blocks.get(key);
+      if (block) block.push(i);
+      else blocks.set(key, [i]);
+    }
+  });
+  const seen = new Set<number>();
+  const n = records.length;
+  for (const block of blocks.values()) {
+    if (block.length < 2 || block.length > maxBlockSize) continue;
+    for (let x = 1; x < block.length; x++) {
+      for (let y = 0; y < x; y++) {
+        const i = block[y] ?? 0;
+        const j = block[x] ?? 0;
+        const code = i * n + j; // i < j: indices are pushed in record order
+        if (seen.has(code)) continue;
+        seen.add(code);
+        yield [i, j];
+      }
+    }
+  }
+}
+
+function* randomPairs(n: number, wanted: number, seed: number): Generator<[number, number]> {
+  if ((n * (n - 1)) / 2 <= wanted) {
+    for (let j = 1; j < n; j++) for (let i = 0; i < j; i++) yield [i, j];
+    return;
+  }
+  const random = seededRandom(seed);
+  for (let k = 0; k < wanted; k++) {
+    const i = Math.floor(random() * n);
+    let j = Math.floor(random() * (n - 1));
+    if (j >= i) j++;
+    yield i < j ? [i, j] : [j, i];
+  }
+}
+
+/** Posterior match probability of each pattern under (λ, m, u). */
+function posteriors(patterns: Patterns, lambda: number, m: Params, u: Params): Float64Array {
+  const logM = m.map((levels) => levels.map(Math.log));
+  const logU = u.map((levels) => levels.map(Math.log));
+  const out = new Float64Array(patterns.vectors.length);
+  const logLambda = Math.log(lambda);
+  const logNot = Math.log(1 - lambda);
+  patterns.vectors.forEach((v, k) => {
+    let lm = logLambda;
+    let lu = logNot;
+    for (let a = 0; a < v.length; a++) {
+      const level = v[a] ?? NULL_LEVEL;
+      if (level === NULL_LEVEL) continue;
+      lm += logM[a]?.[level] ?? 0;
+      lu += logU[a]?.[level] ?? 0;
+    }
+    out[k] = 1 / (1 + Math.exp(lu - lm));
+  });
+  return out;
+}
+
+/** Σ count·weightOf(k) per attribute level over the patterns (missing values skipped). */
+function levelSums(patterns: Patterns, weightOf: (k: number) => number): Params {
+  const sums = ATTRIBUTES.map((attr) => new Array<number>(LEVELS[attr].length).fill(0));
+  patterns.vectors.forEach((v, k) => {
+    const w = weightOf(k) * (patterns.counts[k] ?? 0);
+    for (let a = 0; a < v.length; a++) {
+      const level = v[a] ?? NULL_LEVEL;
+      const row = sums[a];
+      if (level !== NULL_LEVEL && row) row[level] = (row[level] ?? 0) + w;
+    }
+  });
+  return sums;
+}
+
+/**
+ * Level frequencies weighted by `weightOf(k)` per pattern, with `pseudo` added to every level; an attribute never
+ * observed non-null keeps `fallback` (so it stays neutral instead of inventing evidence).
+ */
+function frequencies(patterns: Patterns, weightOf: (k: number) => number, pseudo: number, fallback: Params): Params {
+  return levelSums(patterns, weightOf).map((row, a) => {
+    const total = row.reduce((s, x) => s + x, 0);
+    if (total <= 0) return [...(fallback[a] ?? [])];
+    return normalize(row.map((x) => x + pseudo));
+  });
+}
+
+function normalize(row: readonly number[]): number[] {
+  const total = row.reduce((s, y) => s + y, 0);
+  const clamped = row.map((x) => clamp(x / total));
+  const sum = clamped.reduce((s, x) => s + x, 0);
+  return clamped.map((x) => x / sum);
+}
+
+/**
+ * Pool-adjacent-violators on m/u: levels are ordered from most to least similar, so the evidence for a match must
+ * not grow as similarity drops. Where EM says otherwise (a level seen too rarely to estimate, e.g. a birth-date typo in
+ * data that has none), adjacent levels are pooled to one likelihood ratio; Σm is preserved.
+ */
+function monotone(m: readonly number[], u: readonly number[]): number[] {
+  const blocks: { m: number; u: number; levels: number }[] = [];
+  m.forEach((ml, l) => {
+    blocks.push({ m: ml, u: u[l] ?? 1, levels: 1 });
+    for (;;) {
+      const b = blocks[blocks.length - 1];
+      const a = blocks[blocks.length - 2];
+      if (!a || !b || a.m / a.u >= b.m / b.u) break;
+      blocks.splice(-2, 2, { m: a.m + b.m, u: a.u + b.u, levels: a.levels + b.levels });
+    }
+  });
+  const out: number[] = [];
+  for (const block of blocks)
+    for (let i = 0; i < block.levels; i++) out.push((u[out.length] ?? 1) * (block.m / block.u));
+  return out;
+}
+
+const uniform = (): Params => ATTRIBUTES.map((attr) => normalize(LEVELS[attr].map(() => 1)));
+
+/** 0.9 on the strongest agreement, the rest spread evenly: a starting point EM moves away from quickly. */
+const initialM = (): Params =>
+  ATTRIBUTES.map((attr) => {
+    const n = LEVELS[attr].length;
+    return LEVELS[attr].map((_, l) => (l === 0 ? 0.9 : 0.1 / (n - 1)));
+  });
+
+/** FNV-1a of a string as 8 hex digits: a content-derived model version. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/** Weight of the prior that pulls each attribute's m towards its u (in expected matching pairs): see trainEm step 5. */
+const M_SHRINKAGE = 1;
+
+/**
+ * Learns m, u and the prior from unlabelled records (see the module comment for the procedure). Deterministic: the
+ * same records in the same order give the same model, and the version string is derived from its parameters.
+ */
+export function trainEmWithReport(
+  records: readonly IdentityRecord[],
+  options: TrainOptions = {},
+): { model: MatchModel; report: TrainReport } {
+  const maxIterations = options.maxIterations ?? 500;
+  const tolerance = options.tolerance ?? 1e-7;
+  const prepared = records.map(prepare);
+  const n = records.length;
+
+  const candidates = histogram(candidatePairs(records, options.maxBlockSize ?? 200), prepared);
+  const random = histogram(randomPairs(n, options.randomPairs ?? 1_000_000, options.seed ?? 1), prepared);
+
+  // Step 2: EM over candidate pairs; u starts from the random-pair frequencies. Half a pseudo-pair per level keeps a
+  // level that is briefly unpopulated from collapsing to the floor and locking itself out.
+  let m = initialM();
+  let uBlocked = frequencies(random, () => 1, 0.5, uniform());
+  let lambda = 0.1;
+  let iterations = 0;
+  let converged = candidates.total === 0;
+  while (!converged && iterations < maxIterations) {
+    iterations++;
+    const p = posteriors(candidates, lambda, m, uBlocked);
+    let matched = 0;
+    p.forEach((pk, k) => (matched += pk * (candidates.counts[k] ?? 0)));
+    const nextLambda = clamp(matched / candidates.total);
+    const nextM = frequencies(candidates, (k) => p[k] ?? 0, 0.5, m);
+    const nextU = frequencies(candidates, (k) => 1 - (p[k] ?? 0), 0.5, uBlocked);
+    const delta = Math.max(Math.abs(nextLambda - lambda), maxDelta(nextM, m), maxDelta(nextU, uBlocked));
+    lambda = nextLambda;
+    m = nextM;
+    uBlocked = nextU;
+    converged = delta < tolerance;
+  }
+  const finalP = posteriors(candidates, lambda, m, uBlocked);
+  const matchSums = levelSums(candidates, (k) => finalP[k] ?? 0);
+
+  // Steps 3 and 4: u from random pairs, discounting the matches among them; the prior over all pairs.
+  const allPairs = (n * (n - 1)) / 2;
+  const expectedMatches = lambda * candidates.total;
+  const prior = clamp(allPairs > 0 ? expectedMatches / allPairs : PROBABILITY_FLOOR);
+  let u = frequencies(random, () => 1, 0.5, uniform());
+  // An attribute no candidate pair had on both sides taught EM nothing: it must not sway the discounting either.
+  const observed = matchSums.map((row) => row.some((x) => x > 0));
+  for (let k = 0; k < 20; k++) {
+    const mSeen = m.map((row, a) => (observed[a] ? row : (u[a] ?? row)));
+    const p = posteriors(random, prior, mSeen, u);
+    const nextU = frequencies(random, (i) => 1 - (p[i] ?? 0), 0.5, uniform());
+    const delta = maxDelta(nextU, u);
+    u = nextU;
+    if (delta < tolerance) break;
+  }
+
+  // Step 5: the final m, from EM's expected match counts shrunk towards u by M_SHRINKAGE pseudo-pairs (an attribute
+  // seen on few matches carries little weight, one never seen on a match carries none), then made monotone.
+  const attributes: MatchModel['attributes'] = {};
+  ATTRIBUTES.forEach((attr, a) => {
+    const ua = u[a] ?? [];
+    const sums = matchSums[a] ?? [];
+    const total = sums.reduce((s, x) => s + x, 0);
+    const shrunk = ua.map((ul, l) => ((sums[l] ?? 0) + M_SHRINKAGE * ul) / (total + M_SHRINKAGE));
+    // Clamped before the monotone step, which only moves probability between levels (Σm stays 1) and so could
+    // only be undone by clamping again.
+    attributes[attr] = { m: monotone(normalize(shrunk), ua), u: ua };
+  });
+  const body = { prior, threshold: options.threshold ?? DEFAULT_THRESHOLD, attributes };
+  const model: MatchModel = { version: `fs-em-${fnv1a(JSON.stringify(body))}`, ...body };
+  return {
+    model,
+    report: {
+      records: n,
+      candidatePairs: candidates.total,
+      randomPairs: random.total,
+      iterations,
+      converged,
+      candidateMatchShare: lambda,
+      expectedMatches,
+    },
+  };
+}
+
+/** {@link trainEmWithReport} without the report. */
+export function trainEm(records: readonly IdentityRecord[], options: TrainOptions = {}): MatchModel {
+  return trainEmWithReport(records, options).model;
+}
+
+function maxDelta(a: Params, b: Params): number {
+  let d = 0;
+  a.forEach((row, i) => {
+    row.forEach((x, l) => (d = Math.max(d, Math.abs(x - (b[i]?.[l] ?? 0)))));
+  });
+  return d;
+}

@@ -1,0 +1,349 @@
+// Identity resolver: consumes raw platform transactions and clicks; keeps the identity graph in Redis (atomic Lua);
+// emits each event re-keyed by its global customer id, identity links (compacted) and identity merges.
+import type { EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import { Counter, Histogram } from 'prom-client';
+import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
+import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
+import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
+import type { Config } from '../runtime/config.js';
+import { DeadLetterPublisher } from '../runtime/dead-letter.js';
+import { decodeBatch } from '../runtime/decode-batch.js';
+import { createIdempotentProducer } from '../runtime/kafka.js';
+import type { Logger } from '../runtime/log.js';
+import type { ProcessorMetrics } from '../runtime/metrics.js';
+import type { EventSerde } from '../runtime/serde.js';
+import { blockingKeys } from './blocking.js';
+import type { IdentityGraph } from './graph-store.js';
+import { attributesOf, identityOf, linkRecord, mergeEvent, splitIdentityKey, type RawEvent } from './logic.js';
+import { scorePair, type MatchModel } from './model.js';
+import { mergeRecord, sameRecord, toIdentityRecord } from './record.js';
+import type { IdentityRecord, LinkMethod } from './types.js';
+
+export const PROCESSOR = 'identity-resolver';
+
+export interface IdentityResolverDeps {
+  readonly config: Config;
+  readonly kafka: Kafka;
+  readonly serde: EventSerde;
+  readonly graph: IdentityGraph;
+  readonly model: MatchModel;
+  readonly topics: TopicCatalog;
+  readonly log: Logger;
+  readonly metrics: ProcessorMetrics;
+  /** @default '<TOPIC_PREFIX>identity-resolver' */
+  readonly groupId?: string;
+}
+
+interface Route {
+  readonly spec: TopicSpec;
+  readonly output: TopicSpec;
+  readonly check: (value: RawEvent, nowMs: number) => string[];
+}
+
+/** How one identity of the batch got its current global id, for its link record. */
+interface LinkChange {
+  readonly method: LinkMethod;
+  readonly confidence: number;
+  readonly matchWeight: number | null;
+  readonly eventId: string;
+  readonly eventTimeMs: number;
+}
+
+export class IdentityResolver {
+  private readonly routes: ReadonlyMap<string, Route>;
+  private readonly consumer;
+  private readonly producer: Producer;
+  private readonly deadLetters: DeadLetterPublisher;
+  private readonly threshold: number;
+  private readonly identityMetrics;
+  /** Records this instance last stored per identity: most events repeat a known identity and need no graph write. */
+  private readonly known = new Map<string, IdentityRecord>();
+  private processed = 0;
+
+  constructor(private readonly deps: IdentityResolverDeps) {
+    const { topics, config } = deps;
+    const rules = { maxFutureMs: config.EVENT_MAX_FUTURE_MS };
+    this.routes = new Map<string, Route>([
+      [
+        topics.transactionsRaw.name,
+        {
+          spec: topics.transactionsRaw,
+          output: topics.customerTransactions,
+          check: (v, nowMs) => transactionProblems(v as Transaction, { ...rules, nowMs }),
+        },
+      ],
+      [
+        topics.clicksRaw.name,
+        {
+          spec: topics.clicksRaw,
+          output: topics.customerClicks,
+          check: (v, nowMs) => behaviorProblems(v as BehaviorEvent, { ...rules, nowMs }),
+        },
+      ],
+    ]);
+    this.threshold = config.IDENTITY_MATCH_THRESHOLD ?? deps.model.threshold;
+    const registers = [deps.metrics.registry];
+    this.identityMetrics = {
+      links: new Counter({
+        name: 'identity_links_total',
+        help: 'Platform identities linked or re-linked, by rule',
+        labelNames: ['method'],
+        registers,
+      }),
+      merges: new Counter({ name: 'identity_merges_total', help: 'Global customers merged', registers }),
+      blocked: new Counter({
+        name: 'identity_merges_blocked_total',
+        help: 'Probabilistic links not made: conflicting strong evidence, or the cluster size cap',
+        labelNames: ['reason'],
+        registers,
+      }),
+      skippedBlocks: new Counter({
+        name: 'identity_blocks_skipped_total',
+        help: 'Blocking sets too large to use as candidate sources (IDENTITY_MAX_BLOCK_SIZE)',
+        registers,
+      }),
+      candidates: new Histogram({
+        name: 'identity_candidates',
+        help: 'Candidates scored per changed identity',
+        buckets: [0, 1, 2, 5, 10, 20, 50, 100, 500],
+        registers,
+      }),
+    };
+    this.consumer = deps.kafka.consumer({
+      groupId: deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`,
+      allowAutoTopicCreation: false,
+    });
+    this.producer = createIdempotentProducer(deps.kafka);
+    const dlq = new Map<string, TopicSpec>();
+    for (const route of this.routes.values()) {
+      const spec = topics.all.find((t) => t.name === route.spec.deadLetterTopic);
+      if (spec) dlq.set(route.spec.name, spec);
+    }
+    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq);
+  }
+
+  /** Records handled so far (accepted or dead-lettered) by this instance. */
+  get processedCount(): number {
+    return this.processed;
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    await this.consumer.connect();
+    for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      // Partitions in parallel: each identity's records stay in order within its partition, and the graph's scripts
+      // are atomic, so concurrent partitions are as safe as concurrent instances.
+      partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.disconnect();
+    await this.producer.disconnect();
+  }
+
+  private async onBatch(payload: EachBatchPayload): Promise<void> {
+    const started = process.hrtime.bigint();
+    const { batch } = payload;
+    const route = this.routes.get(batch.topic);
+    if (!route) throw new Error(`no route for ${batch.topic}`);
+    const isLive = () => payload.isRunning() && !payload.isStale();
+    const nowMs = Date.now();
+    const { records, failed } = await decodeBatch<RawEvent>(
+      batch,
+      route.spec,
+      this.deps.serde,
+      (v) => route.check(v, nowMs),
+      isLive,
+    );
+    const last = batch.messages.at(-1);
+    if (!last || !isLive()) return;
+
+    // 1. Resolve each identity in offset order: a later record must see what earlier ones registered.
+    const changes = new Map<string, LinkChange>();
+    const identified = records.map((r) => ({ ...r, identity: identityOf(r.value) }));
+    const unknown = [
+      ...new Set(
+        identified.flatMap((r) =>
+          r.identity.kind === 'identified' && !this.known.has(r.identity.key) ? [r.identity.key] : [],
+        ),
+      ),
+    ];
+    if (unknown.length > 0) {
+      for (const [key, stored] of await this.deps.graph.records(unknown)) this.known.set(key, stored.record);
+    }
+    // Records of one identity stay in offset order; different identities resolve concurrently. That is as safe as
+    // concurrent instances (each record registers before it searches), and the watermark is per identity, because a
+    // per-partition offset would let a later record's write hide an earlier one still in flight.
+    const byKey = new Map<string, typeof identified>();
+    for (const r of identified) {
+      if (r.identity.kind !== 'identified') continue;
+      const list = byKey.get(r.identity.key);
+      if (list) list.push(r);
+      else byKey.set(r.identity.key, [r]);
+    }
+    await forEachLimited([...byKey.values()], this.deps.config.IDENTITY_KEY_CONCURRENCY, async (list) => {
+      for (const r of list) {
+        if (r.identity.kind !== 'identified') continue;
+        const { key, platform, platformCustomerId } = r.identity;
+        const previous = this.known.get(key);
+        const incoming = toIdentityRecord(platform, platformCustomerId, attributesOf(r.value));
+        const merged = mergeRecord(previous, incoming);
+        if (previous && sameRecord(previous, merged)) continue; // nothing new about this person
+        const change = await this.resolveIdentity(merged, {
+          eventId: r.value.eventId,
+          eventTimeMs: r.value.eventTimeMs,
+          watermark: { field: `${batch.topic}|${key}`, offset: Number(r.message.offset) },
+        });
+        this.known.set(key, merged);
+        changes.set(key, change);
+      }
+    });
+    if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
+
+    // 2. Current roots, read after every write of the batch, so all outputs agree with the graph.
+    const keys = [...new Set(identified.flatMap((r) => (r.identity.kind === 'identified' ? [r.identity.key] : [])))];
+    const roots = keys.length > 0 ? await this.deps.graph.globalIdOf(keys) : new Map<string, string | null>();
+    const outputs: { topic: string; messages: Message[] }[] = [];
+    const resolved: Message[] = [];
+    for (const r of identified) {
+      const gid = r.identity.kind === 'identified' ? roots.get(r.identity.key) : r.identity.key;
+      if (!gid) throw new Error(`identity ${r.identity.key} has no global id after registration`);
+      resolved.push({ key: gid, value: await this.deps.serde.encode(route.output, r.value) });
+    }
+    outputs.push({ topic: route.output.name, messages: resolved });
+    const links: Message[] = [];
+    for (const [key, change] of changes) {
+      const gid = roots.get(key);
+      if (!gid) continue;
+      const link = linkRecord(splitIdentityKey(key), gid, change, change);
+      links.push({ key, value: await this.deps.serde.encode(this.deps.topics.identityLinks, link) });
+    }
+
+    // 3. Merges from the graph's outbox (written atomically with the merge itself), with the links they move.
+    const pending = await this.deps.graph.pendingMerges(1_000);
+    const merges: Message[] = [];
+    for (const entry of pending) {
+      merges.push({
+        key: entry.survivorId,
+        value: await this.deps.serde.encode(this.deps.topics.identityMerges, mergeEvent(entry)),
+      });
+      for (const member of await this.deps.graph.members(entry.survivorId)) {
+        if (changes.has(member)) continue;
+        const link = linkRecord(
+          splitIdentityKey(member),
+          entry.survivorId,
+          { method: 'MERGE', confidence: entry.confidence, matchWeight: entry.matchWeight },
+          { eventId: entry.mergeId, eventTimeMs: entry.eventTimeMs },
+        );
+        links.push({ key: member, value: await this.deps.serde.encode(this.deps.topics.identityLinks, link) });
+      }
+    }
+    if (links.length > 0) outputs.push({ topic: this.deps.topics.identityLinks.name, messages: links });
+    if (merges.length > 0) outputs.push({ topic: this.deps.topics.identityMerges.name, messages: merges });
+
+    // 4. Dead letters, then outputs (acks=all), then the outbox ack, and only then the offset.
+    await this.deadLetters.publish(failed);
+    await this.producer.sendBatch({ acks: -1, topicMessages: outputs });
+    if (pending.length > 0) await this.deps.graph.ackMerges(pending.map((m) => m.mergeId));
+    this.identityMetrics.merges.inc(pending.length);
+    for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
+    payload.resolveOffset(last.offset);
+    await this.consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
+    ]);
+    await payload.heartbeat();
+    this.processed += records.length + failed.length;
+    const { metrics } = this.deps;
+    metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' }, records.length);
+    metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' }, failed.length);
+    metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /**
+   * Registers the identity (deterministic rules run atomically inside the graph), then looks for probabilistic
+   * matches among the candidates its blocking keys find and unions with every cluster that matches. Registering before
+   * searching is what makes concurrent instances safe: of two records of one person processed at once, the later
+   * registration's search sees the earlier one.
+   */
+  private async resolveIdentity(
+    record: IdentityRecord,
+    meta: { eventId: string; eventTimeMs: number; watermark: { field: string; offset: number } },
+  ): Promise<LinkChange> {
+    const { graph, model, config } = this.deps;
+    const keys = blockingKeys(record);
+    const registered = await graph.register(record, keys, meta);
+    if (registered.refused > 0) this.identityMetrics.blocked.inc({ reason: 'cluster_cap' }, registered.refused);
+    let change: LinkChange = {
+      method: registered.method,
+      confidence: 1,
+      matchWeight: null,
+      eventId: meta.eventId,
+      eventTimeMs: meta.eventTimeMs,
+    };
+    if (keys.length === 0) return change;
+    const { keys: candidateKeys, skippedBlocks } = await graph.candidates(
+      keys,
+      record.key,
+      config.IDENTITY_MAX_BLOCK_SIZE,
+    );
+    this.identityMetrics.skippedBlocks.inc(skippedBlocks);
+    this.identityMetrics.candidates.observe(candidateKeys.length);
+    if (candidateKeys.length === 0) return change;
+    const candidates = await graph.records(candidateKeys);
+    const best = new Map<string, { key: string; confidence: number; matchWeight: number }>(); // per cluster
+    const vetoed = new Set<string>();
+    for (const [key, candidate] of candidates) {
+      if (candidate.globalId === registered.globalId) continue;
+      const score = scorePair(model, record, candidate.record);
+      // A record never joins a cluster holding a member it contradicts: one such member outweighs a good match with
+      // another (stops one household member being chained into another's cluster through a record missing fields).
+      if (score.conflict) {
+        if (!vetoed.has(candidate.globalId) && score.probability >= this.threshold) {
+          this.identityMetrics.blocked.inc({ reason: 'conflict' });
+        }
+        vetoed.add(candidate.globalId);
+        continue;
+      }
+      if (score.probability < this.threshold) continue;
+      const prev = best.get(candidate.globalId);
+      if (!prev || score.weight > prev.matchWeight) {
+        best.set(candidate.globalId, { key, confidence: score.probability, matchWeight: score.weight });
+      }
+    }
+    for (const gid of vetoed) best.delete(gid);
+    if (best.size === 0) return change;
+    const matches = [...best.values()];
+    const united = await graph.union(record.key, matches, { eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
+    if (united.refused > 0)
+      this.deps.log.warn('merge refused: cluster cap', { key: record.key, refused: united.refused });
+    const strongest = matches.reduce((a, b) => (b.matchWeight > a.matchWeight ? b : a));
+    if (registered.isNew || united.merges.length > 0) {
+      change = {
+        ...change,
+        method: 'PROBABILISTIC',
+        confidence: strongest.confidence,
+        matchWeight: strongest.matchWeight,
+      };
+    }
+    return change;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure once all have settled. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failure = results.find((r) => r.status === 'rejected');
+  if (failure) throw failure.reason;
+}

@@ -1,0 +1,53 @@
+/**
+ * `npm run bench -- <name>`: benchmarks on the real local stack (or the configured endpoints). Each prints its figures,
+ * a ratio to a peer or to the raw limit measured in the same run, and ends with one JSON line.
+ *
+ * - identity: FEBRL4 (10,000 records, two platforms) through the real identity resolver, against a kafkajs consumer
+ *   that only decodes the same records.
+ */
+import { fileURLToPath } from 'node:url';
+import { evaluateFiles } from '../../processors/identity/eval-cli.js';
+
+const dataDir = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
+
+const benches: Record<string, () => Promise<Record<string, unknown>>> = {
+  async identity() {
+    const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
+    const result = await evaluateFiles(files, { measureRawConsumer: true });
+    const raw = result.rawDecodePerSecond ?? 0;
+    console.log(`identity resolver  ${result.recordsPerSecond} records/s (${result.records} records, FEBRL4)`);
+    console.log(`decode-only        ${raw} records/s (same topic, same run: the raw limit)`);
+    console.log(`ratio              ${(result.recordsPerSecond / Math.max(raw, 1)).toFixed(3)}`);
+    if (result.metrics)
+      console.log(
+        `quality            F1 ${result.metrics['f1']} (precision ${result.metrics['precision']}, recall ${result.metrics['recall']})`,
+      );
+    return {
+      bench: 'identity',
+      dataset: 'febrl4',
+      records: result.records,
+      resolverRecordsPerSecond: result.recordsPerSecond,
+      decodeOnlyRecordsPerSecond: raw,
+      ratio: Number((result.recordsPerSecond / Math.max(raw, 1)).toFixed(3)),
+      goalRecordsPerSecond: 5_000,
+      f1: result.metrics?.['f1'] ?? null,
+    };
+  },
+};
+
+const name = process.argv[2];
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}>`);
+  process.exit(2);
+}
+bench().then(
+  (summary) => {
+    console.log(JSON.stringify(summary));
+    process.exit(0);
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,278 @@
+// The identity resolver on real Kafka, registry and Redis: deterministic links and merges end to end; a crash mid-stream
+// loses nothing; two instances on different partitions give the same clustering as one.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import type { KafkaMessage } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IdentityGraph } from '../../processors/identity/graph-store.js';
+import { loadModel } from '../../processors/identity/model.js';
+import { IdentityResolver } from '../../processors/identity/processor.js';
+import { generateSample } from '../../processors/producers/generate.js';
+import { hashIdentity } from '../../processors/producers/identity-hash.js';
+import { PlatformProducer } from '../../processors/producers/platform-producer.js';
+import { createLogger } from '../../processors/runtime/log.js';
+import { createMetrics } from '../../processors/runtime/metrics.js';
+import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
+import type { TopicSpec } from '../../topics/catalog.js';
+import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import { sampleBehavior } from '../fixtures/events.js';
+
+const model = loadModel(
+  JSON.parse(readFileSync(new URL('../../processors/identity/model.json', import.meta.url), 'utf8')),
+);
+const contexts: TestContext[] = [];
+const redis: Redis[] = [];
+let endpointsRedis: string;
+
+beforeAll(() => {
+  endpointsRedis = ''; // set per context below
+});
+afterAll(async () => {
+  for (const r of redis) {
+    r.disconnect();
+  }
+  await Promise.all(contexts.map((c) => c.close()));
+});
+
+async function context(): Promise<TestContext> {
+  const ctx = await createTestContext({ topics: true });
+  contexts.push(ctx);
+  endpointsRedis = ctx.config.REDIS_URL;
+  return ctx;
+}
+
+function resolver(ctx: TestContext, groupSuffix = 'identity-resolver') {
+  const client = new Redis(endpointsRedis);
+  redis.push(client);
+  const graph = IdentityGraph.open(client, { prefix: ctx.config.TOPIC_PREFIX, maxClusterSize: 100 });
+  const instance = new IdentityResolver({
+    config: ctx.config,
+    kafka: ctx.kafka,
+    serde: ctx.serde,
+    graph,
+    model,
+    topics: ctx.topics,
+    log: createLogger('warn', { test: 'identity' }),
+    metrics: createMetrics(),
+    groupId: `${ctx.config.TOPIC_PREFIX}${groupSuffix}`,
+  });
+  return { instance, graph };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the decoded record type for callers
+async function readAll<T>(ctx: TestContext, spec: TopicSpec, expected: number): Promise<{ key: string; value: T }[]> {
+  const consumer = ctx.kafka.consumer({ groupId: `${ctx.config.TOPIC_PREFIX}reader-${spec.name}-${Date.now()}` });
+  const out: { key: string; value: T }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic: spec.name, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }: { message: KafkaMessage }) => {
+      out.push({ key: String(message.key), value: await ctx.serde.decode<T>(spec, message.value) });
+    },
+  });
+  await waitFor(
+    async () => Promise.resolve(out.length),
+    (n) => n >= expected,
+    { what: `${expected} on ${spec.name}` },
+  );
+  await consumer.disconnect();
+  return out;
+}
+
+/** A clustering as a canonical string: sorted member lists, so two runs compare regardless of id labels. */
+function canonical(roots: ReadonlyMap<string, string | null>): string[] {
+  const byRoot = new Map<string, string[]>();
+  for (const [key, root] of roots)
+    byRoot.set(root ?? `none:${key}`, [...(byRoot.get(root ?? `none:${key}`) ?? []), key]);
+  return [...byRoot.values()].map((m) => m.sort().join('|')).sort();
+}
+
+describe('identity resolver', () => {
+  it('links by hashed email, merges two customers when a later event links them, and re-keys every event', async () => {
+    const ctx = await context();
+    const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
+    const identify = (
+      platform: string,
+      id: string,
+      raw: Parameters<typeof hashIdentity>[0],
+      at: number,
+    ): BehaviorEvent =>
+      sampleBehavior({
+        eventId: `${platform}-${id}-${at}`,
+        eventTimeMs: Date.UTC(2026, 8, 1) + at,
+        platform,
+        platformCustomerId: id,
+        type: 'IDENTIFY',
+        identity: hashIdentity(raw, salt),
+      });
+    const events = [
+      identify('shopwave', 'a', { email: 'ada@example.org', firstName: 'Ada', lastName: 'Lovelace' }, 1),
+      identify('marketly', 'b', { email: 'ADA@example.org ' }, 2), // same mailbox: deterministic link
+      identify('urbancart', 'c', { phone: '+44 20 7946 0958', firstName: 'Grace' }, 3), // someone new
+      sampleBehavior({
+        eventId: 'click-c',
+        platform: 'urbancart',
+        platformCustomerId: 'c',
+        eventTimeMs: Date.UTC(2026, 8, 1) + 4,
+      }),
+      identify('marketly', 'b', { email: 'ada@example.org', phone: '0044 20 7946 0958' }, 5), // b's phone is c's: merge
+    ];
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    const { instance, graph } = resolver(ctx);
+    await instance.start();
+    // Different keys live on different partitions, processed in any order: send in phases to pin the story.
+    const phase = async (batch: BehaviorEvent[]) => {
+      const target = instance.processedCount + batch.length;
+      for (const e of batch) await producer.sendBehavior(e);
+      await waitFor(
+        async () => Promise.resolve(instance.processedCount),
+        (n) => n >= target,
+        { what: 'a phase' },
+      );
+    };
+    await phase([events[0]!]); // a: new customer
+    await phase([events[1]!]); // b: same mailbox as a
+    await phase([events[2]!, events[3]!]); // c: someone new, then a click of c
+    const before = await graph.globalIdOf(['shopwave:a', 'marketly:b', 'urbancart:c']);
+    expect(before.get('marketly:b')).toBe(before.get('shopwave:a'));
+    expect(before.get('urbancart:c')).not.toBe(before.get('shopwave:a'));
+    await phase([events[4]!]); // b's phone is c's: the two customers merge
+    await producer.disconnect();
+    await instance.stop();
+
+    const roots = await graph.globalIdOf(['shopwave:a', 'marketly:b', 'urbancart:c']);
+    const survivor = roots.get('shopwave:a');
+    expect(survivor).toBeTruthy();
+    expect(roots.get('marketly:b')).toBe(survivor);
+    expect(roots.get('urbancart:c')).toBe(survivor);
+
+    const merges = await readAll<IdentityMerge>(ctx, ctx.topics.identityMerges, 1);
+    expect(merges).toHaveLength(1);
+    expect(merges[0]?.value.survivorId).toBe(survivor); // the older cluster survives
+    expect(merges[0]?.key).toBe(survivor);
+
+    const links = await readAll<IdentityLink>(ctx, ctx.topics.identityLinks, 4);
+    const latest = new Map(links.map((l) => [l.key, l.value]));
+    expect(latest.get('marketly:b')?.globalCustomerId).toBe(survivor);
+    expect(latest.get('urbancart:c')?.globalCustomerId).toBe(survivor);
+    expect(links.find((l) => l.key === 'marketly:b')?.value.method).toBe('EMAIL_HASH');
+
+    const resolved = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, events.length);
+    expect(resolved.map((r) => r.value.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
+    // Events after the merge are keyed by the survivor; each event keeps its content.
+    expect(resolved.find((r) => r.value.eventId === 'marketly-b-5')?.key).toBe(survivor);
+  });
+
+  it('survives a crash mid-stream and two concurrent instances: same clustering as one uninterrupted instance', async () => {
+    // Every click too: a stream long enough (~14k events) that the kill below always lands mid-stream.
+    const sample = generateSample({ seed: 11, customers: 200, targetTransactions: 500, salt: 'identity-test-salt' });
+    const identityEvents = sample.behaviors;
+    const keys = [...new Set(sample.groundTruth.map((g) => `${g.platform}:${g.platformCustomerId}`))];
+    let killedAt = 0;
+    const run = async (mode: 'single' | 'crash' | 'concurrent') => {
+      const ctx = await context();
+      const publish = async () => {
+        const producer = await PlatformProducer.connect(ctx.config, {
+          kafka: ctx.kafka,
+          serde: ctx.serde,
+          topics: ctx.topics,
+        });
+        await producer.publishAll([
+          ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
+          ...identityEvents.map((event) => ({ kind: 'behavior' as const, event })),
+        ]);
+        await producer.disconnect();
+      };
+      const first = resolver(ctx);
+      const second = resolver(ctx);
+      if (mode === 'concurrent') {
+        // Both join before anything is published, so each owns partitions while records flow.
+        await Promise.all([first.instance.start(), second.instance.start()]);
+        await waitFor(
+          async () =>
+            (await ctx.admin.describeGroups([`${ctx.config.TOPIC_PREFIX}identity-resolver`])).groups[0]?.members
+              .length ?? 0,
+          (n) => n === 2,
+          { what: 'two members in the group' },
+        );
+      }
+      await publish();
+      const total = sample.transactions.length + identityEvents.length;
+      if (mode === 'crash') {
+        // The real entrypoint in its own process, killed with SIGKILL right after its first commit: no shutdown hook runs.
+        const child = spawn(process.execPath, ['--import', 'tsx', 'processors/identity/main.ts'], {
+          env: { ...process.env, ...envOf(ctx), LOG_LEVEL: 'error' },
+          stdio: 'ignore',
+        });
+        await waitFor(
+          () => committed(ctx),
+          (n) => n > 0,
+          { what: 'a first commit', timeoutMs: 120_000, intervalMs: 20 },
+        );
+        child.kill('SIGKILL');
+        killedAt = await committed(ctx);
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+      if (mode !== 'concurrent') await first.instance.start();
+      if (mode === 'crash') {
+        await waitFor(
+          () => committed(ctx),
+          (n) => n >= total,
+          { what: 'all offsets committed after the restart' },
+        );
+      } else if (mode === 'concurrent') {
+        await waitFor(
+          () => committed(ctx),
+          (n) => n >= total,
+          { what: 'all offsets committed by two instances' },
+        );
+        expect(first.instance.processedCount).toBeGreaterThan(0);
+        expect(second.instance.processedCount).toBeGreaterThan(0);
+        await second.instance.stop();
+      } else {
+        await waitFor(
+          () => committed(ctx),
+          (n) => n >= total,
+          { what: 'all offsets committed' },
+        );
+      }
+      await first.instance.stop();
+      const pending = await first.graph.pendingMerges(10);
+      expect(pending).toEqual([]); // every merge was published
+      return canonical(await first.graph.globalIdOf(keys));
+    };
+    const single = await run('single');
+    expect(await run('crash')).toEqual(single);
+    const total = sample.transactions.length + identityEvents.length;
+    expect(killedAt).toBeGreaterThan(0);
+    expect(killedAt).toBeLessThan(total); // the kill really landed mid-stream
+    expect(await run('concurrent')).toEqual(single);
+  });
+});
+
+/** Offsets the resolver group has committed on the raw topics. */
+async function committed(ctx: TestContext): Promise<number> {
+  const groupId = `${ctx.config.TOPIC_PREFIX}identity-resolver`; // the entrypoint's default group
+  const offsets = await ctx.admin.fetchOffsets({
+    groupId,
+    topics: [ctx.topics.transactionsRaw.name, ctx.topics.clicksRaw.name],
+  });
+  return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+}
+
+/** The environment a separate process needs to join this context. */
+function envOf(ctx: TestContext): Record<string, string> {
+  return {
+    KAFKA_BROKERS: ctx.config.KAFKA_BROKERS.join(','),
+    SCHEMA_REGISTRY_URL: ctx.config.SCHEMA_REGISTRY_URL,
+    REDIS_URL: ctx.config.REDIS_URL,
+    CLICKHOUSE_URL: ctx.config.CLICKHOUSE_URL,
+    TOPIC_PREFIX: ctx.config.TOPIC_PREFIX,
+    IDENTITY_HASH_SALT: ctx.config.IDENTITY_HASH_SALT.reveal(),
+  };
+}
