@@ -141,6 +141,7 @@ const SCRIPTS = {
   register: 'idgRegister',
   union: 'idgUnion',
   candidates: 'idgCandidates',
+  'candidate-records': 'idgCandidateRecords',
   records: 'idgRecords',
   'root-of': 'idgRootOf',
   'global-id-of': 'idgGlobalIdOf',
@@ -151,6 +152,7 @@ const SCRIPTS = {
 type ScriptFile = keyof typeof SCRIPTS;
 const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
   'candidates',
+  'candidate-records',
   'records',
   'global-id-of',
   'members',
@@ -338,6 +340,29 @@ export class IdentityGraph {
     if (blockingKeys.length === 0) return { keys: [], skippedBlocks: 0 };
     const reply = asArray(await this.run('candidates', [excludeKey, String(maxBlockSize), ...new Set(blockingKeys)]));
     return { skippedBlocks: asNumber(reply[0]), keys: reply.slice(1).map(asString) };
+  }
+
+  /**
+   * Read-only: `candidates` and `records` of them in one script and one round trip (one snapshot): what the resolver
+   * scores for a changed identity.
+   */
+  async candidateRecords(
+    blockingKeys: readonly string[],
+    excludeKey: string,
+    maxBlockSize: number,
+  ): Promise<{ skippedBlocks: number; records: Map<string, StoredIdentity> }> {
+    const records = new Map<string, StoredIdentity>();
+    if (blockingKeys.length === 0) return { skippedBlocks: 0, records };
+    const reply = asArray(
+      await this.run('candidate-records', [excludeKey, String(maxBlockSize), ...new Set(blockingKeys)]),
+    );
+    for (let i = 1; i + 2 < reply.length; i += 3) {
+      const key = asString(reply[i]);
+      const json = asString(reply[i + 1]);
+      const globalId = asString(reply[i + 2]);
+      if (json !== '' && globalId !== '') records.set(key, { record: JSON.parse(json) as IdentityRecord, globalId });
+    }
+    return { skippedBlocks: asNumber(reply[0]), records };
   }
 
   /** Read-only: stored record and current root per identity key, from one snapshot (one round trip). Unknown keys are absent. */

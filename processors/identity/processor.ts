@@ -122,6 +122,9 @@ export class IdentityResolver {
     this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq);
   }
 
+  /** When this instance received its first batch (epoch ms), for throughput figures that exclude the group join. */
+  firstBatchAtMs: number | null = null;
+
   /** Records handled so far (accepted or dead-lettered) by this instance. */
   get processedCount(): number {
     return this.processed;
@@ -148,6 +151,7 @@ export class IdentityResolver {
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
     const started = process.hrtime.bigint();
+    this.firstBatchAtMs ??= Date.now();
     const { batch } = payload;
     const route = this.routes.get(batch.topic);
     if (!route) throw new Error(`no route for ${batch.topic}`);
@@ -286,15 +290,14 @@ export class IdentityResolver {
       eventTimeMs: meta.eventTimeMs,
     };
     if (keys.length === 0) return change;
-    const { keys: candidateKeys, skippedBlocks } = await graph.candidates(
+    const { records: candidates, skippedBlocks } = await graph.candidateRecords(
       keys,
       record.key,
       config.IDENTITY_MAX_BLOCK_SIZE,
     );
     this.identityMetrics.skippedBlocks.inc(skippedBlocks);
-    this.identityMetrics.candidates.observe(candidateKeys.length);
-    if (candidateKeys.length === 0) return change;
-    const candidates = await graph.records(candidateKeys);
+    this.identityMetrics.candidates.observe(candidates.size);
+    if (candidates.size === 0) return change;
     const best = new Map<string, { key: string; confidence: number; matchWeight: number }>(); // per cluster
     const vetoed = new Set<string>();
     for (const [key, candidate] of candidates) {

@@ -190,6 +190,21 @@ describe('candidates and records', () => {
       skippedBlocks: 0,
     });
   });
+
+  it('returns candidates with their records and current roots in one call, as candidates + records would', async () => {
+    const graph = open();
+    await graph.register(rec('shop:1', { lastName: 'smith' }), ['ln:smith', 'pc:1000'], meta());
+    await graph.register(rec('shop:2', { lastName: 'smyth' }), ['ln:smith'], meta());
+    await graph.register(rec('shop:3', { emailSha256: 'e3' }), ['pc:1000', 'city:x'], meta());
+    await graph.register(rec('shop:4', { emailSha256: 'e3' }), ['city:x'], meta()); // joins shop:3's cluster
+    const blocks = ['ln:smith', 'pc:1000', 'city:x'];
+    const { keys, skippedBlocks } = await graph.candidates(blocks, 'shop:1', 10);
+    const combined = await graph.candidateRecords(blocks, 'shop:1', 10);
+    expect(combined.skippedBlocks).toBe(skippedBlocks);
+    expect(new Map([...combined.records].sort(([a], [b]) => a.localeCompare(b)))).toEqual(await graph.records(keys));
+    expect(combined.records.get('shop:4')?.globalId).toBe(combined.records.get('shop:3')?.globalId);
+    expect((await graph.candidateRecords(blocks, 'shop:1', 1)).skippedBlocks).toBe(3); // each block holds two
+  });
 });
 
 describe('union', () => {
