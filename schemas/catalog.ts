@@ -7,6 +7,7 @@ export const schemaFiles = {
   behaviorEvent: 'behavior-event.avsc',
   identityLink: 'identity-link.avsc',
   identityMerge: 'identity-merge.avsc',
+  identityMergeRejection: 'identity-merge-rejection.avsc',
   intentScore: 'intent-score.avsc',
   deadLetter: 'dead-letter.avsc',
 } as const;

@@ -27,6 +27,7 @@ export type TopicId =
   | 'customerClicks'
   | 'identityLinks'
   | 'identityMerges'
+  | 'identityMergeRejections'
   | 'customerScores';
 
 export type TopicCatalog = Readonly<Record<TopicId, TopicSpec>> & {
@@ -107,6 +108,15 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
       key: 'surviving global customer id',
       schema: 'identityMerge',
       doc: 'Two global customers found to be one person',
+    },
+    identityMergeRejections: {
+      name: 'identity.merge-rejections.v1',
+      partitions: 3,
+      retentionMs: 90 * DAY_MS,
+      cleanupPolicy: 'delete',
+      key: 'platform identity being resolved',
+      schema: 'identityMergeRejection',
+      doc: 'Links the resolver refused (conflicting evidence, cluster cap): for audit and tuning',
     },
     customerScores: {
       name: 'customer.scores.v1',

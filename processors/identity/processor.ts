@@ -2,7 +2,7 @@
 // emits each event re-keyed by its global customer id, identity links (compacted) and identity merges.
 import type { EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { Counter, Histogram } from 'prom-client';
-import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
+import type { BehaviorEvent, IdentityMergeRejection, Transaction } from '../../schemas/generated/types.js';
 import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
@@ -169,6 +169,7 @@ export class IdentityResolver {
 
     // 1. Resolve each identity in offset order: a later record must see what earlier ones registered.
     const changes = new Map<string, LinkChange>();
+    const rejections: IdentityMergeRejection[] = [];
     const identified = records.map((r) => ({ ...r, identity: identityOf(r.value) }));
     const unknown = [
       ...new Set(
@@ -198,11 +199,15 @@ export class IdentityResolver {
         const incoming = toIdentityRecord(platform, platformCustomerId, attributesOf(r.value));
         const merged = mergeRecord(previous, incoming);
         if (previous && sameRecord(previous, merged)) continue; // nothing new about this person
-        const change = await this.resolveIdentity(merged, {
-          eventId: r.value.eventId,
-          eventTimeMs: r.value.eventTimeMs,
-          watermark: { field: `${batch.topic}|${key}`, offset: Number(r.message.offset) },
-        });
+        const change = await this.resolveIdentity(
+          merged,
+          {
+            eventId: r.value.eventId,
+            eventTimeMs: r.value.eventTimeMs,
+            watermark: { field: `${batch.topic}|${key}`, offset: Number(r.message.offset) },
+          },
+          rejections,
+        );
         this.known.set(key, merged);
         changes.set(key, change);
       }
@@ -249,6 +254,15 @@ export class IdentityResolver {
     }
     if (links.length > 0) outputs.push({ topic: this.deps.topics.identityLinks.name, messages: links });
     if (merges.length > 0) outputs.push({ topic: this.deps.topics.identityMerges.name, messages: merges });
+    if (rejections.length > 0) {
+      const spec = this.deps.topics.identityMergeRejections;
+      outputs.push({
+        topic: spec.name,
+        messages: await Promise.all(
+          rejections.map(async (r) => ({ key: r.identityKey, value: await this.deps.serde.encode(spec, r) })),
+        ),
+      });
+    }
 
     // 4. Dead letters, then outputs (acks=all), then the outbox ack, and only then the offset.
     await this.deadLetters.publish(failed);
@@ -277,11 +291,31 @@ export class IdentityResolver {
   private async resolveIdentity(
     record: IdentityRecord,
     meta: { eventId: string; eventTimeMs: number; watermark: { field: string; offset: number } },
+    rejections: IdentityMergeRejection[],
   ): Promise<LinkChange> {
+    const reject = (
+      reason: IdentityMergeRejection['reason'],
+      globalCustomerId: string,
+      candidate?: { key: string; globalId: string; probability: number; weight: number },
+    ) => {
+      this.identityMetrics.blocked.inc({ reason: reason === 'CONFLICT' ? 'conflict' : 'cluster_cap' });
+      rejections.push({
+        eventId: `reject:${meta.eventId}:${record.key}:${candidate?.key ?? reason}:${rejections.length}`,
+        eventTimeMs: meta.eventTimeMs,
+        identityKey: record.key,
+        globalCustomerId,
+        candidateKey: candidate?.key ?? null,
+        candidateGlobalId: candidate?.globalId ?? null,
+        reason,
+        matchProbability: candidate?.probability ?? null,
+        matchWeight: candidate?.weight ?? null,
+        sourceEventId: meta.eventId,
+      });
+    };
     const { graph, model, config } = this.deps;
     const keys = blockingKeys(record);
     const registered = await graph.register(record, keys, meta);
-    if (registered.refused > 0) this.identityMetrics.blocked.inc({ reason: 'cluster_cap' }, registered.refused);
+    for (let i = 0; i < registered.refused; i++) reject('CLUSTER_CAP', registered.globalId ?? '');
     let change: LinkChange = {
       method: registered.method,
       confidence: 1,
@@ -299,15 +333,24 @@ export class IdentityResolver {
     this.identityMetrics.candidates.observe(candidates.size);
     if (candidates.size === 0) return change;
     const best = new Map<string, { key: string; confidence: number; matchWeight: number }>(); // per cluster
+    const scored = new Map<string, { key: string; record: IdentityRecord }[]>(); // members seen, per cluster
     const vetoed = new Set<string>();
     for (const [key, candidate] of candidates) {
       if (candidate.globalId === registered.globalId) continue;
+      const members = scored.get(candidate.globalId) ?? [];
+      members.push({ key, record: candidate.record });
+      scored.set(candidate.globalId, members);
       const score = scorePair(model, record, candidate.record);
       // A record never joins a cluster holding a member it contradicts: one such member outweighs a good match with
       // another (stops one household member being chained into another's cluster through a record missing fields).
       if (score.conflict) {
         if (!vetoed.has(candidate.globalId) && score.probability >= this.threshold) {
-          this.identityMetrics.blocked.inc({ reason: 'conflict' });
+          reject('CONFLICT', registered.globalId ?? '', {
+            key,
+            globalId: candidate.globalId,
+            probability: score.probability,
+            weight: score.weight,
+          });
         }
         vetoed.add(candidate.globalId);
         continue;
@@ -319,6 +362,27 @@ export class IdentityResolver {
       }
     }
     for (const gid of vetoed) best.delete(gid);
+    // A record missing the contradicting fields may match two customers that contradict each other (father and son at
+    // one address): join the strongest, and no other cluster that conflicts with one already joined.
+    const accepted: string[] = [];
+    for (const [gid, match] of [...best].sort(([, x], [, y]) => y.matchWeight - x.matchWeight)) {
+      const clash = accepted.some((other) =>
+        (scored.get(gid) ?? []).some((m) =>
+          (scored.get(other) ?? []).some((o) => scorePair(model, m.record, o.record).conflict),
+        ),
+      );
+      if (clash) {
+        best.delete(gid);
+        reject('CONFLICT', registered.globalId ?? '', {
+          key: match.key,
+          globalId: gid,
+          probability: match.confidence,
+          weight: match.matchWeight,
+        });
+      } else {
+        accepted.push(gid);
+      }
+    }
     if (best.size === 0) return change;
     const matches = [...best.values()];
     const united = await graph.union(record.key, matches, { eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });

@@ -8,6 +8,7 @@ import type {
   DeadLetter,
   IdentityLink,
   IdentityMerge,
+  IdentityMergeRejection,
   IntentScore,
   Transaction,
 } from '../../schemas/generated/types.js';
@@ -31,6 +32,7 @@ export const sinkTables = [
   'fact_event',
   'dim_customer_identity',
   'identity_merge',
+  'identity_merge_rejected',
   'intent_score',
   'dead_letter',
 ] as const;
@@ -176,6 +178,26 @@ export function identityMergeRows(merge: IdentityMerge): RowSet {
         event_time: seconds(merge.eventTimeMs),
         event_time_ms: merge.eventTimeMs,
         source_event_id: merge.sourceEventId,
+      },
+    ],
+  };
+}
+
+export function mergeRejectionRows(r: IdentityMergeRejection): RowSet {
+  return {
+    identity_merge_rejected: [
+      {
+        event_id: r.eventId,
+        identity_id: r.identityKey,
+        global_customer_id: r.globalCustomerId,
+        candidate_identity_id: text(r.candidateKey),
+        candidate_global_customer_id: text(r.candidateGlobalId),
+        reason: r.reason,
+        match_probability: r.matchProbability ?? 0,
+        match_weight: r.matchWeight ?? 0,
+        event_time: seconds(r.eventTimeMs),
+        event_date: date(r.eventTimeMs),
+        source_event_id: r.sourceEventId,
       },
     ],
   };

@@ -7,6 +7,7 @@ import type {
   DeadLetter,
   IdentityLink,
   IdentityMerge,
+  IdentityMergeRejection,
   IntentScore,
   Transaction,
 } from '../../schemas/generated/types.js';
@@ -28,6 +29,7 @@ import {
   identityLinkRows,
   identityMergeRows,
   intentScoreRows,
+  mergeRejectionRows,
   sinkTables,
   transactionRows,
   type Row,
@@ -90,6 +92,7 @@ export class WarehouseSink {
       },
       { spec: topics.identityLinks, rows: (l: IdentityLink) => identityLinkRows(l) },
       { spec: topics.identityMerges, rows: (m: IdentityMerge) => identityMergeRows(m) },
+      { spec: topics.identityMergeRejections, rows: (r: IdentityMergeRejection) => mergeRejectionRows(r) },
       { spec: topics.customerScores, rows: (s: IntentScore) => intentScoreRows(s) },
     ];
     // Every dead-letter topic is warehoused too, so analysts see what was refused and why.

@@ -119,6 +119,28 @@ export interface IdentityMerge {
   readonly sourceEventId: string;
 }
 
+/** A link the resolver decided NOT to make although the match probability reached the threshold: conflicting strong evidence (CONFLICT) or the cluster size cap (CLUSTER_CAP). Keyed by the identity being resolved; for audits and tuning, never applied downstream. */
+export interface IdentityMergeRejection {
+  /** Unique and stable across retries and replays: the idempotency key */
+  readonly eventId: string;
+  /** Event time of the event being resolved */
+  readonly eventTimeMs: number;
+  /** <platform>:<platformCustomerId> being resolved */
+  readonly identityKey: string;
+  /** Its global customer at the time */
+  readonly globalCustomerId: string;
+  /** The matching identity, when known */
+  readonly candidateKey: null | string;
+  readonly candidateGlobalId: null | string;
+  readonly reason: MergeRejectionReason;
+  readonly matchProbability: null | number;
+  readonly matchWeight: null | number;
+  readonly sourceEventId: string;
+}
+
+export const MergeRejectionReasonValues = ['CONFLICT', 'CLUSTER_CAP'] as const;
+export type MergeRejectionReason = (typeof MergeRejectionReasonValues)[number];
+
 /** The latest purchase-intent score of a global customer. Compacted topic keyed by customerId. */
 export interface IntentScore {
   /** Unique and stable across retries and replays: the idempotency key */

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityGraph } from '../../processors/identity/graph-store.js';
 import { loadModel } from '../../processors/identity/model.js';
 import { IdentityResolver } from '../../processors/identity/processor.js';
+import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { hashIdentity } from '../../processors/producers/identity-hash.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
@@ -166,6 +167,84 @@ describe('identity resolver', () => {
     expect(resolved.map((r) => r.value.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
     // Events after the merge are keyed by the survivor; each event keeps its content.
     expect(resolved.find((r) => r.value.eventId === 'marketly-b-5')?.key).toBe(survivor);
+  });
+
+  it('never merges a father and son at one address, even through a record that matches both; refusals are warehoused', async () => {
+    const ctx = await createTestContext({ topics: true, warehouse: true, env: { SINK_MAX_WAIT_MS: '200' } });
+    contexts.push(ctx);
+    endpointsRedis = ctx.config.REDIS_URL;
+    const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
+    const home = { lastName: 'Whitaker', address: '12 Orchard Lane', city: 'Leeds', postcode: 'LS6 2AB' };
+    const person = (platform: string, id: string, raw: Parameters<typeof hashIdentity>[0], at: number) =>
+      sampleBehavior({
+        eventId: `${platform}-${id}`,
+        eventTimeMs: Date.UTC(2026, 8, 1) + at,
+        platform,
+        platformCustomerId: id,
+        type: 'IDENTIFY',
+        identity: hashIdentity({ ...home, ...raw }, salt),
+      });
+    const father = person(
+      'shopwave',
+      'sr',
+      { email: 'john.sr@example.org', firstName: 'John', birthDate: '1961-03-14' },
+      1,
+    );
+    const son = person(
+      'marketly',
+      'jr',
+      { email: 'johnny@example.org', firstName: 'John', birthDate: '1992-07-30' },
+      2,
+    );
+    const either = person('urbancart', 'j', { firstName: 'John' }, 3); // no email, no birth date: matches both
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    const { instance, graph } = resolver(ctx);
+    await instance.start();
+    for (const [i, e] of [father, son, either].entries()) {
+      await producer.sendBehavior(e);
+      await waitFor(
+        async () => Promise.resolve(instance.processedCount),
+        (n) => n > i,
+        { what: `event ${i + 1}` },
+      );
+    }
+    await producer.disconnect();
+    await instance.stop();
+    const roots = await graph.globalIdOf(['shopwave:sr', 'marketly:jr', 'urbancart:j']);
+    expect(roots.get('shopwave:sr')).not.toBe(roots.get('marketly:jr'));
+    expect([roots.get('shopwave:sr'), roots.get('marketly:jr')]).toContain(roots.get('urbancart:j'));
+
+    const sink = new WarehouseSink({
+      config: ctx.config,
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      clickhouse: ctx.clickhouse,
+      topics: ctx.topics,
+      log: createLogger('warn'),
+      metrics: createMetrics(),
+    });
+    await sink.start();
+    try {
+      const rows = await waitFor(
+        async () =>
+          (
+            await ctx.clickhouse.query({
+              query: `SELECT identity_id, reason FROM identity_merge_rejected FINAL ORDER BY identity_id`,
+              format: 'JSONEachRow',
+            })
+          ).json<{ identity_id: string; reason: string }>(),
+        (r) => r.length >= 2,
+        { what: 'refused links in the warehouse' },
+      );
+      expect(rows.map((r) => r.reason)).toEqual(rows.map(() => 'CONFLICT'));
+      expect(rows.map((r) => r.identity_id)).toEqual(expect.arrayContaining(['marketly:jr', 'urbancart:j']));
+    } finally {
+      await sink.stop();
+    }
   });
 
   it('survives a crash mid-stream and two concurrent instances: same clustering as one uninterrupted instance', async () => {
