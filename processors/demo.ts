@@ -4,12 +4,18 @@
  * them through the platform producer library, runs the warehouse sink until ClickHouse holds every event, and prints
  * a summary. The stack stays up afterwards. Re-running is safe: event ids are deterministic, so nothing is counted twice.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import type { Admin } from 'kafkajs';
 import { migrate } from '../clickhouse/migrate.js';
 import { runNamedQuery } from '../clickhouse/queries.js';
 import { ensureStack } from '../test/stack/stack.js';
 import { applyTopics } from '../topics/apply.js';
-import { topicCatalog } from '../topics/catalog.js';
+import { topicCatalog, type TopicSpec } from '../topics/catalog.js';
+import { IdentityGraph } from './identity/graph-store.js';
+import { loadModel } from './identity/model.js';
+import { IdentityResolver } from './identity/processor.js';
+import { pairwiseMetrics } from './identity/resolve-offline.js';
 import { generateSample } from './producers/generate.js';
 import { PlatformProducer } from './producers/platform-producer.js';
 import { createClickHouse } from './runtime/clickhouse.js';
@@ -88,8 +94,24 @@ async function main(): Promise<void> {
   await raw.disconnect();
   done(`${events.length} events + ${bad.length} deliberately bad records`);
 
-  done = step('warehouse sink until ClickHouse has every event');
+  done = step('identity resolver and warehouse sink until both have caught up');
   const clickhouse = createClickHouse(config);
+  const redis = new Redis(config.REDIS_URL);
+  const graph = IdentityGraph.open(redis, {
+    prefix: config.TOPIC_PREFIX,
+    maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
+  });
+  const resolver = new IdentityResolver({
+    config,
+    kafka,
+    serde,
+    graph,
+    model: loadModel(JSON.parse(readFileSync(config.IDENTITY_MODEL_PATH, 'utf8'))),
+    topics,
+    log: createLogger('warn', { processor: 'identity-resolver' }),
+    metrics: createMetrics(),
+  });
+  await resolver.start();
   const sink = new WarehouseSink({
     config,
     kafka,
@@ -104,22 +126,58 @@ async function main(): Promise<void> {
     Number((await (await clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n ?? 0);
   // The sample's platforms are its own (replayed datasets use other platform ids), so counting by platform is exact.
   const platformList = [...platforms].map((p) => `'${p}'`).join(',');
-  const deadline = Date.now() + 180_000;
-  let landed = { tx: 0, ev: 0, dl: 0 };
+  const deadline = Date.now() + 300_000;
+  const admin2 = kafka.admin();
+  await admin2.connect();
+  // Caught up = nothing left to consume (committed offsets at the end of every partition); works on re-runs too.
   for (;;) {
-    landed = {
-      tx: await countOf(`SELECT count() AS n FROM fact_transaction FINAL WHERE platform_id IN (${platformList})`),
-      ev: await countOf(`SELECT count() AS n FROM fact_event FINAL WHERE platform_id IN (${platformList})`),
-      dl: await countOf(`SELECT count() AS n FROM dead_letter FINAL`),
-    };
-    if (landed.tx === sample.transactions.length && landed.ev === sample.behaviors.length && landed.dl >= bad.length)
-      break;
-    if (Date.now() > deadline) throw new Error(`the warehouse did not catch up: ${JSON.stringify(landed)}`);
+    const lag =
+      (await groupLag(admin2, `${config.TOPIC_PREFIX}identity-resolver`, [topics.transactionsRaw, topics.clicksRaw])) +
+      (await groupLag(admin2, `${config.TOPIC_PREFIX}warehouse-sink`, [
+        topics.transactionsRaw,
+        topics.clicksRaw,
+        topics.identityLinks,
+        topics.identityMerges,
+        ...topics.all.filter((t) => t.schema === 'deadLetter'),
+      ]));
+    if (lag === 0) break;
+    if (Date.now() > deadline) throw new Error(`the processors did not catch up: ${lag} records behind`);
     await new Promise((r) => setTimeout(r, 500));
   }
+  await admin2.disconnect();
+  const landed = {
+    tx: await countOf(`SELECT count() AS n FROM fact_transaction FINAL WHERE platform_id IN (${platformList})`),
+    ev: await countOf(`SELECT count() AS n FROM fact_event FINAL WHERE platform_id IN (${platformList})`),
+    dl: await countOf(`SELECT count() AS n FROM dead_letter FINAL`),
+  };
+  await resolver.stop();
   await sink.stop();
   done();
 
+  const accountKeys = sample.groundTruth.map((g) => `${g.platform}:${g.platformCustomerId}`);
+  const roots = await graph.globalIdOf(accountKeys);
+  redis.disconnect();
+  const resolved = new Map<string, string>();
+  for (const key of accountKeys) {
+    const root = roots.get(key);
+    if (root) resolved.set(key, root);
+  }
+  const truePairs: [string, string][] = [];
+  const accountsOf = new Map<string, string[]>();
+  for (const g of sample.groundTruth) {
+    accountsOf.set(g.personId, [...(accountsOf.get(g.personId) ?? []), `${g.platform}:${g.platformCustomerId}`]);
+  }
+  for (const accounts of accountsOf.values()) {
+    accounts.forEach((a, i) => {
+      for (const b of accounts.slice(i + 1)) truePairs.push([a, b]);
+    });
+  }
+  const quality = pairwiseMetrics(resolved, truePairs);
+  const platformsOfCustomer = new Map<string, Set<string>>();
+  for (const [key, root] of resolved) {
+    platformsOfCustomer.set(root, (platformsOfCustomer.get(root) ?? new Set()).add(key.slice(0, key.indexOf(':'))));
+  }
+  const resolvedCross = [...platformsOfCustomer.values()].filter((p) => p.size > 1).length;
   const counts = (await runNamedQuery(clickhouse, 'counts'))[0] ?? {};
   const revenue = await runNamedQuery(clickhouse, 'revenue-by-platform');
   await clickhouse.close();
@@ -131,9 +189,12 @@ Summary
   platforms                       ${platforms.size} (${[...platforms].join(', ')})
   platform accounts               ${sample.groundTruth.length}
   cross-platform customers        ${crossPlatform} (${pct(crossPlatform, persons.size)}, per ground truth in out/generated/ground_truth.csv)
+  customers resolved              ${platformsOfCustomer.size} (identity resolver; warehouse dim_customer: ${String(counts['customers'])})
+  cross-platform, resolved        ${resolvedCross} (${pct(resolvedCross, platformsOfCustomer.size)})
+  matching vs ground truth        pairwise precision ${quality.precision.toFixed(4)}, recall ${quality.recall.toFixed(4)}, F1 ${quality.f1.toFixed(4)}
   transactions in the warehouse   ${landed.tx}
   click events in the warehouse   ${landed.ev}
-  dead letters (all runs)         ${landed.dl} (npm run query -- dead-letters-by-reason)
+  dead letters (all runs)         ${landed.dl} (each processor parks what it refuses: npm run query -- dead-letters-by-reason)
   warehouse totals                ${JSON.stringify(counts)}
   revenue by platform             ${revenue.map((r) => `${String(r['platform_id'])} ${String(r['currency'])} ${money(r['net_minor'])}`).join('; ')}
 
@@ -143,6 +204,21 @@ Endpoints (the stack stays up; npm run stack -- down stops it)
   REDIS_URL=${config.REDIS_URL}
   CLICKHOUSE_URL=${config.CLICKHOUSE_URL} (database ${config.CLICKHOUSE_DATABASE})
 Total ${((Date.now() - totalStart) / 1000).toFixed(1)} s`);
+}
+
+/** Records a consumer group still has to read on `specs` (a partition never committed counts from its start). */
+async function groupLag(admin: Admin, groupId: string, specs: readonly TopicSpec[]): Promise<number> {
+  const committed = await admin.fetchOffsets({ groupId, topics: specs.map((s) => s.name) });
+  let lag = 0;
+  for (const spec of specs) {
+    const ends = await admin.fetchTopicOffsets(spec.name);
+    const mine = committed.find((c) => c.topic === spec.name)?.partitions ?? [];
+    for (const end of ends) {
+      const at = Number(mine.find((p) => p.partition === end.partition)?.offset ?? -1);
+      lag += Number(end.high) - (at < 0 ? Number(end.low) : at);
+    }
+  }
+  return lag;
 }
 
 main().then(

@@ -145,6 +145,7 @@ const SCRIPTS = {
   records: 'idgRecords',
   'root-of': 'idgRootOf',
   'global-id-of': 'idgGlobalIdOf',
+  'link-snapshot': 'idgLinkSnapshot',
   members: 'idgMembers',
   'pending-merges': 'idgPendingMerges',
   'ack-merges': 'idgAckMerges',
@@ -440,6 +441,20 @@ export class IdentityGraph {
     if (unique.length === 0) return new Map();
     const reply = asArray(await this.run('global-id-of', unique));
     return new Map(unique.map((key, i) => [key, orNull(asString(reply[i]))]));
+  }
+
+  /**
+   * Current root per identity key and a new graph-wide link version, in one atomic script: of two snapshots the later
+   * has the higher version and reflects every write before it. Links are stamped with it so the warehouse orders an
+   * identity's links by graph state rather than by event time.
+   */
+  async linkSnapshot(keys: readonly string[]): Promise<{ version: number; roots: Map<string, string | null> }> {
+    const unique = [...new Set(keys)];
+    const reply = asArray(await this.run('link-snapshot', unique));
+    return {
+      version: asNumber(reply[0]),
+      roots: new Map(unique.map((key, i) => [key, orNull(asString(reply[i + 1]))])),
+    };
   }
 
   /**

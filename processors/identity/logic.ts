@@ -62,6 +62,7 @@ export function linkRecord(
   globalCustomerId: string,
   how: { method: LinkMethod; confidence: number; matchWeight: number | null },
   source: { eventId: string; eventTimeMs: number },
+  linkVersion: number | null = null,
 ): IdentityLink {
   return {
     eventId: `link:${identity.platform}:${identity.platformCustomerId}:${globalCustomerId}:${source.eventId}`,
@@ -73,6 +74,7 @@ export function linkRecord(
     confidence: how.confidence,
     matchWeight: how.matchWeight,
     sourceEventId: source.eventId,
+    linkVersion,
   };
 }
 

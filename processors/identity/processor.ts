@@ -17,7 +17,7 @@ import type { IdentityGraph } from './graph-store.js';
 import { attributesOf, identityOf, linkRecord, mergeEvent, splitIdentityKey, type RawEvent } from './logic.js';
 import { scorePair, type MatchModel } from './model.js';
 import { mergeRecord, sameRecord, toIdentityRecord } from './record.js';
-import type { IdentityRecord, LinkMethod } from './types.js';
+import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
 export const PROCESSOR = 'identity-resolver';
 
@@ -214,9 +214,16 @@ export class IdentityResolver {
     });
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
 
-    // 2. Current roots, read after every write of the batch, so all outputs agree with the graph.
+    // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved.
+    const pending = await this.deps.graph.pendingMerges(1_000);
+    const moved = new Map<string, MergeEntry>(); // member -> the merge that moved it (the latest wins)
+    for (const entry of pending) {
+      for (const member of await this.deps.graph.members(entry.survivorId)) moved.set(member, entry);
+    }
+
+    // 3. One atomic snapshot after every write of the batch: current roots for all outputs, and the link version.
     const keys = [...new Set(identified.flatMap((r) => (r.identity.kind === 'identified' ? [r.identity.key] : [])))];
-    const roots = keys.length > 0 ? await this.deps.graph.globalIdOf(keys) : new Map<string, string | null>();
+    const { version, roots } = await this.deps.graph.linkSnapshot([...keys, ...moved.keys()]);
     const outputs: { topic: string; messages: Message[] }[] = [];
     const resolved: Message[] = [];
     for (const r of identified) {
@@ -226,31 +233,24 @@ export class IdentityResolver {
     }
     outputs.push({ topic: route.output.name, messages: resolved });
     const links: Message[] = [];
-    for (const [key, change] of changes) {
+    const linkOf = async (key: string, how: Omit<LinkChange, 'eventId' | 'eventTimeMs'>, source: LinkChange) => {
       const gid = roots.get(key);
-      if (!gid) continue;
-      const link = linkRecord(splitIdentityKey(key), gid, change, change);
+      if (!gid) return;
+      const link = linkRecord(splitIdentityKey(key), gid, how, source, version);
       links.push({ key, value: await this.deps.serde.encode(this.deps.topics.identityLinks, link) });
+    };
+    for (const [key, change] of changes) await linkOf(key, change, change);
+    for (const [member, entry] of moved) {
+      if (changes.has(member)) continue;
+      const how = { method: 'MERGE' as const, confidence: entry.confidence, matchWeight: entry.matchWeight };
+      await linkOf(member, how, { ...how, eventId: entry.mergeId, eventTimeMs: entry.eventTimeMs });
     }
-
-    // 3. Merges from the graph's outbox (written atomically with the merge itself), with the links they move.
-    const pending = await this.deps.graph.pendingMerges(1_000);
     const merges: Message[] = [];
     for (const entry of pending) {
       merges.push({
         key: entry.survivorId,
         value: await this.deps.serde.encode(this.deps.topics.identityMerges, mergeEvent(entry)),
       });
-      for (const member of await this.deps.graph.members(entry.survivorId)) {
-        if (changes.has(member)) continue;
-        const link = linkRecord(
-          splitIdentityKey(member),
-          entry.survivorId,
-          { method: 'MERGE', confidence: entry.confidence, matchWeight: entry.matchWeight },
-          { eventId: entry.mergeId, eventTimeMs: entry.eventTimeMs },
-        );
-        links.push({ key: member, value: await this.deps.serde.encode(this.deps.topics.identityLinks, link) });
-      }
     }
     if (links.length > 0) outputs.push({ topic: this.deps.topics.identityLinks.name, messages: links });
     if (merges.length > 0) outputs.push({ topic: this.deps.topics.identityMerges.name, messages: merges });

@@ -161,6 +161,7 @@ export function identityLinkRows(link: IdentityLink): RowSet {
         valid_from: seconds(link.eventTimeMs),
         valid_from_ms: link.eventTimeMs,
         source_event_id: link.sourceEventId,
+        link_version: link.linkVersion ?? 0,
       },
     ],
   };

@@ -281,7 +281,7 @@ export class WarehouseSink {
         SELECT cur_gid, min(first_from), max(last_from), uniqExact(platform_id), count(), '', ${version}
         FROM
         (
-          SELECT identity_id, argMax(global_customer_id, (valid_from_ms, source_event_id)) AS cur_gid,
+          SELECT identity_id, argMax(global_customer_id, (link_version, valid_from_ms, source_event_id)) AS cur_gid,
                  any(platform_id) AS platform_id, min(valid_from) AS first_from, max(valid_from) AS last_from
           FROM dim_customer_identity
           WHERE identity_id IN (SELECT identity_id FROM dim_customer_identity WHERE global_customer_id IN (${ids}))

@@ -99,6 +99,8 @@ export interface IdentityLink {
   readonly matchWeight: null | number;
   /** The event that produced this link */
   readonly sourceEventId: string;
+  /** Graph-wide version of the snapshot this link was read from: a higher version reflects a later graph state. Orders one identity's links regardless of event time */
+  readonly linkVersion: null | number;
 }
 
 export const MappingMethodValues = ['NEW', 'PLATFORM_ID', 'EMAIL_HASH', 'PHONE_HASH', 'PROBABILISTIC', 'MERGE'] as const;

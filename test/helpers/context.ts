@@ -61,6 +61,10 @@ export async function createTestContext(
     clickhouse,
     async close() {
       if (options.topics) await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
+      await deleteSubjects(config.SCHEMA_REGISTRY_URL, [
+        ...topics.all.map((t) => `${t.name}-value`),
+        ...['compat-value', 'foreign-value'].map((s) => `${config.TOPIC_PREFIX}${s}`), // schema-registry.test.ts
+      ]);
       await admin.disconnect();
       if (options.warehouse) {
         await clickhouse
@@ -85,5 +89,17 @@ export async function waitFor<T>(
     if (done(last)) return last;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
+ * Deletes the registry subjects this context may have created (soft, then permanent, as the Confluent API requires):
+ * the local registry keeps its data across runs. By name, because listing endpoints page at 1,000 subjects.
+ */
+async function deleteSubjects(registryUrl: string, subjects: readonly string[]): Promise<void> {
+  for (const subject of subjects) {
+    const url = `${registryUrl}/subjects/${encodeURIComponent(subject)}`;
+    const soft = await fetch(url, { method: 'DELETE' }).catch(() => undefined);
+    if (soft?.ok) await fetch(`${url}?permanent=true`, { method: 'DELETE' }).catch(() => undefined);
   }
 }

@@ -19,8 +19,11 @@ afterAll(async () => {
 describe('schema registry', () => {
   it('registers every contract under <topic>-value and round-trips a transaction', async () => {
     for (const spec of ctx.topics.all) expect(await ctx.serde.register(spec)).toBeGreaterThan(0);
-    const subjects = (await (await fetch(`${ctx.config.SCHEMA_REGISTRY_URL}/subjects`)).json()) as string[];
-    expect(subjects).toContain(subjectOf(ctx.topics.transactionsRaw));
+    const versions = await fetch(
+      `${ctx.config.SCHEMA_REGISTRY_URL}/subjects/${subjectOf(ctx.topics.transactionsRaw)}/versions`,
+    );
+    expect(versions.ok).toBe(true);
+    expect(((await versions.json()) as number[]).length).toBeGreaterThan(0);
     const tx = sampleTransaction();
     const bytes = await ctx.serde.encode(ctx.topics.transactionsRaw, tx);
     expect(bytes[0]).toBe(0); // Confluent wire format: magic byte, then the 4-byte schema id
