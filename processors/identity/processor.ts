@@ -112,6 +112,8 @@ export class IdentityResolver {
     this.consumer = deps.kafka.consumer({
       groupId: deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`,
       allowAutoTopicCreation: false,
+      sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
+      heartbeatInterval: Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 10),
     });
     this.producer = createIdempotentProducer(deps.kafka);
     const dlq = new Map<string, TopicSpec>();

@@ -74,6 +74,8 @@ export const configSchema = z.object({
   IDENTITY_MAX_CLUSTER_SIZE: z.coerce.number().int().min(2).max(100_000).default(100),
   /** Blocking sets larger than this are skipped as candidate sources (too common to be evidence; counted). */
   IDENTITY_MAX_BLOCK_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
+  /** Consumer session timeout: how long a crashed instance keeps its partitions before the group reassigns them. */
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Partitions a processor instance works on at once (each stays in offset order). */
   PROCESSOR_PARTITION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** Port of the Prometheus /metrics endpoint of a processor; 0 disables it. */

@@ -1,6 +1,7 @@
 // The identity graph on the real Redis: exact-hash linking, deterministic merges into the oldest cluster, the cluster
 // cap, watermarks, the merge outbox, and concurrent writers on separate connections ending in the same clustering as
 // one sequential writer.
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -44,16 +45,7 @@ function rec(key: string, fields: Partial<IdentityRecord> = {}): IdentityRecord 
   return {
     key,
     platform: key.split(':')[0] ?? 'shop',
-    emailSha256: null,
-    phoneSha256: null,
-    firstName: null,
-    lastName: null,
-    address: null,
-    city: null,
-    postcode: null,
-    birthDate: null,
-    ageGroup: null,
-    deviceFingerprint: null,
+    ...NO_ATTRIBUTES,
     ...fields,
   };
 }

@@ -37,7 +37,8 @@ afterAll(async () => {
 });
 
 async function context(): Promise<TestContext> {
-  const ctx = await createTestContext({ topics: true });
+  // A short session timeout: after the SIGKILL the dead member's partitions are reassigned in seconds, not 30.
+  const ctx = await createTestContext({ topics: true, env: { KAFKA_SESSION_TIMEOUT_MS: '8000' } });
   contexts.push(ctx);
   endpointsRedis = ctx.config.REDIS_URL;
   return ctx;
@@ -331,7 +332,7 @@ describe('identity resolver', () => {
     expect(killedAt).toBeGreaterThan(0);
     expect(killedAt).toBeLessThan(total); // the kill really landed mid-stream
     expect(await run('concurrent')).toEqual(single);
-  });
+  }, 360_000); // three full runs of ~14k events, one of them a crash and restart
 });
 
 /** Offsets the resolver group has committed on the raw topics. */
@@ -353,5 +354,6 @@ function envOf(ctx: TestContext): Record<string, string> {
     CLICKHOUSE_URL: ctx.config.CLICKHOUSE_URL,
     TOPIC_PREFIX: ctx.config.TOPIC_PREFIX,
     IDENTITY_HASH_SALT: ctx.config.IDENTITY_HASH_SALT.reveal(),
+    KAFKA_SESSION_TIMEOUT_MS: ctx.config.KAFKA_SESSION_TIMEOUT_MS.toString(),
   };
 }

@@ -1,3 +1,4 @@
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { describe, expect, it } from 'vitest';
 import { blockingKeys, blockStats, candidateKeys, exactKeys, keyKind } from '../../processors/identity/blocking.js';
 import { toIdentityRecord } from '../../processors/identity/record.js';
@@ -7,16 +8,7 @@ import type { IdentityAttributes } from '../../schemas/generated/types.js';
 type Fields = Omit<IdentityAttributes, 'emailSha256' | 'phoneSha256' | 'ageGroup'>;
 const rec = (fields: Partial<IdentityAttributes>, id = 'x'): IdentityRecord =>
   toIdentityRecord('p', id, {
-    emailSha256: null,
-    phoneSha256: null,
-    firstName: null,
-    lastName: null,
-    address: null,
-    city: null,
-    postcode: null,
-    birthDate: null,
-    ageGroup: null,
-    deviceFingerprint: null,
+    ...NO_ATTRIBUTES,
     ...fields,
   });
 const share = (a: IdentityRecord, b: IdentityRecord) => blockingKeys(a).some((k) => blockingKeys(b).includes(k));

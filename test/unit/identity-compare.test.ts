@@ -1,3 +1,4 @@
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { describe, expect, it } from 'vitest';
 import {
   addressLevel,
@@ -17,16 +18,7 @@ import type { IdentityAttributes } from '../../schemas/generated/types.js';
 let serial = 0;
 const rec = (over: Partial<IdentityAttributes> = {}): IdentityRecord =>
   toIdentityRecord('p', String(++serial), {
-    emailSha256: null,
-    phoneSha256: null,
-    firstName: null,
-    lastName: null,
-    address: null,
-    city: null,
-    postcode: null,
-    birthDate: null,
-    ageGroup: null,
-    deviceFingerprint: null,
+    ...NO_ATTRIBUTES,
     ...over,
   });
 const address = (a: string | null, b: string | null) =>

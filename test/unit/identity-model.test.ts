@@ -1,3 +1,4 @@
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ATTRIBUTES, LEVELS } from '../../processors/identity/compare.js';
@@ -19,16 +20,7 @@ const committed = loadModel(readFileSync(new URL('../../processors/identity/mode
 let serial = 0;
 const rec = (over: Partial<IdentityAttributes> = {}): IdentityRecord =>
   toIdentityRecord('p', String(++serial), {
-    emailSha256: null,
-    phoneSha256: null,
-    firstName: null,
-    lastName: null,
-    address: null,
-    city: null,
-    postcode: null,
-    birthDate: null,
-    ageGroup: null,
-    deviceFingerprint: null,
+    ...NO_ATTRIBUTES,
     ...over,
   });
 

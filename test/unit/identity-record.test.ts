@@ -1,3 +1,4 @@
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { describe, expect, it } from 'vitest';
 import {
   mergeRecord,
@@ -11,16 +12,7 @@ import type { IdentityAttributes } from '../../schemas/generated/types.js';
 
 const HASH = 'a'.repeat(64);
 const attrs = (over: Partial<IdentityAttributes> = {}): IdentityAttributes => ({
-  emailSha256: null,
-  phoneSha256: null,
-  firstName: null,
-  lastName: null,
-  address: null,
-  city: null,
-  postcode: null,
-  birthDate: null,
-  ageGroup: null,
-  deviceFingerprint: null,
+  ...NO_ATTRIBUTES,
   ...over,
 });
 

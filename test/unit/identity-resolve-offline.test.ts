@@ -1,3 +1,4 @@
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -19,16 +20,7 @@ const PHONE = 'f'.repeat(64);
 
 const rec = (id: string, fields: Partial<IdentityAttributes>): IdentityRecord =>
   toIdentityRecord('p', id, {
-    emailSha256: null,
-    phoneSha256: null,
-    firstName: null,
-    lastName: null,
-    address: null,
-    city: null,
-    postcode: null,
-    birthDate: null,
-    ageGroup: null,
-    deviceFingerprint: null,
+    ...NO_ATTRIBUTES,
     ...fields,
   });
 

@@ -137,3 +137,26 @@ local function growCluster(current, candidates, cap, eventId, eventTimeMs)
   end
   return current, joined, merges, refused
 end
+
+-- Identity keys in the union of the blocking sets ARGV[from..], without `exclude`, in first-seen order, and the number
+-- of sets skipped for holding more than maxBlock identities (a hot key would make scoring quadratic; its evidence is
+-- weak anyway). Shared by candidates.lua and candidate-records.lua.
+local function collectCandidates(exclude, maxBlock, from)
+  local seen, keys, skipped = {}, {}, 0
+  for i = from, #ARGV do
+    local block = BASE .. ':blk:' .. ARGV[i]
+    if redis.call('SCARD', block) > maxBlock then
+      skipped = skipped + 1
+    else
+      local members = redis.call('SMEMBERS', block)
+      for j = 1, #members do
+        local m = members[j]
+        if m ~= exclude and not seen[m] then
+          seen[m] = true
+          keys[#keys + 1] = m
+        end
+      end
+    end
+  end
+  return keys, skipped
+end
