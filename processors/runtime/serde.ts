@@ -106,12 +106,15 @@ export class EventSerde {
 
   /** Validates against the contract (RECORD_INVALID naming the bad fields) and encodes in the Confluent wire format. */
   async encode(topic: TopicSpec, value: unknown): Promise<Buffer> {
-    const bad = invalidPaths(topic.schema, value);
-    if (bad.length > 0) {
-      throw new AppError('RECORD_INVALID', `does not fit ${topic.schema} schema at: ${bad.join(', ')}`);
-    }
     const id = await this.register(topic);
-    return this.registry.encode(id, value);
+    try {
+      // avsc validates while serializing; only a failure pays for the walk that names the bad fields.
+      return await this.registry.encode(id, value);
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'ConfluentSchemaRegistryValidationError')) throw err;
+      const bad = invalidPaths(topic.schema, value);
+      throw new AppError('RECORD_INVALID', `does not fit ${topic.schema} schema at: ${bad.join(', ')}`, { cause: err });
+    }
   }
 
   /** Decodes wire-format bytes into the topic's reader contract. */

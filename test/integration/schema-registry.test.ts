@@ -67,6 +67,14 @@ describe('schema registry', () => {
     await expect(ctx.serde.registerSchema(subject, breaking)).rejects.toThrow(/refused by the registry/);
   });
 
+  it('refuses to encode a value that does not fit the contract, naming the field', async () => {
+    const bad = { ...sampleTransaction(), totalMinor: 'ten pounds' };
+    const err = await ctx.serde.encode(ctx.topics.transactionsRaw, bad).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe('RECORD_INVALID');
+    expect((err as AppError).message).toMatch(/totalMinor/);
+  });
+
   it('classifies undecodable bytes as dead letters, not retries', async () => {
     const spec = ctx.topics.transactionsRaw;
     await ctx.serde.register(spec);
