@@ -294,9 +294,11 @@ describe('identity resolver', () => {
           (n) => n > 0,
           { what: 'a first commit', timeoutMs: 120_000, intervalMs: 20 },
         );
+        // Listen before killing: an 'exit' that fires before the listener is attached would never be seen.
+        const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGKILL');
+        await exited;
         killedAt = await committed(ctx);
-        await new Promise((resolve) => child.once('exit', resolve));
       }
       if (mode !== 'concurrent') await first.instance.start();
       if (mode === 'crash') {
