@@ -267,8 +267,8 @@ function histogram(pairs: Iterable<readonly [number, number]>, prepared: readonl
   return { vectors, counts, total };
 }
 
-/** mulberry32: a tiny seeded generator, enough for sampling pairs reproducibly. */
-function seededRandom(seed: number): () => number {
+/** mulberry32: a tiny seeded generator, enough for sampling pairs (and test shuffles) reproducibly. */
+export function seededRandom(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;

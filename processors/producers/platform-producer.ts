@@ -10,7 +10,7 @@ import { topicCatalog, type TopicCatalog, type TopicSpec } from '../../topics/ca
 import type { Config } from '../runtime/config.js';
 import { AppError } from '../runtime/errors.js';
 import { createIdempotentProducer, createKafka } from '../runtime/kafka.js';
-import { EventSerde, invalidPaths } from '../runtime/serde.js';
+import { EventSerde } from '../runtime/serde.js';
 
 export interface PlatformProducerOptions {
   /**
@@ -86,14 +86,16 @@ export class PlatformProducer {
 
   /** Publishes a transaction; resolves once the broker has acknowledged it (acks=all). */
   async sendTransaction(tx: Transaction): Promise<void> {
-    this.check(this.topics.transactionsRaw, tx, () => transactionProblems(tx, this.ruleOptions()));
-    await this.enqueue(this.topics.transactionsRaw, transactionKey(tx), tx);
+    const value = await this.encodeChecked(this.topics.transactionsRaw, tx, () =>
+      transactionProblems(tx, this.ruleOptions()),
+    );
+    await this.enqueue(this.topics.transactionsRaw.name, transactionKey(tx), value);
   }
 
   /** Publishes a behavior event; resolves once acknowledged. */
   async sendBehavior(ev: BehaviorEvent): Promise<void> {
-    this.check(this.topics.clicksRaw, ev, () => behaviorProblems(ev, this.ruleOptions()));
-    await this.enqueue(this.topics.clicksRaw, behaviorKey(ev), ev);
+    const value = await this.encodeChecked(this.topics.clicksRaw, ev, () => behaviorProblems(ev, this.ruleOptions()));
+    await this.enqueue(this.topics.clicksRaw.name, behaviorKey(ev), value);
   }
 
   /** Publishes one tagged event; resolves once acknowledged. */
@@ -152,20 +154,22 @@ export class PlatformProducer {
     return { nowMs: Date.now(), maxFutureMs: this.config.EVENT_MAX_FUTURE_MS };
   }
 
-  private check(topic: TopicSpec, value: unknown, rules: () => string[]): void {
-    const bad = invalidPaths(topic.schema, value);
-    if (bad.length > 0)
-      throw new AppError('RECORD_INVALID', `does not fit the ${topic.schema} schema at: ${bad.join(', ')}`);
+  /**
+   * Encodes (the contract is checked while serializing; a misfit names its fields), then applies the semantic rules,
+   * which may assume a value that fits the contract.
+   */
+  private async encodeChecked(topic: TopicSpec, value: unknown, rules: () => string[]): Promise<Buffer> {
+    const encoded = await this.serde.encode(topic, value);
     if (this.validation === 'full') {
       const problems = rules();
       if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
     }
+    return encoded;
   }
 
-  private async enqueue(topic: TopicSpec, key: string, value: unknown): Promise<void> {
-    const encoded = await this.serde.encode(topic, value);
+  private async enqueue(topic: string, key: string, value: Buffer): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.queue.push({ topic: topic.name, message: { key, value: encoded }, resolve, reject });
+      this.queue.push({ topic, message: { key, value }, resolve, reject });
       if (this.queue.length >= this.maxBatchSize) this.startFlush();
       else
         this.timer ??= setTimeout(() => {

@@ -10,6 +10,9 @@ import { migrate } from '../../clickhouse/migrate.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';
 import { loadConfig, type Config } from '../../processors/runtime/config.js';
 import { createKafka } from '../../processors/runtime/kafka.js';
+import { createLogger } from '../../processors/runtime/log.js';
+import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/metrics.js';
+import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import { EventSerde } from '../../processors/runtime/serde.js';
 import { applyTopics } from '../../topics/apply.js';
 import { topicCatalog, type TopicCatalog } from '../../topics/catalog.js';
@@ -74,6 +77,30 @@ export async function createTestContext(
       await clickhouse.close();
     },
   };
+}
+
+/**
+ * Starts a warehouse sink on this context's topics and database; the caller stops it. `config` swaps endpoints (a
+ * proxied ClickHouse, say); `groupId` defaults to the sink's own.
+ */
+export async function startWarehouseSink(
+  ctx: TestContext,
+  options: { config?: Config; groupId?: string } = {},
+): Promise<{ sink: WarehouseSink; metrics: ProcessorMetrics }> {
+  const config = options.config ?? ctx.config;
+  const metrics = createMetrics();
+  const sink = new WarehouseSink({
+    config,
+    kafka: ctx.kafka,
+    serde: ctx.serde,
+    clickhouse: config === ctx.config ? ctx.clickhouse : createClickHouse(config),
+    topics: ctx.topics,
+    log: createLogger('warn', { test: 'warehouse-sink' }),
+    metrics,
+    ...(options.groupId ? { groupId: options.groupId } : {}),
+  });
+  await sink.start();
+  return { sink, metrics };
 }
 
 /** Polls `probe` until it returns a value `done` accepts, or fails with the last value after `timeoutMs`. */

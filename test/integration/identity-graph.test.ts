@@ -2,6 +2,8 @@
 // cap, watermarks, the merge outbox, and concurrent writers on separate connections ending in the same clustering as
 // one sequential writer.
 import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
+// Deterministic shuffles, so a failure reproduces.
+import { seededRandom } from '../../processors/identity/model.js';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -337,17 +339,6 @@ describe('merge outbox', () => {
 });
 
 describe('concurrent writers', () => {
-  /** Deterministic shuffles, so a failure reproduces. */
-  function rng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-    };
-  }
   function shuffle<T>(items: readonly T[], random: () => number): T[] {
     const out = [...items];
     for (let i = out.length - 1; i > 0; i--) {
@@ -421,11 +412,11 @@ describe('concurrent writers', () => {
 
   it('ends with the same clustering as one sequential writer, one cluster per person and no lost merge', async () => {
     const sequential = open();
-    await runWith([sequential], shuffle(allOps, rng(1)));
+    await runWith([sequential], shuffle(allOps, seededRandom(1)));
 
     const prefix = newPrefix();
     const workers = Array.from({ length: 4 }, () => IdentityGraph.open(connect(), { prefix }));
-    await runWith(workers, shuffle(allOps, rng(2)));
+    await runWith(workers, shuffle(allOps, seededRandom(2)));
     const concurrent = workers[0]!;
 
     const expected = Array.from({ length: PERSONS }, (_, p) => [`app:${p}`, `pos:${p}`, `shop:${p}`, `web:${p}`])

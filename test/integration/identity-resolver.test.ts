@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityGraph } from '../../processors/identity/graph-store.js';
 import { loadModel } from '../../processors/identity/model.js';
 import { IdentityResolver } from '../../processors/identity/processor.js';
-import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { hashIdentity } from '../../processors/producers/identity-hash.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
@@ -16,7 +15,7 @@ import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
-import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import { createTestContext, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
 import { sampleBehavior } from '../fixtures/events.js';
 
 const model = loadModel(
@@ -219,16 +218,7 @@ describe('identity resolver', () => {
     expect(roots.get('shopwave:sr')).not.toBe(roots.get('marketly:jr'));
     expect([roots.get('shopwave:sr'), roots.get('marketly:jr')]).toContain(roots.get('urbancart:j'));
 
-    const sink = new WarehouseSink({
-      config: ctx.config,
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      clickhouse: ctx.clickhouse,
-      topics: ctx.topics,
-      log: createLogger('warn'),
-      metrics: createMetrics(),
-    });
-    await sink.start();
+    const { sink } = await startWarehouseSink(ctx);
     try {
       const rows = await waitFor(
         async () =>

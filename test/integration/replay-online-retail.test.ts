@@ -6,11 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import { csvRecords, onlineRetailTransactions } from '../../processors/producers/replay.js';
-import { createLogger } from '../../processors/runtime/log.js';
-import { createMetrics } from '../../processors/runtime/metrics.js';
-import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import type { Transaction } from '../../schemas/generated/types.js';
-import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import { createTestContext, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/online-retail-sample.csv', import.meta.url));
 let ctx: TestContext;
@@ -38,16 +35,7 @@ describe('Online Retail replay', () => {
     });
     await Promise.all(transactions.map((t) => producer.sendTransaction(t)));
     await producer.disconnect();
-    const sink = new WarehouseSink({
-      config: ctx.config,
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      clickhouse: ctx.clickhouse,
-      topics: ctx.topics,
-      log: createLogger('warn'),
-      metrics: createMetrics(),
-    });
-    await sink.start();
+    const { sink } = await startWarehouseSink(ctx);
     try {
       const total = async () =>
         (

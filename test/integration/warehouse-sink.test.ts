@@ -6,15 +6,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runNamedQuery, listNamedQueries } from '../../clickhouse/queries.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
-import { createClickHouse } from '../../processors/runtime/clickhouse.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
-import { createLogger } from '../../processors/runtime/log.js';
-import { createMetrics } from '../../processors/runtime/metrics.js';
-import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
+import type { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import type { DeadLetter, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import { transactionKey } from '../../schemas/rules.js';
-import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import { createTestContext, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
 import { sampleBehavior, sampleTransaction } from '../fixtures/events.js';
 
 let ctx: TestContext;
@@ -31,23 +28,14 @@ afterAll(async () => {
 
 async function startSink(overrides: { clickhouseUrl?: string; groupId?: string; context?: TestContext } = {}) {
   const c = overrides.context ?? ctx;
-  const config = overrides.clickhouseUrl
-    ? loadConfig({ ...flatten(c.config), CLICKHOUSE_URL: overrides.clickhouseUrl })
-    : c.config;
-  const metrics = createMetrics();
-  const sink = new WarehouseSink({
-    config,
-    kafka: c.kafka,
-    serde: c.serde,
-    clickhouse: createClickHouse(config),
-    topics: c.topics,
-    log: createLogger('warn', { test: 'warehouse-sink' }),
-    metrics,
+  const started = await startWarehouseSink(c, {
+    ...(overrides.clickhouseUrl
+      ? { config: loadConfig({ ...flatten(c.config), CLICKHOUSE_URL: overrides.clickhouseUrl }) }
+      : {}),
     groupId: overrides.groupId ?? `${c.config.TOPIC_PREFIX}sink-${sinks.length}`,
   });
-  sinks.push(sink);
-  await sink.start();
-  return { sink, metrics };
+  sinks.push(started.sink);
+  return started;
 }
 
 /** Back from a frozen Config to env strings, to change one endpoint. */
