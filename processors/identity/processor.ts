@@ -56,7 +56,11 @@ export class IdentityResolver {
   private readonly deadLetters: DeadLetterPublisher;
   private readonly threshold: number;
   private readonly identityMetrics;
-  /** Records this instance last stored per identity: most events repeat a known identity and need no graph write. */
+  /**
+   * Records this instance itself fully resolved (registered AND searched): most events repeat such an identity and need
+   * no graph work. A record merely read back from Redis does not qualify: an instance killed between registering and
+   * searching leaves it stored but never matched, and the redelivered event must finish that work.
+   */
   private readonly known = new Map<string, IdentityRecord>();
   private processed = 0;
 
@@ -180,8 +184,9 @@ export class IdentityResolver {
         ),
       ),
     ];
+    const stored = new Map<string, IdentityRecord>(); // the base to merge into, not proof of resolution
     if (unknown.length > 0) {
-      for (const [key, stored] of await this.deps.graph.records(unknown)) this.known.set(key, stored.record);
+      for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s.record);
     }
     // Records of one identity stay in offset order; different identities resolve concurrently. That is as safe as
     // concurrent instances (each record registers before it searches), and the watermark is per identity, because a
@@ -197,10 +202,10 @@ export class IdentityResolver {
       for (const r of list) {
         if (r.identity.kind !== 'identified') continue;
         const { key, platform, platformCustomerId } = r.identity;
-        const previous = this.known.get(key);
+        const resolved = this.known.get(key);
         const incoming = toIdentityRecord(platform, platformCustomerId, attributesOf(r.value));
-        const merged = mergeRecord(previous, incoming);
-        if (previous && sameRecord(previous, merged)) continue; // nothing new about this person
+        const merged = mergeRecord(resolved ?? stored.get(key), incoming);
+        if (resolved && sameRecord(resolved, merged)) continue; // nothing new about this person
         const change = await this.resolveIdentity(
           merged,
           {
