@@ -107,6 +107,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
       cleanupPolicy: 'delete',
       key: 'surviving global customer id',
       schema: 'identityMerge',
+      deadLetterTopic: 'identity.merges.v1.dlq',
       doc: 'Two global customers found to be one person',
     },
     identityMergeRejections: {

@@ -8,6 +8,7 @@ import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
+import { forEachLimited } from '../runtime/concurrency.js';
 import { createIdempotentProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
@@ -406,18 +407,4 @@ export class IdentityResolver {
     }
     return change;
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure once all have settled. */
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const failure = results.find((r) => r.status === 'rejected');
-  if (failure) throw failure.reason;
 }

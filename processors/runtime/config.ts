@@ -74,6 +74,33 @@ export const configSchema = z.object({
   IDENTITY_MAX_CLUSTER_SIZE: z.coerce.number().int().min(2).max(100_000).default(100),
   /** Blocking sets larger than this are skipped as candidate sources (too common to be evidence; counted). */
   IDENTITY_MAX_BLOCK_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
+  /**
+   * Feature processor: an event older than the newest event of its kind (transactions, clicks) of that customer minus
+   * this is late: counted in features_events_total{outcome="late"} and not applied (it still reaches the warehouse).
+   * Within it, events apply exactly in any order. Replays and backfills need more than the event-time skew between
+   * source partitions.
+   */
+  FEATURES_LATE_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(3 * 24 * 60 * 60 * 1000),
+  /** Lifetime of a customer's feature state after its last update (s): it holds first-purchase and lifetime totals. */
+  FEATURES_STATE_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(400 * 24 * 60 * 60),
+  /** Lifetime of the ad server's feature hash after its last update (s). */
+  FEATURES_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(90 * 24 * 60 * 60),
+  /** Customer states the feature processor keeps in memory to skip a Redis read (compare-and-set keeps them honest). */
+  FEATURES_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
+  /** How often the feature processor re-reads the RFM cut points from Redis. */
+  FEATURES_CUTPOINTS_REFRESH_MS: z.coerce.number().int().min(1_000).default(60_000),
   /** Consumer session timeout: how long a crashed instance keeps its partitions before the group reassigns them. */
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Partitions a processor instance works on at once (each stays in offset order). */

@@ -1,0 +1,102 @@
+/**
+ * Pure steps of the feature processor: resolved events → FeatureEvents, folding a customer's batch into its state with
+ * the idempotency watermark and the lateness rule, and the Redis hash the ad server reads. No I/O.
+ */
+import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
+import { finalizeFeatures, FEATURE_NAMES, type CustomerFeatures, type RfmCutPoints } from './definitions.js';
+import { aggregatesOf, applyEvent, isEmptyState, prune, type FeatureEvent, type FeatureState } from './state.js';
+
+export function transactionEvent(tx: Transaction): FeatureEvent {
+  const purchase = tx.kind === 'PURCHASE';
+  return {
+    kind: 'transaction',
+    eventId: tx.eventId,
+    timeMs: tx.eventTimeMs,
+    purchase,
+    totalMinor: tx.totalMinor,
+    sessionId: tx.sessionId ?? null,
+    lines: purchase
+      ? tx.lineItems.map((l) => ({ category: l.category, amountMinor: l.quantity * l.unitPriceMinor }))
+      : [],
+  };
+}
+
+export function clickEvent(ev: BehaviorEvent): FeatureEvent {
+  return {
+    kind: 'click',
+    eventId: ev.eventId,
+    timeMs: ev.eventTimeMs,
+    type: ev.type,
+    sessionId: ev.sessionId ?? null,
+    category: ev.category ?? null,
+  };
+}
+
+/** One input record for a customer: the event plus where it came from (the watermark's unit). */
+export interface SourcedEvent {
+  readonly event: FeatureEvent;
+  /** `<topic>:<partition>` */
+  readonly source: string;
+  readonly offset: number;
+}
+
+export interface FoldResult {
+  readonly applied: number;
+  readonly duplicates: number;
+  readonly late: number;
+  /** Event times of the applied events (for latency and lag metrics). */
+  readonly lateness: readonly number[];
+}
+
+/**
+ * Folds a customer's records (in offset order per source) into `state` (mutated). A record at or below its source's
+ * watermark was applied before (a redelivery) and changes nothing. A record older than the newest event of its kind
+ * minus `graceMs` is counted as late and not applied; everything else is applied exactly, whatever its order.
+ */
+export function foldEvents(state: FeatureState, records: readonly SourcedEvent[], graceMs: number): FoldResult {
+  let applied = 0;
+  let duplicates = 0;
+  let late = 0;
+  const lateness: number[] = [];
+  for (const r of records) {
+    if (r.offset <= (state.wm[r.source] ?? -1)) {
+      duplicates++;
+      continue;
+    }
+    state.wm[r.source] = r.offset;
+    const kind = r.event.kind === 'transaction' ? 't' : 'c';
+    const newest = state.lt[kind];
+    if (newest !== undefined && r.event.timeMs < newest - graceMs) {
+      state.late++;
+      late++;
+      continue;
+    }
+    state.lt[kind] = Math.max(newest ?? 0, r.event.timeMs);
+    applyEvent(state, r.event);
+    lateness.push(Math.max(0, (newest ?? r.event.timeMs) - r.event.timeMs));
+    applied++;
+  }
+  prune(state);
+  return { applied, duplicates, late, lateness };
+}
+
+/** Features as of the newest event (what the hash holds), or null for a state that never received an event. */
+export function currentFeatures(state: FeatureState, cuts: RfmCutPoints, refMs?: number): CustomerFeatures | null {
+  if (isEmptyState(state)) return null;
+  return finalizeFeatures(aggregatesOf(state, Math.max(refMs ?? state.l, state.l)), cuts);
+}
+
+/**
+ * The ad server's hash, as flat field/value pairs: every feature by name, `top_category`, `affinity:<category>` for
+ * each category with an interaction in 90 days, `feature_time_ms` (newest event reflected), `updated_at_ms` (wall
+ * clock of the write) and `state_version`.
+ */
+export function hashFields(features: CustomerFeatures, stateVersion: number, nowMs: number): string[] {
+  const out: string[] = [];
+  for (const name of FEATURE_NAMES) out.push(name, String(features.values[name]));
+  out.push('top_category', features.topCategory);
+  for (const [category, score] of features.affinity) out.push(`affinity:${category}`, String(score));
+  out.push('feature_time_ms', String(features.featureTimeMs), 'updated_at_ms', String(nowMs));
+  out.push('state_version', String(stateVersion));
+  return out;
+}

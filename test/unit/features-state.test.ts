@@ -1,0 +1,266 @@
+// The streaming feature state against an independent, brute-force reading of the definitions (definitions.ts):
+// any order, any split across merged customers, redeliveries and pruning must give the oracle's aggregates.
+import { describe, expect, it } from 'vitest';
+import { DAY_MS, HOUR_MS, MINUTE_MS, type WindowAggregates } from '../../processors/features/definitions.js';
+import { foldEvents, type SourcedEvent } from '../../processors/features/logic.js';
+import {
+  aggregatesOf,
+  emptyState,
+  mergeStates,
+  type ClickType,
+  type FeatureEvent,
+  type FeatureState,
+} from '../../processors/features/state.js';
+import { seededRandom } from '../../processors/identity/model.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const NO_GRACE_LIMIT = 10_000 * DAY_MS;
+
+/** The definitions read literally, over a plain list of events. */
+function oracle(events: readonly FeatureEvent[], refMs: number): WindowAggregates {
+  const evs = events.filter((e) => e.timeMs <= refMs);
+  const inWin = (t: number, w: number, hop: number) => Math.floor(t / hop) >= Math.floor(refMs / hop) - w / hop;
+  const txs = evs.flatMap((e) => (e.kind === 'transaction' ? [e] : []));
+  const clicks = evs.flatMap((e) => (e.kind === 'click' ? [e] : []));
+  const purchases = txs.filter((t) => t.purchase);
+  const count = (type: ClickType, w: number, hop: number) =>
+    clicks.filter((c) => c.type === type && inWin(c.timeMs, w, hop)).length;
+  const ordersIn = (w: number) => purchases.filter((p) => inWin(p.timeMs, w, DAY_MS));
+  const hourCounts30d = new Array<number>(24).fill(0);
+  for (const e of evs) {
+    if (inWin(e.timeMs, 30 * DAY_MS, DAY_MS)) hourCounts30d[Math.floor(e.timeMs / HOUR_MS) % 24]! += 1;
+  }
+  const sessions = new Map<string, { first: number; last: number; cart: boolean; purchase: boolean }>();
+  for (const e of evs) {
+    if (!e.sessionId) continue;
+    const s = sessions.get(e.sessionId) ?? { first: e.timeMs, last: e.timeMs, cart: false, purchase: false };
+    s.first = Math.min(s.first, e.timeMs);
+    s.last = Math.max(s.last, e.timeMs);
+    if (e.kind === 'click' && e.type === 'ADD_TO_CART') s.cart = true;
+    if ((e.kind === 'click' && e.type === 'PURCHASE') || (e.kind === 'transaction' && e.purchase)) s.purchase = true;
+    sessions.set(e.sessionId, s);
+  }
+  const inSessions = [...sessions.values()].filter((s) => inWin(s.first, 30 * DAY_MS, DAY_MS));
+  const cats = new Map<string, { interactions90d: number; spend90dMinor: number; lastMs: number }>();
+  const touch = (category: string, t: number, spend: number) => {
+    if (!inWin(t, 90 * DAY_MS, DAY_MS)) return;
+    const c = cats.get(category) ?? { interactions90d: 0, spend90dMinor: 0, lastMs: 0 };
+    c.interactions90d++;
+    c.spend90dMinor += spend;
+    c.lastMs = Math.max(c.lastMs, t);
+    cats.set(category, c);
+  };
+  for (const p of purchases) for (const l of p.lines) touch(l.category, p.timeMs, l.amountMinor);
+  for (const c of clicks)
+    if (c.category && (c.type === 'VIEW' || c.type === 'ADD_TO_CART')) touch(c.category, c.timeMs, 0);
+  const times = evs.map((e) => e.timeMs);
+  const ptimes = purchases.map((p) => p.timeMs);
+  const sum = (xs: readonly { totalMinor: number }[]) => xs.reduce((n, x) => n + x.totalMinor, 0);
+  return {
+    refMs,
+    firstEventMs: Math.min(...times),
+    lastEventMs: Math.max(...times),
+    firstPurchaseMs: ptimes.length ? Math.min(...ptimes) : null,
+    lastPurchaseMs: ptimes.length ? Math.max(...ptimes) : null,
+    ordersLifetime: purchases.length,
+    spendLifetimeMinor: sum(purchases),
+    orders7d: ordersIn(7 * DAY_MS).length,
+    orders30d: ordersIn(30 * DAY_MS).length,
+    orders90d: ordersIn(90 * DAY_MS).length,
+    spend7dMinor: sum(ordersIn(7 * DAY_MS)),
+    spend30dMinor: sum(ordersIn(30 * DAY_MS)),
+    spend90dMinor: sum(ordersIn(90 * DAY_MS)),
+    returns90d: txs.filter((t) => !t.purchase && inWin(t.timeMs, 90 * DAY_MS, DAY_MS)).length,
+    lines90d: ordersIn(90 * DAY_MS).reduce((n, p) => n + p.lines.length, 0),
+    activeDays90d: new Set(ordersIn(90 * DAY_MS).map((p) => Math.floor(p.timeMs / DAY_MS))).size,
+    views1h: count('VIEW', HOUR_MS, MINUTE_MS),
+    views24h: count('VIEW', DAY_MS, HOUR_MS),
+    views7d: count('VIEW', 7 * DAY_MS, DAY_MS),
+    searches1h: count('SEARCH', HOUR_MS, MINUTE_MS),
+    searches24h: count('SEARCH', DAY_MS, HOUR_MS),
+    searches7d: count('SEARCH', 7 * DAY_MS, DAY_MS),
+    searches30d: count('SEARCH', 30 * DAY_MS, DAY_MS),
+    carts1h: count('ADD_TO_CART', HOUR_MS, MINUTE_MS),
+    carts24h: count('ADD_TO_CART', DAY_MS, HOUR_MS),
+    carts7d: count('ADD_TO_CART', 7 * DAY_MS, DAY_MS),
+    hourCounts30d,
+    sessions30d: inSessions.length,
+    cartSessions30d: inSessions.filter((s) => s.cart).length,
+    abandonedSessions30d: inSessions.filter((s) => s.cart && !s.purchase).length,
+    sessionDurationMs30d: inSessions.reduce((n, s) => n + s.last - s.first, 0),
+    categories: [...cats]
+      .map(([category, c]) => ({ category, ...c }))
+      .sort((a, b) => (a.category < b.category ? -1 : 1)),
+  };
+}
+
+const CLICK_TYPES: readonly ClickType[] = ['VIEW', 'VIEW', 'VIEW', 'SEARCH', 'ADD_TO_CART', 'PURCHASE', 'IDENTIFY'];
+const CATEGORIES = ['books', 'garden', 'toys'];
+
+/** A customer's history over ~150 days, dense near the end so every window has events at its edges. */
+function history(seed: number, n: number): FeatureEvent[] {
+  const rnd = seededRandom(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
+  const end = T0 + 150 * DAY_MS;
+  return Array.from({ length: n }, (_, i): FeatureEvent => {
+    const back = rnd() < 0.5 ? rnd() * 2 * DAY_MS : rnd() * 150 * DAY_MS;
+    const timeMs = Math.floor(end - back);
+    const sessionId = rnd() < 0.8 ? `s${Math.floor(timeMs / (2 * HOUR_MS))}` : null;
+    if (rnd() < 0.25) {
+      const purchase = rnd() < 0.85;
+      const lines = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => ({
+        category: pick(CATEGORIES),
+        amountMinor: 100 + Math.floor(rnd() * 5_000),
+      }));
+      const totalMinor = lines.reduce((a, l) => a + l.amountMinor, 0);
+      return {
+        kind: 'transaction',
+        eventId: `e${seed}-${i}`,
+        timeMs,
+        purchase,
+        totalMinor: purchase ? totalMinor : -totalMinor,
+        sessionId,
+        lines: purchase ? lines : [],
+      };
+    }
+    const type = pick(CLICK_TYPES);
+    return {
+      kind: 'click',
+      eventId: `e${seed}-${i}`,
+      timeMs,
+      type,
+      sessionId,
+      category: rnd() < 0.7 ? pick(CATEGORIES) : null,
+    };
+  });
+}
+
+function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const rnd = seededRandom(seed);
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** Records on `source` with consecutive offsets from `from`. */
+const sourced = (events: readonly FeatureEvent[], source = 'topic:0', from = 0): SourcedEvent[] =>
+  events.map((event, i) => ({ event, source, offset: from + i }));
+
+function fold(events: readonly FeatureEvent[], source?: string, batchSize = 7): FeatureState {
+  const state = emptyState();
+  const records = sourced(events, source);
+  for (let i = 0; i < records.length; i += batchSize)
+    foldEvents(state, records.slice(i, i + batchSize), NO_GRACE_LIMIT);
+  return state;
+}
+
+const newest = (events: readonly FeatureEvent[]) => Math.max(...events.map((e) => e.timeMs));
+
+describe('feature state', () => {
+  it('matches the definitions read literally, for events in any order, as of the newest event and later', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const events = history(seed, 400);
+      const state = fold(shuffled(events, seed * 31));
+      const t = newest(events);
+      for (const ref of [t, t + 30 * MINUTE_MS, t + 20 * HOUR_MS, t + 6 * DAY_MS, t + 45 * DAY_MS]) {
+        expect(aggregatesOf(state, ref)).toEqual(oracle(events, ref));
+      }
+    }
+  });
+
+  it('a merged customer equals one that received every event under one id', () => {
+    for (const seed of [11, 12, 13]) {
+      const events = history(seed, 300);
+      const rnd = seededRandom(seed);
+      const a = events.filter(() => rnd() < 0.5);
+      const b = events.filter((e) => !a.includes(e));
+      const merged = fold(a, 'clicks:0');
+      mergeStates(merged, fold(b, 'clicks:1'));
+      const single = fold(events, 'clicks:0');
+      const t = newest(events);
+      expect(aggregatesOf(merged, t)).toEqual(aggregatesOf(single, t));
+      expect(aggregatesOf(merged, t)).toEqual(oracle(events, t));
+      // ...and merging twice (a redelivered merge applied to a copy) would double-count: the store aliases the loser.
+    }
+  });
+
+  it('ignores redelivered records: a replayed batch changes nothing', () => {
+    const events = history(21, 200);
+    const records = sourced(events, 'tx:2', 100);
+    const state = emptyState();
+    foldEvents(state, records.slice(0, 150), NO_GRACE_LIMIT);
+    const before = JSON.stringify(state);
+    const again = foldEvents(state, records.slice(50, 150), NO_GRACE_LIMIT); // redelivery after a crash
+    expect(again).toMatchObject({ applied: 0, duplicates: 100 });
+    expect(JSON.stringify(state)).toBe(before);
+    const rest = foldEvents(state, records.slice(100), NO_GRACE_LIMIT); // overlap + new records
+    expect(rest).toMatchObject({ applied: 50, duplicates: 50 });
+    expect(aggregatesOf(state, newest(events))).toEqual(oracle(events, newest(events)));
+  });
+
+  it('applies a late event within the grace period exactly, and counts an older one without applying it', () => {
+    const base = T0 + 100 * DAY_MS;
+    const click = (i: number, timeMs: number): FeatureEvent => ({
+      kind: 'click',
+      eventId: `c${i}`,
+      timeMs,
+      type: 'VIEW',
+      sessionId: null,
+      category: 'books',
+    });
+    const state = emptyState();
+    const grace = 2 * HOUR_MS;
+    foldEvents(state, sourced([click(0, base)]), grace);
+    const within = foldEvents(state, [{ event: click(1, base - grace + 1), source: 'topic:0', offset: 1 }], grace);
+    expect(within).toMatchObject({ applied: 1, late: 0 });
+    const tooLate = foldEvents(state, [{ event: click(2, base - grace - 1), source: 'topic:0', offset: 2 }], grace);
+    expect(tooLate).toMatchObject({ applied: 0, late: 1 });
+    expect(state.late).toBe(1);
+    expect(aggregatesOf(state, base)).toEqual(oracle([click(0, base), click(1, base - grace + 1)], base));
+    // Lateness is per input kind: a transaction far older than the newest click is not late.
+    const tx: FeatureEvent = {
+      kind: 'transaction',
+      eventId: 't0',
+      timeMs: base - 10 * DAY_MS,
+      purchase: true,
+      totalMinor: 500,
+      sessionId: null,
+      lines: [{ category: 'books', amountMinor: 500 }],
+    };
+    expect(foldEvents(state, [{ event: tx, source: 'tx:0', offset: 0 }], grace)).toMatchObject({ applied: 1 });
+  });
+
+  it('counts an event exactly on a hop boundary and excludes one hop beyond the window', () => {
+    const ref = Date.UTC(2026, 5, 10, 12, 30, 15);
+    const view = (i: number, timeMs: number): FeatureEvent => ({
+      kind: 'click',
+      eventId: `v${i}`,
+      timeMs,
+      type: 'VIEW',
+      sessionId: null,
+      category: null,
+    });
+    const minuteStart = Math.floor(ref / MINUTE_MS) * MINUTE_MS;
+    const events = [
+      view(0, minuteStart - 60 * MINUTE_MS), // first instant of the 1 h window (61 minute buckets)
+      view(1, minuteStart - 60 * MINUTE_MS - 1), // 1 ms before it
+      view(2, ref),
+    ];
+    const agg = aggregatesOf(fold(events), ref);
+    expect(agg.views1h).toBe(2);
+    expect(agg.views24h).toBe(3);
+    expect(agg).toEqual(oracle(events, ref));
+  });
+
+  it('survives JSON (the Redis representation) and rejects a reference time before its newest event', () => {
+    const events = history(31, 120);
+    const state = fold(events);
+    const copy = JSON.parse(JSON.stringify(state)) as FeatureState;
+    const t = newest(events);
+    expect(aggregatesOf(copy, t + DAY_MS)).toEqual(aggregatesOf(state, t + DAY_MS));
+    expect(() => aggregatesOf(state, t - 1)).toThrow(/precedes the newest event/);
+  });
+});
