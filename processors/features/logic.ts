@@ -38,6 +38,11 @@ export interface SourcedEvent {
   /** `<topic>:<partition>` */
   readonly source: string;
   readonly offset: number;
+  /**
+   * The ordered stream the event came in: `<t|c>|<key it was published under>`. Lateness is judged within it, so the
+   * events of a merged-away id that are still in flight are not late just because the survivor saw newer ones.
+   */
+  readonly stream: string;
 }
 
 export interface FoldResult {
@@ -50,7 +55,7 @@ export interface FoldResult {
 
 /**
  * Folds a customer's records (in offset order per source) into `state` (mutated). A record at or below its source's
- * watermark was applied before (a redelivery) and changes nothing. A record older than the newest event of its kind
+ * watermark was applied before (a redelivery) and changes nothing. A record older than the newest event of its stream
  * minus `graceMs` is counted as late and not applied; everything else is applied exactly, whatever its order.
  */
 export function foldEvents(state: FeatureState, records: readonly SourcedEvent[], graceMs: number): FoldResult {
@@ -64,14 +69,13 @@ export function foldEvents(state: FeatureState, records: readonly SourcedEvent[]
       continue;
     }
     state.wm[r.source] = r.offset;
-    const kind = r.event.kind === 'transaction' ? 't' : 'c';
-    const newest = state.lt[kind];
+    const newest = state.lt[r.stream];
     if (newest !== undefined && r.event.timeMs < newest - graceMs) {
       state.late++;
       late++;
       continue;
     }
-    state.lt[kind] = Math.max(newest ?? 0, r.event.timeMs);
+    state.lt[r.stream] = Math.max(newest ?? 0, r.event.timeMs);
     applyEvent(state, r.event);
     lateness.push(Math.max(0, (newest ?? r.event.timeMs) - r.event.timeMs));
     applied++;

@@ -182,7 +182,7 @@ export class FeatureProcessor {
         }
         const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
         const list = byCustomer.get(id) ?? [];
-        list.push({ event, source, offset: Number(r.message.offset) });
+        list.push({ event, source, offset: Number(r.message.offset), stream: `${isTx ? 't' : 'c'}|${id}` });
         byCustomer.set(id, list);
       }
       const collected: FeatureUpdate[] = [];

@@ -63,9 +63,9 @@ export interface FeatureState {
   s: Record<string, SessionState>;
   /** Idempotency watermarks: highest input offset applied, per `<topic>:<partition>`. */
   wm: Record<string, number>;
-  /** Newest event time per input kind (t: transactions, c: clicks): lateness is judged per input stream. */
+  /** Newest event time per input stream (`<t|c>|<key>`, see logic.ts): lateness is judged within each stream. */
   lt: Record<string, number>;
-  /** Events not applied because they were older than that kind's newest − grace. */
+  /** Events not applied because they were older than their stream's newest − grace. */
   late: number;
 }
 

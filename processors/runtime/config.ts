@@ -75,8 +75,8 @@ export const configSchema = z.object({
   /** Blocking sets larger than this are skipped as candidate sources (too common to be evidence; counted). */
   IDENTITY_MAX_BLOCK_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
   /**
-   * Feature processor: an event older than the newest event of its kind (transactions, clicks) of that customer minus
-   * this is late: counted in features_events_total{outcome="late"} and not applied (it still reaches the warehouse).
+   * Feature processor: an event older than the newest event of its own input stream (transactions or clicks of the id
+   * it was published under) minus this is late: counted in features_events_total{outcome="late"} and not applied (it still reaches the warehouse).
    * Within it, events apply exactly in any order. Replays and backfills need more than the event-time skew between
    * source partitions.
    */

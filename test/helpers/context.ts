@@ -130,3 +130,18 @@ async function deleteSubjects(registryUrl: string, subjects: readonly string[]):
     if (soft?.ok) await fetch(`${url}?permanent=true`, { method: 'DELETE' }).catch(() => undefined);
   }
 }
+
+/** The environment a separate process needs to join this context. */
+export function envOf(ctx: TestContext): Record<string, string> {
+  return {
+    KAFKA_BROKERS: ctx.config.KAFKA_BROKERS.join(','),
+    SCHEMA_REGISTRY_URL: ctx.config.SCHEMA_REGISTRY_URL,
+    REDIS_URL: ctx.config.REDIS_URL,
+    CLICKHOUSE_URL: ctx.config.CLICKHOUSE_URL,
+    CLICKHOUSE_DATABASE: ctx.config.CLICKHOUSE_DATABASE,
+    TOPIC_PREFIX: ctx.config.TOPIC_PREFIX,
+    FEATURES_LATE_GRACE_MS: ctx.config.FEATURES_LATE_GRACE_MS.toString(),
+    IDENTITY_HASH_SALT: ctx.config.IDENTITY_HASH_SALT.reveal(),
+    KAFKA_SESSION_TIMEOUT_MS: ctx.config.KAFKA_SESSION_TIMEOUT_MS.toString(),
+  };
+}

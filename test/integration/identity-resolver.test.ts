@@ -15,7 +15,7 @@ import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
-import { createTestContext, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
+import { createTestContext, envOf, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
 import { sampleBehavior } from '../fixtures/events.js';
 
 const model = loadModel(
@@ -335,17 +335,4 @@ async function committed(ctx: TestContext): Promise<number> {
     topics: [ctx.topics.transactionsRaw.name, ctx.topics.clicksRaw.name],
   });
   return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-}
-
-/** The environment a separate process needs to join this context. */
-function envOf(ctx: TestContext): Record<string, string> {
-  return {
-    KAFKA_BROKERS: ctx.config.KAFKA_BROKERS.join(','),
-    SCHEMA_REGISTRY_URL: ctx.config.SCHEMA_REGISTRY_URL,
-    REDIS_URL: ctx.config.REDIS_URL,
-    CLICKHOUSE_URL: ctx.config.CLICKHOUSE_URL,
-    TOPIC_PREFIX: ctx.config.TOPIC_PREFIX,
-    IDENTITY_HASH_SALT: ctx.config.IDENTITY_HASH_SALT.reveal(),
-    KAFKA_SESSION_TIMEOUT_MS: ctx.config.KAFKA_SESSION_TIMEOUT_MS.toString(),
-  };
 }

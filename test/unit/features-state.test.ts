@@ -147,7 +147,7 @@ function shuffled<T>(xs: readonly T[], seed: number): T[] {
 
 /** Records on `source` with consecutive offsets from `from`. */
 const sourced = (events: readonly FeatureEvent[], source = 'topic:0', from = 0): SourcedEvent[] =>
-  events.map((event, i) => ({ event, source, offset: from + i }));
+  events.map((event, i) => ({ event, source, offset: from + i, stream: `${event.kind}|${source}` }));
 
 function fold(events: readonly FeatureEvent[], source?: string, batchSize = 7): FeatureState {
   const state = emptyState();
@@ -213,14 +213,17 @@ describe('feature state', () => {
     });
     const state = emptyState();
     const grace = 2 * HOUR_MS;
-    foldEvents(state, sourced([click(0, base)]), grace);
-    const within = foldEvents(state, [{ event: click(1, base - grace + 1), source: 'topic:0', offset: 1 }], grace);
+    foldEvents(state, [{ event: click(0, base), source: 'topic:0', offset: 0, stream: 'click|c-1' }], grace);
+    const at = (event: FeatureEvent, offset: number, stream = 'click|c-1') => [
+      { event, source: 'topic:0', offset, stream },
+    ];
+    const within = foldEvents(state, at(click(1, base - grace + 1), 1), grace);
     expect(within).toMatchObject({ applied: 1, late: 0 });
-    const tooLate = foldEvents(state, [{ event: click(2, base - grace - 1), source: 'topic:0', offset: 2 }], grace);
+    const tooLate = foldEvents(state, at(click(2, base - grace - 1), 2), grace);
     expect(tooLate).toMatchObject({ applied: 0, late: 1 });
     expect(state.late).toBe(1);
     expect(aggregatesOf(state, base)).toEqual(oracle([click(0, base), click(1, base - grace + 1)], base));
-    // Lateness is per input kind: a transaction far older than the newest click is not late.
+    // Lateness is per input stream: a transaction, or a click of a merged-away id, far older than the newest click is not late.
     const tx: FeatureEvent = {
       kind: 'transaction',
       eventId: 't0',
@@ -230,7 +233,12 @@ describe('feature state', () => {
       sessionId: null,
       lines: [{ category: 'books', amountMinor: 500 }],
     };
-    expect(foldEvents(state, [{ event: tx, source: 'tx:0', offset: 0 }], grace)).toMatchObject({ applied: 1 });
+    expect(
+      foldEvents(state, [{ event: tx, source: 'tx:0', offset: 0, stream: 'transaction|c-1' }], grace),
+    ).toMatchObject({
+      applied: 1,
+    });
+    expect(foldEvents(state, at(click(3, base - 5 * DAY_MS), 3, 'click|c-2'), grace)).toMatchObject({ applied: 1 });
   });
 
   it('counts an event exactly on a hop boundary and excludes one hop beyond the window', () => {

@@ -1,0 +1,270 @@
+// The feature processor on real Kafka, registry and Redis: a merged customer's features equal those of one customer
+// that received every event under one id; a SIGKILL mid-stream followed by a full redelivery leaves every customer's
+// features exactly as one clean pass computes them; unreadable records are dead-lettered.
+import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CUT_POINTS, DAY_MS, HOUR_MS } from '../../processors/features/definitions.js';
+import {
+  clickEvent,
+  currentFeatures,
+  foldEvents,
+  hashFields,
+  transactionEvent,
+} from '../../processors/features/logic.js';
+import { FeatureProcessor } from '../../processors/features/processor.js';
+import { emptyState, type FeatureState } from '../../processors/features/state.js';
+import { FeatureStore } from '../../processors/features/store.js';
+import { generateSample } from '../../processors/producers/generate.js';
+import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
+import { createLogger } from '../../processors/runtime/log.js';
+import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/metrics.js';
+import type { BehaviorEvent, IdentityMerge, Transaction } from '../../schemas/generated/types.js';
+import type { TopicSpec } from '../../topics/catalog.js';
+import { createTestContext, envOf, waitFor, type TestContext } from '../helpers/context.js';
+import { sampleBehavior, sampleTransaction, T0 } from '../fixtures/events.js';
+
+const contexts: TestContext[] = [];
+const clients: Redis[] = [];
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await Promise.all(contexts.map((c) => c.close()));
+});
+
+async function context(env: Record<string, string> = {}): Promise<TestContext> {
+  const ctx = await createTestContext({ topics: true, env: { KAFKA_SESSION_TIMEOUT_MS: '8000', ...env } });
+  contexts.push(ctx);
+  return ctx;
+}
+
+function store(ctx: TestContext): FeatureStore {
+  const redis = new Redis(ctx.config.REDIS_URL);
+  clients.push(redis);
+  return new FeatureStore(redis, {
+    prefix: ctx.config.TOPIC_PREFIX,
+    stateTtlSeconds: ctx.config.FEATURES_STATE_TTL_SECONDS,
+    featuresTtlSeconds: ctx.config.FEATURES_TTL_SECONDS,
+  });
+}
+
+function processor(ctx: TestContext, metrics: ProcessorMetrics = createMetrics()): FeatureProcessor {
+  return new FeatureProcessor({
+    config: ctx.config,
+    kafka: ctx.kafka,
+    serde: ctx.serde,
+    store: store(ctx),
+    topics: ctx.topics,
+    log: createLogger('warn', { test: 'features' }),
+    metrics,
+    cutPoints: () => DEFAULT_CUT_POINTS,
+  });
+}
+
+type Resolved = { kind: 'tx'; key: string; value: Transaction } | { kind: 'click'; key: string; value: BehaviorEvent };
+
+async function publish(ctx: TestContext, records: readonly Resolved[], merges: readonly IdentityMerge[] = []) {
+  const producer = createIdempotentProducer(ctx.kafka);
+  await producer.connect();
+  const encode = async (spec: TopicSpec, key: string, value: unknown) => ({
+    key,
+    value: await ctx.serde.encode(spec, value),
+  });
+  const { customerTransactions: txTopic, customerClicks: clickTopic, identityMerges } = ctx.topics;
+  const txs = records.filter((r) => r.kind === 'tx');
+  const clicks = records.filter((r) => r.kind === 'click');
+  for (let i = 0; i < Math.max(txs.length, clicks.length); i += 2_000) {
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [
+        {
+          topic: txTopic.name,
+          messages: await Promise.all(txs.slice(i, i + 2_000).map((r) => encode(txTopic, r.key, r.value))),
+        },
+        {
+          topic: clickTopic.name,
+          messages: await Promise.all(clicks.slice(i, i + 2_000).map((r) => encode(clickTopic, r.key, r.value))),
+        },
+      ],
+    });
+  }
+  if (merges.length > 0) {
+    await producer.send({
+      topic: identityMerges.name,
+      acks: -1,
+      messages: await Promise.all(merges.map((m) => encode(identityMerges, m.survivorId, m))),
+    });
+  }
+  await producer.disconnect();
+}
+
+/** Offsets the feature processor's group has committed on its three inputs. */
+async function committed(ctx: TestContext): Promise<number> {
+  const offsets = await ctx.admin.fetchOffsets({
+    groupId: `${ctx.config.TOPIC_PREFIX}feature-processor`,
+    topics: [ctx.topics.customerTransactions.name, ctx.topics.customerClicks.name, ctx.topics.identityMerges.name],
+  });
+  return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+}
+
+/** A hash without the fields that depend on when and how often it was written. */
+function stable(hash: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(hash).filter(([k]) => k !== 'updated_at_ms' && k !== 'state_version'));
+}
+
+function merge(survivorId: string, mergedId: string, eventTimeMs: number): IdentityMerge {
+  return {
+    eventId: `merge-${survivorId}-${mergedId}`,
+    eventTimeMs,
+    survivorId,
+    mergedId,
+    method: 'EMAIL_HASH',
+    confidence: 1,
+    matchWeight: null,
+    sourceEventId: 'e-source',
+  };
+}
+
+describe('feature processor', () => {
+  it('merges customers exactly: the survivor equals a customer that received every event under one id', async () => {
+    const ctx = await context();
+    const history: Resolved[] = [];
+    for (let i = 0; i < 40; i++) {
+      const t = T0 + i * 37 * HOUR_MS; // about 60 days, across every window edge
+      if (i % 4 === 0) {
+        const value = sampleTransaction({ eventTimeMs: t, sessionId: `s-${Math.floor(i / 3)}` });
+        history.push({ kind: 'tx', key: '', value });
+      } else {
+        const type = (['VIEW', 'SEARCH', 'ADD_TO_CART'] as const)[i % 3]!;
+        const value = sampleBehavior({ eventTimeMs: t, type, sessionId: `s-${Math.floor(i / 3)}`, category: 'books' });
+        history.push({ kind: 'click', key: '', value });
+      }
+    }
+    // Person A/B: events first under two ids, then the merge, then in-flight events still under the merged-away id.
+    const split = history.map((r, i) => ({ ...r, key: i < 15 ? 'c-A' : i < 30 ? 'c-B' : i % 2 ? 'c-B' : 'c-A' }));
+    const control = history.map((r) => ({ ...r, key: 'c-ONE' }));
+    await publish(ctx, split.slice(0, 30));
+    await publish(ctx, [...split.slice(30), ...control], [merge('c-A', 'c-B', T0 + 30 * 37 * HOUR_MS)]);
+    const instance = processor(ctx);
+    await instance.start();
+    try {
+      await waitFor(
+        () => committed(ctx),
+        (n) => n >= 81,
+        { what: 'all 81 records committed' },
+      );
+      const features = store(ctx);
+      const survivor = await features.readFeatures('c-A');
+      const single = await features.readFeatures('c-ONE');
+      expect(Number(single['frequency_90d'])).toBeGreaterThan(0);
+      expect(stable(survivor)).toEqual(stable(single));
+      expect(await features.readFeatures('c-B')).toEqual({ merged_into: 'c-A' });
+      expect((await features.load('c-B')).id).toBe('c-A'); // the state of c-B now lives under c-A
+    } finally {
+      await instance.stop();
+    }
+  });
+
+  it('after a SIGKILL mid-stream and a full redelivery, every customer is exactly as one clean pass makes it', async () => {
+    const ctx = await context();
+    const sample = generateSample({ seed: 5, customers: 150, targetTransactions: 400, salt: 'feature-test-salt' });
+    const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
+    const records: Resolved[] = [
+      ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
+      ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
+    ];
+    await publish(ctx, records);
+    // The real entrypoint in its own process, killed right after its first commit: no shutdown hook runs.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'processors/features/main.ts'], {
+      env: { ...process.env, ...envOf(ctx), LOG_LEVEL: 'error' },
+      stdio: 'ignore',
+    });
+    await waitFor(
+      () => committed(ctx),
+      (n) => n > 0,
+      { what: 'a first commit', timeoutMs: 120_000, intervalMs: 20 },
+    );
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    const killedAt = await committed(ctx);
+    expect(killedAt).toBeLessThan(records.length); // the kill landed mid-stream
+    // Redeliver everything the dead instance touched: rewind the group to the start, as a lost commit would. The
+    // broker must first notice the dead member (session timeout) before offsets may be reset.
+    const groupId = `${ctx.config.TOPIC_PREFIX}feature-processor`;
+    await waitFor(
+      async () => (await ctx.admin.describeGroups([groupId])).groups[0]?.state,
+      (state) => state === 'Empty',
+      { what: 'the dead member to leave the group', timeoutMs: 60_000 },
+    );
+    for (const topic of [ctx.topics.customerTransactions.name, ctx.topics.customerClicks.name]) {
+      await ctx.admin.resetOffsets({ groupId, topic, earliest: true });
+    }
+    const metrics = createMetrics();
+    const instance = processor(ctx, metrics);
+    await instance.start();
+    try {
+      await waitFor(
+        () => committed(ctx),
+        (n) => n >= records.length,
+        { what: 'every record committed' },
+      );
+      const duplicates = await metrics.registry.getSingleMetricAsString('features_events_total');
+      expect(duplicates).toMatch(/outcome="duplicate"} [1-9]/); // the redelivery really repeated applied records
+      // The reference: one clean pass of the same pure code over each customer's records in partition order.
+      const states = new Map<string, FeatureState>();
+      const grace = ctx.config.FEATURES_LATE_GRACE_MS;
+      for (const [i, r] of records.entries()) {
+        const state = states.get(r.key) ?? emptyState();
+        const event = r.kind === 'tx' ? transactionEvent(r.value) : clickEvent(r.value);
+        foldEvents(state, [{ event, source: r.kind, offset: i, stream: `${r.kind}|${r.key}` }], grace);
+        states.set(r.key, state);
+      }
+      const features = store(ctx);
+      let compared = 0;
+      for (const [key, state] of states) {
+        const expected = currentFeatures(state, DEFAULT_CUT_POINTS);
+        if (!expected) continue;
+        const fields = hashFields(expected, 0, 0);
+        const want = Object.fromEntries(
+          Array.from({ length: fields.length / 2 }, (_, i): [string, string] => [fields[2 * i]!, fields[2 * i + 1]!]),
+        );
+        expect(stable(await features.readFeatures(key)), key).toEqual(stable(want));
+        compared++;
+      }
+      expect(compared).toBe(states.size);
+      expect(compared).toBeGreaterThan(100);
+    } finally {
+      await instance.stop();
+    }
+  }, 240_000);
+
+  it('dead-letters a record it cannot read and one without a customer key, and goes on', async () => {
+    const ctx = await context();
+    const good = sampleBehavior({ eventTimeMs: T0 + DAY_MS });
+    const producer = createIdempotentProducer(ctx.kafka);
+    await producer.connect();
+    await producer.send({
+      topic: ctx.topics.customerClicks.name,
+      messages: [
+        { key: 'c-X', value: Buffer.from('not avro') },
+        { key: null, value: await ctx.serde.encode(ctx.topics.customerClicks, good) },
+        { key: 'c-Y', value: await ctx.serde.encode(ctx.topics.customerClicks, good) },
+      ],
+    });
+    await producer.disconnect();
+    const instance = processor(ctx);
+    await instance.start();
+    try {
+      await waitFor(
+        () => committed(ctx),
+        (n) => n >= 3,
+        { what: 'three records committed' },
+      );
+      const dlq = await ctx.admin.fetchTopicOffsets(`${ctx.topics.customerClicks.name}.dlq`);
+      expect(dlq.reduce((n, p) => n + Number(p.high), 0)).toBe(2);
+      expect((await store(ctx).readFeatures('c-Y'))['views_1h']).toBeDefined();
+    } finally {
+      await instance.stop();
+    }
+  });
+});
