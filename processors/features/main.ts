@@ -14,7 +14,7 @@ import { FeatureStore } from './store.js';
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
-const redis = new Redis(config.REDIS_URL);
+const redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
 const cutPoints = new CutPointsSource(redis, config.TOPIC_PREFIX, (err) =>
   log.warn('cut points refresh failed', { error: String(err) }),
 );

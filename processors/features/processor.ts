@@ -5,7 +5,7 @@
 // or below the state's per-partition offset watermark → write state + hash atomically → hand the updates to the
 // listener (the scorer) → dead letters → commit offsets. A crash anywhere repeats work and the watermark makes the
 // repeat a no-op, so the effect on state is exactly once under at-least-once delivery.
-import type { EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { Counter, Histogram } from 'prom-client';
 import type { BehaviorEvent, IdentityMerge, Transaction } from '../../schemas/generated/types.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
@@ -142,18 +142,30 @@ export class FeatureProcessor {
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
     const fetchedAtMs = Date.now();
-    const started = process.hrtime.bigint();
     this.firstBatchAtMs ??= fetchedAtMs;
+    const { batch } = payload;
+    const chunk = this.deps.config.FEATURES_COMMIT_EVERY;
+    // A large fetch is worked and committed in chunks: a record's latency is one chunk, not the whole fetch, and a
+    // crash repeats at most one chunk.
+    for (let i = 0; i < batch.messages.length; i += chunk) {
+      if (!payload.isRunning() || payload.isStale()) return;
+      await this.processChunk(payload, batch.messages.slice(i, i + chunk), fetchedAtMs);
+    }
+  }
+
+  private async processChunk(payload: EachBatchPayload, messages: KafkaMessage[], fetchedAtMs: number): Promise<void> {
+    const started = process.hrtime.bigint();
     const { batch } = payload;
     const { topics, serde } = this.deps;
     const isLive = () => payload.isRunning() && !payload.isStale();
-    const last = batch.messages.at(-1);
+    const last = messages.at(-1);
     if (!last) return;
+    const part = { topic: batch.topic, partition: batch.partition, messages };
     const source = `${batch.topic}:${batch.partition}`;
     let updates: FeatureUpdate[] = [];
     let failed;
     if (batch.topic === topics.identityMerges.name) {
-      const decoded = await decodeBatch<IdentityMerge>(batch, topics.identityMerges, serde, mergeProblems, isLive);
+      const decoded = await decodeBatch<IdentityMerge>(part, topics.identityMerges, serde, mergeProblems, isLive);
       failed = decoded.failed;
       if (!isLive()) return;
       for (const r of decoded.records) {
@@ -163,7 +175,7 @@ export class FeatureProcessor {
     } else {
       const isTx = batch.topic === topics.customerTransactions.name;
       const spec = isTx ? topics.customerTransactions : topics.customerClicks;
-      const decoded = await decodeBatch<Transaction | BehaviorEvent>(batch, spec, serde, undefined, isLive);
+      const decoded = await decodeBatch<Transaction | BehaviorEvent>(part, spec, serde, undefined, isLive);
       failed = decoded.failed;
       if (!isLive()) return;
       const byCustomer = new Map<string, SourcedEvent[]>();
@@ -171,13 +183,7 @@ export class FeatureProcessor {
         const id = r.message.key?.toString();
         if (!id) {
           const reason = 'resolved record without a key: no customer to attribute it to';
-          failed.push({
-            topic: batch.topic,
-            partition: batch.partition,
-            message: r.message,
-            code: 'RECORD_INVALID',
-            reason,
-          });
+          failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
           continue;
         }
         const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
@@ -186,7 +192,7 @@ export class FeatureProcessor {
         byCustomer.set(id, list);
       }
       const collected: FeatureUpdate[] = [];
-      await forEachLimited([...byCustomer], 64, async ([id, records]) => {
+      await forEachLimited([...byCustomer], this.deps.config.FEATURES_KEY_CONCURRENCY, async ([id, records]) => {
         const update = await this.applyEvents(id, records);
         if (update) collected.push(update);
       });
@@ -200,13 +206,13 @@ export class FeatureProcessor {
     ]);
     await payload.heartbeat();
     const committedAtMs = Date.now();
-    const count = batch.messages.length;
+    const count = messages.length;
     this.processed += count;
     const { metrics } = this.deps;
     metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' }, count - failed.length);
     metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' }, failed.length);
     metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
-    const appendTimesMs = batch.messages.map((m) => Number(m.timestamp));
+    const appendTimesMs = messages.map((m) => Number(m.timestamp));
     for (const t of appendTimesMs) this.featureMetrics.latency.observe(Math.max(0, committedAtMs - t) / 1000);
     this.deps.onCommitted?.({ records: count, fetchedAtMs, committedAtMs, appendTimesMs });
   }

@@ -249,12 +249,6 @@ export function prune(state: FeatureState): void {
   }
 }
 
-function sumWindow<T extends number[]>(map: Record<string, T>, minKey: number, slot: number): number {
-  let n = 0;
-  for (const [k, b] of Object.entries(map)) if (Number(k) >= minKey) n += b[slot] ?? 0;
-  return n;
-}
-
 /**
  * The aggregates as of `refMs`, which must not precede the newest event (the state cannot forget an event). A
  * reference time later than the newest event is how features age as time passes without new events.
@@ -265,18 +259,71 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
   const minute = idx(refMs, MINUTE_MS);
   const hour = idx(refMs, HOUR_MS);
   const day = idx(refMs, DAY_MS);
-  const days = (w: number, slot: number) => sumWindow(state.d, day - w, slot);
+  // One pass per map (this runs on every update, so it stays allocation-light).
+  let views1h = 0;
+  let searches1h = 0;
+  let carts1h = 0;
+  for (const k in state.m) {
+    const b = state.m[k];
+    if (!b || Number(k) < minute - 60) continue;
+    views1h += b[0];
+    searches1h += b[1];
+    carts1h += b[2];
+  }
+  let views24h = 0;
+  let searches24h = 0;
+  let carts24h = 0;
   const hourCounts30d = new Array<number>(24).fill(0);
-  for (const [k, b] of Object.entries(state.h)) {
+  for (const k in state.h) {
+    const b = state.h[k];
     const h = Number(k);
-    if (Math.floor(h / 24) >= day - 30) hourCounts30d[h % 24] = (hourCounts30d[h % 24] ?? 0) + b[3];
+    if (!b || h < (day - 30) * 24) continue;
+    hourCounts30d[h % 24] = (hourCounts30d[h % 24] ?? 0) + b[3];
+    if (h < hour - 24) continue;
+    views24h += b[0];
+    searches24h += b[1];
+    carts24h += b[2];
+  }
+  let orders7d = 0;
+  let orders30d = 0;
+  let orders90d = 0;
+  let spend7dMinor = 0;
+  let spend30dMinor = 0;
+  let spend90dMinor = 0;
+  let returns90d = 0;
+  let lines90d = 0;
+  let activeDays90d = 0;
+  let views7d = 0;
+  let searches7d = 0;
+  let searches30d = 0;
+  let carts7d = 0;
+  for (const k in state.d) {
+    const b = state.d[k];
+    const d = Number(k);
+    if (!b || d < day - 90) continue;
+    orders90d += b[0];
+    spend90dMinor += b[1];
+    returns90d += b[2];
+    lines90d += b[3];
+    if (b[0] > 0) activeDays90d++;
+    if (d < day - 30) continue;
+    orders30d += b[0];
+    spend30dMinor += b[1];
+    searches30d += b[5];
+    if (d < day - 7) continue;
+    orders7d += b[0];
+    spend7dMinor += b[1];
+    views7d += b[4];
+    searches7d += b[5];
+    carts7d += b[6];
   }
   let sessions30d = 0;
   let cartSessions30d = 0;
   let abandonedSessions30d = 0;
   let sessionDurationMs30d = 0;
-  for (const s of Object.values(state.s)) {
-    if (idx(s[0], DAY_MS) < day - SESSION_DAYS) continue;
+  for (const k in state.s) {
+    const s = state.s[k];
+    if (!s || idx(s[0], DAY_MS) < day - SESSION_DAYS) continue;
     sessions30d++;
     sessionDurationMs30d += s[1] - s[0];
     if (s[2]) {
@@ -285,14 +332,19 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     }
   }
   const categories: CategoryAggregate[] = [];
-  for (const [category, c] of Object.entries(state.c)) {
-    const interactions90d = sumWindow(c.d, day - 90, 0);
-    if (interactions90d > 0) {
-      categories.push({ category, interactions90d, spend90dMinor: sumWindow(c.d, day - 90, 1), lastMs: c.l });
+  for (const category in state.c) {
+    const c = state.c[category];
+    if (!c) continue;
+    let interactions90d = 0;
+    let spend90d = 0;
+    for (const k in c.d) {
+      const b = c.d[k];
+      if (!b || Number(k) < day - 90) continue;
+      interactions90d += b[0];
+      spend90d += b[1];
     }
+    if (interactions90d > 0) categories.push({ category, interactions90d, spend90dMinor: spend90d, lastMs: c.l });
   }
-  let activeDays90d = 0;
-  for (const [k, b] of Object.entries(state.d)) if (Number(k) >= day - 90 && b[0] > 0) activeDays90d++;
   return {
     refMs,
     firstEventMs: state.f,
@@ -301,25 +353,25 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     lastPurchaseMs: state.lp,
     ordersLifetime: state.ol,
     spendLifetimeMinor: state.sl,
-    orders7d: days(7, 0),
-    orders30d: days(30, 0),
-    orders90d: days(90, 0),
-    spend7dMinor: days(7, 1),
-    spend30dMinor: days(30, 1),
-    spend90dMinor: days(90, 1),
-    returns90d: days(90, 2),
-    lines90d: days(90, 3),
+    orders7d,
+    orders30d,
+    orders90d,
+    spend7dMinor,
+    spend30dMinor,
+    spend90dMinor,
+    returns90d,
+    lines90d,
     activeDays90d,
-    views1h: sumWindow(state.m, minute - 60, 0),
-    views24h: sumWindow(state.h, hour - 24, 0),
-    views7d: days(7, 4),
-    searches1h: sumWindow(state.m, minute - 60, 1),
-    searches24h: sumWindow(state.h, hour - 24, 1),
-    searches7d: days(7, 5),
-    searches30d: days(30, 5),
-    carts1h: sumWindow(state.m, minute - 60, 2),
-    carts24h: sumWindow(state.h, hour - 24, 2),
-    carts7d: days(7, 6),
+    views1h,
+    views24h,
+    views7d,
+    searches1h,
+    searches24h,
+    searches7d,
+    searches30d,
+    carts1h,
+    carts24h,
+    carts7d,
     hourCounts30d,
     sessions30d,
     cartSessions30d,

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { ensureStack } from '../../test/stack/stack.js';
 import { applyTopics } from '../../topics/apply.js';
-import { topicCatalog, type TopicSpec } from '../../topics/catalog.js';
+import { topicCatalog } from '../../topics/catalog.js';
 import type { BehaviorEvent } from '../../schemas/generated/types.js';
 import { PlatformProducer } from '../producers/platform-producer.js';
 import { csvRecords, febrlEvents, platformFromFileName, type CsvRecord } from '../producers/replay.js';
@@ -23,6 +23,7 @@ import { createKafka } from '../runtime/kafka.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
+import { decodeOnlyRate, deleteKeysByPattern } from '../runtime/bench-tools.js';
 import { IdentityGraph } from './graph-store.js';
 import { trainEm } from './model.js';
 import { NO_ATTRIBUTES } from './logic.js';
@@ -122,7 +123,7 @@ export async function evaluateFiles(
     await producer.disconnect();
     if (refused > 0) throw new Error(`${refused} records were refused by the producer`);
     const rawDecodePerSecond = options.measureRawConsumer
-      ? await decodeOnlyRate(kafka, serde, topics.clicksRaw, events.length, config.TOPIC_PREFIX)
+      ? await decodeOnlyRate(kafka, serde, [topics.clicksRaw], events.length, `${config.TOPIC_PREFIX}decode-only`)
       : null;
 
     const graph = IdentityGraph.open(redis, { prefix: graphPrefix, maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE });
@@ -179,7 +180,7 @@ export async function evaluateFiles(
   } finally {
     await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
     await admin.disconnect();
-    await deleteByPattern(redis, `${graphPrefix}*`);
+    await deleteKeysByPattern(redis, `${graphPrefix}*`);
     redis.disconnect();
   }
 }
@@ -187,31 +188,6 @@ export async function evaluateFiles(
 const round = (x: number) => Math.round(x * 10_000) / 10_000;
 
 /** A consumer that only decodes: the raw limit the resolver is compared with. */
-async function decodeOnlyRate(
-  kafka: ReturnType<typeof createKafka>,
-  serde: EventSerde,
-  spec: TopicSpec,
-  expected: number,
-  prefix: string,
-): Promise<number> {
-  const consumer = kafka.consumer({ groupId: `${prefix}decode-only` });
-  await consumer.connect();
-  await consumer.subscribe({ topic: spec.name, fromBeginning: true });
-  let decoded = 0;
-  let started = 0;
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      started ||= Date.now();
-      for (const m of batch.messages) await serde.decode(spec, m.value);
-      decoded += batch.messages.length;
-    },
-  });
-  while (decoded < expected) await new Promise((r) => setTimeout(r, 20));
-  const seconds = (Date.now() - started) / 1000;
-  await consumer.disconnect();
-  return Math.round(decoded / Math.max(seconds, 0.001));
-}
-
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -235,15 +211,6 @@ async function main(argv: string[]): Promise<number> {
     );
   }
   return 0;
-}
-
-async function deleteByPattern(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (found.length > 0) await redis.unlink(...found);
-  } while (cursor !== '0');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -99,6 +99,10 @@ export const configSchema = z.object({
     .default(90 * 24 * 60 * 60),
   /** Customer states the feature processor keeps in memory to skip a Redis read (compare-and-set keeps them honest). */
   FEATURES_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
+  /** Feature processor: records of a fetch worked and committed together (bounds latency and crash repeats). */
+  FEATURES_COMMIT_EVERY: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
+  /** Feature processor: customers of one chunk updated at once (each customer's records stay in order). */
+  FEATURES_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
   /** How often the feature processor re-reads the RFM cut points from Redis. */
   FEATURES_CUTPOINTS_REFRESH_MS: z.coerce.number().int().min(1_000).default(60_000),
   /** Consumer session timeout: how long a crashed instance keeps its partitions before the group reassigns them. */

@@ -1,0 +1,221 @@
+/**
+ * `npm run bench -- features`: the feature processor on the local stack (or configured endpoints) over ≥ 1 million
+ * generated resolved events, against a kafkajs consumer that only decodes the same topics in the same run.
+ *
+ * Events: `BENCH_FEATURE_EVENTS` (default 1,000,000) clicks and transactions of `BENCH_FEATURE_CUSTOMERS` (default
+ * 50,000) customers over 30 days in event-time order, keyed by global id as the resolver publishes them. Figures:
+ * events/s from the processor's first batch to its last commit, and per-event latency from the moment its batch was
+ * handed to the processor to the commit of its offsets (state written), p50/p99.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { DAY_MS, DEFAULT_CUT_POINTS } from '../../processors/features/definitions.js';
+import { FeatureProcessor, type BatchTiming } from '../../processors/features/processor.js';
+import { FeatureStore } from '../../processors/features/store.js';
+import { seededRandom } from '../../processors/identity/model.js';
+import { decodeOnlyRate, deleteKeysByPattern } from '../../processors/runtime/bench-tools.js';
+import { loadConfig } from '../../processors/runtime/config.js';
+import { createIdempotentProducer, createKafka } from '../../processors/runtime/kafka.js';
+import { createLogger } from '../../processors/runtime/log.js';
+import { createMetrics } from '../../processors/runtime/metrics.js';
+import { EventSerde } from '../../processors/runtime/serde.js';
+import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
+import { applyTopics } from '../../topics/apply.js';
+import { topicCatalog } from '../../topics/catalog.js';
+import { ensureStack } from '../stack/stack.js';
+
+const CATEGORIES = ['books', 'electronics', 'fashion', 'garden', 'home', 'sports', 'toys', 'beauty'];
+const TYPES = ['VIEW', 'VIEW', 'VIEW', 'VIEW', 'VIEW', 'SEARCH', 'SEARCH', 'ADD_TO_CART', 'CHECKOUT_START'] as const;
+
+/** Weighted percentile of per-batch latencies (each batch's latency counts once per record in it). */
+function percentile(timings: readonly BatchTiming[], q: number): number {
+  const sorted = timings
+    .map((t) => ({ ms: t.committedAtMs - t.fetchedAtMs, n: t.records }))
+    .sort((a, b) => a.ms - b.ms);
+  const total = sorted.reduce((n, t) => n + t.n, 0);
+  let seen = 0;
+  for (const t of sorted) {
+    seen += t.n;
+    if (seen >= q * total) return t.ms;
+  }
+  return sorted.at(-1)?.ms ?? 0;
+}
+
+export async function featuresBench(): Promise<Record<string, unknown>> {
+  const total = Number(process.env['BENCH_FEATURE_EVENTS'] ?? 1_000_000);
+  const customers = Number(process.env['BENCH_FEATURE_CUSTOMERS'] ?? 50_000);
+  const endpoints = await ensureStack({ log: () => undefined });
+  const id = randomBytes(4).toString('hex');
+  const config = loadConfig({
+    ...process.env,
+    KAFKA_BROKERS: process.env['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
+    SCHEMA_REGISTRY_URL: process.env['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
+    REDIS_URL: process.env['REDIS_URL'] ?? endpoints.redisUrl,
+    TOPIC_PREFIX: `bench-features-${id}.`,
+    LOG_LEVEL: 'warn',
+  });
+  const kafka = createKafka(config);
+  const admin = kafka.admin();
+  await admin.connect();
+  const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
+  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
+  const redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
+  try {
+    await applyTopics(admin, topics.all, { serde });
+    // 1. Produce the events (not timed as part of either figure).
+    const producer = createIdempotentProducer(kafka);
+    await producer.connect();
+    const rnd = seededRandom(7);
+    const start = Date.UTC(2026, 9, 1);
+    const produceStarted = Date.now();
+    const chunk = 20_000;
+    for (let i = 0; i < total; i += chunk) {
+      const txs: { key: string; value: Buffer }[] = [];
+      const clicks: { key: string; value: Buffer }[] = [];
+      for (let j = i; j < Math.min(total, i + chunk); j++) {
+        const c = Math.floor(rnd() * customers);
+        const key = `c-${c}`;
+        const eventTimeMs = start + Math.floor((j / total) * 30 * DAY_MS);
+        const category = CATEGORIES[Math.floor(rnd() * CATEGORIES.length)] ?? 'books';
+        const sessionId = `s-${c}-${Math.floor(eventTimeMs / (3 * 3_600_000))}`;
+        if (rnd() < 0.05) {
+          const price = 500 + Math.floor(rnd() * 20_000);
+          const tx: Transaction = {
+            eventId: `tx-${j}`,
+            eventTimeMs,
+            platform: 'bench',
+            platformCustomerId: key,
+            orderId: `o-${j}`,
+            kind: rnd() < 0.05 ? 'RETURN' : 'PURCHASE',
+            lineItems: [
+              {
+                productId: `p-${j % 997}`,
+                productName: null,
+                category,
+                brand: null,
+                quantity: 1,
+                unitPriceMinor: price,
+              },
+            ],
+            totalMinor: price,
+            currency: 'GBP',
+            sessionId,
+            deviceId: null,
+            identity: null,
+          };
+          if (tx.kind === 'RETURN') {
+            Object.assign(tx, { totalMinor: -price, lineItems: [{ ...tx.lineItems[0], quantity: -1 }] });
+          }
+          txs.push({ key, value: await serde.encode(topics.customerTransactions, tx) });
+        } else {
+          const ev: BehaviorEvent = {
+            eventId: `ev-${j}`,
+            eventTimeMs,
+            platform: 'bench',
+            platformCustomerId: key,
+            sessionId,
+            deviceId: null,
+            type: TYPES[Math.floor(rnd() * TYPES.length)] ?? 'VIEW',
+            productId: `p-${j % 997}`,
+            category,
+            searchQuery: null,
+            quantity: null,
+            priceMinor: null,
+            currency: null,
+            orderId: null,
+            identity: null,
+          };
+          clicks.push({ key, value: await serde.encode(topics.customerClicks, ev) });
+        }
+      }
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [
+          { topic: topics.customerTransactions.name, messages: txs },
+          { topic: topics.customerClicks.name, messages: clicks },
+        ],
+      });
+    }
+    await producer.disconnect();
+    const produceSeconds = (Date.now() - produceStarted) / 1000;
+    console.log(`produced           ${total} events for ${customers} customers in ${produceSeconds.toFixed(1)} s`);
+
+    // 2. The raw limit: decode only, same topics, same run.
+    const inputs = [topics.customerTransactions, topics.customerClicks];
+    const raw = await decodeOnlyRate(kafka, serde, inputs, total, `${config.TOPIC_PREFIX}decode-only`);
+    console.log(`decode-only        ${raw} events/s (kafkajs consumer that only decodes)`);
+
+    // 3. The feature processor.
+    const timings: BatchTiming[] = [];
+    const processor = new FeatureProcessor({
+      config,
+      kafka,
+      serde,
+      store: new FeatureStore(redis, {
+        prefix: config.TOPIC_PREFIX,
+        stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,
+        featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
+      }),
+      topics,
+      log: createLogger('warn', { processor: 'feature-processor' }),
+      metrics: createMetrics(),
+      cutPoints: () => DEFAULT_CUT_POINTS,
+      onCommitted: (t) => timings.push(t),
+    });
+    const redisCpu = async () => {
+      const cpu = await redis.info('cpu');
+      const num = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(cpu)?.[1] ?? 0);
+      return num('used_cpu_user') + num('used_cpu_sys');
+    };
+    const redisCpuBefore = await redisCpu();
+    const cpuBefore = process.cpuUsage();
+    const started = Date.now();
+    await processor.start();
+    while (processor.processedCount < total) {
+      if (Date.now() - started > 900_000) throw new Error(`feature processor stalled at ${processor.processedCount}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const lastCommit = Math.max(...timings.map((t) => t.committedAtMs));
+    const seconds = (lastCommit - (processor.firstBatchAtMs ?? started)) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const nodeCpuShare = (cpu.user + cpu.system) / 1e6 / seconds;
+    const redisCpuShare = ((await redisCpu()) - redisCpuBefore) / seconds;
+    await processor.stop();
+    const rate = Math.round(total / seconds);
+    const p50 = percentile(timings, 0.5);
+    const p99 = percentile(timings, 0.99);
+    const ratio = Number((rate / Math.max(raw, 1)).toFixed(3));
+    const info = await redis.info('memory');
+    const usedMemory = /used_memory_human:(\S+)/.exec(info)?.[1] ?? '?';
+    console.log(
+      `feature processor  ${rate} events/s (${total} events, ${timings.length} batches, ${seconds.toFixed(1)} s)`,
+    );
+    console.log(
+      `latency            p50 ${p50} ms, p99 ${p99} ms (batch handed over → state written and offsets committed)`,
+    );
+    console.log(`ratio              ${ratio} (goal ≥ 0.5 and ≥ 25,000 events/s)`);
+    console.log(`redis memory       ${usedMemory} after the run`);
+    console.log(
+      `cpu                processor ${nodeCpuShare.toFixed(2)} cores, redis ${redisCpuShare.toFixed(2)} cores`,
+    );
+    return {
+      bench: 'features',
+      events: total,
+      customers,
+      processorEventsPerSecond: rate,
+      decodeOnlyEventsPerSecond: raw,
+      ratio,
+      latencyP50Ms: p50,
+      latencyP99Ms: p99,
+      processorCpuCores: Number(nodeCpuShare.toFixed(2)),
+      redisCpuCores: Number(redisCpuShare.toFixed(2)),
+      goalRatio: 0.5,
+      goalEventsPerSecond: 25_000,
+    };
+  } finally {
+    await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
+    await admin.disconnect();
+    await deleteKeysByPattern(redis, `${config.TOPIC_PREFIX}*`);
+    redis.disconnect();
+  }
+}
