@@ -1,30 +1,26 @@
 /**
  * `npm run demo`: the main job end to end. Brings up the local stack for every endpoint not configured in the
  * environment, applies topics, migrates the warehouse, generates the sample platforms' events (fixed seed), publishes
- * them through the platform producer library, runs the warehouse sink until ClickHouse holds every event, and prints
- * a summary. The stack stays up afterwards. Re-running is safe: event ids are deterministic, so nothing is counted twice.
+ * them through the platform producer library, runs the identity resolver, the feature processor and the warehouse sink
+ * until Redis and ClickHouse hold every event, and prints a summary. The stack stays up afterwards. Re-running is safe: event ids are deterministic, so nothing is counted twice.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import type { Admin } from 'kafkajs';
 import { migrate } from '../clickhouse/migrate.js';
 import { runNamedQuery } from '../clickhouse/queries.js';
 import { ensureStack } from '../test/stack/stack.js';
 import { applyTopics } from '../topics/apply.js';
-import { topicCatalog, type TopicSpec } from '../topics/catalog.js';
+import { topicCatalog } from '../topics/catalog.js';
 import { IdentityGraph } from './identity/graph-store.js';
-import { loadModel } from './identity/model.js';
-import { IdentityResolver } from './identity/processor.js';
 import { pairwiseMetrics } from './identity/resolve-offline.js';
 import { generateSample } from './producers/generate.js';
 import { PlatformProducer } from './producers/platform-producer.js';
 import { createClickHouse } from './runtime/clickhouse.js';
 import { loadConfig } from './runtime/config.js';
 import { createIdempotentProducer, createKafka } from './runtime/kafka.js';
-import { createLogger } from './runtime/log.js';
-import { createMetrics } from './runtime/metrics.js';
 import { EventSerde } from './runtime/serde.js';
-import { WarehouseSink } from './warehouse-sink/processor.js';
+import { FeatureStore } from './features/store.js';
+import { Pipeline } from './pipeline.js';
 import { sampleBadRecords } from './demo-bad-records.js';
 
 const step = (name: string) => {
@@ -94,69 +90,34 @@ async function main(): Promise<void> {
   await raw.disconnect();
   done(`${events.length} events + ${bad.length} deliberately bad records`);
 
-  done = step('identity resolver and warehouse sink until both have caught up');
+  done = step('identity resolver, feature processor and warehouse sink until all have caught up');
   const clickhouse = createClickHouse(config);
-  const redis = new Redis(config.REDIS_URL);
-  const graph = IdentityGraph.open(redis, {
-    prefix: config.TOPIC_PREFIX,
-    maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
-  });
-  const resolver = new IdentityResolver({
-    config,
-    kafka,
-    serde,
-    graph,
-    model: loadModel(JSON.parse(readFileSync(config.IDENTITY_MODEL_PATH, 'utf8'))),
-    topics,
-    log: createLogger('warn', { processor: 'identity-resolver' }),
-    metrics: createMetrics(),
-  });
-  await resolver.start();
-  const sink = new WarehouseSink({
-    config,
-    kafka,
-    serde,
-    clickhouse,
-    topics,
-    log: createLogger('warn', { processor: 'warehouse-sink' }),
-    metrics: createMetrics(),
-  });
-  await sink.start();
+  const pipeline = new Pipeline({ config, kafka, serde, topics, clickhouse });
+  await pipeline.start();
   const countOf = async (sql: string) =>
     Number((await (await clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n ?? 0);
   // The sample's platforms are its own (replayed datasets use other platform ids), so counting by platform is exact.
   const platformList = [...platforms].map((p) => `'${p}'`).join(',');
-  const deadline = Date.now() + 300_000;
   const admin2 = kafka.admin();
   await admin2.connect();
   // Caught up = nothing left to consume (committed offsets at the end of every partition); works on re-runs too.
-  for (;;) {
-    const lag =
-      (await groupLag(admin2, `${config.TOPIC_PREFIX}identity-resolver`, [topics.transactionsRaw, topics.clicksRaw])) +
-      (await groupLag(admin2, `${config.TOPIC_PREFIX}warehouse-sink`, [
-        topics.transactionsRaw,
-        topics.clicksRaw,
-        topics.identityLinks,
-        topics.identityMerges,
-        ...topics.all.filter((t) => t.schema === 'deadLetter'),
-      ]));
-    if (lag === 0) break;
-    if (Date.now() > deadline) throw new Error(`the processors did not catch up: ${lag} records behind`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await pipeline.waitUntilCaughtUp(admin2, 300_000);
   await admin2.disconnect();
   const landed = {
     tx: await countOf(`SELECT count() AS n FROM fact_transaction FINAL WHERE platform_id IN (${platformList})`),
     ev: await countOf(`SELECT count() AS n FROM fact_event FINAL WHERE platform_id IN (${platformList})`),
     dl: await countOf(`SELECT count() AS n FROM dead_letter FINAL`),
   };
-  await resolver.stop();
-  await sink.stop();
+  await pipeline.stop();
   done();
 
+  const redis = new Redis(config.REDIS_URL);
+  const graph = IdentityGraph.open(redis, {
+    prefix: config.TOPIC_PREFIX,
+    maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
+  });
   const accountKeys = sample.groundTruth.map((g) => `${g.platform}:${g.platformCustomerId}`);
   const roots = await graph.globalIdOf(accountKeys);
-  redis.disconnect();
   const resolved = new Map<string, string>();
   for (const key of accountKeys) {
     const root = roots.get(key);
@@ -178,6 +139,8 @@ async function main(): Promise<void> {
     platformsOfCustomer.set(root, (platformsOfCustomer.get(root) ?? new Set()).add(key.slice(0, key.indexOf(':'))));
   }
   const resolvedCross = [...platformsOfCustomer.values()].filter((p) => p.size > 1).length;
+  const features = await featureSummary(redis, config.TOPIC_PREFIX, [...platformsOfCustomer.keys()]);
+  redis.disconnect();
   const counts = (await runNamedQuery(clickhouse, 'counts'))[0] ?? {};
   const revenue = await runNamedQuery(clickhouse, 'revenue-by-platform');
   await clickhouse.close();
@@ -194,6 +157,7 @@ Summary
   matching vs ground truth        pairwise precision ${quality.precision.toFixed(4)}, recall ${quality.recall.toFixed(4)}, F1 ${quality.f1.toFixed(4)}
   transactions in the warehouse   ${landed.tx}
   click events in the warehouse   ${landed.ev}
+  customers with features (Redis) ${features.customers} (e.g. HGETALL ${features.exampleKey}); ${features.withPurchase} with a purchase in 90 days, top categories ${features.topCategories}
   dead letters (all runs)         ${landed.dl} (each processor parks what it refuses: npm run query -- dead-letters-by-reason)
   warehouse totals                ${JSON.stringify(counts)}
   revenue by platform             ${revenue.map((r) => `${String(r['platform_id'])} ${String(r['currency'])} ${money(r['net_minor'])}`).join('; ')}
@@ -206,19 +170,26 @@ Endpoints (the stack stays up; npm run stack -- down stops it)
 Total ${((Date.now() - totalStart) / 1000).toFixed(1)} s`);
 }
 
-/** Records a consumer group still has to read on `specs` (a partition never committed counts from its start). */
-async function groupLag(admin: Admin, groupId: string, specs: readonly TopicSpec[]): Promise<number> {
-  const committed = await admin.fetchOffsets({ groupId, topics: specs.map((s) => s.name) });
-  let lag = 0;
-  for (const spec of specs) {
-    const ends = await admin.fetchTopicOffsets(spec.name);
-    const mine = committed.find((c) => c.topic === spec.name)?.partitions ?? [];
-    for (const end of ends) {
-      const at = Number(mine.find((p) => p.partition === end.partition)?.offset ?? -1);
-      lag += Number(end.high) - (at < 0 ? Number(end.low) : at);
-    }
+/** What the ad server would find in Redis for the resolved customers. */
+async function featureSummary(redis: Redis, prefix: string, customers: readonly string[]) {
+  const store = new FeatureStore(redis, { prefix, stateTtlSeconds: 60, featuresTtlSeconds: 60 });
+  let withFeatures = 0;
+  let withPurchase = 0;
+  const top = new Map<string, number>();
+  for (const id of customers) {
+    const hash = await store.readFeatures(id);
+    if (!hash['feature_time_ms']) continue;
+    withFeatures++;
+    if (Number(hash['frequency_90d']) > 0) withPurchase++;
+    const category = hash['top_category'];
+    if (category) top.set(category, (top.get(category) ?? 0) + 1);
   }
-  return lag;
+  const topCategories = [...top]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([c, n]) => `${c} ${n}`)
+    .join(', ');
+  return { customers: withFeatures, withPurchase, topCategories, exampleKey: store.featuresKey(customers[0] ?? 'c-1') };
 }
 
 main().then(
