@@ -4,7 +4,7 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['node_modules/', '.stack/', 'out/', 'dist/', 'training/', 'schemas/generated/'] },
+  { ignores: ['node_modules/', '.stack/', '.venv/', 'out/', 'dist/', 'models/', 'training/', 'schemas/generated/'] },
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {

@@ -135,5 +135,5 @@ export function transactionKey(tx: Transaction): string {
 /** The Kafka key of a raw behavior event: the platform identity, or an anonymous key per session/device. */
 export function behaviorKey(ev: BehaviorEvent): string {
   if (ev.platformCustomerId) return `${ev.platform}:${ev.platformCustomerId}`;
-  return `${ev.platform}:anon:${ev.sessionId ?? ev.deviceId ?? ev.eventId}`;
+  return `${ev.platform}:anon:${ev.sessionId || ev.deviceId || ev.eventId}`; // blank = absent, as in the warehouse
 }

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { quoteString } from '../runtime/clickhouse.js';
 import { AppError } from '../runtime/errors.js';
-import { cutPointsFromAggregates, formatInstant } from './cut-points.js';
+import { cutPointsFromAggregates, formatInstant } from './cutpoints-warehouse.js';
 import {
   DAY_MS,
   HOUR_MS,
@@ -162,22 +162,21 @@ class Session {
   }
 }
 
-/** Runs `work` with a session, dropping `tables` afterwards; a failed drop never hides the error of `work`. */
+/**
+ * Runs `work` in a new session and drops `tables` afterwards. The drop is best effort: should it fail, the server still
+ * frees the tables when the idle session times out, so neither a result nor the error of `work` is lost to it.
+ */
 async function withSession<T>(
   ch: ClickHouseClient,
   tables: readonly string[],
   work: (s: Session) => Promise<T>,
 ): Promise<T> {
   const session = new Session(ch);
-  let result: T;
   try {
-    result = await work(session);
-  } catch (err) {
-    await session.dropTables(tables).catch(() => undefined); // the session timeout frees them anyway
-    throw err;
+    return await work(session);
+  } finally {
+    await session.dropTables(tables).catch(() => undefined);
   }
-  await session.dropTables(tables);
-  return result;
 }
 
 // --- The resolved event stream ---
@@ -408,8 +407,7 @@ WHERE t <= ref_ms
     AND ${W90D}
     AND category_id != ''
     AND ((${IS_PURCHASE_LINE}) OR (src = 'click' AND event_type IN ('VIEW', 'ADD_TO_CART')))
-GROUP BY customer_id, ref_ms, category_id
-ORDER BY customer_id, ref_ms, category`;
+GROUP BY customer_id, ref_ms, category_id`;
 
 /** Int64/UInt64 arrive as strings in JSON formats; every value here is far below 2^53. */
 type Cell = string | number;
@@ -470,12 +468,15 @@ function toAggregates(row: Row, session: Row | undefined, categoryRows: readonly
   const hours = row['hour_counts_30d'];
   if (!Array.isArray(hours) || hours.length !== 24) throw new Error('ClickHouse returned no 24 hour counts');
   const sessionValue = (column: string) => (session ? num(session, column) : 0);
-  const categories: CategoryAggregate[] = categoryRows.map((c) => ({
-    category: String(c['category']),
-    interactions90d: num(c, 'interactions'),
-    spend90dMinor: num(c, 'spend_minor'),
-    lastMs: num(c, 'last_ms'),
-  }));
+  const categories: CategoryAggregate[] = categoryRows
+    .map((c) => ({
+      category: String(c['category']),
+      interactions90d: num(c, 'interactions'),
+      spend90dMinor: num(c, 'spend_minor'),
+      lastMs: num(c, 'last_ms'),
+    }))
+    // The stream's order (UTF-16 code units); ClickHouse's ORDER BY compares bytes, which differs beyond ASCII.
+    .sort((a, b) => (a.category < b.category ? -1 : a.category > b.category ? 1 : 0));
   return {
     refMs: num(row, 'ref_ms'),
     firstEventMs: num(row, 'first_event_ms'),

@@ -4,12 +4,13 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { AppError } from '../runtime/errors.js';
 import { DEFAULT_CUT_POINTS, type RfmCutPoints } from './definitions.js';
 
 export const cutPointsKey = (prefix: string) => `${prefix}features:rfm-cutpoints`;
 
 const ascending4 = z
-  .array(z.number().finite())
+  .array(z.number())
   .length(4)
   .refine((xs) => xs.every((x, i) => i === 0 || x >= (xs[i - 1] ?? x)), 'cut points must be ascending');
 const cutPointsSchema = z.object({
@@ -20,7 +21,9 @@ const cutPointsSchema = z.object({
 });
 
 export function parseCutPoints(json: string): RfmCutPoints {
-  return cutPointsSchema.parse(JSON.parse(json));
+  const parsed = cutPointsSchema.safeParse(JSON.parse(json));
+  if (!parsed.success) throw new AppError('CONFIG_INVALID', `RFM cut points: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }
 
 export async function publishCutPoints(redis: Redis, prefix: string, cuts: RfmCutPoints): Promise<void> {

@@ -15,9 +15,9 @@ const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
 const redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
-const cutPoints = new CutPointsSource(redis, config.TOPIC_PREFIX, (err) =>
-  log.warn('cut points refresh failed', { error: String(err) }),
-);
+const cutPoints = new CutPointsSource(redis, config.TOPIC_PREFIX, (err) => {
+  log.warn('cut points refresh failed', { error: String(err) });
+});
 await cutPoints.start(config.FEATURES_CUTPOINTS_REFRESH_MS);
 const processor = new FeatureProcessor({
   config,

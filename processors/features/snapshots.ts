@@ -11,7 +11,7 @@ import { isTransientClickHouseError } from '../runtime/clickhouse.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import { customersWithEventsBefore, featuresAsOf, pairKey, type AsOfOptions } from './as-of.js';
-import { cutPointsAt, loadStoredCutPoints } from './cut-points.js';
+import { cutPointsAt, loadStoredCutPoints } from './cutpoints-warehouse.js';
 import { DAY_MS, FEATURE_NAMES, type CustomerFeatures, type RfmCutPoints } from './definitions.js';
 
 /** What one snapshot wrote. */

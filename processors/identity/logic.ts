@@ -33,8 +33,9 @@ export function identityOf(event: RawEvent): EventIdentity {
       platformCustomerId: event.platformCustomerId,
     };
   }
+  // A blank id is no id (the warehouse stores null as ''), so both sides derive the same key.
   const anon =
-    'orderId' in event && 'lineItems' in event ? event.orderId : (event.sessionId ?? event.deviceId ?? event.eventId);
+    'orderId' in event && 'lineItems' in event ? event.orderId : event.sessionId || event.deviceId || event.eventId;
   return { kind: 'anonymous', key: `anon:${event.platform}:${anon}` };
 }
 

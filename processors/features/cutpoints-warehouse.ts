@@ -1,9 +1,9 @@
 /**
- * RFM quintile cut points: how they are computed from aggregates (nearest-rank percentiles), stored in the warehouse
- * (`feat_rfm_cutpoints`, one row per computation) and published to Redis for the stream (`<prefix>features:rfm-cutpoints`).
+ * RFM quintile cut points on the warehouse side: how they are computed from aggregates (nearest-rank percentiles) and
+ * their history in `feat_rfm_cutpoints` (one row per computation), from which point-in-time features take the cut
+ * points that were current at their reference time. The stream reads the published ones from Redis (cutpoints.ts).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { AppError } from '../runtime/errors.js';
 import { DAY_MS, DEFAULT_CUT_POINTS, type RfmCutPoints, type WindowAggregates } from './definitions.js';
@@ -66,8 +66,9 @@ export function formatInstant(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
+// z.number() refuses NaN and ±Infinity in zod 4.
 const cutList = z
-  .array(z.number().refine(Number.isFinite, 'must be finite'))
+  .array(z.number())
   .length(RFM_PERCENTILES.length)
   .refine((cuts) => cuts.every((c, i) => i === 0 || c >= (cuts[i - 1] ?? c)), 'must be ascending');
 
@@ -79,44 +80,16 @@ const cutPointsSchema = z.object({
 });
 
 /**
- * Validates cut points read from storage (four ascending finite numbers per measure, plus a source).
+ * Validates cut points read from feat_rfm_cutpoints (four ascending finite numbers per measure, plus a source).
  * @throws AppError CONFIG_INVALID naming every problem
  */
-export function parseCutPoints(value: unknown, where: string): RfmCutPoints {
+function parseStoredCutPoints(value: unknown, where: string): RfmCutPoints {
   const parsed = cutPointsSchema.safeParse(value);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
     throw new AppError('CONFIG_INVALID', `invalid RFM cut points in ${where}: ${problems.join('; ')}`);
   }
   return parsed.data;
-}
-
-// --- Redis: what the stream scores with ---
-
-/** The Redis key holding the published cut points (a JSON string of RfmCutPoints). */
-export const cutPointsKey = (prefix: string) => `${prefix}features:rfm-cutpoints`;
-
-/** Publishes `cuts` as the current cut points; the stream picks them up on its next loadCutPoints. */
-export async function publishCutPoints(redis: Pick<Redis, 'set'>, prefix: string, cuts: RfmCutPoints): Promise<void> {
-  await redis.set(cutPointsKey(prefix), JSON.stringify(parseCutPoints(cuts, 'publishCutPoints')));
-}
-
-/**
- * The published cut points, or DEFAULT_CUT_POINTS while none have been published.
- * @throws AppError CONFIG_INVALID when the key holds something else than valid cut points: scoring with silently
- *   substituted defaults would shift every score, so a broken key stops the caller instead.
- */
-export async function loadCutPoints(redis: Pick<Redis, 'get'>, prefix: string): Promise<RfmCutPoints> {
-  const key = cutPointsKey(prefix);
-  const text = await redis.get(key);
-  if (text === null) return DEFAULT_CUT_POINTS;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new AppError('CONFIG_INVALID', `Redis key ${key} does not hold JSON`, { cause: err });
-  }
-  return parseCutPoints(json, `Redis key ${key}`);
 }
 
 // --- ClickHouse: the history, for point-in-time use ---
@@ -163,7 +136,7 @@ export async function loadStoredCutPoints(ch: ClickHouseClient): Promise<StoredC
   return rows.map((r) => {
     const where = `feat_rfm_cutpoints as of ${formatInstant(Number(r.as_of_ms))}`;
     const cuts = { recencyDays: r.recency, frequency90d: r.frequency, monetary90dMinor: r.monetary, source: r.source };
-    return { asOfMs: Number(r.as_of_ms), cuts: parseCutPoints(cuts, where) };
+    return { asOfMs: Number(r.as_of_ms), cuts: parseStoredCutPoints(cuts, where) };
   });
 }
 

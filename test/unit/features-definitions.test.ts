@@ -1,0 +1,311 @@
+// The shared feature definitions at their edges (no purchase, one purchase, empty denominators, ties, clamps), and the
+// nearest-rank percentile the RFM cut points are made of.
+import { describe, expect, it } from 'vitest';
+import { nearestRankPercentile, quintileCuts } from '../../processors/features/cutpoints-warehouse.js';
+import {
+  AFFINITY_WEIGHTS,
+  DAY_MS,
+  DEFAULT_CUT_POINTS,
+  EXACT_FEATURES,
+  FEATURE_NAMES,
+  categoryAffinity,
+  finalizeFeatures,
+  quintile,
+  topCategoryOf,
+  type RfmCutPoints,
+  type WindowAggregates,
+} from '../../processors/features/definitions.js';
+
+const REF = Date.UTC(2024, 2, 10, 12);
+
+/** A customer with one click an hour before REF and nothing else; override what a test needs. */
+function aggregates(overrides: Partial<WindowAggregates> = {}): WindowAggregates {
+  return {
+    refMs: REF,
+    firstEventMs: REF - 3_600_000,
+    lastEventMs: REF - 3_600_000,
+    firstPurchaseMs: null,
+    lastPurchaseMs: null,
+    ordersLifetime: 0,
+    spendLifetimeMinor: 0,
+    orders7d: 0,
+    orders30d: 0,
+    orders90d: 0,
+    spend7dMinor: 0,
+    spend30dMinor: 0,
+    spend90dMinor: 0,
+    returns90d: 0,
+    lines90d: 0,
+    activeDays90d: 0,
+    views1h: 0,
+    views24h: 0,
+    views7d: 0,
+    searches1h: 0,
+    searches24h: 0,
+    searches7d: 0,
+    searches30d: 0,
+    carts1h: 0,
+    carts24h: 0,
+    carts7d: 0,
+    hourCounts30d: new Array<number>(24).fill(0),
+    sessions30d: 0,
+    cartSessions30d: 0,
+    abandonedSessions30d: 0,
+    sessionDurationMs30d: 0,
+    categories: [],
+    ...overrides,
+  };
+}
+
+const CUTS: RfmCutPoints = {
+  recencyDays: [2, 5, 10, 30],
+  frequency90d: [1, 2, 3, 5],
+  monetary90dMinor: [1_000, 2_000, 5_000, 10_000],
+  source: 'test',
+};
+
+describe('quintile', () => {
+  it('counts the cut points a value exceeds, plus one; equal is not above', () => {
+    expect(quintile(0, [1, 2, 3, 4])).toBe(1);
+    expect(quintile(1, [1, 2, 3, 4])).toBe(1);
+    expect(quintile(1.5, [1, 2, 3, 4])).toBe(2);
+    expect(quintile(4, [1, 2, 3, 4])).toBe(4);
+    expect(quintile(4.01, [1, 2, 3, 4])).toBe(5);
+  });
+
+  it('skips over repeated cut points and stays within 1..5', () => {
+    expect(quintile(1, [1, 1, 2, 2])).toBe(1);
+    expect(quintile(1.5, [1, 1, 2, 2])).toBe(3);
+    expect(quintile(3, [1, 1, 2, 2])).toBe(5);
+    expect(quintile(100, [1, 2, 3, 4, 5, 6])).toBe(5);
+    expect(quintile(100, [])).toBe(1);
+  });
+});
+
+describe('categoryAffinity', () => {
+  it('weighs interaction share, spend share and recency', () => {
+    const affinity = categoryAffinity(
+      aggregates({
+        categories: [
+          { category: 'books', interactions90d: 3, spend90dMinor: 3_000, lastMs: REF },
+          { category: 'toys', interactions90d: 1, spend90dMinor: 1_000, lastMs: REF - 45 * DAY_MS },
+        ],
+      }),
+    );
+    const { frequency, spend, recency } = AFFINITY_WEIGHTS;
+    expect(affinity.get('books')).toBeCloseTo(frequency * 0.75 + spend * 0.75 + recency * 1, 12);
+    expect(affinity.get('toys')).toBeCloseTo(frequency * 0.25 + spend * 0.25 + recency * 0.5, 12);
+  });
+
+  it('leaves out categories without interactions, clamps negative spend and recency outside [0, 1]', () => {
+    const affinity = categoryAffinity(
+      aggregates({
+        categories: [
+          { category: 'gone', interactions90d: 0, spend90dMinor: 0, lastMs: REF },
+          { category: 'refunded', interactions90d: 1, spend90dMinor: -800, lastMs: REF - 200 * DAY_MS },
+          { category: 'future', interactions90d: 1, spend90dMinor: 0, lastMs: REF + DAY_MS },
+        ],
+      }),
+    );
+    expect([...affinity.keys()]).toEqual(['refunded', 'future']);
+    // No positive spend anywhere: the spend share is 0, not a division by zero.
+    expect(affinity.get('refunded')).toBeCloseTo(AFFINITY_WEIGHTS.frequency * 0.5, 12);
+    expect(affinity.get('future')).toBeCloseTo(AFFINITY_WEIGHTS.frequency * 0.5 + AFFINITY_WEIGHTS.recency, 12);
+  });
+
+  it('is empty without categories', () => {
+    expect(categoryAffinity(aggregates()).size).toBe(0);
+  });
+});
+
+describe('topCategoryOf', () => {
+  it('takes the highest affinity, ties (within 1e-12) going to the first name', () => {
+    expect(topCategoryOf(new Map())).toBe('');
+    expect(
+      topCategoryOf(
+        new Map([
+          ['b', 0.5],
+          ['a', 0.2],
+        ]),
+      ),
+    ).toBe('b');
+    expect(
+      topCategoryOf(
+        new Map([
+          ['zeta', 0.5],
+          ['alpha', 0.5],
+        ]),
+      ),
+    ).toBe('alpha');
+    expect(
+      topCategoryOf(
+        new Map([
+          ['beta', 0.5 + 1e-13],
+          ['alpha', 0.5],
+        ]),
+      ),
+    ).toBe('alpha');
+  });
+
+  it('takes a zero affinity over none', () => {
+    expect(topCategoryOf(new Map([['only', 0]]))).toBe('only');
+  });
+});
+
+describe('finalizeFeatures', () => {
+  it('gives every feature in order, exact ones as integers', () => {
+    const f = finalizeFeatures(aggregates({ ordersLifetime: 1, firstPurchaseMs: REF, lastPurchaseMs: REF }), CUTS);
+    expect(Object.keys(f.values)).toEqual([...FEATURE_NAMES]);
+    for (const name of EXACT_FEATURES) expect(Number.isInteger(f.values[name]), name).toBe(true);
+  });
+
+  it('marks purchase-based durations -1 and scores 0 without any purchase', () => {
+    const f = finalizeFeatures(aggregates(), CUTS);
+    expect(f.values).toMatchObject({
+      recency_days: -1,
+      days_since_first_purchase: -1,
+      mean_interpurchase_days: -1,
+      purchase_cycle_ratio: -1,
+      r_score: 0,
+      f_score: 0,
+      m_score: 0,
+      rfm_score: 0,
+      avg_order_value_90d_minor: 0,
+      lines_per_order_90d: 0,
+      returns_share_90d: 0,
+      cart_abandonment_rate: 0,
+      search_to_purchase_ratio: 0,
+      avg_session_duration_s: 0,
+      preferred_hour: 0,
+      top_category_affinity: 0,
+      categories_90d: 0,
+    });
+    expect(f.values.lifetime_days).toBeCloseTo(1 / 24, 12);
+    expect(f.topCategory).toBe('');
+    expect(f.featureTimeMs).toBe(REF - 3_600_000);
+    expect(f.refMs).toBe(REF);
+  });
+
+  it('has no inter-purchase time with a single purchase', () => {
+    const f = finalizeFeatures(
+      aggregates({
+        firstPurchaseMs: REF - 3 * DAY_MS,
+        lastPurchaseMs: REF - 3 * DAY_MS,
+        ordersLifetime: 1,
+        orders7d: 1,
+        orders30d: 1,
+        orders90d: 1,
+        spend90dMinor: 1_500,
+      }),
+      CUTS,
+    );
+    expect(f.values).toMatchObject({
+      recency_days: 3,
+      days_since_first_purchase: 3,
+      mean_interpurchase_days: -1,
+      purchase_cycle_ratio: -1,
+      r_score: 4, // 3 days exceeds only the first recency cut (2): quintile 2, reversed
+      f_score: 1,
+      m_score: 2,
+      rfm_score: 412,
+    });
+  });
+
+  it('keeps r_score for a purchase older than 90 days, with f and m at 0', () => {
+    const f = finalizeFeatures(
+      aggregates({
+        firstPurchaseMs: REF - 200 * DAY_MS,
+        lastPurchaseMs: REF - 100 * DAY_MS,
+        ordersLifetime: 3,
+        spendLifetimeMinor: 9_000,
+      }),
+      CUTS,
+    );
+    expect(f.values).toMatchObject({
+      recency_days: 100,
+      mean_interpurchase_days: 50,
+      purchase_cycle_ratio: 2,
+      r_score: 1,
+      f_score: 0,
+      m_score: 0,
+      rfm_score: 100,
+      monetary_lifetime_minor: 9_000,
+    });
+  });
+
+  it('divides where there is a denominator', () => {
+    const hourCounts30d = new Array<number>(24).fill(0);
+    hourCounts30d[7] = 4;
+    hourCounts30d[19] = 4; // a tie goes to the earlier hour
+    hourCounts30d[3] = 1;
+    const f = finalizeFeatures(
+      aggregates({
+        firstPurchaseMs: REF - DAY_MS,
+        lastPurchaseMs: REF - DAY_MS,
+        ordersLifetime: 4,
+        orders30d: 2,
+        orders90d: 4,
+        spend90dMinor: 10_000,
+        lines90d: 10,
+        returns90d: 1,
+        searches30d: 8,
+        sessions30d: 4,
+        cartSessions30d: 3,
+        abandonedSessions30d: 1,
+        sessionDurationMs30d: 10_000,
+        hourCounts30d,
+      }),
+      CUTS,
+    );
+    expect(f.values).toMatchObject({
+      avg_order_value_90d_minor: 2_500,
+      lines_per_order_90d: 2.5,
+      returns_share_90d: 0.2,
+      cart_abandonment_rate: 1 / 3,
+      search_to_purchase_ratio: 0.25,
+      avg_session_duration_s: 2.5,
+      preferred_hour: 7,
+      f_score: 4, // 4 orders exceed 1, 2 and 3 but not 5
+      m_score: 4, // 10,000 is not above the last cut
+    });
+  });
+
+  it('reports the top category and its affinity', () => {
+    const f = finalizeFeatures(
+      aggregates({
+        categories: [
+          { category: 'garden', interactions90d: 1, spend90dMinor: 0, lastMs: REF - 80 * DAY_MS },
+          { category: 'books', interactions90d: 2, spend90dMinor: 0, lastMs: REF },
+        ],
+      }),
+      DEFAULT_CUT_POINTS,
+    );
+    expect(f.topCategory).toBe('books');
+    expect(f.values.top_category_affinity).toBe(f.affinity.get('books'));
+    expect(f.values.categories_90d).toBe(2);
+  });
+});
+
+describe('nearest-rank percentile', () => {
+  it('is the smallest value with at least p % of the values at or below it', () => {
+    const ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    expect([20, 40, 60, 80, 100].map((p) => nearestRankPercentile(ten, p))).toEqual([2, 4, 6, 8, 10]);
+    expect([20, 40, 60, 80].map((p) => nearestRankPercentile([10, 20, 30], p))).toEqual([10, 20, 20, 30]);
+    expect(nearestRankPercentile([7], 20)).toBe(7);
+  });
+
+  it('computes the rank without float error (0.6 × 5 = 3.0000000000000004)', () => {
+    expect(nearestRankPercentile([1, 2, 3, 4, 5], 60)).toBe(3);
+  });
+
+  it('takes values in any order for the quintile cuts, and never interpolates', () => {
+    expect(quintileCuts([5000, 700])).toEqual([700, 700, 5000, 5000]);
+    expect(quintileCuts([3, 1, 2, 2, 9, 4, 4, 1])).toEqual([1, 2, 3, 4]);
+  });
+
+  it('refuses no values or a percent outside (0, 100]', () => {
+    expect(() => nearestRankPercentile([], 50)).toThrow(/no values/);
+    expect(() => nearestRankPercentile([1], 0)).toThrow(/percent/);
+    expect(() => nearestRankPercentile([1], 101)).toThrow(/percent/);
+  });
+});
