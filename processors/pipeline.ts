@@ -1,22 +1,26 @@
 /**
- * The whole stream in one process: identity resolver → feature processor, plus the warehouse sink. Used by the demo,
+ * The whole stream in one process: identity resolver → feature processor → scorer, plus the warehouse sink. Used by the demo,
  * the evaluation CLIs and the end-to-end tests; in production each runs as its own entrypoint (`npm run start:*`).
  */
 import { readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Redis } from 'ioredis';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { IntentScore } from '../schemas/generated/types.js';
 import type { TopicCatalog, TopicSpec } from '../topics/catalog.js';
 import { CutPointsSource } from './features/cutpoints.js';
-import { FeatureProcessor, PROCESSOR as FEATURES, type FeatureUpdate } from './features/processor.js';
+import { FeatureProcessor, PROCESSOR as FEATURES } from './features/processor.js';
 import { FeatureStore } from './features/store.js';
 import { IdentityGraph } from './identity/graph-store.js';
 import { loadModel } from './identity/model.js';
 import { IdentityResolver, PROCESSOR as IDENTITY } from './identity/processor.js';
 import type { Config } from './runtime/config.js';
+import { createIdempotentProducer } from './runtime/kafka.js';
 import { createLogger } from './runtime/log.js';
 import { createMetrics } from './runtime/metrics.js';
 import type { EventSerde } from './runtime/serde.js';
+import { ModelWatcher } from './scoring/model.js';
+import { Scorer } from './scoring/scorer.js';
 import { WarehouseSink } from './warehouse-sink/processor.js';
 
 export interface PipelineDeps {
@@ -25,8 +29,10 @@ export interface PipelineDeps {
   readonly serde: EventSerde;
   readonly topics: TopicCatalog;
   readonly clickhouse: ClickHouseClient;
-  /** Called with every feature update before its offsets commit (the scorer's hook). */
-  readonly onFeatures?: (updates: readonly FeatureUpdate[]) => Promise<void>;
+  /** Score with the model `<MODEL_DIR>/current` names (features only while there is none). @default true */
+  readonly scoring?: boolean;
+  /** Every published score (evaluations and benchmarks listen here). */
+  readonly onScores?: (scores: readonly IntentScore[]) => void;
 }
 
 export class Pipeline {
@@ -37,6 +43,9 @@ export class Pipeline {
   private readonly sink: WarehouseSink;
   private readonly features: FeatureProcessor;
   private readonly cutPoints: CutPointsSource;
+  readonly models: ModelWatcher;
+  readonly scorer: Scorer;
+  private readonly scoreProducer: Producer;
 
   constructor(private readonly deps: PipelineDeps) {
     const { config, kafka, serde, topics } = deps;
@@ -71,6 +80,29 @@ export class Pipeline {
       featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
     });
     this.cutPoints = new CutPointsSource(this.redis, config.TOPIC_PREFIX, () => undefined);
+    this.models = new ModelWatcher(config.MODEL_DIR);
+    this.scoreProducer = createIdempotentProducer(kafka);
+    this.scorer = new Scorer(
+      {
+        producer: this.scoreProducer,
+        serde,
+        topics,
+        redis: this.redis,
+        store: this.store,
+        models: this.models,
+        cutPoints: this.cutPoints.get,
+        log: log('scorer'),
+        metrics: createMetrics(),
+        ...(deps.onScores ? { onScores: deps.onScores } : {}),
+      },
+      {
+        prefix: config.TOPIC_PREFIX,
+        scoresTtlSeconds: config.SCORES_TTL_SECONDS,
+        rescoreEveryMs: config.SCORING_RESCORE_EVERY_MS,
+        clock: config.SCORING_CLOCK,
+      },
+    );
+    const scoring = deps.scoring ?? true;
     this.features = new FeatureProcessor({
       config,
       kafka,
@@ -80,17 +112,21 @@ export class Pipeline {
       log: log(FEATURES),
       metrics: createMetrics(),
       cutPoints: this.cutPoints.get,
-      ...(deps.onFeatures ? { onUpdated: deps.onFeatures } : {}),
+      ...(scoring ? { onUpdated: (updates) => this.scorer.onFeatureUpdates(updates) } : {}),
     });
   }
 
   async start(): Promise<void> {
     await this.cutPoints.start(this.deps.config.FEATURES_CUTPOINTS_REFRESH_MS);
+    await this.models.start(this.deps.config.MODEL_POLL_MS);
+    await this.scoreProducer.connect();
     await Promise.all([this.resolver.start(), this.sink.start(), this.features.start()]);
   }
 
   async stop(): Promise<void> {
     await Promise.all([this.resolver.stop(), this.sink.stop(), this.features.stop()]);
+    await this.scoreProducer.disconnect();
+    await this.models.stop();
     this.cutPoints.stop();
     this.redis.disconnect();
   }
@@ -112,6 +148,7 @@ export class Pipeline {
         topics.identityLinks,
         topics.identityMerges,
         topics.identityMergeRejections,
+        topics.customerScores,
         ...topics.all.filter((t) => t.schema === 'deadLetter'),
       ]))
     );

@@ -103,8 +103,28 @@ export const configSchema = z.object({
   FEATURES_COMMIT_EVERY: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
   /** Feature processor: customers of one chunk updated at once (each customer's records stay in order). */
   FEATURES_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
+  /** Feature snapshots into feat_customer_rfm every this many days of event time; 0 turns them off. */
+  FEATURES_SNAPSHOT_PERIOD_DAYS: z.coerce.number().int().min(0).max(366).default(1),
   /** How often the feature processor re-reads the RFM cut points from Redis. */
   FEATURES_CUTPOINTS_REFRESH_MS: z.coerce.number().int().min(1_000).default(60_000),
+  /** Model registry directory written by training/: `<MODEL_DIR>/<version>/`, and `current` naming the served one. */
+  MODEL_DIR: z.string().default('models'),
+  /** How often the scorer re-reads `<MODEL_DIR>/current` (a promoted model is picked up without a restart). */
+  MODEL_POLL_MS: z.coerce.number().int().min(100).default(5_000),
+  /** Lifetime of the ad server's score hash `score:{id}` after its last write (the seed's 6 hours). */
+  SCORES_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(6 * 60 * 60),
+  /** A customer whose last score is older than this (by the scorer's clock) is rescored without new events. */
+  SCORING_RESCORE_EVERY_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .default(60 * 60 * 1000),
+  /** The scorer's clock: `event` (newest event time seen; replays) or `wall` (also the wall clock; live). */
+  SCORING_CLOCK: z.enum(['event', 'wall']).default('wall'),
   /** Consumer session timeout: how long a crashed instance keeps its partitions before the group reassigns them. */
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Partitions a processor instance works on at once (each stays in offset order). */
