@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FEATURE_NAMES } from '../../processors/features/definitions.js';
+import { LoadedModel } from '../../processors/scoring/model.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const TRAINING = join(ROOT, 'training');
@@ -16,8 +16,6 @@ const TRAINING = join(ROOT, 'training');
 interface Manifest {
   model_version: string;
   model_file: string;
-  input: { name: string; dtype: string; shape: [string, number] };
-  output: { name: string; dtype: string; shape: [string, number]; positive_index: number };
   features: { index: number; name: string; dtype: string; kind: string }[];
   calibration: { points: [number, number][] };
 }
@@ -63,7 +61,7 @@ describe('training (Python)', () => {
     expect(result.stdout, 'pytest skipped something').not.toMatch(/\bskipped\b/);
   }, 200_000);
 
-  it('exports a model that onnxruntime-node reads with the manifest contract and reproduces', async () => {
+  it("exports a model the scorer (onnxruntime-node) loads with the manifest contract, giving Python's probabilities", async () => {
     const version = readFileSync(join(keep, 'current'), 'utf8').trim();
     const dir = join(keep, version);
     const manifest = JSON.parse(readFileSync(join(dir, 'feature-manifest.json'), 'utf8')) as Manifest;
@@ -71,23 +69,17 @@ describe('training (Python)', () => {
     expect(manifest.features.map((f) => f.name)).toEqual([...FEATURE_NAMES]);
     expect(manifest.features.every((f, i) => f.index === i && f.dtype === 'float32')).toBe(true);
 
-    const session = await InferenceSession.create(join(dir, manifest.model_file));
+    // Through the scorer's own loader (processors/scoring/model.ts), as served.
+    const model = await LoadedModel.load(keep, version);
     try {
-      expect(session.inputNames).toEqual([manifest.input.name]);
-      expect(session.outputNames).toEqual([manifest.output.name]);
+      expect(model.features).toEqual([...FEATURE_NAMES]);
       const sample = JSON.parse(readFileSync(join(dir, 'parity-sample.json'), 'utf8')) as ParitySample;
-      const width = FEATURE_NAMES.length;
-      const input = new Tensor('float32', Float32Array.from(sample.features.flat()), [sample.features.length, width]);
-      const result = await session.run({ [manifest.input.name]: input });
-      const probabilities = result[manifest.output.name];
-      expect(probabilities?.type).toBe('float32');
-      expect(probabilities?.dims).toEqual([sample.features.length, 2]);
-      const data = probabilities!.data as Float32Array;
-      const positive = sample.probabilities.map((_, row) => data[row * 2 + manifest.output.positive_index] ?? NaN);
-      const worst = Math.max(...positive.map((p, row) => Math.abs(p - (sample.probabilities[row] ?? NaN))));
+      const probabilities = await model.predict(Float32Array.from(sample.features.flat()));
+      expect(probabilities.length).toBe(sample.features.length);
+      const worst = Math.max(...[...probabilities].map((p, row) => Math.abs(p - (sample.probabilities[row] ?? NaN))));
       expect(worst).toBeLessThanOrEqual(sample.tolerance);
     } finally {
-      await session.release();
+      await model.close();
     }
   });
 });
