@@ -327,7 +327,9 @@ async function writeTrainingSet(
   const rows = await withCsv(outPath, [...FEATURE_HEADER, 'label'], async (out) => {
     for (let r = fromMs; r < toMs; r += stepMs) {
       const refMs = r - 1;
-      const population = await customersWithPurchases(ch, 0, refMs);
+      // Identified customers only: an anonymous key is one guest order or session that cannot buy again under that
+      // key, so it would add trivial negatives (and nobody could target it).
+      const population = (await customersWithPurchases(ch, 0, refMs)).filter((c) => !c.startsWith('anon:'));
       const buyers = new Set(await customersWithPurchases(ch, r, r + horizonMs - 1));
       const requests = population.map((customerId) => ({ customerId, refMs }));
       const cuts = await pointInTimeCutPoints(ch, refMs, requests);

@@ -42,8 +42,11 @@ export interface ScorerDeps {
   readonly cutPoints: () => RfmCutPoints;
   readonly log: Logger;
   readonly metrics: ProcessorMetrics;
-  /** Every published score, after it is in Redis and Kafka (evaluations and benchmarks listen here). */
-  readonly onScores?: (scores: readonly IntentScore[]) => void;
+  /**
+   * Every published score, after it is in Redis and Kafka, with the ids of the events that caused it (empty for a
+   * rescore): evaluations and benchmarks listen here.
+   */
+  readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
 }
 
 type ScriptCommand = (numKeys: number, ...args: string[]) => Promise<number>;
@@ -98,18 +101,13 @@ export class Scorer {
 
   /** The feature processor's hook: scores every changed customer as of its newest event, in one batch. */
   async onFeatureUpdates(updates: readonly FeatureUpdate[]): Promise<void> {
-    await this.score(
-      updates.map((u) => ({ customerId: u.customerId, features: u.features })),
-      'update',
-    );
+    await this.score(updates, 'update');
     const newest = Math.max(...updates.map((u) => u.features.featureTimeMs));
     const period = this.options.rescoreEveryMs;
-    if (Math.floor(newest / period) > Math.floor(this.eventClockMs / period) && this.eventClockMs > 0) {
-      this.eventClockMs = newest;
-      await this.rescoreDue(); // the event-time clock crossed a period boundary
-    } else {
-      this.eventClockMs = Math.max(this.eventClockMs, newest);
-    }
+    const crossed = Math.floor(newest / period) > Math.floor(this.eventClockMs / period) && this.eventClockMs > 0;
+    this.eventClockMs = Math.max(this.eventClockMs, newest);
+    // Driven by event time (replays): the clock crossed a period boundary. Live, a wall-clock timer calls rescoreDue.
+    if (crossed && this.options.clock === 'event') await this.rescoreDue();
   }
 
   /** The time rescoring works to: the event-time clock, or the wall clock when that is later and SCORING_CLOCK=wall. */
@@ -169,10 +167,16 @@ export class Scorer {
     }
   }
 
-  private async score(rows: readonly { customerId: string; features: CustomerFeatures }[], cause: string) {
+  private async score(
+    rows: readonly { customerId: string; features: CustomerFeatures; eventIds?: readonly string[] }[],
+    cause: string,
+  ) {
     const model = this.deps.models.current;
     if (!model) {
       this.scoreMetrics.skipped.inc({ reason: 'no_model' }, rows.length);
+      // Remember them as never scored (as of 0, without lowering a real entry), so the first rescoring after a model
+      // arrives finds them.
+      if (rows.length > 0) await this.deps.redis.zadd(this.asOfIndex, 'NX', ...rows.flatMap((r) => [0, r.customerId]));
       return 0;
     }
     if (rows.length === 0) return 0;
@@ -211,6 +215,7 @@ export class Scorer {
       ),
     );
     const accepted = scores.filter((_, i) => written[i] === 1);
+    const causes = rows.flatMap((r, i) => (written[i] === 1 ? [r.eventIds ?? []] : []));
     this.scoreMetrics.skipped.inc({ reason: 'newer_score_held' }, scores.length - accepted.length);
     if (accepted.length > 0) {
       const spec = this.deps.topics.customerScores;
@@ -219,7 +224,7 @@ export class Scorer {
       );
       await this.deps.producer.send({ topic: spec.name, acks: -1, messages });
       this.scoreMetrics.scores.inc({ cause, model_version: model.version }, accepted.length);
-      this.deps.onScores?.(accepted);
+      this.deps.onScores?.(accepted, causes);
     }
     end();
     return accepted.length;
