@@ -4,6 +4,7 @@
  * them through the platform producer library, runs the identity resolver, the feature processor and the warehouse sink
  * until Redis and ClickHouse hold every event, and prints a summary. The stack stays up afterwards. Re-running is safe: event ids are deterministic, so nothing is counted twice.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { migrate } from '../clickhouse/migrate.js';
@@ -16,7 +17,7 @@ import { pairwiseMetrics } from './identity/resolve-offline.js';
 import { generateSample } from './producers/generate.js';
 import { PlatformProducer } from './producers/platform-producer.js';
 import { createClickHouse } from './runtime/clickhouse.js';
-import { loadConfig } from './runtime/config.js';
+import { loadConfig, type Config } from './runtime/config.js';
 import { createIdempotentProducer, createKafka } from './runtime/kafka.js';
 import { EventSerde } from './runtime/serde.js';
 import { FeatureStore } from './features/store.js';
@@ -102,14 +103,29 @@ async function main(): Promise<void> {
   await admin2.connect();
   // Caught up = nothing left to consume (committed offsets at the end of every partition); works on re-runs too.
   await pipeline.waitUntilCaughtUp(admin2, 300_000);
-  await admin2.disconnect();
   const landed = {
     tx: await countOf(`SELECT count() AS n FROM fact_transaction FINAL WHERE platform_id IN (${platformList})`),
     ev: await countOf(`SELECT count() AS n FROM fact_event FINAL WHERE platform_id IN (${platformList})`),
     dl: await countOf(`SELECT count() AS n FROM dead_letter FINAL`),
   };
-  await pipeline.stop();
   done();
+
+  // Scores: the scorer runs inside the pipeline once a model is current; train one on this warehouse if there is none.
+  const modelVersion = () => pipeline.models.current?.version; // a call: check() below changes what it returns
+  if (!modelVersion()) {
+    done = step('train the intent model on the demo warehouse (npm run train; no current model yet)');
+    await trainModel(config);
+    await pipeline.models.check();
+    if (!modelVersion()) throw new Error('training promoted no model: see its report above');
+    done(`model ${modelVersion() ?? ''}`);
+  }
+  done = step(`score every customer as of the newest event (model ${modelVersion() ?? 'none'})`);
+  const newest = Math.max(...events.map((e) => e.at));
+  const rescored = await pipeline.scorer.rescoreAsOf(newest);
+  await pipeline.waitUntilCaughtUp(admin2, 120_000);
+  done(`${rescored} customers rescored`);
+  await admin2.disconnect();
+  await pipeline.stop();
 
   const redis = new Redis(config.REDIS_URL);
   const graph = IdentityGraph.open(redis, {
@@ -140,6 +156,7 @@ async function main(): Promise<void> {
   }
   const resolvedCross = [...platformsOfCustomer.values()].filter((p) => p.size > 1).length;
   const features = await featureSummary(redis, config.TOPIC_PREFIX, [...platformsOfCustomer.keys()]);
+  const scores = await scoreSummary(redis, config.TOPIC_PREFIX, [...platformsOfCustomer.keys()]);
   redis.disconnect();
   const counts = (await runNamedQuery(clickhouse, 'counts'))[0] ?? {};
   const revenue = await runNamedQuery(clickhouse, 'revenue-by-platform');
@@ -158,6 +175,7 @@ Summary
   transactions in the warehouse   ${landed.tx}
   click events in the warehouse   ${landed.ev}
   customers with features (Redis) ${features.customers} (e.g. HGETALL ${features.exampleKey}); ${features.withPurchase} with a purchase in 90 days, top categories ${features.topCategories}
+  customers with a score (Redis)  ${scores.customers} (e.g. HGETALL ${scores.exampleKey}); intent HIGH ${scores.levels.get('HIGH') ?? 0}, MEDIUM ${scores.levels.get('MEDIUM') ?? 0}, LOW ${scores.levels.get('LOW') ?? 0}; model ${scores.models}
   dead letters (all runs)         ${landed.dl} (each processor parks what it refuses: npm run query -- dead-letters-by-reason)
   warehouse totals                ${JSON.stringify(counts)}
   revenue by platform             ${revenue.map((r) => `${String(r['platform_id'])} ${String(r['currency'])} ${money(r['net_minor'])}`).join('; ')}
@@ -168,6 +186,39 @@ Endpoints (the stack stays up; npm run stack -- down stops it)
   REDIS_URL=${config.REDIS_URL}
   CLICKHOUSE_URL=${config.CLICKHOUSE_URL} (database ${config.CLICKHOUSE_DATABASE})
 Total ${((Date.now() - totalStart) / 1000).toFixed(1)} s`);
+}
+
+/** What the ad server would find in Redis as scores. */
+async function scoreSummary(redis: Redis, prefix: string, customers: readonly string[]) {
+  const levels = new Map<string, number>();
+  const models = new Set<string>();
+  let scored = 0;
+  for (const id of customers) {
+    const hash = await redis.hgetall(`${prefix}score:{${id}}`);
+    if (!hash['intent_level']) continue;
+    scored++;
+    levels.set(hash['intent_level'], (levels.get(hash['intent_level']) ?? 0) + 1);
+    if (hash['model_version']) models.add(hash['model_version']);
+  }
+  return {
+    customers: scored,
+    levels,
+    models: [...models].join(', '),
+    exampleKey: `${prefix}score:{${customers[0] ?? 'c-1'}}`,
+  };
+}
+
+/** `npm run train` on this warehouse, asynchronously so the pipeline's consumers keep their group membership. */
+async function trainModel(config: Config): Promise<void> {
+  const child = spawn(process.execPath, ['training/train.mjs'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, CLICKHOUSE_URL: config.CLICKHOUSE_URL, CLICKHOUSE_DATABASE: config.CLICKHOUSE_DATABASE },
+  });
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  if (status !== 0) throw new Error(`npm run train failed (exit ${String(status)})`);
 }
 
 /** What the ad server would find in Redis for the resolved customers. */

@@ -31,8 +31,8 @@ export interface PipelineDeps {
   readonly clickhouse: ClickHouseClient;
   /** Score with the model `<MODEL_DIR>/current` names (features only while there is none). @default true */
   readonly scoring?: boolean;
-  /** Every published score (evaluations and benchmarks listen here). */
-  readonly onScores?: (scores: readonly IntentScore[]) => void;
+  /** Every published score with the ids of the events behind it (evaluations and benchmarks listen here). */
+  readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
 }
 
 export class Pipeline {

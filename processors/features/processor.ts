@@ -30,6 +30,8 @@ export interface FeatureUpdate {
   readonly version: number;
   readonly state: FeatureState;
   readonly features: CustomerFeatures;
+  /** Ids of the events this update applied (none for a merge). */
+  readonly eventIds: readonly string[];
 }
 
 /** Timing of one committed batch, for benchmarks. */
@@ -265,7 +267,8 @@ export class FeatureProcessor {
           this.featureMetrics.events.inc({ outcome: 'applied' }, fold.applied);
           this.featureMetrics.events.inc({ outcome: 'late' }, fold.late);
           if (fold.late > 0) this.deps.log.debug('late events not applied', { customer: root, late: fold.late });
-          return features ? { customerId: root, version, state, features } : null;
+          const eventIds = records.map((r) => r.event.eventId);
+          return features ? { customerId: root, version, state, features, eventIds } : null;
         } catch (err) {
           if (err instanceof StaleStateError) return 'retry' as const;
           throw err;
@@ -304,7 +307,7 @@ export class FeatureProcessor {
           this.aliases.set(loser.id, survivor.id);
           this.remember(survivor.id, version, combined);
           this.featureMetrics.merges.inc();
-          return features ? { customerId: survivor.id, version, state: combined, features } : null;
+          return features ? { customerId: survivor.id, version, state: combined, features, eventIds: [] } : null;
         } catch (err) {
           if (err instanceof StaleStateError) return 'retry' as const;
           throw err;

@@ -5,15 +5,19 @@
  * - identity: FEBRL4 (10,000 records, two platforms) through the real identity resolver, against a kafkajs consumer
  *   that only decodes the same records.
  * - features: ≥ 1 million generated resolved events through the feature processor, against a decode-only consumer.
+ * - pipeline: raw events → resolver → features → scorer → Redis at 5,000 events/s and at maximum throughput: event-to-
+ *   score latency and events/s, against a decode-only consumer of the raw topics.
  */
 import { fileURLToPath } from 'node:url';
 import { evaluateFiles } from '../../processors/identity/eval-cli.js';
 import { featuresBench } from './features.js';
+import { pipelineBench } from './pipeline.js';
 
 const dataDir = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   features: featuresBench,
+  pipeline: pipelineBench,
   async identity() {
     const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
     const result = await evaluateFiles(files, { measureRawConsumer: true });
