@@ -40,6 +40,8 @@ export interface WindowAggregates {
   readonly lines90d: number;
   /** UTC days with at least one PURCHASE in 90 days. */
   readonly activeDays90d: number;
+  /** Those days as day indexes (floor(t / DAY_MS)), ascending: the purchase rhythm. */
+  readonly purchaseDays90d: readonly number[];
   readonly views1h: number;
   readonly views24h: number;
   readonly views7d: number;
@@ -121,6 +123,11 @@ export const FEATURE_NAMES = [
   'add_to_carts_1h',
   'add_to_carts_24h',
   'add_to_carts_7d',
+  'last_gap_days_90d',
+  'mean_gap_days_90d',
+  'gap_cv_90d',
+  'gap_ratio_90d',
+  'active_weeks_90d',
 ] as const;
 
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -152,6 +159,8 @@ export const EXACT_FEATURES: ReadonlySet<FeatureName> = new Set<FeatureName>([
   'add_to_carts_1h',
   'add_to_carts_24h',
   'add_to_carts_7d',
+  'last_gap_days_90d',
+  'active_weeks_90d',
 ]);
 
 export interface CustomerFeatures {
@@ -165,6 +174,31 @@ export interface CustomerFeatures {
 }
 
 const ratio = (num: number, den: number) => (den > 0 ? num / den : 0);
+
+/**
+ * The purchase rhythm over the 90-day window, from the distinct purchase days: the gap between the last two, the mean
+ * gap, its coefficient of variation (population), days since the last purchase day over the mean gap, and distinct
+ * Monday-based weeks with a purchase. -1 where undefined (fewer than 2 days; 3 for the variation).
+ */
+export function purchaseRhythm(days: readonly number[], refMs: number) {
+  const n = days.length;
+  const first = days[0] ?? 0;
+  const last = days[n - 1] ?? 0;
+  const gaps = days.slice(1).map((d, i) => d - (days[i] ?? d));
+  const meanGap = n >= 2 ? (last - first) / (n - 1) : -1;
+  let cv = -1;
+  if (gaps.length >= 2 && meanGap > 0) {
+    const variance = gaps.reduce((sum, g) => sum + (g - meanGap) ** 2, 0) / gaps.length;
+    cv = Math.sqrt(variance) / meanGap;
+  }
+  return {
+    lastGap: n >= 2 ? last - (days[n - 2] ?? last) : -1,
+    meanGap,
+    cv,
+    gapRatio: meanGap > 0 ? (Math.floor(refMs / DAY_MS) - last) / meanGap : -1,
+    weeks: new Set(days.map((d) => Math.floor((d + 3) / 7))).size, // day 0 (1970-01-01) was a Thursday
+  };
+}
 
 /** 1..5 from ascending cut points: how many cut points `value` exceeds, plus one. */
 export function quintile(value: number, cuts: readonly number[]): number {
@@ -225,6 +259,7 @@ export function finalizeFeatures(agg: WindowAggregates, cuts: RfmCutPoints): Cus
     if ((agg.hourCounts30d[h] ?? 0) > (agg.hourCounts30d[preferredHour] ?? 0)) preferredHour = h;
   const affinity = categoryAffinity(agg);
   const topCategory = topCategoryOf(affinity);
+  const rhythm = purchaseRhythm(agg.purchaseDays90d, agg.refMs);
   const values: Record<FeatureName, number> = {
     recency_days: recency,
     frequency_7d: agg.orders7d,
@@ -263,6 +298,11 @@ export function finalizeFeatures(agg: WindowAggregates, cuts: RfmCutPoints): Cus
     add_to_carts_1h: agg.carts1h,
     add_to_carts_24h: agg.carts24h,
     add_to_carts_7d: agg.carts7d,
+    last_gap_days_90d: rhythm.lastGap,
+    mean_gap_days_90d: rhythm.meanGap,
+    gap_cv_90d: rhythm.cv,
+    gap_ratio_90d: rhythm.gapRatio,
+    active_weeks_90d: rhythm.weeks,
   };
   return { values, topCategory, affinity, featureTimeMs: agg.lastEventMs, refMs: agg.refMs };
 }

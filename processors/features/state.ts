@@ -292,7 +292,7 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
   let spend90dMinor = 0;
   let returns90d = 0;
   let lines90d = 0;
-  let activeDays90d = 0;
+  const purchaseDays90d: number[] = [];
   let views7d = 0;
   let searches7d = 0;
   let searches30d = 0;
@@ -305,7 +305,7 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     spend90dMinor += b[1];
     returns90d += b[2];
     lines90d += b[3];
-    if (b[0] > 0) activeDays90d++;
+    if (b[0] > 0) purchaseDays90d.push(d);
     if (d < day - 30) continue;
     orders30d += b[0];
     spend30dMinor += b[1];
@@ -361,7 +361,8 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     spend90dMinor,
     returns90d,
     lines90d,
-    activeDays90d,
+    activeDays90d: purchaseDays90d.length,
+    purchaseDays90d: purchaseDays90d.sort((a, b) => a - b),
     views1h,
     views24h,
     views7d,

@@ -10,6 +10,7 @@ import {
   FEATURE_NAMES,
   categoryAffinity,
   finalizeFeatures,
+  purchaseRhythm,
   quintile,
   topCategoryOf,
   type RfmCutPoints,
@@ -37,6 +38,7 @@ function aggregates(overrides: Partial<WindowAggregates> = {}): WindowAggregates
     returns90d: 0,
     lines90d: 0,
     activeDays90d: 0,
+    purchaseDays90d: [],
     views1h: 0,
     views24h: 0,
     views7d: 0,
@@ -307,5 +309,37 @@ describe('nearest-rank percentile', () => {
     expect(() => nearestRankPercentile([], 50)).toThrow(/no values/);
     expect(() => nearestRankPercentile([1], 0)).toThrow(/percent/);
     expect(() => nearestRankPercentile([1], 101)).toThrow(/percent/);
+  });
+});
+
+describe('purchase rhythm', () => {
+  it('derives gaps, their variation, the overdue ratio and active weeks from the purchase days', () => {
+    const day = (d: number) => 20_000 + d; // day indexes
+    const refMs = (20_000 + 30) * 86_400_000 + 5;
+    const r = purchaseRhythm([day(0), day(10), day(20), day(26)], refMs);
+    expect(r.lastGap).toBe(6);
+    expect(r.meanGap).toBeCloseTo(26 / 3, 12);
+    const gaps = [10, 10, 6];
+    const mean = 26 / 3;
+    expect(r.cv).toBeCloseTo(Math.sqrt(gaps.reduce((s, g) => s + (g - mean) ** 2, 0) / 3) / mean, 12);
+    expect(r.gapRatio).toBeCloseTo(4 / mean, 12);
+    expect(r.weeks).toBe(new Set([0, 10, 20, 26].map((d) => Math.floor((20_000 + d + 3) / 7))).size);
+  });
+
+  it('is -1 where undefined', () => {
+    expect(purchaseRhythm([], 0)).toEqual({ lastGap: -1, meanGap: -1, cv: -1, gapRatio: -1, weeks: 0 });
+    expect(purchaseRhythm([100], 101 * 86_400_000)).toEqual({
+      lastGap: -1,
+      meanGap: -1,
+      cv: -1,
+      gapRatio: -1,
+      weeks: 1,
+    });
+    expect(purchaseRhythm([100, 104], 110 * 86_400_000)).toMatchObject({
+      lastGap: 4,
+      meanGap: 4,
+      cv: -1,
+      gapRatio: 1.5,
+    });
   });
 });

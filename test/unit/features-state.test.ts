@@ -73,6 +73,9 @@ function oracle(events: readonly FeatureEvent[], refMs: number): WindowAggregate
     returns90d: txs.filter((t) => !t.purchase && inWin(t.timeMs, 90 * DAY_MS, DAY_MS)).length,
     lines90d: ordersIn(90 * DAY_MS).reduce((n, p) => n + p.lines.length, 0),
     activeDays90d: new Set(ordersIn(90 * DAY_MS).map((p) => Math.floor(p.timeMs / DAY_MS))).size,
+    purchaseDays90d: [...new Set(ordersIn(90 * DAY_MS).map((p) => Math.floor(p.timeMs / DAY_MS)))].sort(
+      (a, b) => a - b,
+    ),
     views1h: count('VIEW', HOUR_MS, MINUTE_MS),
     views24h: count('VIEW', DAY_MS, HOUR_MS),
     views7d: count('VIEW', 7 * DAY_MS, DAY_MS),

@@ -33,6 +33,7 @@ function buyer(recencyDays: number, orders90d: number, spend90dMinor: number): W
     returns90d: 0,
     lines90d: orders90d,
     activeDays90d: orders90d > 0 ? 1 : 0,
+    purchaseDays90d: orders90d > 0 ? [Math.floor(lastPurchaseMs / DAY_MS)] : [],
     views1h: 0,
     views24h: 0,
     views7d: 0,
