@@ -122,9 +122,9 @@ export async function evaluateOnlineRetail(
     clickhouse,
     onScores: (scores: readonly IntentScore[]) => {
       for (const s of scores) {
-        if (s.eventTimeMs % DAY_MS !== 0) continue; // only the midnight rescoring below is kept
+        if ((s.eventTimeMs + 1) % DAY_MS !== 0) continue; // only the midnight rescoring below is kept
         const m = held.get(s.customerId) ?? new Map<number, number>();
-        m.set(s.eventTimeMs, s.intentScore);
+        m.set(s.eventTimeMs + 1, s.intentScore);
         held.set(s.customerId, m);
       }
     },
@@ -167,7 +167,9 @@ export async function evaluateOnlineRetail(
       const start = Math.max(d - DAY_MS, fromMs); // everything before --from went in with the history
       await publish(transactions.filter((t) => t.eventTimeMs >= start && t.eventTimeMs < d));
       await pipeline.waitUntilCaughtUp(admin, 300_000);
-      await pipeline.scorer.rescoreAsOf(d);
+      // As of the last millisecond before d: what the system holds at 00:00 is computed from the events before d, and
+      // it is the reference time training used for the label window [d, d + 7 days), so no window is skewed by a day.
+      await pipeline.scorer.rescoreAsOf(d - 1);
     }
     await producer.disconnect();
 

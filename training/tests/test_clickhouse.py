@@ -20,6 +20,9 @@ from patternos_training.contract import REPO_ROOT
 from patternos_training.registry import fetch_clickhouse_registry
 from patternos_training.source import warehouse_window
 from tests.conftest import run_cli
+from patternos_training.contract import load_features
+
+N_FEATURES = len(load_features())  # the model width follows definitions.ts
 
 MIGRATION = REPO_ROOT / "clickhouse" / "migrations" / "0009_model_registry.sql"
 
@@ -71,7 +74,7 @@ def test_registry_rows_replace_on_status_change(
         "SELECT created_at, test_from_ms, test_to_ms, eval_period, baseline_version, feature_count, manifest_path "
         "FROM model_registry FINAL WHERE version = '20260302T000000Z'"
     )[0]
-    assert detail["baseline_version"] == "20260301T000000Z" and int(detail["feature_count"]) == 37
+    assert detail["baseline_version"] == "20260301T000000Z" and int(detail["feature_count"]) == N_FEATURES
     assert re.match(r"^refs 2026-02-10 … 2026-02-19 ", detail["eval_period"])
     assert detail["manifest_path"] == "20260302T000000Z/feature-manifest.json"
 

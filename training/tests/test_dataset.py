@@ -10,12 +10,15 @@ import pytest
 
 from patternos_training.contract import Feature
 from patternos_training.dataset import DAY_MS, DataError, SplitConfig, read_training_csv, temporal_split
+from patternos_training.contract import load_features
+
+N_FEATURES = len(load_features())  # the model width follows definitions.ts
 
 
 def test_reads_rows_ordered_by_time_as_float32(good_csv: Path, features: tuple[Feature, ...]) -> None:
     ds = read_training_csv(good_csv, features)
     assert ds.rows == 150 * 50
-    assert ds.x.dtype == np.float32 and ds.x.shape == (ds.rows, 37)
+    assert ds.x.dtype == np.float32 and ds.x.shape == (ds.rows, N_FEATURES)
     assert (np.diff(ds.ref_ms) >= 0).all()
     assert set(np.unique(ds.y)) == {0, 1}
     assert len(ds.sha256) == 64

@@ -17,6 +17,9 @@ from patternos_training.contract import Feature
 from patternos_training.dataset import SplitConfig, read_training_csv, temporal_split
 from patternos_training.export import ParityError, check_parity, onnx_probabilities, session, to_onnx
 from patternos_training.models import TRAINERS, Algorithm, snap_thresholds_to_float32
+from patternos_training.contract import load_features
+
+N_FEATURES = len(load_features())  # the model width follows definitions.ts
 
 
 class Data(NamedTuple):
@@ -44,14 +47,14 @@ def test_export_matches_the_trained_model_on_the_whole_test_split(data: Data, al
     dims = [
         [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in (graph.input[0], graph.output[0])
     ]
-    assert dims == [["N", 37], ["N", 2]]
+    assert dims == [["N", N_FEATURES], ["N", 2]]
     assert {p.key: p.value for p in exported.metadata_props}["model_version"] == "20260101T000000Z"
 
     parity = check_parity(exported.SerializeToString(), x_test, model.predict(x_test))
     assert parity.rows == x_test.shape[0] and parity.max_abs_diff <= 1e-5
     probabilities = session(exported.SerializeToString()).run(None, {"features": x_test[:3]})[0]
     assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
-    assert len(model.importance_gain) == 37 and abs(sum(model.importance_gain) - 1) < 1e-9
+    assert len(model.importance_gain) == N_FEATURES and abs(sum(model.importance_gain) - 1) < 1e-9
 
 
 def test_parity_failure_is_loud(data: Data) -> None:

@@ -12,6 +12,9 @@ import pytest
 
 from patternos_training.export import onnx_probabilities, session
 from tests.conftest import run_cli, train_args
+from patternos_training.contract import load_features
+
+N_FEATURES = len(load_features())  # the model width follows definitions.ts
 
 V1, V2 = "20260301T000000Z", "20260302T000000Z"
 
@@ -70,7 +73,7 @@ def test_first_model_is_promoted_with_a_complete_version_directory(
     manifest = json.loads((version_dir / "feature-manifest.json").read_text())
     assert set(manifest) == MANIFEST_KEYS
     assert manifest["model_version"] == V1 and manifest["algorithm"] == summary["selected"]
-    assert manifest["input"] == {"name": "features", "dtype": "float32", "shape": ["N", 37]}
+    assert manifest["input"] == {"name": "features", "dtype": "float32", "shape": ["N", N_FEATURES]}
     assert manifest["output"] == {"name": "probabilities", "dtype": "float32", "shape": ["N", 2], "positive_index": 1}
     assert manifest["features"][0] == {"index": 0, "name": "recency_days", "dtype": "float32", "kind": "real"}
     assert manifest["thresholds"] == {"high": 0.7, "medium": 0.4, "applies_to": "intent_score"}
@@ -124,7 +127,7 @@ def test_a_better_model_is_promoted_and_the_old_one_retired_then_rolled_back_by_
     assert code == 0, err
     assert summary is not None and summary["status"] == "current"
     assert summary["reason"].startswith(f"beats current {V1}: ROC-AUC ")
-    period = "refs 2026-02-10 … 2026-02-19 (labels through 2026-02-26), 1,500 rows, 20.3% positive"
+    period = "refs 2026-02-10 … 2026-02-19 (labels through 2026-02-26), 1,500 rows, 23.3% positive"
     assert summary["reason"].endswith(f"both scored on the newest period, {period}")
     assert _pointer(models) == V2 and _statuses(models) == {V1: "retired", V2: "current"}
     retired = next(m for m in _registry(models)["models"] if m["version"] == V1)
