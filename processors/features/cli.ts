@@ -285,7 +285,7 @@ async function readPairs(path: string): Promise<AsOfRequest[]> {
 
 /**
  * One row per (customer, reference time r): r is every UTC midnight in [from, to) stepping step-days; the customers are
- * those with a PURCHASE before r; features are as of r − 1 ms (so "before r" and "t ≤ ref" agree) with cut points
+ * the identified ones with any event before r (whom the scorer scores); features are as of r − 1 ms (so "before r" and "t ≤ ref" agree) with cut points
  * computed as of the same instant (point in time, like everything else in the row); label = 1 when the customer has
  * a PURCHASE with r ≤ t < r + horizon. The ref_ms column holds r (what training/ splits and purges on: labels look at
  * [ref_ms, ref_ms + horizon)). One reference time at a time, so memory does not grow with the range.
@@ -327,9 +327,10 @@ async function writeTrainingSet(
   const rows = await withCsv(outPath, [...FEATURE_HEADER, 'label'], async (out) => {
     for (let r = fromMs; r < toMs; r += stepMs) {
       const refMs = r - 1;
-      // Identified customers only: an anonymous key is one guest order or session that cannot buy again under that
-      // key, so it would add trivial negatives (and nobody could target it).
-      const population = (await customersWithPurchases(ch, 0, refMs)).filter((c) => !c.startsWith('anon:'));
+      // Everyone the scorer would score: identified customers with any event before r (browsers too: their research
+      // before a first purchase is intent). An anonymous key is one guest order or session that cannot buy again
+      // under that key, so it would only add trivial negatives (and nobody could target it).
+      const population = (await customersWithEventsBefore(ch, refMs)).filter((c) => !c.startsWith('anon:'));
       const buyers = new Set(await customersWithPurchases(ch, r, r + horizonMs - 1));
       const requests = population.map((customerId) => ({ customerId, refMs }));
       const cuts = await pointInTimeCutPoints(ch, refMs, requests);

@@ -728,12 +728,15 @@ describe('npm run features', () => {
     expect(code, stderr).toBe(0);
     const [header, ...rows] = csv(await readFile(out, 'utf8'));
     expect(header?.at(-1)).toBe('label');
-    // Every midnight: Alice and the guest have bought before it, but an anonymous key (one guest order) is left out
-    // of training; only Alice buys on the day of T (a-tx3).
+    // Every midnight: everyone identified with an event before it (Alice, and Bob who only clicked); the guest's
+    // anonymous key (one order) is left out of training; only Alice buys on the day of T (a-tx3).
     expect(rows.map((r) => [r[0], Number(r[1]), r.at(-1)])).toEqual([
       ['g-alice', DAY_START - 2 * DAY_MS, '0'],
+      ['g-bob', DAY_START - 2 * DAY_MS, '0'],
       ['g-alice', DAY_START - DAY_MS, '0'],
+      ['g-bob', DAY_START - DAY_MS, '0'],
       ['g-alice', DAY_START, '1'],
+      ['g-bob', DAY_START, '0'],
     ]);
   });
 
