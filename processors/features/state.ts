@@ -61,6 +61,12 @@ export interface FeatureState {
   d: Record<string, DayCounts>;
   c: Record<string, CategoryState>;
   s: Record<string, SessionState>;
+  /**
+   * Sessions pruned from `s` (first event before the 30-day window), by id → first event time, kept for
+   * SESSION_TOMBSTONE_DAYS more: a late event or a merged customer's part of such a session must not bring it back as a
+   * new session inside the window.
+   */
+  st?: Record<string, number>;
   /** Idempotency watermarks: highest input offset applied, per `<topic>:<partition>`. */
   wm: Record<string, number>;
   /** Newest event time per input stream (`<t|c>|<key>`, see logic.ts): lateness is judged within each stream. */
@@ -74,6 +80,8 @@ const KEEP_MINUTES = 60;
 const KEEP_HOUR_DAYS = 30; // hour buckets also feed the 30-day preferred hour
 const KEEP_DAYS = 90;
 const SESSION_DAYS = 30;
+/** How long a pruned session's start is remembered: sessions are assumed to last less than this. */
+const SESSION_TOMBSTONE_DAYS = 7;
 
 const idx = (t: number, hop: number) => Math.floor(t / hop);
 
@@ -93,6 +101,7 @@ export function emptyState(): FeatureState {
     d: {},
     c: {},
     s: {},
+    st: {},
     wm: {},
     lt: {},
     late: 0,
@@ -118,6 +127,11 @@ const maxOrNull = (a: number | null, b: number | null) => (a === null ? b : b ==
 
 function touchSession(state: FeatureState, id: string | null, t: number, cart: boolean, purchase: boolean): void {
   if (!id) return;
+  const pruned = state.st?.[id];
+  if (pruned !== undefined && state.st) {
+    state.st[id] = Math.min(pruned, t); // began before the window: it stays out of it
+    return;
+  }
   const s = state.s[id];
   if (s) {
     s[0] = Math.min(s[0], t);
@@ -210,7 +224,18 @@ export function mergeStates(into: FeatureState, from: FeatureState): void {
       into.c[name] = { l: c.l, d: structuredClone(c.d) };
     }
   }
+  const tombstones = (into.st ??= {});
+  for (const [id, first] of Object.entries(from.st ?? {})) {
+    tombstones[id] = Math.min(tombstones[id] ?? first, first);
+    const live = into.s[id];
+    if (live) live[0] = Math.min(live[0], first); // the session began earlier than this side saw: prune decides
+  }
   for (const [id, s] of Object.entries(from.s)) {
+    const pruned = tombstones[id];
+    if (pruned !== undefined) {
+      tombstones[id] = Math.min(pruned, s[0]);
+      continue;
+    }
     const mine = into.s[id];
     if (mine) {
       mine[0] = Math.min(mine[0], s[0]);
@@ -244,8 +269,14 @@ export function prune(state: FeatureState): void {
     pruneBuckets(c.d, dayNow - KEEP_DAYS);
     if (Object.keys(c.d).length === 0) Reflect.deleteProperty(state.c, name);
   }
+  const tombstones = (state.st ??= {});
   for (const [id, s] of Object.entries(state.s)) {
-    if (idx(s[0], DAY_MS) < dayNow - SESSION_DAYS) Reflect.deleteProperty(state.s, id);
+    if (idx(s[0], DAY_MS) >= dayNow - SESSION_DAYS) continue;
+    tombstones[id] = Math.min(tombstones[id] ?? s[0], s[0]);
+    Reflect.deleteProperty(state.s, id);
+  }
+  for (const [id, first] of Object.entries(tombstones)) {
+    if (idx(first, DAY_MS) < dayNow - SESSION_DAYS - SESSION_TOMBSTONE_DAYS) Reflect.deleteProperty(tombstones, id);
   }
 }
 

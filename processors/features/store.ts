@@ -115,7 +115,7 @@ export class FeatureStore {
       JSON.stringify(state),
       String(this.options.stateTtlSeconds),
       String(this.options.featuresTtlSeconds),
-      ...hash,
+      JSON.stringify(hash),
     );
     if (result < 0) throw new StaleStateError(`feature state of ${id} moved (${result})`);
     return result;
@@ -140,7 +140,7 @@ export class FeatureStore {
       String(this.options.stateTtlSeconds),
       String(this.options.featuresTtlSeconds),
       survivor.id,
-      ...hash,
+      JSON.stringify(hash),
     );
     if (result < 0) throw new StaleStateError(`merge of ${loser.id} into ${survivor.id}: a state moved (${result})`);
     return result;

@@ -190,6 +190,30 @@ describe('feature state', () => {
     }
   });
 
+  it('keeps a session that began before the window out of it when its other part arrives by merge or late', () => {
+    const d0 = Date.UTC(2026, 2, 1);
+    const view = (id: string, timeMs: number): FeatureEvent => ({
+      kind: 'click',
+      eventId: id,
+      timeMs,
+      type: 'VIEW',
+      sessionId: 'straddler',
+      category: null,
+    });
+    const e1 = view('e1', d0 + 23 * HOUR_MS); // day 0
+    const e2 = view('e2', d0 + 25 * HOUR_MS); // day 1: the same session, past midnight
+    const later = { ...view('e3', d0 + 31 * DAY_MS + HOUR_MS), sessionId: 'other' }; // moves the window to day 1
+    const a = fold([e1, later], 'clicks:0'); // prunes the straddler: it began on day 0
+    const b = fold([e2], 'clicks:1');
+    mergeStates(a, b);
+    const t = later.timeMs;
+    expect(aggregatesOf(a, t)).toEqual(oracle([e1, e2, later], t));
+    expect(aggregatesOf(a, t).sessions30d).toBe(1);
+    const late = fold([e1, later], 'clicks:0'); // ...and the same for its part arriving late
+    foldEvents(late, [{ event: e2, source: 'clicks:0', offset: 99, stream: 'click|clicks:0' }], 40 * DAY_MS);
+    expect(aggregatesOf(late, t)).toEqual(oracle([e1, e2, later], t));
+  });
+
   it('ignores redelivered records: a replayed batch changes nothing', () => {
     const events = history(21, 200);
     const records = sourced(events, 'tx:2', 100);
