@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const newest = Math.max(...events.map((e) => e.at));
   const rescored = await pipeline.scorer.rescoreAsOf(newest);
   await pipeline.waitUntilCaughtUp(admin2, 120_000);
-  done(`${rescored} customers rescored`);
+  done(`${rescored} scored (customers and anonymous sessions)`);
   await admin2.disconnect();
   await pipeline.stop();
 
