@@ -16,27 +16,17 @@
  * promotion gate then decides whether it replaces the current one.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createReadStream, writeFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import { Redis } from 'ioredis';
-import { migrate } from '../../clickhouse/migrate.js';
 import type { IntentScore, Transaction } from '../../schemas/generated/types.js';
-import { ensureStack } from '../../test/stack/stack.js';
-import { applyTopics } from '../../topics/apply.js';
-import { topicCatalog } from '../../topics/catalog.js';
 import { DAY_MS } from '../features/definitions.js';
 import { Pipeline } from '../pipeline.js';
+import { openScratchRun } from '../scratch-run.js';
 import { PlatformProducer } from '../producers/platform-producer.js';
 import { csvRecords, ONLINE_RETAIL_PLATFORM, onlineRetailTransactions } from '../producers/replay.js';
-import { deleteKeysByPattern } from '../runtime/bench-tools.js';
-import { createClickHouse } from '../runtime/clickhouse.js';
-import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
-import { createKafka } from '../runtime/kafka.js';
-import { EventSerde } from '../runtime/serde.js';
 import { prAuc, quintileScores, rocAuc } from './metrics.js';
 import { currentVersion } from './model.js';
 
@@ -85,34 +75,17 @@ export async function evaluateOnlineRetail(
     ((line: string) => {
       console.error(line);
     });
-  const endpoints = await ensureStack({ log: () => undefined });
-  const id = randomBytes(4).toString('hex');
-  const base = loadConfig();
-  const config = loadConfig({
-    ...process.env,
-    KAFKA_BROKERS: process.env['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
-    SCHEMA_REGISTRY_URL: process.env['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
-    REDIS_URL: process.env['REDIS_URL'] ?? endpoints.redisUrl,
-    CLICKHOUSE_URL: process.env['CLICKHOUSE_URL'] ?? endpoints.clickhouseUrl,
-    CLICKHOUSE_DATABASE: `eval_${id}`,
-    TOPIC_PREFIX: `${base.TOPIC_PREFIX}eval-${id}.`,
-    SCORING_CLOCK: 'event',
-    SCORING_RESCORE_EVERY_MS: String(DAY_MS),
-    FEATURES_SNAPSHOT_PERIOD_DAYS: '0',
-    LOG_LEVEL: 'warn',
-  });
   const transactions = await readTransactions(file);
   const last = transactions.at(-1)?.eventTimeMs ?? 0;
   if (toMs + HORIZON_MS > last + DAY_MS) {
     throw new AppError('USAGE', `--to ${iso(toMs)}: labels need 7 days of data after it; the file ends ${iso(last)}`);
   }
   if (fromMs >= toMs) throw new AppError('USAGE', `--from must be before --to\n${USAGE}`);
-  const kafka = createKafka(config);
-  const admin = kafka.admin();
-  await admin.connect();
-  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
-  const clickhouse = createClickHouse(config);
-  const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
+  const run = await openScratchRun('eval', {
+    warehouse: true,
+    env: { SCORING_CLOCK: 'event', SCORING_RESCORE_EVERY_MS: String(DAY_MS), FEATURES_SNAPSHOT_PERIOD_DAYS: '0' },
+  });
+  const { config, kafka, admin, serde, topics, clickhouse } = run;
   const held = new Map<string, Map<number, number>>(); // global id → as-of day → score
   const pipeline = new Pipeline({
     config,
@@ -131,8 +104,6 @@ export async function evaluateOnlineRetail(
   });
   const started = Date.now();
   try {
-    await applyTopics(admin, topics.all, { serde });
-    await migrate(createClickHouse(config, { database: null }), config.CLICKHOUSE_DATABASE);
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics, validation: 'schema' });
     const publish = async (txs: readonly Transaction[]) => {
       await producer.publishAll(txs.map((event) => ({ kind: 'transaction' as const, event })));
@@ -252,13 +223,7 @@ export async function evaluateOnlineRetail(
     };
   } finally {
     await pipeline.stop().catch(() => undefined);
-    await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
-    await admin.disconnect();
-    await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${config.CLICKHOUSE_DATABASE}` }).catch(() => undefined);
-    await clickhouse.close();
-    const redis = new Redis(config.REDIS_URL);
-    await deleteKeysByPattern(redis, `${config.TOPIC_PREFIX}*`);
-    redis.disconnect();
+    await run.dispose();
   }
 }
 

@@ -7,22 +7,17 @@
  * events/s from the processor's first batch to its last commit, and per-event latency from the moment its batch was
  * handed to the processor to the commit of its offsets (state written), p50/p99.
  */
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { DAY_MS, DEFAULT_CUT_POINTS } from '../../processors/features/definitions.js';
 import { FeatureProcessor, type BatchTiming } from '../../processors/features/processor.js';
 import { FeatureStore } from '../../processors/features/store.js';
 import { seededRandom } from '../../processors/identity/model.js';
-import { decodeOnlyRate, deleteKeysByPattern } from '../../processors/runtime/bench-tools.js';
-import { loadConfig } from '../../processors/runtime/config.js';
-import { createIdempotentProducer, createKafka } from '../../processors/runtime/kafka.js';
+import { decodeOnlyRate } from '../../processors/runtime/bench-tools.js';
+import { openScratchRun } from '../../processors/scratch-run.js';
+import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
-import { EventSerde } from '../../processors/runtime/serde.js';
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
-import { applyTopics } from '../../topics/apply.js';
-import { topicCatalog } from '../../topics/catalog.js';
-import { ensureStack } from '../stack/stack.js';
 
 const CATEGORIES = ['books', 'electronics', 'fashion', 'garden', 'home', 'sports', 'toys', 'beauty'];
 const TYPES = ['VIEW', 'VIEW', 'VIEW', 'VIEW', 'VIEW', 'SEARCH', 'SEARCH', 'ADD_TO_CART', 'CHECKOUT_START'] as const;
@@ -44,24 +39,10 @@ function percentile(timings: readonly BatchTiming[], q: number): number {
 export async function featuresBench(): Promise<Record<string, unknown>> {
   const total = Number(process.env['BENCH_FEATURE_EVENTS'] ?? 1_000_000);
   const customers = Number(process.env['BENCH_FEATURE_CUSTOMERS'] ?? 50_000);
-  const endpoints = await ensureStack({ log: () => undefined });
-  const id = randomBytes(4).toString('hex');
-  const config = loadConfig({
-    ...process.env,
-    KAFKA_BROKERS: process.env['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
-    SCHEMA_REGISTRY_URL: process.env['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
-    REDIS_URL: process.env['REDIS_URL'] ?? endpoints.redisUrl,
-    TOPIC_PREFIX: `bench-features-${id}.`,
-    LOG_LEVEL: 'warn',
-  });
-  const kafka = createKafka(config);
-  const admin = kafka.admin();
-  await admin.connect();
-  const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
-  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
+  const run = await openScratchRun('bench-features');
+  const { config, kafka, serde, topics } = run;
   const redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
   try {
-    await applyTopics(admin, topics.all, { serde });
     // 1. Produce the events (not timed as part of either figure).
     const producer = createIdempotentProducer(kafka);
     await producer.connect();
@@ -213,9 +194,7 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
       goalEventsPerSecond: 25_000,
     };
   } finally {
-    await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
-    await admin.disconnect();
-    await deleteKeysByPattern(redis, `${config.TOPIC_PREFIX}*`);
     redis.disconnect();
+    await run.dispose();
   }
 }

@@ -10,21 +10,12 @@
  * raw rate of a kafkajs consumer that only decodes the same raw topics.
  * Needs a current model (`npm run train`, or `npm run eval`, which trains one when there is none).
  */
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { migrate } from '../../clickhouse/migrate.js';
 import { Pipeline } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
-import { decodeOnlyRate, deleteKeysByPattern } from '../../processors/runtime/bench-tools.js';
-import { createClickHouse } from '../../processors/runtime/clickhouse.js';
-import { loadConfig } from '../../processors/runtime/config.js';
-import { createKafka } from '../../processors/runtime/kafka.js';
-import { EventSerde } from '../../processors/runtime/serde.js';
+import { decodeOnlyRate } from '../../processors/runtime/bench-tools.js';
+import { openScratchRun } from '../../processors/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
-import { applyTopics } from '../../topics/apply.js';
-import { topicCatalog } from '../../topics/catalog.js';
-import { ensureStack } from '../stack/stack.js';
 
 function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
@@ -35,28 +26,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function pipelineBench(): Promise<Record<string, unknown>> {
   const rate = Number(process.env['BENCH_PIPELINE_RATE'] ?? 5_000);
   const pacedCount = Number(process.env['BENCH_PIPELINE_PACED'] ?? 50_000);
-  const endpoints = await ensureStack({ log: () => undefined });
-  const id = randomBytes(4).toString('hex');
-  const config = loadConfig({
-    ...process.env,
-    KAFKA_BROKERS: process.env['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
-    SCHEMA_REGISTRY_URL: process.env['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
-    REDIS_URL: process.env['REDIS_URL'] ?? endpoints.redisUrl,
-    CLICKHOUSE_URL: process.env['CLICKHOUSE_URL'] ?? endpoints.clickhouseUrl,
-    CLICKHOUSE_DATABASE: `bench_${id}`,
-    TOPIC_PREFIX: `bench-pipeline-${id}.`,
-    SCORING_CLOCK: 'wall', // live behaviour: no event-time rescoring storms while old sample data streams through
-    FEATURES_SNAPSHOT_PERIOD_DAYS: '0',
-    LOG_LEVEL: 'warn',
+  const run = await openScratchRun('bench-pipeline', {
+    warehouse: true,
+    // Live behaviour: no event-time rescoring storms while old sample data streams through.
+    env: { SCORING_CLOCK: 'wall', FEATURES_SNAPSHOT_PERIOD_DAYS: '0' },
   });
+  const { config, kafka, admin, serde, topics, clickhouse } = run;
   const model = await currentVersion(config.MODEL_DIR);
-  if (!model) throw new Error(`no current model in ${config.MODEL_DIR}: run npm run train (or npm run eval) first`);
-  const kafka = createKafka(config);
-  const admin = kafka.admin();
-  await admin.connect();
-  const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
-  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
-  const clickhouse = createClickHouse(config);
+  if (!model) {
+    await run.dispose();
+    throw new Error(`no current model in ${config.MODEL_DIR}: run npm run train (or npm run eval) first`);
+  }
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
   let lastScoreAt = 0;
@@ -80,8 +60,6 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     },
   });
   try {
-    await applyTopics(admin, topics.all, { serde });
-    await migrate(createClickHouse(config, { database: null }), config.CLICKHOUSE_DATABASE);
     const sample = generateSample({ seed: 42, salt: config.IDENTITY_HASH_SALT.reveal() });
     const events: PlatformEvent[] = [
       ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
@@ -168,12 +146,6 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     return summary;
   } finally {
     await pipeline.stop().catch(() => undefined);
-    await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
-    await admin.disconnect();
-    await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${config.CLICKHOUSE_DATABASE}` }).catch(() => undefined);
-    await clickhouse.close();
-    const redis = new Redis(config.REDIS_URL);
-    await deleteKeysByPattern(redis, `${config.TOPIC_PREFIX}*`);
-    redis.disconnect();
+    await run.dispose();
   }
 }
