@@ -33,6 +33,7 @@ import {
   snapshotDay,
   warehouseEventTimes,
 } from '../../processors/features/snapshots.js';
+import { emptyAggregates } from '../fixtures/aggregates.js';
 import { createTestContext, envOf, waitFor, type TestContext } from '../helpers/context.js';
 
 /** The reference time: 2024-03-10 12:30:00.000 UTC, on a minute boundary. */
@@ -309,38 +310,8 @@ const ALICE_AT_T: WindowAggregates = {
   ],
 };
 
-const ZERO: Omit<WindowAggregates, 'refMs' | 'firstEventMs' | 'lastEventMs'> = {
-  firstPurchaseMs: null,
-  lastPurchaseMs: null,
-  ordersLifetime: 0,
-  spendLifetimeMinor: 0,
-  orders7d: 0,
-  orders30d: 0,
-  orders90d: 0,
-  spend7dMinor: 0,
-  spend30dMinor: 0,
-  spend90dMinor: 0,
-  returns90d: 0,
-  lines90d: 0,
-  activeDays90d: 0,
-  purchaseDays90d: [],
-  views1h: 0,
-  views24h: 0,
-  views7d: 0,
-  searches1h: 0,
-  searches24h: 0,
-  searches7d: 0,
-  searches30d: 0,
-  carts1h: 0,
-  carts24h: 0,
-  carts7d: 0,
-  hourCounts30d: new Array<number>(24).fill(0),
-  sessions30d: 0,
-  cartSessions30d: 0,
-  abandonedSessions30d: 0,
-  sessionDurationMs30d: 0,
-  categories: [],
-};
+/** Nothing counted; refMs and first/last event come from each expectation. */
+const ZERO = emptyAggregates(0, 0);
 
 const hours = (counts: Record<number, number>) => Array.from({ length: 24 }, (_, h) => counts[h] ?? 0);
 

@@ -16,47 +16,13 @@ import {
   type RfmCutPoints,
   type WindowAggregates,
 } from '../../processors/features/definitions.js';
+import { emptyAggregates } from '../fixtures/aggregates.js';
 
 const REF = Date.UTC(2024, 2, 10, 12);
 
 /** A customer with one click an hour before REF and nothing else; override what a test needs. */
 function aggregates(overrides: Partial<WindowAggregates> = {}): WindowAggregates {
-  return {
-    refMs: REF,
-    firstEventMs: REF - 3_600_000,
-    lastEventMs: REF - 3_600_000,
-    firstPurchaseMs: null,
-    lastPurchaseMs: null,
-    ordersLifetime: 0,
-    spendLifetimeMinor: 0,
-    orders7d: 0,
-    orders30d: 0,
-    orders90d: 0,
-    spend7dMinor: 0,
-    spend30dMinor: 0,
-    spend90dMinor: 0,
-    returns90d: 0,
-    lines90d: 0,
-    activeDays90d: 0,
-    purchaseDays90d: [],
-    views1h: 0,
-    views24h: 0,
-    views7d: 0,
-    searches1h: 0,
-    searches24h: 0,
-    searches7d: 0,
-    searches30d: 0,
-    carts1h: 0,
-    carts24h: 0,
-    carts7d: 0,
-    hourCounts30d: new Array<number>(24).fill(0),
-    sessions30d: 0,
-    cartSessions30d: 0,
-    abandonedSessions30d: 0,
-    sessionDurationMs30d: 0,
-    categories: [],
-    ...overrides,
-  };
+  return emptyAggregates(REF, REF - 3_600_000, overrides);
 }
 
 const CUTS: RfmCutPoints = {

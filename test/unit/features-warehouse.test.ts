@@ -11,46 +11,24 @@ import {
   type WindowAggregates,
 } from '../../processors/features/definitions.js';
 import { dueSnapshotDays, snapshotRow } from '../../processors/features/snapshots.js';
+import { emptyAggregates } from '../fixtures/aggregates.js';
 
 const REF = Date.UTC(2024, 2, 10);
 
 function buyer(recencyDays: number, orders90d: number, spend90dMinor: number): WindowAggregates {
   const lastPurchaseMs = REF - recencyDays * DAY_MS;
-  return {
-    refMs: REF,
-    firstEventMs: lastPurchaseMs,
-    lastEventMs: lastPurchaseMs,
+  return emptyAggregates(REF, lastPurchaseMs, {
     firstPurchaseMs: lastPurchaseMs,
     lastPurchaseMs,
     ordersLifetime: Math.max(orders90d, 1),
     spendLifetimeMinor: spend90dMinor,
-    orders7d: 0,
-    orders30d: 0,
     orders90d,
-    spend7dMinor: 0,
-    spend30dMinor: 0,
     spend90dMinor,
-    returns90d: 0,
     lines90d: orders90d,
     activeDays90d: orders90d > 0 ? 1 : 0,
     purchaseDays90d: orders90d > 0 ? [Math.floor(lastPurchaseMs / DAY_MS)] : [],
-    views1h: 0,
-    views24h: 0,
-    views7d: 0,
-    searches1h: 0,
-    searches24h: 0,
-    searches7d: 0,
-    searches30d: 0,
-    carts1h: 0,
-    carts24h: 0,
-    carts7d: 0,
-    hourCounts30d: new Array<number>(24).fill(0),
-    sessions30d: 0,
-    cartSessions30d: 0,
-    abandonedSessions30d: 0,
-    sessionDurationMs30d: 0,
     categories: [{ category: 'toys', interactions90d: 1, spend90dMinor, lastMs: lastPurchaseMs }],
-  };
+  });
 }
 
 describe('cutPointsFromAggregates', () => {
