@@ -31,6 +31,8 @@ export interface PipelineDeps {
   readonly clickhouse: ClickHouseClient;
   /** Score with the model `<MODEL_DIR>/current` names (features only while there is none). @default true */
   readonly scoring?: boolean;
+  /** Run the warehouse sink too. @default true */
+  readonly warehouse?: boolean;
   /** Every published score with the ids of the events behind it (evaluations and benchmarks listen here). */
   readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
 }
@@ -120,11 +122,13 @@ export class Pipeline {
     await this.cutPoints.start(this.deps.config.FEATURES_CUTPOINTS_REFRESH_MS);
     await this.models.start(this.deps.config.MODEL_POLL_MS);
     await this.scoreProducer.connect();
-    await Promise.all([this.resolver.start(), this.sink.start(), this.features.start()]);
+    const sink = this.deps.warehouse ?? true;
+    await Promise.all([this.resolver.start(), sink ? this.sink.start() : undefined, this.features.start()]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.resolver.stop(), this.sink.stop(), this.features.stop()]);
+    const sink = this.deps.warehouse ?? true;
+    await Promise.all([this.resolver.stop(), sink ? this.sink.stop() : undefined, this.features.stop()]);
     await this.scoreProducer.disconnect();
     await this.models.stop();
     this.cutPoints.stop();
@@ -142,15 +146,17 @@ export class Pipeline {
         topics.customerClicks,
         topics.identityMerges,
       ])) +
-      (await groupLag(admin, `${p}warehouse-sink`, [
-        topics.transactionsRaw,
-        topics.clicksRaw,
-        topics.identityLinks,
-        topics.identityMerges,
-        topics.identityMergeRejections,
-        topics.customerScores,
-        ...topics.all.filter((t) => t.schema === 'deadLetter'),
-      ]))
+      (!(this.deps.warehouse ?? true)
+        ? 0
+        : await groupLag(admin, `${p}warehouse-sink`, [
+            topics.transactionsRaw,
+            topics.clicksRaw,
+            topics.identityLinks,
+            topics.identityMerges,
+            topics.identityMergeRejections,
+            topics.customerScores,
+            ...topics.all.filter((t) => t.schema === 'deadLetter'),
+          ]))
     );
   }
 

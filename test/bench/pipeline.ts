@@ -9,6 +9,7 @@
  * in Redis (the scorer reports each score with the ids of the events behind it). Also measured in the same run: the
  * raw rate of a kafkajs consumer that only decodes the same raw topics.
  * Needs a current model (`npm run train`, or `npm run eval`, which trains one when there is none).
+ * BENCH_PIPELINE_SINK=0 leaves the warehouse sink out (to see what ClickHouse inserts on the same cores cost).
  */
 import { Pipeline } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
@@ -40,7 +41,9 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
   let lastScoreAt = 0;
+  const warehouse = process.env['BENCH_PIPELINE_SINK'] !== '0';
   const pipeline = new Pipeline({
+    warehouse,
     config,
     kafka,
     serde,
@@ -133,6 +136,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       decodeOnlyEventsPerSecond: raw,
       maxToRawRatio: Number((maxRate / Math.max(raw, 1)).toFixed(3)),
       goalP99MsAt5000: 50,
+      warehouseSink: warehouse,
     };
     console.log(`offered load       ${rate} events/s for ${paced.length} events (${summary.offeredSeconds} s)`);
     console.log(
