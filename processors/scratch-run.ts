@@ -1,14 +1,15 @@
 /**
- * A throwaway run for evaluations and benchmarks: the local stack (or the configured endpoints), fresh topics under a
- * random prefix, optionally a fresh migrated ClickHouse database, and `dispose()` that removes all of it, Redis keys
- * under the prefix included. Nothing of a scratch run outlives it.
+ * An isolated, throwaway run on shared services: its own topic prefix (so its own consumer groups and Redis keys),
+ * its own ClickHouse database and a random suffix for both. Evaluations, benchmarks and integration tests use it, so
+ * they run beside each other and beside a real deployment without seeing one another; `dispose()` removes the topics,
+ * their registry subjects, the database and the Redis keys under the prefix. Nothing of a scratch run outlives it.
  */
 import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { migrate } from '../clickhouse/migrate.js';
-import { ensureStack } from '../test/stack/stack.js';
+import { ensureStack, type StackEndpoints } from '../test/stack/stack.js';
 import { applyTopics } from '../topics/apply.js';
 import { topicCatalog, type TopicCatalog } from '../topics/catalog.js';
 import { deleteKeysByPattern } from './runtime/bench-tools.js';
@@ -18,35 +19,49 @@ import { createKafka } from './runtime/kafka.js';
 import { EventSerde } from './runtime/serde.js';
 
 export interface ScratchRun {
+  /** The random suffix of the prefix and database. */
+  readonly id: string;
   readonly config: Config;
   readonly kafka: Kafka;
   readonly admin: Admin;
   readonly serde: EventSerde;
   readonly topics: TopicCatalog;
-  /** Bound to the run's own database (migrated) when `warehouse` was asked for, else to CLICKHOUSE_DATABASE. */
+  /** Bound to the run's own database (created and migrated when `warehouse` was asked for). */
   readonly clickhouse: ClickHouseClient;
-  dispose(): Promise<void>;
+  readonly dispose: () => Promise<void>;
 }
 
-/**
- * Opens a scratch run named `name` (a topic prefix `<TOPIC_PREFIX><name>-<id>.`, a database `<name>_<id>`); `env`
- * overrides settings for the run (scoring clock, grace, …).
- */
-export async function openScratchRun(
-  name: string,
-  options: { warehouse?: boolean; env?: Record<string, string> } = {},
-): Promise<ScratchRun> {
-  const endpoints = await ensureStack({ log: () => undefined });
+export interface ScratchRunOptions {
+  /** Apply the topic catalog under the prefix. @default true */
+  readonly topics?: boolean;
+  /** Create and migrate the run's database (and drop it on dispose). @default false */
+  readonly warehouse?: boolean;
+  /**
+   * Use these endpoints and nothing from the process environment (tests: the suite's services, whatever the shell
+   * holds). Default: the configured endpoints, else the local stack (started if needed), plus the environment.
+   */
+  readonly endpoints?: StackEndpoints;
+  /** Settings for the run (scoring clock, grace, …); they win over everything else. */
+  readonly env?: Record<string, string>;
+  /** Registry subjects outside the catalog the run registers (under its prefix), to delete on dispose. */
+  readonly extraSubjects?: readonly string[];
+}
+
+/** Opens a scratch run named `name`: topic prefix `<TOPIC_PREFIX><name>-<id>.`, database `<name>_<id>`. */
+export async function openScratchRun(name: string, options: ScratchRunOptions = {}): Promise<ScratchRun> {
   const id = randomBytes(4).toString('hex');
-  const base = loadConfig();
+  const inherited = options.endpoints ? {} : process.env;
+  const endpoints = options.endpoints ?? (await ensureStack({ log: () => undefined }));
+  const base = loadConfig(inherited);
   const config = loadConfig({
-    ...process.env,
-    KAFKA_BROKERS: process.env['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
-    SCHEMA_REGISTRY_URL: process.env['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
-    REDIS_URL: process.env['REDIS_URL'] ?? endpoints.redisUrl,
-    CLICKHOUSE_URL: process.env['CLICKHOUSE_URL'] ?? endpoints.clickhouseUrl,
-    ...(options.warehouse ? { CLICKHOUSE_DATABASE: `${name.replace(/\W/g, '_')}_${id}` } : {}),
+    ...inherited,
+    KAFKA_BROKERS: inherited['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
+    SCHEMA_REGISTRY_URL: inherited['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
+    REDIS_URL: inherited['REDIS_URL'] ?? endpoints.redisUrl,
+    CLICKHOUSE_URL: inherited['CLICKHOUSE_URL'] ?? endpoints.clickhouseUrl,
+    CLICKHOUSE_DATABASE: `${name.replace(/\W/g, '_')}_${id}`,
     TOPIC_PREFIX: `${base.TOPIC_PREFIX}${name}-${id}.`,
+    KAFKA_CLIENT_ID: `${base.KAFKA_CLIENT_ID}-${name}-${id}`,
     LOG_LEVEL: 'warn',
     ...options.env,
   });
@@ -55,18 +70,24 @@ export async function openScratchRun(
   await admin.connect();
   const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
   const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
-  await applyTopics(admin, topics.all, { serde });
+  const applied = options.topics ?? true;
+  if (applied) await applyTopics(admin, topics.all, { serde });
   if (options.warehouse) await migrate(createClickHouse(config, { database: null }), config.CLICKHOUSE_DATABASE);
   const clickhouse = createClickHouse(config);
   return {
+    id,
     config,
     kafka,
     admin,
     serde,
     topics,
     clickhouse,
-    async dispose() {
-      await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
+    dispose: async () => {
+      if (applied) await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
+      await deleteSubjects(config.SCHEMA_REGISTRY_URL, [
+        ...topics.all.map((t) => `${t.name}-value`),
+        ...(options.extraSubjects ?? []).map((s) => `${config.TOPIC_PREFIX}${s}`),
+      ]);
       await admin.disconnect();
       if (options.warehouse) {
         await clickhouse
@@ -79,4 +100,13 @@ export async function openScratchRun(
       redis.disconnect();
     },
   };
+}
+
+/** Soft then permanent delete (the registry keeps soft-deleted subjects); a missing subject is fine. */
+async function deleteSubjects(registryUrl: string, subjects: readonly string[]): Promise<void> {
+  for (const subject of subjects) {
+    const url = `${registryUrl}/subjects/${encodeURIComponent(subject)}`;
+    const soft = await fetch(url, { method: 'DELETE' }).catch(() => undefined);
+    if (soft?.ok) await fetch(`${url}?permanent=true`, { method: 'DELETE' }).catch(() => undefined);
+  }
 }
