@@ -319,7 +319,7 @@ describe('warehouse sink', () => {
     } finally {
       await own.close();
     }
-  });
+  }, 240_000); // two 60 s waits plus a cold group join: if one runs out, its own message should say which
 });
 
 /** A TCP proxy that can refuse connections, to take ClickHouse "down" for one sink without stopping the server. */
