@@ -1,6 +1,7 @@
 /**
  * The whole stream in one process: identity resolver → feature processor → scorer, plus the warehouse sink. Used by the demo,
  * the evaluation CLIs and the end-to-end tests; in production each runs as its own entrypoint (`npm run start:*`).
+ * `parts` runs a subset, so a benchmark can give each part a process of its own, as a deployment does.
  */
 import { readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -23,6 +24,10 @@ import { ModelWatcher } from './scoring/model.js';
 import { Scorer } from './scoring/scorer.js';
 import { WarehouseSink } from './warehouse-sink/processor.js';
 
+/** The deployable parts: the identity resolver, the feature processor (with the scorer) and the warehouse sink. */
+export type PipelinePart = 'identity' | 'features' | 'sink';
+export const PIPELINE_PARTS: readonly PipelinePart[] = ['identity', 'features', 'sink'];
+
 export interface PipelineDeps {
   readonly config: Config;
   readonly kafka: Kafka;
@@ -33,8 +38,17 @@ export interface PipelineDeps {
   readonly scoring?: boolean;
   /** Run the warehouse sink too. @default true */
   readonly warehouse?: boolean;
-  /** Every published score with the ids of the events behind it (evaluations and benchmarks listen here). */
+  /** Which parts this process runs (the sink only when `warehouse` allows it too). @default all */
+  readonly parts?: readonly PipelinePart[];
+  /** Every score once it is in Redis, with the ids of the events behind it (evaluations and benchmarks listen here). */
   readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
+}
+
+/** The parts `deps` asks for. */
+function partsOf(deps: Pick<PipelineDeps, 'parts' | 'warehouse'>): Set<PipelinePart> {
+  const parts = new Set(deps.parts ?? PIPELINE_PARTS);
+  if (!(deps.warehouse ?? true)) parts.delete('sink');
+  return parts;
 }
 
 export class Pipeline {
@@ -48,9 +62,11 @@ export class Pipeline {
   readonly models: ModelWatcher;
   readonly scorer: Scorer;
   private readonly scoreProducer: Producer;
+  private readonly parts: Set<PipelinePart>;
 
   constructor(private readonly deps: PipelineDeps) {
     const { config, kafka, serde, topics } = deps;
+    this.parts = partsOf(deps);
     const log = (processor: string) => createLogger(config.LOG_LEVEL, { processor });
     this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
     this.graph = IdentityGraph.open(this.redis, {
@@ -119,61 +135,89 @@ export class Pipeline {
   }
 
   async start(): Promise<void> {
-    await this.cutPoints.start(this.deps.config.FEATURES_CUTPOINTS_REFRESH_MS);
-    await this.models.start(this.deps.config.MODEL_POLL_MS);
-    await this.scoreProducer.connect();
-    const sink = this.deps.warehouse ?? true;
-    await Promise.all([this.resolver.start(), sink ? this.sink.start() : undefined, this.features.start()]);
+    const { parts } = this;
+    if (parts.has('features')) {
+      await this.cutPoints.start(this.deps.config.FEATURES_CUTPOINTS_REFRESH_MS);
+      await this.models.start(this.deps.config.MODEL_POLL_MS);
+      await this.scoreProducer.connect();
+    }
+    await Promise.all([
+      parts.has('identity') ? this.resolver.start() : undefined,
+      parts.has('sink') ? this.sink.start() : undefined,
+      parts.has('features') ? this.features.start() : undefined,
+    ]);
   }
 
   async stop(): Promise<void> {
-    const sink = this.deps.warehouse ?? true;
-    await Promise.all([this.resolver.stop(), sink ? this.sink.stop() : undefined, this.features.stop()]);
-    await this.scoreProducer.disconnect();
-    await this.models.stop();
-    this.cutPoints.stop();
+    const { parts } = this;
+    await Promise.all([
+      parts.has('identity') ? this.resolver.stop() : undefined,
+      parts.has('sink') ? this.sink.stop() : undefined,
+      parts.has('features') ? this.features.stop() : undefined,
+    ]);
+    if (parts.has('features')) {
+      await this.scoreProducer.disconnect();
+      await this.models.stop();
+      this.cutPoints.stop();
+    }
     this.redis.disconnect();
   }
 
-  /** Records each processor group still has to read; 0 when everything published so far is processed. */
-  async lag(admin: Admin): Promise<number> {
-    const { topics, config } = this.deps;
-    const p = config.TOPIC_PREFIX;
-    return (
-      (await groupLag(admin, `${p}${IDENTITY}`, [topics.transactionsRaw, topics.clicksRaw])) +
-      (await groupLag(admin, `${p}${FEATURES}`, [
-        topics.customerTransactions,
-        topics.customerClicks,
-        topics.identityMerges,
-      ])) +
-      (!(this.deps.warehouse ?? true)
-        ? 0
-        : await groupLag(admin, `${p}warehouse-sink`, [
-            topics.transactionsRaw,
-            topics.clicksRaw,
-            topics.identityLinks,
-            topics.identityMerges,
-            topics.identityMergeRejections,
-            topics.customerScores,
-            ...topics.all.filter((t) => t.schema === 'deadLetter'),
-          ]))
-    );
+  /** Records this process's parts still have to read; 0 when everything published so far is processed. */
+  lag(admin: Admin): Promise<number> {
+    return pipelineLag(admin, this.deps);
   }
 
-  /**
-   * Waits until every processor has caught up. The resolver's outputs are the feature processor's inputs, so lag 0 is
-   * only final when it holds twice in a row with nothing produced in between.
-   */
-  async waitUntilCaughtUp(admin: Admin, timeoutMs = 300_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let zeros = 0;
-    for (;;) {
-      const lag = await this.lag(admin);
-      zeros = lag === 0 ? zeros + 1 : 0;
-      if (zeros >= 2) return;
-      if (Date.now() > deadline) throw new Error(`the processors did not catch up: ${lag} records behind`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
+  /** See {@link waitUntilCaughtUp}. */
+  waitUntilCaughtUp(admin: Admin, timeoutMs = 300_000): Promise<void> {
+    return waitUntilCaughtUp(admin, this.deps, timeoutMs);
+  }
+}
+
+type LagScope = Pick<PipelineDeps, 'config' | 'topics' | 'parts' | 'warehouse'>;
+
+/** Records the parts' consumer groups still have to read (wherever those parts run). */
+export async function pipelineLag(admin: Admin, scope: LagScope): Promise<number> {
+  const { topics, config } = scope;
+  const parts = partsOf(scope);
+  const p = config.TOPIC_PREFIX;
+  let lag = 0;
+  if (parts.has('identity'))
+    lag += await groupLag(admin, `${p}${IDENTITY}`, [topics.transactionsRaw, topics.clicksRaw]);
+  if (parts.has('features')) {
+    lag += await groupLag(admin, `${p}${FEATURES}`, [
+      topics.customerTransactions,
+      topics.customerClicks,
+      topics.identityMerges,
+    ]);
+  }
+  if (parts.has('sink')) {
+    lag += await groupLag(admin, `${p}warehouse-sink`, [
+      topics.transactionsRaw,
+      topics.clicksRaw,
+      topics.identityLinks,
+      topics.identityMerges,
+      topics.identityMergeRejections,
+      topics.customerScores,
+      ...topics.all.filter((t) => t.schema === 'deadLetter'),
+    ]);
+  }
+  return lag;
+}
+
+/**
+ * Waits until the parts have caught up. The resolver's outputs are the feature processor's inputs, so lag 0 is only
+ * final when it holds twice in a row with nothing produced in between.
+ */
+export async function waitUntilCaughtUp(admin: Admin, scope: LagScope, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let zeros = 0;
+  for (;;) {
+    const lag = await pipelineLag(admin, scope);
+    zeros = lag === 0 ? zeros + 1 : 0;
+    if (zeros >= 2) return;
+    if (Date.now() > deadline) throw new Error(`the processors did not catch up: ${lag} records behind`);
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

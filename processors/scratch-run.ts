@@ -22,6 +22,8 @@ export interface ScratchRun {
   /** The random suffix of the prefix and database. */
   readonly id: string;
   readonly config: Config;
+  /** The settings `config` was loaded from: another process loading them joins the same run. */
+  readonly env: Readonly<Record<string, string | undefined>>;
   readonly kafka: Kafka;
   readonly admin: Admin;
   readonly serde: EventSerde;
@@ -53,7 +55,7 @@ export async function openScratchRun(name: string, options: ScratchRunOptions = 
   const inherited = options.endpoints ? {} : process.env;
   const endpoints = options.endpoints ?? (await ensureStack({ log: () => undefined }));
   const base = loadConfig(inherited);
-  const config = loadConfig({
+  const env = {
     ...inherited,
     KAFKA_BROKERS: inherited['KAFKA_BROKERS'] ?? endpoints.kafkaBrokers.join(','),
     SCHEMA_REGISTRY_URL: inherited['SCHEMA_REGISTRY_URL'] ?? endpoints.schemaRegistryUrl,
@@ -64,7 +66,8 @@ export async function openScratchRun(name: string, options: ScratchRunOptions = 
     KAFKA_CLIENT_ID: `${base.KAFKA_CLIENT_ID}-${name}-${id}`,
     LOG_LEVEL: 'warn',
     ...options.env,
-  });
+  };
+  const config = loadConfig(env);
   const kafka = createKafka(config);
   const admin = kafka.admin();
   await admin.connect();
@@ -77,6 +80,7 @@ export async function openScratchRun(name: string, options: ScratchRunOptions = 
   return {
     id,
     config,
+    env,
     kafka,
     admin,
     serde,

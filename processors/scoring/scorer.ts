@@ -43,8 +43,8 @@ export interface ScorerDeps {
   readonly log: Logger;
   readonly metrics: ProcessorMetrics;
   /**
-   * Every published score, after it is in Redis and Kafka, with the ids of the events that caused it (empty for a
-   * rescore): evaluations and benchmarks listen here.
+   * Every accepted score as soon as it is in Redis (what the ad server reads; the topic follows), with the ids of the
+   * events that caused it (empty for a rescore): evaluations and benchmarks listen here.
    */
   readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
 }
@@ -218,13 +218,14 @@ export class Scorer {
     const causes = rows.flatMap((r, i) => (written[i] === 1 ? [r.eventIds ?? []] : []));
     this.scoreMetrics.skipped.inc({ reason: 'newer_score_held' }, scores.length - accepted.length);
     if (accepted.length > 0) {
+      // The ad server can read them from here on; the topic (and through it the warehouse) follows.
+      this.deps.onScores?.(accepted, causes);
       const spec = this.deps.topics.customerScores;
       const messages = await Promise.all(
         accepted.map(async (s) => ({ key: s.customerId, value: await this.deps.serde.encode(spec, s) })),
       );
       await this.deps.producer.send({ topic: spec.name, acks: -1, messages });
       this.scoreMetrics.scores.inc({ cause, model_version: model.version }, accepted.length);
-      this.deps.onScores?.(accepted, causes);
     }
     end();
     return accepted.length;

@@ -1,67 +1,123 @@
 /**
  * `npm run bench -- pipeline`: the whole stream (identity resolver → features → scorer, with the warehouse sink
- * running beside it) on the local stack, fed the generated sample platforms' raw events.
+ * running beside it) on the local stack, fed the generated sample platforms' raw events. As deployed, each part runs
+ * in a process of its own (`pipeline-part.ts`), and the platforms' producer (this process) in another.
  *
- * 1. Fixed offered load: BENCH_PIPELINE_RATE events/s (default 5,000) for the first BENCH_PIPELINE_PACED events
+ * 0. Warm-up: BENCH_PIPELINE_WARMUP events (default 15,000) at the offered rate, not measured (group joins, first
+ *    model runs, JIT).
+ * 1. Fixed offered load: BENCH_PIPELINE_RATE events/s (default 5,000) for the next BENCH_PIPELINE_PACED events
  *    (default 50,000), sent in 10 ms ticks by the platform producer library.
  * 2. Maximum throughput: the rest of the sample sent as fast as the producer goes.
  * Latency of an event = from the moment the platform hands it to the producer to the moment a score reflecting it is
  * in Redis (the scorer reports each score with the ids of the events behind it). Also measured in the same run: the
  * raw rate of a kafkajs consumer that only decodes the same raw topics.
  * Needs a current model (`npm run train`, or `npm run eval`, which trains one when there is none).
- * BENCH_PIPELINE_SINK=0 leaves the warehouse sink out (to see what ClickHouse inserts on the same cores cost).
+ * BENCH_PIPELINE_SINK=0 leaves the warehouse sink out (to see what ClickHouse inserts on the same cores cost);
+ * BENCH_PIPELINE_PROCESSES=1 runs all parts in one process (as the demo and the evaluation do).
  */
-import { Pipeline } from '../../processors/pipeline.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { decodeOnlyRate } from '../../processors/runtime/bench-tools.js';
 import { openScratchRun } from '../../processors/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
+import type { PartMessage } from './pipeline-part.js';
 
 function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The machine's clock in ms with sub-ms resolution, comparable between processes. */
+const clock = () => performance.timeOrigin + performance.now();
+const PART_ENTRY = fileURLToPath(new URL('./pipeline-part.ts', import.meta.url));
+
+/** Forks one process per group of parts and resolves once all of them consume. */
+async function startParts(
+  groups: readonly (readonly PipelinePart[])[],
+  env: Readonly<Record<string, string | undefined>>,
+  onMessage: (message: PartMessage) => void,
+): Promise<ChildProcess[]> {
+  const children = groups.map((parts) =>
+    fork(PART_ENTRY, [parts.join(',')], { env: { ...env }, execArgv: ['--import', 'tsx'], stdio: 'inherit' }),
+  );
+  await Promise.all(
+    children.map(
+      (child, i) =>
+        new Promise<void>((resolve, reject) => {
+          child.on('message', (message: PartMessage) => {
+            if (message.type === 'ready') resolve();
+            else if (message.type === 'failed') reject(new Error(`${groups[i]?.join(',')}: ${message.error}`));
+            onMessage(message);
+          });
+          child.on('exit', (code) => {
+            reject(new Error(`${groups[i]?.join(',')} exited with ${code} before starting`));
+          });
+        }),
+    ),
+  ).catch(async (err: unknown) => {
+    await stopParts(children);
+    throw err;
+  });
+  return children;
+}
+
+async function stopParts(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) {
+            resolve();
+            return;
+          }
+          const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.send({ type: 'stop' });
+        }),
+    ),
+  );
+}
 
 export async function pipelineBench(): Promise<Record<string, unknown>> {
   const rate = Number(process.env['BENCH_PIPELINE_RATE'] ?? 5_000);
   const pacedCount = Number(process.env['BENCH_PIPELINE_PACED'] ?? 50_000);
+  const warmupCount = Number(process.env['BENCH_PIPELINE_WARMUP'] ?? 15_000);
+  const warehouse = process.env['BENCH_PIPELINE_SINK'] !== '0';
+  const oneProcess = process.env['BENCH_PIPELINE_PROCESSES'] === '1';
+  const parts: PipelinePart[] = warehouse ? ['identity', 'features', 'sink'] : ['identity', 'features'];
+  const groups = oneProcess ? [parts] : parts.map((p) => [p]);
   const run = await openScratchRun('bench-pipeline', {
     warehouse: true,
     // Live behaviour: no event-time rescoring storms while old sample data streams through.
     env: { SCORING_CLOCK: 'wall', FEATURES_SNAPSHOT_PERIOD_DAYS: '0' },
   });
-  const { config, kafka, admin, serde, topics, clickhouse } = run;
+  const { config, kafka, admin, serde, topics } = run;
   const model = await currentVersion(config.MODEL_DIR);
   if (!model) {
     await run.dispose();
     throw new Error(`no current model in ${config.MODEL_DIR}: run npm run train (or npm run eval) first`);
   }
+  const scope = { config, topics, warehouse };
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
   let lastScoreAt = 0;
-  const warehouse = process.env['BENCH_PIPELINE_SINK'] !== '0';
-  const pipeline = new Pipeline({
-    warehouse,
-    config,
-    kafka,
-    serde,
-    topics,
-    clickhouse,
-    onScores: (_scores, causes) => {
-      const now = performance.now();
-      lastScoreAt = now;
-      for (const ids of causes) {
-        for (const eventId of ids) {
-          const t = sentAt.get(eventId);
-          if (t === undefined) continue;
-          latencies.push(now - t);
-          sentAt.delete(eventId); // the first score reflecting an event is when it became visible
-        }
-      }
-    },
-  });
+  const onMessage = (message: PartMessage) => {
+    if (message.type !== 'scores') return;
+    lastScoreAt = message.atMs;
+    for (const eventId of message.eventIds) {
+      const t = sentAt.get(eventId);
+      if (t === undefined) continue;
+      latencies.push(message.atMs - t);
+      sentAt.delete(eventId); // the first score reflecting an event is when it became visible
+    }
+  };
+  let children: ChildProcess[] = [];
   try {
     const sample = generateSample({ seed: 42, salt: config.IDENTITY_HASH_SALT.reveal() });
     const events: PlatformEvent[] = [
@@ -69,45 +125,56 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
     ].sort((a, b) => a.event.eventTimeMs - b.event.eventTimeMs);
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics, lingerMs: 0 });
-    await pipeline.start();
-    // Warm-up: group joins and the first model run are start-up cost, not latency.
-    await producer.publishAll(events.slice(0, 500));
-    await pipeline.waitUntilCaughtUp(admin, 120_000);
-    latencies.length = 0;
+    children = await startParts(groups, run.env, onMessage);
+    // Scores travel to this process over IPC; give the last ones a moment after the groups report caught up.
+    const caughtUp = async (timeoutMs: number) => {
+      await waitUntilCaughtUp(admin, scope, timeoutMs);
+      await sleep(250);
+    };
+    /** Sends `batch` at `rate` events/s in 10 ms ticks; resolves when all are scored, with latencies and rate. */
+    const paced = async (batch: readonly PlatformEvent[]) => {
+      latencies.length = 0;
+      const tick = 10;
+      const perTick = Math.max(1, Math.round((rate * tick) / 1000));
+      const start = clock();
+      const inFlight: Promise<unknown>[] = [];
+      for (let i = 0; i < batch.length; i += perTick) {
+        const wait = start + (i / perTick) * tick - clock();
+        if (wait > 0) await sleep(wait);
+        const chunk = batch.slice(i, i + perTick);
+        const now = clock();
+        for (const e of chunk) sentAt.set(e.event.eventId, now);
+        inFlight.push(producer.publishAll(chunk));
+      }
+      await Promise.all(inFlight);
+      const seconds = (clock() - start) / 1000;
+      await caughtUp(300_000);
+      const sorted = [...latencies].sort((x, y) => x - y);
+      return { seconds, sorted, rate: Math.round(batch.length / ((lastScoreAt - start) / 1000)) };
+    };
+    // Warm-up at the offered rate: group joins, the first model runs and the JIT are start-up cost, not latency.
+    await paced(events.slice(0, warmupCount));
 
     // 1. Fixed offered load.
-    const paced = events.slice(500, 500 + pacedCount);
-    const tick = 10;
-    const perTick = Math.max(1, Math.round((rate * tick) / 1000));
-    const pacedStart = performance.now();
-    const inFlight: Promise<unknown>[] = [];
-    for (let i = 0; i < paced.length; i += perTick) {
-      const due = pacedStart + (i / perTick) * tick;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      const chunk = paced.slice(i, i + perTick);
-      const now = performance.now();
-      for (const e of chunk) sentAt.set(e.event.eventId, now);
-      inFlight.push(producer.publishAll(chunk));
-    }
-    await Promise.all(inFlight);
-    const offeredSeconds = (performance.now() - pacedStart) / 1000;
-    await pipeline.waitUntilCaughtUp(admin, 300_000);
-    const pacedLatencies = [...latencies].sort((a, b) => a - b);
+    const measured = await paced(events.slice(warmupCount, warmupCount + pacedCount));
+    const offeredSeconds = measured.seconds;
+    const pacedLatencies = measured.sorted;
     const pacedScored = pacedLatencies.length;
-    const pacedRate = Math.round(paced.length / ((lastScoreAt - pacedStart) / 1000));
+    const pacedRate = measured.rate;
 
     // 2. Maximum throughput: everything left, as fast as the producer goes.
     latencies.length = 0;
-    const rest = events.slice(500 + pacedCount);
-    const maxStart = performance.now();
+    const rest = events.slice(warmupCount + pacedCount);
+    if (rest.length === 0)
+      throw new Error(`nothing left for the maximum-throughput run: the sample has ${events.length} events`);
+    const maxStart = clock();
     for (const e of rest) sentAt.set(e.event.eventId, maxStart);
     await producer.publishAll(rest);
-    await pipeline.waitUntilCaughtUp(admin, 600_000);
+    await caughtUp(600_000);
     const maxLatencies = [...latencies].sort((a, b) => a - b);
     const maxRate = Math.round(rest.length / ((lastScoreAt - maxStart) / 1000));
     await producer.disconnect();
-    await pipeline.stop();
+    await stopParts(children);
 
     // 3. The raw limit on the same raw topics.
     const raw = await decodeOnlyRate(
@@ -124,7 +191,8 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       events: events.length,
       offeredRate: rate,
       offeredSeconds: f(offeredSeconds),
-      pacedEvents: paced.length,
+      warmupEvents: warmupCount,
+      pacedEvents: pacedCount,
       pacedScored,
       pacedEventsPerSecond: pacedRate,
       pacedLatencyP50Ms: f(percentile(pacedLatencies, 0.5)),
@@ -137,8 +205,11 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       maxToRawRatio: Number((maxRate / Math.max(raw, 1)).toFixed(3)),
       goalP99MsAt5000: 50,
       warehouseSink: warehouse,
+      processes: groups.map((g) => g.join('+')),
     };
-    console.log(`offered load       ${rate} events/s for ${paced.length} events (${summary.offeredSeconds} s)`);
+    console.log(
+      `offered load       ${rate} events/s for ${pacedCount} events (${summary.offeredSeconds} s, after ${warmupCount} to warm up)`,
+    );
     console.log(
       `  event → score    p50 ${summary.pacedLatencyP50Ms} ms, p99 ${summary.pacedLatencyP99Ms} ms (${pacedScored} events scored; goal p99 ≤ 50 ms)`,
     );
@@ -149,7 +220,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     console.log(`decode-only        ${raw} events/s (raw topics, same run); ratio ${summary.maxToRawRatio}`);
     return summary;
   } finally {
-    await pipeline.stop().catch(() => undefined);
+    await stopParts(children);
     await run.dispose();
   }
 }

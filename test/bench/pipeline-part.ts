@@ -1,0 +1,56 @@
+/**
+ * One part of the pipeline in a process of its own, for `npm run bench -- pipeline` (forked with an IPC channel and the
+ * scratch run's settings as its environment): `pipeline-part.ts <part>[,<part>…]` with parts identity, features, sink.
+ *
+ * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
+ * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
+ * across processes). The parent sends `{ type: 'stop' }`; the part stops cleanly and exits.
+ */
+import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
+import { createClickHouse } from '../../processors/runtime/clickhouse.js';
+import { loadConfig } from '../../processors/runtime/config.js';
+import { createKafka } from '../../processors/runtime/kafka.js';
+import { EventSerde } from '../../processors/runtime/serde.js';
+import { topicCatalog } from '../../topics/catalog.js';
+
+export type PartMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'scores'; readonly atMs: number; readonly eventIds: readonly string[] }
+  | { readonly type: 'failed'; readonly error: string };
+
+const send = (message: PartMessage) => process.send?.(message);
+
+async function main(): Promise<void> {
+  const parts = (process.argv[2] ?? '').split(',') as PipelinePart[];
+  if (parts.length === 0 || !parts.every((p) => PIPELINE_PARTS.includes(p))) {
+    throw new Error(`usage: pipeline-part.ts <part>[,<part>…] (parts: ${PIPELINE_PARTS.join(', ')})`);
+  }
+  const config = loadConfig(process.env);
+  const clickhouse = createClickHouse(config);
+  const pipeline = new Pipeline({
+    config,
+    kafka: createKafka(config),
+    serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
+    topics: topicCatalog({ prefix: config.TOPIC_PREFIX }),
+    clickhouse,
+    parts,
+    onScores: (_scores, causes) => {
+      const atMs = performance.timeOrigin + performance.now();
+      send({ type: 'scores', atMs, eventIds: causes.flat() });
+    },
+  });
+  process.on('message', (message: { type?: string }) => {
+    if (message.type !== 'stop') return;
+    void pipeline
+      .stop()
+      .then(() => clickhouse.close())
+      .finally(() => process.exit(0));
+  });
+  await pipeline.start();
+  send({ type: 'ready' });
+}
+
+main().catch((err: unknown) => {
+  send({ type: 'failed', error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  process.exit(1);
+});
