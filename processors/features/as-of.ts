@@ -98,6 +98,38 @@ export async function customersWithPurchases(ch: ClickHouseClient, fromMs: numbe
   return customerList(ch, { kinds: 'purchases', minMs: fromMs, maxMs: toMs });
 }
 
+/** A customer's reference time on the day starting at dayMs: uniform over the day, stable across runs. */
+export function randomRefMs(customerId: string, dayMs: number): number {
+  let h = 0x811c9dc5; // FNV-1a over "<customer>|<day>"
+  for (const ch of `${customerId}|${dayMs}`) {
+    h ^= ch.charCodeAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return dayMs + (h % DAY_MS);
+}
+
+/** Each customer's purchase times (epoch ms, ascending) with fromMs ≤ t ≤ toMs: labels for per-customer reference times. */
+export async function purchaseTimes(
+  ch: ClickHouseClient,
+  fromMs: number,
+  toMs: number,
+): Promise<Map<string, number[]>> {
+  checkRefMs(fromMs);
+  checkRefMs(toMs);
+  const rs = await ch.query({
+    query: `SELECT customer_id, groupArray(t) AS times FROM (${resolvedEventsSql({ kinds: 'purchases', minMs: fromMs, maxMs: toMs })}) GROUP BY customer_id`,
+    format: 'JSONEachRow',
+  });
+  const out = new Map<string, number[]>();
+  for (const row of await rs.json<{ customer_id: string; times: (string | number)[] }>()) {
+    out.set(
+      row.customer_id,
+      row.times.map(Number).sort((a, b) => a - b),
+    );
+  }
+  return out;
+}
+
 /**
  * RFM cut points as of `asOfMs` over the customers with a purchase in the 90-day window (day hop) as of then, from
  * the same aggregates the features use, so a cut point and the feature it splits cannot disagree on a definition.

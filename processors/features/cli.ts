@@ -3,7 +3,7 @@
  *
  *   as-of <time> [--customers id1,id2] [--out file.csv]   features of every customer with an event at or before <time>
  *   as-of --pairs <file.csv> [--out file.csv]              features of (customer_id, ref_ms) pairs from a CSV
- *   training-set --from <date> --to <date> [--step-days 1] [--horizon-days 7] --out <file.csv>
+ *   training-set --from <date> --to <date> [--step-days 1] [--horizon-days 7] [--ref-times random|midnight] --out <file.csv>
  *   cutpoints --as-of <time> [--publish]                   compute, print and store RFM cut points (Redis too)
  *   snapshot --day <date>                                  write the feat_customer_rfm snapshot of one UTC day
  *
@@ -25,8 +25,9 @@ import {
   aggregatesAsOf,
   computeCutPoints,
   customersWithEventsBefore,
-  customersWithPurchases,
   pairKey,
+  purchaseTimes,
+  randomRefMs,
   type AsOfRequest,
 } from './as-of.js';
 import { cutPointsKey, publishCutPoints } from './cutpoints.js';
@@ -51,7 +52,8 @@ import { snapshotDay } from './snapshots.js';
 const USAGE = `usage:
   npm run features -- as-of <time> [--customers id1,id2] [--out file.csv]
   npm run features -- as-of --pairs <file.csv (customer_id,ref_ms)> [--out file.csv]
-  npm run features -- training-set --from <date> --to <date> [--step-days 1] [--horizon-days 7] --out <file.csv>
+  npm run features -- training-set --from <date> --to <date> [--step-days 1] [--horizon-days 7]
+                                   [--ref-times random|midnight] --out <file.csv>
   npm run features -- cutpoints --as-of <time> [--publish]
   npm run features -- snapshot --day <date>
 every command: [--database <name>]; a time is ISO-8601 with a zone, a date (UTC midnight) or epoch ms`;
@@ -284,11 +286,16 @@ async function readPairs(path: string): Promise<AsOfRequest[]> {
 }
 
 /**
- * One row per (customer, reference time r): r is every UTC midnight in [from, to) stepping step-days; the customers are
- * the identified ones with any event before r (whom the scorer scores); features are as of r − 1 ms (so "before r" and "t ≤ ref" agree) with cut points
- * computed as of the same instant (point in time, like everything else in the row); label = 1 when the customer has
- * a PURCHASE with r ≤ t < r + horizon. The ref_ms column holds r (what training/ splits and purges on: labels look at
- * [ref_ms, ref_ms + horizon)). One reference time at a time, so memory does not grow with the range.
+ * One row per (customer, reference time): for every UTC midnight d in [from, to) stepping step-days, the customers are
+ * the identified ones with any event before d (whom the scorer scores). The reference time r of a row is
+ * - `midnight`: d itself, for everyone;
+ * - `random` (default): d plus a per-customer offset within the day (a hash of customer and day, so reruns agree).
+ *   Live scores are taken at any time of day, right after events; a model that only saw midnights never learns what
+ *   the hours before a purchase look like.
+ * Features are as of r − 1 ms (so "before r" and "t ≤ ref" agree), label = 1 when the customer has a PURCHASE with
+ * r ≤ t < r + horizon, and the RFM cut points are those as of d − 1 ms (the population's, never later than any row's
+ * reference). The ref_ms column holds r (what training/ splits and purges on: labels look at [ref_ms, ref_ms +
+ * horizon)). One day at a time, so memory does not grow with the range.
  */
 function trainingSetCommand(args: readonly string[]): Command {
   const { values } = parseCommand(
@@ -298,6 +305,7 @@ function trainingSetCommand(args: readonly string[]): Command {
       to: { type: 'string' },
       'step-days': { type: 'string' },
       'horizon-days': { type: 'string' },
+      'ref-times': { type: 'string' },
       out: { type: 'string' },
     },
     0,
@@ -308,7 +316,14 @@ function trainingSetCommand(args: readonly string[]): Command {
   const stepMs = parsePositiveInt(values['step-days'], 1, '--step-days') * DAY_MS;
   const horizonMs = parsePositiveInt(values['horizon-days'], 7, '--horizon-days') * DAY_MS;
   const outPath = required(values.out, '--out');
-  return { database: values.database, run: (ch) => writeTrainingSet(ch, { fromMs, toMs, stepMs, horizonMs, outPath }) };
+  const refTimes = values['ref-times'] ?? 'random';
+  if (refTimes !== 'random' && refTimes !== 'midnight') {
+    throw usage(`--ref-times: random or midnight, got "${refTimes}"`);
+  }
+  return {
+    database: values.database,
+    run: (ch) => writeTrainingSet(ch, { fromMs, toMs, stepMs, horizonMs, outPath, refTimes }),
+  };
 }
 
 async function writeTrainingSet(
@@ -319,36 +334,47 @@ async function writeTrainingSet(
     stepMs,
     horizonMs,
     outPath,
+    refTimes,
   }: Record<'fromMs' | 'toMs' | 'stepMs' | 'horizonMs', number> & {
     outPath: string;
+    refTimes: 'random' | 'midnight';
   },
 ): Promise<void> {
   let positives = 0;
   const rows = await withCsv(outPath, [...FEATURE_HEADER, 'label'], async (out) => {
-    for (let r = fromMs; r < toMs; r += stepMs) {
-      const refMs = r - 1;
-      // Everyone the scorer would score: identified customers with any event before r (browsers too: their research
+    for (let d = fromMs; d < toMs; d += stepMs) {
+      // Everyone the scorer would score: identified customers with any event before d (browsers too: their research
       // before a first purchase is intent). An anonymous key is one guest order or session that cannot buy again
       // under that key, so it would only add trivial negatives (and nobody could target it).
-      const population = (await customersWithEventsBefore(ch, refMs)).filter((c) => !c.startsWith('anon:'));
-      const buyers = new Set(await customersWithPurchases(ch, r, r + horizonMs - 1));
-      const requests = population.map((customerId) => ({ customerId, refMs }));
-      const cuts = await pointInTimeCutPoints(ch, refMs, requests);
+      const population = (await customersWithEventsBefore(ch, d - 1)).filter((c) => !c.startsWith('anon:'));
+      const refOf = (customerId: string) => (refTimes === 'random' ? randomRefMs(customerId, d) : d);
+      const lastLabelMs = (refTimes === 'random' ? d + DAY_MS : d) + horizonMs - 1;
+      const purchases = await purchaseTimes(ch, d, lastLabelMs);
+      const requests = population.map((customerId) => ({ customerId, refMs: refOf(customerId) - 1 }));
+      const cuts = await pointInTimeCutPoints(
+        ch,
+        d - 1,
+        population.map((customerId) => ({ customerId, refMs: d - 1 })),
+      );
       let labelled = 0;
       for (let i = 0; i < requests.length; i += CHUNK_SIZE) {
         const chunk = requests.slice(i, i + CHUNK_SIZE);
-        const aggregates = cuts.aggregates ?? (await aggregatesAsOf(ch, chunk, { chunkSize: CHUNK_SIZE }));
-        for (const { customerId } of chunk) {
+        const aggregates =
+          refTimes === 'midnight' && cuts.aggregates
+            ? cuts.aggregates
+            : await aggregatesAsOf(ch, chunk, { chunkSize: CHUNK_SIZE });
+        for (const { customerId, refMs } of chunk) {
           const agg = aggregates.get(pairKey(customerId, refMs));
           if (!agg) continue; // merged away between the two queries: no longer a customer of its own
-          const label = buyers.has(customerId) ? 1 : 0;
+          const r = refMs + 1;
+          const label = (purchases.get(customerId) ?? []).some((t) => t >= r && t < r + horizonMs) ? 1 : 0;
           labelled += label;
           await out.row([...featureCells(customerId, finalizeFeatures(agg, cuts.cutPoints), r), label]);
         }
       }
       positives += labelled;
       console.error(
-        `${formatInstant(r)}: ${population.length} customers, ${labelled} positive; ${cuts.cutPoints.source}`,
+        `${formatInstant(d)}: ${population.length} customers (${refTimes} reference times), ${labelled} positive; ${cuts.cutPoints.source}`,
       );
     }
   });

@@ -117,7 +117,9 @@ export async function evaluateOnlineRetail(
     if (!modelVersion || options.train) {
       log(`training on the warehouse (events before ${iso(fromMs)}); current model: ${modelVersion ?? 'none'}`);
       // Asynchronously: the pipeline's consumers in this process must keep their heartbeats while training runs.
-      const child = spawn(process.execPath, ['training/train.mjs', '--to', iso(fromMs - HORIZON_MS)], {
+      // Midnight reference times: this evaluation reads the scores held at 00:00, so that is the moment to learn.
+      const args = ['training/train.mjs', '--to', iso(fromMs - HORIZON_MS), '--ref-times', 'midnight'];
+      const child = spawn(process.execPath, args, {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: { ...process.env, CLICKHOUSE_URL: config.CLICKHOUSE_URL, CLICKHOUSE_DATABASE: config.CLICKHOUSE_DATABASE },
       });

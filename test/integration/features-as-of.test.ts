@@ -15,6 +15,7 @@ import {
   customersWithPurchases,
   featuresAsOf,
   pairKey,
+  randomRefMs,
 } from '../../processors/features/as-of.js';
 import { cutPointsKey, loadCutPoints } from '../../processors/features/cutpoints.js';
 import { loadStoredCutPoints, storeCutPoints } from '../../processors/features/cutpoints-warehouse.js';
@@ -693,6 +694,8 @@ describe('npm run features', () => {
       to,
       '--horizon-days',
       '1',
+      '--ref-times',
+      'midnight',
       '--out',
       out,
     ]);
@@ -709,6 +712,43 @@ describe('npm run features', () => {
       ['g-alice', DAY_START, '1'],
       ['g-bob', DAY_START, '0'],
     ]);
+  });
+
+  it('training-set with random reference times: features before its own time, label after it', async () => {
+    const out = join(dir, 'training-random.csv');
+    const days = [DAY_START - 2 * DAY_MS, DAY_START - DAY_MS, DAY_START];
+    const { code, stderr } = await cli([
+      'training-set',
+      '--from',
+      isoDate(days[0]!),
+      '--to',
+      isoDate(DAY_START + DAY_MS),
+      '--horizon-days',
+      '1',
+      '--out',
+      out,
+    ]);
+    expect(code, stderr).toBe(0);
+    const [header, ...rows] = csv(await readFile(out, 'utf8'));
+    const col = (row: readonly string[], name: string) => row[header!.indexOf(name)];
+    // Alice's purchases (transactions of kind PURCHASE, whatever platform account), from the data set above.
+    const alicePurchases = ALICE_TX.filter((tx) => (tx.kind ?? 'PURCHASE') === 'PURCHASE').map((tx) => tx.t);
+    expect(rows.map((r) => r[0])).toEqual(['g-alice', 'g-bob', 'g-alice', 'g-bob', 'g-alice', 'g-bob']);
+    const refs = rows.map((r) => Number(r[1]));
+    rows.forEach((row, i) => {
+      const day = days[Math.floor(i / 2)]!;
+      const ref = refs[i]!;
+      expect(ref).toBe(randomRefMs(row[0]!, day));
+      expect(ref).toBeGreaterThanOrEqual(day);
+      expect(ref).toBeLessThan(day + DAY_MS);
+      expect(Number(col(row, 'feature_time_ms'))).toBeLessThan(ref);
+      if (row[0] !== 'g-alice') return;
+      const label = alicePurchases.some((t) => t >= ref && t < ref + DAY_MS) ? '1' : '0';
+      expect(row.at(-1), `label of g-alice at ${new Date(ref).toISOString()}`).toBe(label);
+      expect(col(row, 'orders_lifetime')).toBe(String(alicePurchases.filter((t) => t < ref).length));
+    });
+    // Not everyone at midnight: the two customers of a day get different times.
+    expect(new Set(refs).size).toBe(refs.length);
   });
 
   it('cutpoints stores and publishes; snapshot writes a day', async () => {

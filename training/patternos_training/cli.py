@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--to", dest="to_date", help="end of the reference dates, YYYY-MM-DD, exclusive")
     source.add_argument("--step-days", type=int, default=1, help="days between reference dates (default 1)")
     source.add_argument("--horizon-days", type=int, default=7, help="label horizon in days (default 7)")
+    source.add_argument(
+        "--ref-times",
+        choices=("random", "midnight"),
+        default="random",
+        help="reference time of each row within its day: random per customer (default; live scores are taken at any "
+        "time) or midnight (for evaluations that score at 00:00)",
+    )
     source.add_argument("--keep-csv", type=Path, help="also keep the CSV built from the warehouse at this path")
     t.add_argument("--validation-fraction", type=float, default=0.2, help="share of reference times (default 0.2)")
     t.add_argument("--test-fraction", type=float, default=0.2, help="newest share of reference times (default 0.2)")
@@ -116,10 +123,16 @@ def _source(args: argparse.Namespace, work: Path) -> Source:
         )
     if window.end <= window.start:
         raise DataError(f"--to {window.end} must be after --from {window.start} (--to is exclusive)")
-    log(f"reference dates {window.describe()} every {args.step_days} day(s), horizon {args.horizon_days} days")
+    log(
+        f"reference dates {window.describe()} every {args.step_days} day(s) at {args.ref_times} times, "
+        f"horizon {args.horizon_days} days"
+    )
     out = args.keep_csv or work / "training-set.csv"
-    build_training_set(window, args.step_days, args.horizon_days, out)
-    flags = f"--from {window.start} --to {window.end} --step-days {args.step_days} --horizon-days {args.horizon_days}"
+    build_training_set(window, args.step_days, args.horizon_days, out, args.ref_times)
+    flags = (
+        f"--from {window.start} --to {window.end} --step-days {args.step_days} --horizon-days {args.horizon_days} "
+        f"--ref-times {args.ref_times}"
+    )
     return Source(
         out,
         f"ClickHouse {ClickHouseConfig.from_env().describe()}: npm run features -- training-set {flags}",

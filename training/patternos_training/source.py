@@ -64,7 +64,7 @@ def warehouse_window(clickhouse: ClickHouse, horizon_days: int, warmup_days: int
     return Window(start, end)
 
 
-def build_training_set(window: Window, step_days: int, horizon_days: int, out: Path) -> None:
+def build_training_set(window: Window, step_days: int, horizon_days: int, out: Path, ref_times: str = "random") -> None:
     """Runs the features CLI; its progress goes to stderr so this process's stdout stays machine-readable."""
     command = [
         "npm",
@@ -81,6 +81,8 @@ def build_training_set(window: Window, step_days: int, horizon_days: int, out: P
         str(step_days),
         "--horizon-days",
         str(horizon_days),
+        "--ref-times",
+        ref_times,
         "--out",
         str(out),
     ]
