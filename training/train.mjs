@@ -1,11 +1,12 @@
 // `npm run train -- <args>`: makes sure the training venv is current (training/setup.mjs), then runs
 // `python -m patternos_training train <args>` from the repo root. `npm run train -- status` and
-// `npm run train -- promote <version> --reason <text>` reach the package's other subcommands.
+// `npm run train -- promote <version> --reason <text>` reach the package's other subcommands, and
+// `npm run train -- ceiling <online_retail.csv.gz>` estimates what Online Retail allows (patternos_training/ceiling.py).
 import { spawnSync } from 'node:child_process';
 import { delimiter } from 'node:path';
 import { ensureTrainingVenv, REPO_ROOT, TRAINING_DIR } from './setup.mjs';
 
-const SUBCOMMANDS = new Set(['train', 'status', 'promote']);
+const SUBCOMMANDS = new Set(['train', 'status', 'promote', 'ceiling']);
 
 let python;
 try {

@@ -222,6 +222,11 @@ COMMANDS = {"train": cmd_train, "status": cmd_status, "promote": cmd_promote}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ceiling"]:
+        from .ceiling import main as ceiling
+
+        return ceiling(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
