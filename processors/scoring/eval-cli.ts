@@ -14,9 +14,14 @@
  * With no current model in MODEL_DIR (or with --train) it first trains one (`npm run train`) on the warehouse holding
  * only the events before --from, with reference dates ending 7 days before --from so no label looks past it; the
  * promotion gate then decides whether it replaces the current one.
+ *
+ * `npm run eval -- generated [--customers N] [--days N] [--transactions N] [--seed N]`: see {@link evaluateGenerated}.
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
@@ -24,14 +29,23 @@ import type { IntentScore, Transaction } from '../../schemas/generated/types.js'
 import { DAY_MS } from '../features/definitions.js';
 import { Pipeline } from '../pipeline.js';
 import { openScratchRun } from '../scratch-run.js';
-import { PlatformProducer } from '../producers/platform-producer.js';
+import { generateSample } from '../producers/generate.js';
+import { PlatformProducer, type PlatformEvent } from '../producers/platform-producer.js';
 import { csvRecords, ONLINE_RETAIL_PLATFORM, onlineRetailTransactions } from '../producers/replay.js';
+import type { Config } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { prAuc, quintileScores, rocAuc } from './metrics.js';
 import { currentVersion } from './model.js';
 
-const USAGE =
-  'usage: npm run eval -- online-retail <file.csv.gz> --from YYYY-MM-DD --to YYYY-MM-DD --out <scores.csv> [--train]';
+const USAGE = `usage: npm run eval -- online-retail <file.csv.gz> --from YYYY-MM-DD --to YYYY-MM-DD --out <scores.csv> [--train]
+       npm run eval -- generated [--customers 4000] [--days 300] [--transactions 36000] [--seed 7]`;
+
+function positiveInt(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new AppError('USAGE', `--${name} must be a positive integer\n${USAGE}`);
+  return n;
+}
 const HORIZON_MS = 7 * DAY_MS;
 
 function day(value: string | undefined, name: string): number {
@@ -116,18 +130,8 @@ export async function evaluateOnlineRetail(
     let modelVersion = await currentVersion(config.MODEL_DIR);
     if (!modelVersion || options.train) {
       log(`training on the warehouse (events before ${iso(fromMs)}); current model: ${modelVersion ?? 'none'}`);
-      // Asynchronously: the pipeline's consumers in this process must keep their heartbeats while training runs.
       // Midnight reference times: this evaluation reads the scores held at 00:00, so that is the moment to learn.
-      const args = ['training/train.mjs', '--to', iso(fromMs - HORIZON_MS), '--ref-times', 'midnight'];
-      const child = spawn(process.execPath, args, {
-        stdio: ['ignore', 'inherit', 'inherit'],
-        env: { ...process.env, CLICKHOUSE_URL: config.CLICKHOUSE_URL, CLICKHOUSE_DATABASE: config.CLICKHOUSE_DATABASE },
-      });
-      const status = await new Promise<number | null>((resolve, reject) => {
-        child.once('error', reject);
-        child.once('exit', resolve);
-      });
-      if (status !== 0) throw new Error(`training failed (exit ${String(status)})`);
+      await runTraining(['--to', iso(fromMs - HORIZON_MS), '--ref-times', 'midnight'], config);
       await pipeline.models.check();
       modelVersion = pipeline.models.current?.version ?? null;
       if (!modelVersion) throw new Error('training promoted no model: see its report above');
@@ -229,13 +233,147 @@ export async function evaluateOnlineRetail(
   }
 }
 
+/**
+ * `npm run train -- <args>` against the run's warehouse, asynchronously (a pipeline's consumers in this process must
+ * keep their heartbeats while it trains). Its report goes to stderr; resolves with its final JSON line.
+ */
+async function runTraining(
+  args: readonly string[],
+  config: Config,
+  env: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, ['training/train.mjs', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      CLICKHOUSE_URL: config.CLICKHOUSE_URL,
+      CLICKHOUSE_DATABASE: config.CLICKHOUSE_DATABASE,
+      ...env,
+    },
+  });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    process.stderr.write(chunk);
+  });
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  if (status !== 0) throw new Error(`training failed (exit ${String(status)})`);
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(last) as Record<string, unknown>;
+  } catch {
+    throw new Error(`training printed no JSON summary (last line: ${last.slice(0, 200)})`);
+  }
+}
+
+export interface GeneratedEvaluationOptions {
+  readonly seed: number;
+  readonly customers: number;
+  readonly days: number;
+  readonly transactions: number;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * The seed's check on generated data: a sample of `customers` persons over `days` days goes through the real pipeline
+ * (resolver, features, sink) into a scratch warehouse, and `npm run train` builds its point-in-time training set from
+ * there and trains into a scratch model directory (the deployment's models are not touched). Returns the test-split
+ * figures of both models.
+ */
+export async function evaluateGenerated(options: GeneratedEvaluationOptions): Promise<EvaluationSummary> {
+  const log =
+    options.log ??
+    ((line: string) => {
+      console.error(line);
+    });
+  const run = await openScratchRun('eval-generated', { warehouse: true, env: { FEATURES_SNAPSHOT_PERIOD_DAYS: '0' } });
+  const { config, kafka, admin, serde, topics, clickhouse } = run;
+  const modelsDir = await mkdtemp(join(tmpdir(), 'patternos-eval-models-'));
+  const pipeline = new Pipeline({ config, kafka, serde, topics, clickhouse, scoring: false });
+  const started = Date.now();
+  try {
+    const sample = generateSample({
+      seed: options.seed,
+      customers: options.customers,
+      days: options.days,
+      targetTransactions: options.transactions,
+      salt: config.IDENTITY_HASH_SALT.reveal(),
+    });
+    const events: PlatformEvent[] = [
+      ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
+      ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
+    ].sort((a, b) => a.event.eventTimeMs - b.event.eventTimeMs);
+    log(`generated ${events.length} events (${sample.transactions.length} transactions), seed ${options.seed}`);
+    await pipeline.start();
+    const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
+    await producer.publishAll(events);
+    await producer.disconnect();
+    await pipeline.waitUntilCaughtUp(admin, 3_600_000);
+    await pipeline.stop();
+    log(`replayed through the pipeline in ${((Date.now() - started) / 1000).toFixed(1)} s; training`);
+    const report = await runTraining(['--step-days', '2', '--models-dir', modelsDir], config);
+    const models = report['models'] as Record<string, { test: { roc_auc: number; pr_auc: number } }> | undefined;
+    const figure = (name: string, key: 'roc_auc' | 'pr_auc') => {
+      const v = models?.[name]?.test[key];
+      return v === undefined ? null : Number(v.toFixed(4));
+    };
+    return {
+      evaluation: 'generated',
+      seed: options.seed,
+      customers: options.customers,
+      days: options.days,
+      events: events.length,
+      transactions: sample.transactions.length,
+      selected: report['selected'] ?? null,
+      lightgbmRocAuc: figure('lightgbm', 'roc_auc'),
+      lightgbmPrAuc: figure('lightgbm', 'pr_auc'),
+      xgboostRocAuc: figure('xgboost', 'roc_auc'),
+      xgboostPrAuc: figure('xgboost', 'pr_auc'),
+      targetRocAuc: 0.8,
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
+  } finally {
+    await pipeline.stop().catch(() => undefined);
+    await rm(modelsDir, { recursive: true, force: true });
+    await run.dispose();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { from: { type: 'string' }, to: { type: 'string' }, out: { type: 'string' }, train: { type: 'boolean' } },
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
+      train: { type: 'boolean' },
+      seed: { type: 'string' },
+      customers: { type: 'string' },
+      days: { type: 'string' },
+      transactions: { type: 'string' },
+    },
     allowPositionals: true,
   });
   const [dataset, file] = positionals;
+  if (dataset === 'generated') {
+    const summary = await evaluateGenerated({
+      seed: positiveInt(values.seed, 7, 'seed'),
+      customers: positiveInt(values.customers, 4_000, 'customers'),
+      days: positiveInt(values.days, 300, 'days'),
+      transactions: positiveInt(values.transactions, 36_000, 'transactions'),
+    });
+    console.log(
+      `lightgbm  test ROC-AUC ${String(summary['lightgbmRocAuc'])}  PR-AUC ${String(summary['lightgbmPrAuc'])}`,
+    );
+    console.log(
+      `xgboost   test ROC-AUC ${String(summary['xgboostRocAuc'])}  PR-AUC ${String(summary['xgboostPrAuc'])}`,
+    );
+    console.log(JSON.stringify(summary));
+    return 0;
+  }
   if (dataset !== 'online-retail' || !file || !values.out) throw new AppError('USAGE', USAGE);
   const summary = await evaluateOnlineRetail(file, day(values.from, 'from'), day(values.to, 'to'), values.out, {
     train: values.train === true,
