@@ -294,6 +294,7 @@ export async function evaluateGenerated(options: GeneratedEvaluationOptions): Pr
   const modelsDir = await mkdtemp(join(tmpdir(), 'patternos-eval-models-'));
   const pipeline = new Pipeline({ config, kafka, serde, topics, clickhouse, scoring: false });
   const started = Date.now();
+  let running = false;
   try {
     const sample = generateSample({
       seed: options.seed,
@@ -307,12 +308,14 @@ export async function evaluateGenerated(options: GeneratedEvaluationOptions): Pr
       ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
     ].sort((a, b) => a.event.eventTimeMs - b.event.eventTimeMs);
     log(`generated ${events.length} events (${sample.transactions.length} transactions), seed ${options.seed}`);
+    running = true;
     await pipeline.start();
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
     await producer.publishAll(events);
     await producer.disconnect();
     await pipeline.waitUntilCaughtUp(admin, 3_600_000);
-    await pipeline.stop();
+    running = false;
+    await pipeline.stop(); // the replay is done; training reads the warehouse only
     log(`replayed through the pipeline in ${((Date.now() - started) / 1000).toFixed(1)} s; training`);
     const report = await runTraining(['--step-days', '2', '--models-dir', modelsDir], config);
     const models = report['models'] as Record<string, { test: { roc_auc: number; pr_auc: number } }> | undefined;
@@ -336,7 +339,7 @@ export async function evaluateGenerated(options: GeneratedEvaluationOptions): Pr
       seconds: Math.round((Date.now() - started) / 1000),
     };
   } finally {
-    await pipeline.stop().catch(() => undefined);
+    if (running) await pipeline.stop().catch(() => undefined);
     await rm(modelsDir, { recursive: true, force: true });
     await run.dispose();
   }
