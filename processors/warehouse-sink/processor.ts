@@ -74,6 +74,8 @@ export class WarehouseSink {
   private lock: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Batches being worked on: stop() lets them finish before the final flush. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly deps: WarehouseSinkDeps) {
     const { topics, config } = deps;
@@ -129,7 +131,15 @@ export class WarehouseSink {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatch: async (payload) => {
+        const work = this.onBatch(payload);
+        this.inFlight.add(work);
+        try {
+          await work;
+        } finally {
+          this.inFlight.delete(work);
+        }
+      },
     });
     const tick = Math.max(50, Math.floor(this.deps.config.SINK_MAX_WAIT_MS / 2));
     this.timer = setInterval(() => {
@@ -146,7 +156,14 @@ export class WarehouseSink {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.consumer.stop();
+    // Stop fetching but stay in the group until the last rows are inserted and their offsets committed: a consumer
+    // that has left cannot commit, and everything it inserted would be read and inserted again on restart.
+    try {
+      this.consumer.pause([...this.routes.keys()].map((topic) => ({ topic })));
+    } catch {
+      // never started (or already gone): nothing fetched that a commit could cover
+    }
+    await Promise.allSettled([...this.inFlight]);
     await this.flush().catch((err: unknown) => {
       this.deps.log.warn('final flush failed; the rows will be re-read on restart', { error: describeError(err) });
     });

@@ -4,6 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { KafkaMessage } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runNamedQuery, listNamedQueries } from '../../clickhouse/queries.js';
+import { groupLag } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
@@ -132,6 +133,37 @@ describe('warehouse sink', () => {
     });
     expect(await allNamedQueryResults()).toEqual(before);
     await producer.disconnect();
+  });
+
+  it('stop inserts what it buffered and commits it, so a restart reads nothing again', async () => {
+    // Its own topics, and rows that stay buffered until stop: no time or size limit is reached before it.
+    const c = await createTestContext({
+      topics: true,
+      warehouse: true,
+      env: { SINK_MAX_WAIT_MS: '600000', SINK_MAX_ROWS: '1000000' },
+    });
+    try {
+      const sample = generateSample({ seed: 3, customers: 20, targetTransactions: 40, salt: 'test-salt-123' });
+      const producer = await PlatformProducer.connect(c.config, { kafka: c.kafka, serde: c.serde, topics: c.topics });
+      await Promise.all([
+        ...sample.transactions.map((t) => producer.sendTransaction(t)),
+        ...sample.behaviors.map((b) => producer.sendBehavior(b)),
+      ]);
+      await producer.disconnect();
+      const groupId = `${c.config.TOPIC_PREFIX}sink-stop`;
+      const { sink, metrics } = await startWarehouseSink(c, { groupId });
+      const read = async () =>
+        (await metrics.records.get()).values.reduce((n, v) => n + (v.labels.outcome === 'ok' ? v.value : 0), 0);
+      const total = sample.transactions.length + sample.behaviors.length;
+      await waitFor(read, (n) => n >= total, { what: `all ${total} records read` });
+      expect(await count('SELECT count() AS n FROM fact_event FINAL', c)).toBe(0); // buffered, not yet inserted
+      await sink.stop();
+      expect(await count('SELECT count() AS n FROM fact_event FINAL', c)).toBe(sample.behaviors.length);
+      expect(await count('SELECT count() AS n FROM fact_transaction FINAL', c)).toBe(sample.transactions.length);
+      expect(await groupLag(c.admin, groupId, [c.topics.transactionsRaw, c.topics.clicksRaw])).toBe(0);
+    } finally {
+      await c.close();
+    }
   });
 
   it('dead-letters bad records with their reason and source while every good record arrives', async () => {
