@@ -163,11 +163,6 @@ export class Pipeline {
     this.redis.disconnect();
   }
 
-  /** Records this process's parts still have to read; 0 when everything published so far is processed. */
-  lag(admin: Admin): Promise<number> {
-    return pipelineLag(admin, this.deps);
-  }
-
   /** See {@link waitUntilCaughtUp}. */
   waitUntilCaughtUp(admin: Admin, timeoutMs = 300_000): Promise<void> {
     return waitUntilCaughtUp(admin, this.deps, timeoutMs);
@@ -177,7 +172,7 @@ export class Pipeline {
 type LagScope = Pick<PipelineDeps, 'config' | 'topics' | 'parts' | 'warehouse'>;
 
 /** Records the parts' consumer groups still have to read (wherever those parts run). */
-export async function pipelineLag(admin: Admin, scope: LagScope): Promise<number> {
+async function pipelineLag(admin: Admin, scope: LagScope): Promise<number> {
   const { topics, config } = scope;
   const parts = partsOf(scope);
   const p = config.TOPIC_PREFIX;
