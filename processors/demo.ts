@@ -11,7 +11,7 @@ import { migrate } from '../clickhouse/migrate.js';
 import { runNamedQuery } from '../clickhouse/queries.js';
 import { ensureStack } from '../test/stack/stack.js';
 import { applyTopics } from '../topics/apply.js';
-import { topicCatalog } from '../topics/catalog.js';
+import { topicCatalogOf } from '../topics/catalog.js';
 import { IdentityGraph } from './identity/graph-store.js';
 import { pairwiseMetrics } from './identity/resolve-offline.js';
 import { generateSample } from './producers/generate.js';
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   done = step('topics');
   const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-demo`);
   const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
-  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR });
+  const topics = topicCatalogOf(config);
   const admin = kafka.admin();
   await admin.connect();
   const plan = await applyTopics(admin, topics.all, { serde });

@@ -11,7 +11,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { migrate } from '../clickhouse/migrate.js';
 import { ensureStack, type StackEndpoints } from '../test/stack/stack.js';
 import { applyTopics } from '../topics/apply.js';
-import { topicCatalog, type TopicCatalog } from '../topics/catalog.js';
+import { topicCatalogOf, type TopicCatalog } from '../topics/catalog.js';
 import { deleteKeysByPattern } from './runtime/bench-tools.js';
 import { createClickHouse } from './runtime/clickhouse.js';
 import { loadConfig, type Config } from './runtime/config.js';
@@ -72,7 +72,7 @@ export async function openScratchRun(name: string, options: ScratchRunOptions = 
   const admin = kafka.admin();
   await admin.connect();
   const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
-  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
+  const topics = topicCatalogOf(config);
   const applied = options.topics ?? true;
   if (applied) await applyTopics(admin, topics.all, { serde });
   if (options.warehouse) await migrate(createClickHouse(config, { database: null }), config.CLICKHOUSE_DATABASE);

@@ -10,6 +10,7 @@ export const schemaFiles = {
   identityMergeRejection: 'identity-merge-rejection.avsc',
   intentScore: 'intent-score.avsc',
   deadLetter: 'dead-letter.avsc',
+  featureHandoff: 'feature-handoff.avsc',
 } as const;
 
 export type SchemaName = keyof typeof schemaFiles;

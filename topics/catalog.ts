@@ -28,7 +28,8 @@ export type TopicId =
   | 'identityLinks'
   | 'identityMerges'
   | 'identityMergeRejections'
-  | 'customerScores';
+  | 'customerScores'
+  | 'featureHandoff';
 
 export type TopicCatalog = Readonly<Record<TopicId, TopicSpec>> & {
   /** Every topic including the dead-letter topics, in apply order. */
@@ -40,6 +41,25 @@ export interface CatalogOptions {
   readonly prefix?: string;
   /** @default 1 (the single-node local stack) */
   readonly replicationFactor?: number;
+  /**
+   * Partitions of every keyed topic (dead-letter topics keep 1). The customer-keyed topics are co-partitioned: a
+   * customer's transactions, clicks, merges and hand-offs share one partition number, so one instance owns its state.
+   * @default 3
+   */
+  readonly partitions?: number;
+}
+
+/** The catalog a deployment's config describes (structural, so topics/ does not depend on the processors' config). */
+export function topicCatalogOf(config: {
+  readonly TOPIC_PREFIX: string;
+  readonly KAFKA_REPLICATION_FACTOR: number;
+  readonly KAFKA_PARTITIONS: number;
+}): TopicCatalog {
+  return topicCatalog({
+    prefix: config.TOPIC_PREFIX,
+    replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+    partitions: config.KAFKA_PARTITIONS,
+  });
 }
 
 /**
@@ -49,11 +69,13 @@ export interface CatalogOptions {
 export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
   const prefix = options.prefix ?? '';
   const replicationFactor = options.replicationFactor ?? 1;
+  const partitions = options.partitions ?? 3;
+  if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be >= 1: ${partitions}`);
   const raw = 'platform identity: <platform>:<platformCustomerId>, or <platform>:anon:<orderId|sessionId|deviceId>';
   const specs: Record<TopicId, Omit<TopicSpec, 'replicationFactor' | 'name'> & { name: string }> = {
     transactionsRaw: {
       name: 'transactions.raw.v1',
-      partitions: 3,
+      partitions,
       retentionMs: 30 * DAY_MS,
       cleanupPolicy: 'delete',
       key: raw,
@@ -63,7 +85,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     },
     clicksRaw: {
       name: 'clicks.raw.v1',
-      partitions: 3,
+      partitions,
       retentionMs: 14 * DAY_MS,
       cleanupPolicy: 'delete',
       key: raw,
@@ -73,7 +95,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     },
     customerTransactions: {
       name: 'customer.transactions.v1',
-      partitions: 3,
+      partitions,
       retentionMs: 30 * DAY_MS,
       cleanupPolicy: 'delete',
       key: 'global customer id',
@@ -83,7 +105,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     },
     customerClicks: {
       name: 'customer.clicks.v1',
-      partitions: 3,
+      partitions,
       retentionMs: 14 * DAY_MS,
       cleanupPolicy: 'delete',
       key: 'global customer id',
@@ -93,7 +115,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     },
     identityLinks: {
       name: 'identity.links.v1',
-      partitions: 3,
+      partitions,
       retentionMs: -1,
       cleanupPolicy: 'compact',
       key: 'platform identity: <platform>:<platformCustomerId>',
@@ -102,17 +124,17 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     },
     identityMerges: {
       name: 'identity.merges.v1',
-      partitions: 3,
+      partitions,
       retentionMs: -1, // downstream state rebuilt from scratch must see every merge
       cleanupPolicy: 'delete',
-      key: 'surviving global customer id',
+      key: 'merged-away global customer id (its owner hands the state on to the survivor)',
       schema: 'identityMerge',
       deadLetterTopic: 'identity.merges.v1.dlq',
       doc: 'Two global customers found to be one person',
     },
     identityMergeRejections: {
       name: 'identity.merge-rejections.v1',
-      partitions: 3,
+      partitions,
       retentionMs: 90 * DAY_MS,
       cleanupPolicy: 'delete',
       key: 'platform identity being resolved',
@@ -121,12 +143,22 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     },
     customerScores: {
       name: 'customer.scores.v1',
-      partitions: 3,
+      partitions,
       retentionMs: -1,
       cleanupPolicy: 'compact',
       key: 'global customer id',
       schema: 'intentScore',
       doc: 'Latest intent score per customer',
+    },
+    featureHandoff: {
+      name: 'features.handoff.v1',
+      partitions, // co-partitioned with customer.transactions.v1, customer.clicks.v1 and identity.merges.v1
+      retentionMs: 7 * DAY_MS,
+      cleanupPolicy: 'delete',
+      key: 'global customer id that absorbs the payload (the survivor)',
+      schema: 'featureHandoff',
+      deadLetterTopic: 'features.handoff.v1.dlq',
+      doc: "Feature processor's internal repartition topic: merged-away customers' state and in-flight events, to the survivor's partition",
     },
   };
   const withPrefix = (name: string) => `${prefix}${name}`;

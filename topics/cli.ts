@@ -3,12 +3,12 @@ import { loadConfig } from '../processors/runtime/config.js';
 import { createKafka } from '../processors/runtime/kafka.js';
 import { EventSerde } from '../processors/runtime/serde.js';
 import { applyTopics } from './apply.js';
-import { topicCatalog } from './catalog.js';
+import { topicCatalogOf } from './catalog.js';
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'list', ...rest] = argv;
   const config = loadConfig();
-  const catalog = topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR });
+  const catalog = topicCatalogOf(config);
   if (command === 'list') {
     for (const t of catalog.all) {
       console.log(

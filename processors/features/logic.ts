@@ -54,8 +54,8 @@ export interface FoldResult {
 }
 
 /**
- * Folds a customer's records (in offset order per source) into `state` (mutated). A record at or below its source's
- * watermark was applied before (a redelivery) and changes nothing. A record older than the newest event of its stream
+ * Folds a customer's records (in offset order per source and stream) into `state` (mutated). A record at or below its
+ * source's and stream's watermark was applied before (a redelivery) and changes nothing. A record older than the newest event of its stream
  * minus `graceMs` is counted as late and not applied; everything else is applied exactly, whatever its order.
  */
 export function foldEvents(state: FeatureState, records: readonly SourcedEvent[], graceMs: number): FoldResult {
@@ -64,11 +64,14 @@ export function foldEvents(state: FeatureState, records: readonly SourcedEvent[]
   let late = 0;
   const lateness: number[] = [];
   for (const r of records) {
-    if (r.offset <= (state.wm[r.source] ?? -1)) {
+    // Per source partition *and* published key: only one key's records are guaranteed to arrive in offset order (a
+    // merged-away id's records are folded as their own group, possibly after the survivor's higher offsets).
+    const mark = `${r.source}|${r.stream}`;
+    if (r.offset <= (state.wm[mark] ?? -1)) {
       duplicates++;
       continue;
     }
-    state.wm[r.source] = r.offset;
+    state.wm[mark] = r.offset;
     const newest = state.lt[r.stream];
     if (newest !== undefined && r.event.timeMs < newest - graceMs) {
       state.late++;

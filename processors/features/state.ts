@@ -67,7 +67,10 @@ export interface FeatureState {
    * new session inside the window.
    */
   st?: Record<string, number>;
-  /** Idempotency watermarks: highest input offset applied, per `<topic>:<partition>`. */
+  /**
+   * Idempotency watermarks: highest input offset applied, per `<topic>:<partition>|<stream>` (logic.ts SourcedEvent):
+   * within a partition only one published key's records are in offset order, so the key is part of the watermark.
+   */
   wm: Record<string, number>;
   /** Newest event time per input stream (`<t|c>|<key>`, see logic.ts): lateness is judged within each stream. */
   lt: Record<string, number>;

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { ensureStack } from '../../test/stack/stack.js';
 import { applyTopics } from '../../topics/apply.js';
-import { topicCatalog } from '../../topics/catalog.js';
+import { topicCatalogOf } from '../../topics/catalog.js';
 import type { BehaviorEvent } from '../../schemas/generated/types.js';
 import { PlatformProducer } from '../producers/platform-producer.js';
 import { csvRecords, febrlEvents, platformFromFileName, type CsvRecord } from '../producers/replay.js';
@@ -111,7 +111,7 @@ export async function evaluateFiles(
 
   const kafka = createKafka(config, `identity-eval-${id}`);
   const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
-  const topics = topicCatalog({ prefix: config.TOPIC_PREFIX });
+  const topics = topicCatalogOf(config);
   const admin = kafka.admin();
   await admin.connect();
   const redis = new Redis(config.REDIS_URL);

@@ -1,7 +1,7 @@
 /** Entrypoint: `npm run start:identity-resolver`. Runs until SIGTERM/SIGINT. */
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { topicCatalog } from '../../topics/catalog.js';
+import { topicCatalogOf } from '../../topics/catalog.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
 import { createLogger } from '../runtime/log.js';
@@ -22,7 +22,7 @@ const resolver = new IdentityResolver({
   serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
   graph: IdentityGraph.open(redis, { prefix: config.TOPIC_PREFIX, maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE }),
   model: loadModel(JSON.parse(readFileSync(config.IDENTITY_MODEL_PATH, 'utf8'))),
-  topics: topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR }),
+  topics: topicCatalogOf(config),
   log,
   metrics,
 });

@@ -255,8 +255,9 @@ export class IdentityResolver {
     }
     const merges: Message[] = [];
     for (const entry of pending) {
+      // Keyed by the merged-away id: the merge lands on that customer's partition, whose owner hands its state on.
       merges.push({
-        key: entry.survivorId,
+        key: entry.mergedId,
         value: await this.deps.serde.encode(this.deps.topics.identityMerges, mergeEvent(entry)),
       });
     }

@@ -6,7 +6,7 @@
 import type { Kafka, Message, Producer } from 'kafkajs';
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { behaviorKey, behaviorProblems, transactionKey, transactionProblems } from '../../schemas/rules.js';
-import { topicCatalog, type TopicCatalog, type TopicSpec } from '../../topics/catalog.js';
+import { topicCatalogOf, type TopicCatalog, type TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { AppError } from '../runtime/errors.js';
 import { createIdempotentProducer, createKafka } from '../runtime/kafka.js';
@@ -73,7 +73,7 @@ export class PlatformProducer {
   static async connect(config: Config, options: PlatformProducerOptions = {}): Promise<PlatformProducer> {
     const topics =
       options.topics ??
-      topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR });
+      topicCatalogOf(config);
     const serde = options.serde ?? EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
     await serde.register(topics.transactionsRaw);
     await serde.register(topics.clicksRaw);

@@ -31,6 +31,11 @@ export const configSchema = z.object({
   KAFKA_CLIENT_ID: z.string().min(1).default('patternos'),
   /** Replication factor used by `npm run topics -- apply`; 1 for the single-node local stack, 3 in production. */
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(7).default(1),
+  /**
+   * Partitions of every keyed topic (`npm run topics -- apply`): the unit of scale-out, since each partition's customers
+   * are owned by one instance. Part of the topics' contract: raise it before first use (or migrate).
+   */
+  KAFKA_PARTITIONS: z.coerce.number().int().min(1).max(1_024).default(3),
   SCHEMA_REGISTRY_URL: z.url().default('http://127.0.0.1:18081/apis/ccompat/v7'),
   REDIS_URL: z.string().default('redis://127.0.0.1:16379'),
   CLICKHOUSE_URL: z.url().default('http://127.0.0.1:18123'),

@@ -1,5 +1,5 @@
 /** Entrypoint: `npm run start:warehouse-sink`. Runs until SIGTERM/SIGINT, then flushes and exits. */
-import { topicCatalog } from '../../topics/catalog.js';
+import { topicCatalogOf } from '../../topics/catalog.js';
 import { createClickHouse } from '../runtime/clickhouse.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
@@ -18,7 +18,7 @@ const sink = new WarehouseSink({
   kafka: createKafka(config, `${config.KAFKA_CLIENT_ID}-${PROCESSOR}`),
   serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
   clickhouse,
-  topics: topicCatalog({ prefix: config.TOPIC_PREFIX, replicationFactor: config.KAFKA_REPLICATION_FACTOR }),
+  topics: topicCatalogOf(config),
   log,
   metrics,
 });

@@ -106,7 +106,7 @@ export interface IdentityLink {
 export const MappingMethodValues = ['NEW', 'PLATFORM_ID', 'EMAIL_HASH', 'PHONE_HASH', 'PROBABILISTIC', 'MERGE'] as const;
 export type MappingMethod = (typeof MappingMethodValues)[number];
 
-/** Two global customers are one person. Keyed by survivorId so downstream state follows the survivor. */
+/** Two global customers are one person. Keyed by mergedId: the merged-away customer's partition owner hands its state on to the survivor's. */
 export interface IdentityMerge {
   /** Unique and stable across retries and replays: the idempotency key */
   readonly eventId: string;
@@ -190,3 +190,23 @@ export interface Header {
   readonly key: string;
   readonly value: null | Buffer;
 }
+
+/** Internal to the feature processor: what one partition's owner hands to the owner of another customer's partition when an identity merge moves state across partitions. Keyed by toId. The payload is the feature processor's own encoding (payloadVersion), not a public contract. */
+export interface FeatureHandoff {
+  /** Stable across replays: <kind>|<fromId>|<source offset> */
+  readonly eventId: string;
+  /** Event time of the merge (STATE) or of the newest forwarded event (EVENTS) */
+  readonly eventTimeMs: number;
+  /** The customer that absorbs the payload (the survivor) */
+  readonly toId: string;
+  /** The merged-away customer the payload comes from */
+  readonly fromId: string;
+  /** STATE: fromId's whole feature state (sent once, when the merge is applied); EVENTS: events still published under fromId after the merge, with their original source offsets */
+  readonly kind: HandoffKind;
+  readonly payloadVersion: number;
+  /** JSON: for STATE {state, absorbed}, for EVENTS the sourced events */
+  readonly payload: Buffer;
+}
+
+export const HandoffKindValues = ['STATE', 'EVENTS'] as const;
+export type HandoffKind = (typeof HandoffKindValues)[number];

@@ -11,7 +11,7 @@ import { createClickHouse } from '../../processors/runtime/clickhouse.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createKafka } from '../../processors/runtime/kafka.js';
 import { EventSerde } from '../../processors/runtime/serde.js';
-import { topicCatalog } from '../../topics/catalog.js';
+import { topicCatalogOf } from '../../topics/catalog.js';
 
 export type PartMessage =
   | { readonly type: 'ready' }
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     config,
     kafka: createKafka(config),
     serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
-    topics: topicCatalog({ prefix: config.TOPIC_PREFIX }),
+    topics: topicCatalogOf(config),
     clickhouse,
     parts,
     onScores: (_scores, causes) => {
