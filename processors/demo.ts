@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   }
   done = step(`score every customer as of the newest event (model ${modelVersion() ?? 'none'})`);
   const newest = Math.max(...events.map((e) => e.at));
-  const rescored = await pipeline.scorer.rescoreAsOf(newest);
+  const rescored = await pipeline.rescoreAsOf(newest);
   await pipeline.waitUntilCaughtUp(admin2, 120_000);
   done(`${rescored} scored (customers and anonymous sessions)`);
   await admin2.disconnect();
@@ -223,7 +223,7 @@ async function trainModel(config: Config): Promise<void> {
 
 /** What the ad server would find in Redis for the resolved customers. */
 async function featureSummary(redis: Redis, prefix: string, customers: readonly string[]) {
-  const store = new FeatureStore(redis, { prefix, stateTtlSeconds: 60, featuresTtlSeconds: 60 });
+  const store = new FeatureStore(redis, { prefix, stateTtlSeconds: 60, featuresTtlSeconds: 60, scoresTtlSeconds: 60 });
   let withFeatures = 0;
   let withPurchase = 0;
   const top = new Map<string, number>();

@@ -6,22 +6,20 @@
 import { readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Redis } from 'ioredis';
-import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { IntentScore } from '../schemas/generated/types.js';
 import type { TopicCatalog, TopicSpec } from '../topics/catalog.js';
-import { CutPointsSource } from './features/cutpoints.js';
-import { FeatureProcessor, PROCESSOR as FEATURES } from './features/processor.js';
-import { FeatureStore } from './features/store.js';
+import { FeatureApp } from './features/app.js';
+import { PROCESSOR as FEATURES } from './features/processor.js';
+import type { FeatureStore } from './features/store.js';
 import { IdentityGraph } from './identity/graph-store.js';
 import { loadModel } from './identity/model.js';
 import { IdentityResolver, PROCESSOR as IDENTITY } from './identity/processor.js';
 import type { Config } from './runtime/config.js';
-import { createIdempotentProducer } from './runtime/kafka.js';
 import { createLogger } from './runtime/log.js';
 import { createMetrics } from './runtime/metrics.js';
 import type { EventSerde } from './runtime/serde.js';
-import { ModelWatcher } from './scoring/model.js';
-import { Scorer } from './scoring/scorer.js';
+import type { ModelWatcher } from './scoring/model.js';
 import { WarehouseSink } from './warehouse-sink/processor.js';
 
 /** The deployable parts: the identity resolver, the feature processor (with the scorer) and the warehouse sink. */
@@ -54,15 +52,11 @@ function partsOf(deps: Pick<PipelineDeps, 'parts' | 'warehouse'>): Set<PipelineP
 export class Pipeline {
   readonly redis: Redis;
   readonly graph: IdentityGraph;
-  readonly store: FeatureStore;
   private readonly resolver: IdentityResolver;
   private readonly sink: WarehouseSink;
-  private readonly features: FeatureProcessor;
-  private readonly cutPoints: CutPointsSource;
-  readonly models: ModelWatcher;
-  readonly scorer: Scorer;
-  private readonly scoreProducer: Producer;
+  readonly features: FeatureApp;
   private readonly parts: Set<PipelinePart>;
+  private fatalError: Error | null = null;
 
   constructor(private readonly deps: PipelineDeps) {
     const { config, kafka, serde, topics } = deps;
@@ -92,55 +86,41 @@ export class Pipeline {
       log: log('warehouse-sink'),
       metrics: createMetrics(),
     });
-    this.store = new FeatureStore(this.redis, {
-      prefix: config.TOPIC_PREFIX,
-      stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,
-      featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
-    });
-    this.cutPoints = new CutPointsSource(this.redis, config.TOPIC_PREFIX, () => undefined);
-    this.models = new ModelWatcher(config.MODEL_DIR);
-    this.scoreProducer = createIdempotentProducer(kafka);
-    this.scorer = new Scorer(
-      {
-        producer: this.scoreProducer,
-        serde,
-        topics,
-        redis: this.redis,
-        store: this.store,
-        models: this.models,
-        cutPoints: this.cutPoints.get,
-        log: log('scorer'),
-        metrics: createMetrics(),
-        ...(deps.onScores ? { onScores: deps.onScores } : {}),
-      },
-      {
-        prefix: config.TOPIC_PREFIX,
-        scoresTtlSeconds: config.SCORES_TTL_SECONDS,
-        rescoreEveryMs: config.SCORING_RESCORE_EVERY_MS,
-        clock: config.SCORING_CLOCK,
-      },
-    );
-    const scoring = deps.scoring ?? true;
-    this.features = new FeatureProcessor({
+    this.features = new FeatureApp({
       config,
       kafka,
       serde,
-      store: this.store,
       topics,
       log: log(FEATURES),
       metrics: createMetrics(),
-      cutPoints: this.cutPoints.get,
-      ...(scoring ? { onUpdated: (updates) => this.scorer.onFeatureUpdates(updates) } : {}),
+      scoring: deps.scoring ?? true,
+      onFatal: (error) => {
+        this.fatalError = error;
+      },
+      ...(deps.onScores ? { onScores: deps.onScores } : {}),
     });
+  }
+
+  get store(): FeatureStore {
+    return this.features.store;
+  }
+
+  get models(): ModelWatcher {
+    return this.features.models;
+  }
+
+  /** Why the feature processor stopped making progress, or null. */
+  get fatal(): Error | null {
+    return this.fatalError;
+  }
+
+  /** Rescores, as of `asOfMs`, every customer whose score is older (see FeatureProcessor.rescoreAsOf). */
+  rescoreAsOf(asOfMs: number, olderThanMs?: number): Promise<number> {
+    return this.features.processor.rescoreAsOf(asOfMs, olderThanMs);
   }
 
   async start(): Promise<void> {
     const { parts } = this;
-    if (parts.has('features')) {
-      await this.cutPoints.start(this.deps.config.FEATURES_CUTPOINTS_REFRESH_MS);
-      await this.models.start(this.deps.config.MODEL_POLL_MS);
-      await this.scoreProducer.connect();
-    }
     await Promise.all([
       parts.has('identity') ? this.resolver.start() : undefined,
       parts.has('sink') ? this.sink.start() : undefined,
@@ -155,20 +135,14 @@ export class Pipeline {
       parts.has('sink') ? this.sink.stop() : undefined,
       parts.has('features') ? this.features.stop() : undefined,
     ]);
-    if (parts.has('features')) {
-      await this.scoreProducer.disconnect();
-      await this.models.stop();
-      this.cutPoints.stop();
-    }
     this.redis.disconnect();
   }
 
   /** See {@link waitUntilCaughtUp}. */
-  waitUntilCaughtUp(admin: Admin, timeoutMs = 300_000): Promise<void> {
-    return waitUntilCaughtUp(admin, this.deps, timeoutMs);
+  async waitUntilCaughtUp(admin: Admin, timeoutMs = 300_000): Promise<void> {
+    await waitUntilCaughtUp(admin, this.deps, timeoutMs, () => this.fatalError);
   }
 }
-
 type LagScope = Pick<PipelineDeps, 'config' | 'topics' | 'parts' | 'warehouse'>;
 
 /** Records the parts' consumer groups still have to read (wherever those parts run). */
@@ -184,6 +158,7 @@ async function pipelineLag(admin: Admin, scope: LagScope): Promise<number> {
       topics.customerTransactions,
       topics.customerClicks,
       topics.identityMerges,
+      topics.featureHandoff,
     ]);
   }
   if (parts.has('sink')) {
@@ -204,10 +179,17 @@ async function pipelineLag(admin: Admin, scope: LagScope): Promise<number> {
  * Waits until the parts have caught up. The resolver's outputs are the feature processor's inputs, so lag 0 is only
  * final when it holds twice in a row with nothing produced in between.
  */
-export async function waitUntilCaughtUp(admin: Admin, scope: LagScope, timeoutMs = 300_000): Promise<void> {
+export async function waitUntilCaughtUp(
+  admin: Admin,
+  scope: LagScope,
+  timeoutMs = 300_000,
+  fatal: () => Error | null = () => null,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let zeros = 0;
   for (;;) {
+    const failure = fatal();
+    if (failure) throw new Error(`a processor stopped making progress: ${failure.message}`);
     const lag = await pipelineLag(admin, scope);
     zeros = lag === 0 ? zeros + 1 : 0;
     if (zeros >= 2) return;

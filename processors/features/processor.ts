@@ -1,46 +1,52 @@
-// Feature processor: consumes resolved transactions and clicks (keyed by global customer id) and identity merges; keeps
-// each customer's bucketed feature state and the ad server's feature hash in Redis (compare-and-set Lua scripts).
-//
-// Per batch: decode (bad records → dead letters) → fold each customer's records into its state, skipping anything at
-// or below the state's per-partition offset watermark → write state + hash atomically → hand the updates to the
-// listener (the scorer) → dead letters → commit offsets. A crash anywhere repeats work and the watermark makes the
-// repeat a no-op, so the effect on state is exactly once under at-least-once delivery.
-import type { EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
-import { Counter, Histogram } from 'prom-client';
-import type { BehaviorEvent, IdentityMerge, Transaction } from '../../schemas/generated/types.js';
+/**
+ * Feature processor: consumes resolved transactions and clicks (keyed by global customer id), identity merges (keyed
+ * by the merged-away id) and its own hand-off topic, all co-partitioned. Like a Kafka Streams task, the instance that
+ * owns partition p keeps p's customers in process memory (owned.ts) and folds events there; Redis holds a checkpoint
+ * of each customer's state (restored lazily, on first touch after an assignment) and what the ad server reads.
+ *
+ * A flush runs whenever work is waiting and the previous flush is done (and at least every FEATURES_FLUSH_MAX_MS):
+ *   snapshot every changed customer (features, state JSON) → one ONNX run (the scoring stage) → hand-offs to other
+ *   partitions (only when a merge needs them) → in parallel: one pipelined Redis round trip (state + features hash +
+ *   score per customer, fenced by the partition's owner epoch) and one Kafka batch (scores, dead letters) → commit.
+ * A crash repeats at most the work since the last commit, and the state's watermarks make the repeat a no-op. An
+ * instance that lost a partition is fenced: the new owner raised the partition's epoch before its first write, and
+ * every customer write refuses an older epoch.
+ */
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { exhaustMap, interval, merge, Subject, type Subscription } from 'rxjs';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type {
+  BehaviorEvent,
+  FeatureHandoff,
+  IdentityMerge,
+  IntentScore,
+  Transaction,
+} from '../../schemas/generated/types.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
-import { forEachLimited, KeyedMutex } from '../runtime/concurrency.js';
 import type { Config } from '../runtime/config.js';
-import { DeadLetterPublisher } from '../runtime/dead-letter.js';
+import { copartitionedAssigner } from '../runtime/copartition.js';
+import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { createIdempotentProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
+import { scoreHashFields } from '../scoring/logic.js';
+import type { Scorer, ScoreRow } from '../scoring/scorer.js';
 import type { CustomerFeatures, RfmCutPoints } from './definitions.js';
-import { clickEvent, currentFeatures, foldEvents, hashFields, transactionEvent, type SourcedEvent } from './logic.js';
-import { emptyState, mergeStates, prune, type FeatureState } from './state.js';
-import { StaleStateError, type FeatureStore } from './store.js';
+import { clickEvent, currentFeatures, hashFields, transactionEvent, type SourcedEvent } from './logic.js';
+import { PartitionTable, type Entry } from './owned.js';
+import type { CustomerWrite, FeatureStore } from './store.js';
 
 export const PROCESSOR = 'feature-processor';
 
-/** A customer whose state changed, after the write: what the scorer consumes. */
-export interface FeatureUpdate {
-  readonly customerId: string;
-  readonly version: number;
-  readonly state: FeatureState;
-  readonly features: CustomerFeatures;
-  /** Ids of the events this update applied (none for a merge). */
-  readonly eventIds: readonly string[];
-}
-
-/** Timing of one committed batch, for benchmarks. */
-export interface BatchTiming {
+/** Timing of one flush, for benchmarks. */
+export interface FlushTiming {
   readonly records: number;
-  /** Wall clock when the batch was handed to the processor and when its offsets were committed. */
-  readonly fetchedAtMs: number;
+  readonly customers: number;
+  readonly startedAtMs: number;
   readonly committedAtMs: number;
-  /** Kafka append time of each record. */
+  /** Kafka append time of each record the flush committed. */
   readonly appendTimesMs: readonly number[];
 }
 
@@ -54,25 +60,60 @@ export interface FeatureProcessorDeps {
   readonly metrics: ProcessorMetrics;
   /** The RFM cut points to use now (reloaded by the caller as they change). */
   readonly cutPoints: () => RfmCutPoints;
-  /** Called with every batch's changed customers after their state is written and before offsets move. */
-  readonly onUpdated?: (updates: readonly FeatureUpdate[]) => Promise<void>;
-  readonly onCommitted?: (timing: BatchTiming) => void;
+  /** The scoring stage; without it the processor keeps features only. */
+  readonly scorer?: Scorer;
+  /** Every score once it is in Redis, with the ids of the events behind it (empty for a rescore). */
+  readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
+  readonly onFlushed?: (timing: FlushTiming) => void;
+  /** The processor cannot make progress (a flush kept failing, the consumer crashed for good). */
+  readonly onFatal?: (error: Error) => void;
   /** @default '<TOPIC_PREFIX>feature-processor' */
   readonly groupId?: string;
 }
 
-const MAX_ATTEMPTS = 20;
+interface Snapshot {
+  readonly startedAtMs: number;
+  readonly writes: CustomerWrite[];
+  readonly scored: Map<number, [string, number][]>;
+  readonly unscored: Map<number, string[]>;
+  readonly forget: Map<number, string[]>;
+  readonly messages: { topic: string; messages: Message[] }[];
+  readonly handoffs: Message[];
+  readonly failed: FailedRecord[];
+  readonly commits: { topic: string; partition: number; offset: string }[];
+  readonly scores: IntentScore[];
+  readonly causes: (readonly string[])[];
+  readonly partitionOf: Map<string, number>;
+  readonly appendTimesMs: number[];
+  readonly records: number;
+  readonly newestEventMs: number;
+}
+
+const FLUSH_ATTEMPTS = 8;
+const RESCORE_CHUNK = 2_000;
+const REBALANCE_ERRORS = /REBALANCE_IN_PROGRESS|ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|NOT_COORDINATOR|not running/i;
 
 export class FeatureProcessor {
-  private readonly consumer;
+  private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly deadLetters: DeadLetterPublisher;
-  private readonly mutex = new KeyedMutex();
-  /** Last written state per root id (a cache: Redis holds the truth and compare-and-set catches a stale entry). */
-  private readonly cache = new Map<string, { version: number; state: FeatureState }>();
-  /** Merged-away ids seen, to their survivor. */
-  private readonly aliases = new Map<string, string>();
-  private readonly featureMetrics;
+  private readonly tables = new Map<number, PartitionTable>();
+  private readonly claiming = new Map<number, Promise<PartitionTable | null>>();
+  private assigned = new Set<number>();
+  private readonly kick$ = new Subject<void>();
+  private flushes: Subscription | undefined;
+  private buffered = 0;
+  private failedRecords: FailedRecord[] = [];
+  private appendTimes: number[] = [];
+  private waiting: (() => void)[] = [];
+  private inFlushWaiting: (() => void)[] = [];
+  private inBatch = 0;
+  private stopping = false;
+  private fatal: Error | null = null;
+  private eventClockMs = 0;
+  private rescoreTimer: NodeJS.Timeout | undefined;
+  private rescoring: Promise<unknown> = Promise.resolve();
+  private readonly m;
   private processed = 0;
   /** When this instance received its first batch (epoch ms). */
   firstBatchAtMs: number | null = null;
@@ -80,23 +121,39 @@ export class FeatureProcessor {
   constructor(private readonly deps: FeatureProcessorDeps) {
     const { config, topics } = deps;
     const registers = [deps.metrics.registry];
-    this.featureMetrics = {
+    this.m = {
       events: new Counter({
         name: 'features_events_total',
-        help: 'Resolved events by effect on state: applied, duplicate (redelivered, skipped), late (older than grace)',
+        help: 'Resolved events by effect on state: applied, duplicate (redelivered, skipped), late (older than grace), forwarded (merged-away id)',
         labelNames: ['outcome'],
         registers,
       }),
-      merges: new Counter({ name: 'features_merges_total', help: 'Customer states merged', registers }),
-      conflicts: new Counter({
-        name: 'features_write_conflicts_total',
-        help: 'State writes retried because another writer changed the customer first',
+      merges: new Counter({
+        name: 'features_merges_total',
+        help: 'Merges: handed-off (merged-away side), absorbed (survivor side), duplicate',
+        labelNames: ['outcome'],
+        registers,
+      }),
+      fenced: new Counter({
+        name: 'features_fenced_total',
+        help: 'Partitions dropped because a newer owner wrote them (this instance lost them in a rebalance)',
         registers,
       }),
       latency: new Histogram({
         name: 'features_event_latency_seconds',
-        help: 'From Kafka append time of a resolved event to its state being written',
+        help: 'From Kafka append time of a resolved event to its state, features and score being written',
         buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+        registers,
+      }),
+      flush: new Histogram({
+        name: 'features_flush_seconds',
+        help: 'One flush: snapshot, scoring, Redis and Kafka writes, commit',
+        buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+        registers,
+      }),
+      customers: new Gauge({
+        name: 'features_customers_in_memory',
+        help: 'Customers held in process memory for the partitions this instance owns',
         registers,
       }),
     };
@@ -106,218 +163,538 @@ export class FeatureProcessor {
       sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 10),
       maxBytesPerPartition: 4 << 20,
+      partitionAssigners: [copartitionedAssigner(() => [...this.tables.keys()])],
     });
     this.producer = createIdempotentProducer(deps.kafka);
     const dlq = new Map<string, TopicSpec>();
-    for (const spec of [topics.customerTransactions, topics.customerClicks, topics.identityMerges]) {
+    for (const spec of this.inputs()) {
       const target = topics.all.find((t) => t.name === spec.deadLetterTopic);
       if (target) dlq.set(spec.name, target);
     }
     this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq);
   }
 
+  private inputs(): TopicSpec[] {
+    const { topics } = this.deps;
+    return [topics.identityMerges, topics.featureHandoff, topics.customerTransactions, topics.customerClicks];
+  }
+
   get processedCount(): number {
     return this.processed;
   }
 
+  /** Partition numbers this instance owns now. */
+  get ownedPartitions(): number[] {
+    return [...this.assigned].sort((a, b) => a - b);
+  }
+
   async start(): Promise<void> {
-    const { topics } = this.deps;
+    const { consumer } = this;
     await this.producer.connect();
-    await this.consumer.connect();
-    for (const spec of [topics.identityMerges, topics.customerTransactions, topics.customerClicks]) {
-      await this.consumer.subscribe({ topic: spec.name, fromBeginning: true });
+    await consumer.connect();
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.onAssigned(payload.memberAssignment);
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) this.fail(new Error(`consumer crashed and will not restart: ${String(payload.error)}`));
+      else this.deps.log.warn('consumer crashed; kafkajs restarts it', { error: String(payload.error) });
+    });
+    for (const spec of this.inputs()) await consumer.subscribe({ topic: spec.name, fromBeginning: true });
+    const maxMs = this.deps.config.FEATURES_FLUSH_MAX_MS;
+    this.flushes = merge(this.kick$, interval(maxMs))
+      .pipe(exhaustMap(() => this.drain()))
+      .subscribe({
+        error: (err: unknown) => {
+          this.fail(err);
+        },
+      });
+    if (this.deps.config.SCORING_CLOCK === 'wall') {
+      // Live, nothing else moves time for customers without events: look for due rescoring once a minute.
+      this.rescoreTimer = setInterval(() => {
+        this.scheduleRescore();
+      }, 60_000);
     }
-    await this.consumer.run({
+    await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      // Partitions in parallel: a customer's writers are serialized in-process by the mutex and across processes by
-      // the store's compare-and-set.
       partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
       eachBatch: (payload) => this.onBatch(payload),
     });
   }
 
+  /** Stops fetching, writes and commits what was folded, then leaves the group. */
   async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.rescoreTimer);
+    this.consumer.pause(this.inputs().map((s) => ({ topic: s.name })));
+    for (let i = 0; i < 200 && this.inBatch > 0; i++) await sleep(10);
+    if (!this.fatal) {
+      try {
+        await this.flushNow();
+      } catch (err) {
+        this.deps.log.warn('final flush failed; the next owner repeats the unflushed records', {
+          error: String(err),
+        });
+      }
+    }
+    this.flushes?.unsubscribe();
     await this.consumer.disconnect();
     await this.producer.disconnect();
   }
 
+  /** Resolves once a flush that started after this call has written and committed. */
+  flushNow(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.kick$.next();
+    });
+  }
+
+  /** Why the processor stopped making progress, or null. */
+  failure(): Error | null {
+    return this.fatal;
+  }
+
+  private fail(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.fatal) return;
+    this.fatal = error;
+    this.deps.log.error('feature processor cannot make progress', { error: error.message });
+    for (const w of [...this.waiting, ...this.inFlushWaiting]) w();
+    this.waiting = [];
+    this.inFlushWaiting = [];
+    if (this.deps.onFatal) this.deps.onFatal(error);
+  }
+
+  private onAssigned(assignment: Record<string, number[] | undefined>): void {
+    const mine = new Set<number>();
+    for (const spec of this.inputs()) for (const p of assignment[spec.name] ?? []) mine.add(p);
+    for (const [p, table] of this.tables) {
+      if (!mine.has(p)) {
+        this.tables.delete(p); // revoked: unflushed folds are repeated by the new owner from the last commit
+      } else {
+        table.verified = false; // still ours, unless another instance held it in between (checked on next use)
+      }
+    }
+    this.assigned = mine;
+    this.deps.log.info('partitions assigned', { partitions: [...mine].sort((a, b) => a - b) });
+  }
+
+  /** The table of partition `p`, claiming it (new epoch) or verifying it is still ours first. */
+  private tableFor(p: number): Promise<PartitionTable | null> {
+    const table = this.tables.get(p);
+    if (table?.verified) return Promise.resolve(table);
+    let claim = this.claiming.get(p);
+    if (!claim) {
+      claim = (async () => {
+        const { store } = this.deps;
+        if (table && (await store.currentEpoch(p)) === table.epoch) {
+          table.verified = true;
+          return table;
+        }
+        const fresh = new PartitionTable(p, await store.claimEpoch(p));
+        if (!this.assigned.has(p)) return null;
+        this.tables.set(p, fresh);
+        this.deps.log.debug('partition claimed', { partition: p, epoch: fresh.epoch });
+        return fresh;
+      })().finally(() => this.claiming.delete(p));
+      this.claiming.set(p, claim);
+    }
+    return claim;
+  }
+
   private async onBatch(payload: EachBatchPayload): Promise<void> {
-    const fetchedAtMs = Date.now();
-    this.firstBatchAtMs ??= fetchedAtMs;
     const { batch } = payload;
-    const chunk = this.deps.config.FEATURES_COMMIT_EVERY;
-    // A large fetch is worked and committed in chunks: a record's latency is one chunk, not the whole fetch, and a
-    // crash repeats at most one chunk.
-    for (let i = 0; i < batch.messages.length; i += chunk) {
-      if (!payload.isRunning() || payload.isStale()) return;
-      await this.processChunk(payload, batch.messages.slice(i, i + chunk), fetchedAtMs);
+    const live = () => payload.isRunning() && !payload.isStale() && !this.stopping;
+    if (this.fatal) throw this.fatal;
+    const last = batch.messages.at(-1);
+    if (!last || !live()) return;
+    this.inBatch++;
+    try {
+      this.firstBatchAtMs ??= Date.now();
+      if (!this.assigned.has(batch.partition)) return;
+      const table = await this.tableFor(batch.partition);
+      if (!table || !live() || this.tables.get(batch.partition) !== table) return;
+      await this.apply(table, batch.topic, batch.partition, batch.messages, live);
+      if (!live() || this.tables.get(batch.partition) !== table) return;
+      table.pending.set(batch.topic, BigInt(last.offset) + 1n);
+      for (const m of batch.messages) this.appendTimes.push(Number(m.timestamp));
+      this.buffered += batch.messages.length;
+      payload.resolveOffset(last.offset);
+    } finally {
+      this.inBatch--;
     }
-  }
-
-  private async processChunk(payload: EachBatchPayload, messages: KafkaMessage[], fetchedAtMs: number): Promise<void> {
-    const started = process.hrtime.bigint();
-    const { batch } = payload;
-    const { topics, serde } = this.deps;
-    const isLive = () => payload.isRunning() && !payload.isStale();
-    const last = messages.at(-1);
-    if (!last) return;
-    const part = { topic: batch.topic, partition: batch.partition, messages };
-    const source = `${batch.topic}:${batch.partition}`;
-    let updates: FeatureUpdate[] = [];
-    let failed;
-    if (batch.topic === topics.identityMerges.name) {
-      const decoded = await decodeBatch<IdentityMerge>(part, topics.identityMerges, serde, mergeProblems, isLive);
-      failed = decoded.failed;
-      if (!isLive()) return;
-      for (const r of decoded.records) {
-        const update = await this.applyMerge(r.value.survivorId, r.value.mergedId);
-        if (update) updates.push(update);
-      }
-    } else {
-      const isTx = batch.topic === topics.customerTransactions.name;
-      const spec = isTx ? topics.customerTransactions : topics.customerClicks;
-      const decoded = await decodeBatch<Transaction | BehaviorEvent>(part, spec, serde, undefined, isLive);
-      failed = decoded.failed;
-      if (!isLive()) return;
-      const byCustomer = new Map<string, SourcedEvent[]>();
-      for (const r of decoded.records) {
-        const id = r.message.key?.toString();
-        if (!id) {
-          const reason = 'resolved record without a key: no customer to attribute it to';
-          failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
-          continue;
-        }
-        const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
-        const list = byCustomer.get(id) ?? [];
-        list.push({ event, source, offset: Number(r.message.offset), stream: `${isTx ? 't' : 'c'}|${id}` });
-        byCustomer.set(id, list);
-      }
-      const collected: FeatureUpdate[] = [];
-      await forEachLimited([...byCustomer], this.deps.config.FEATURES_KEY_CONCURRENCY, async ([id, records]) => {
-        const update = await this.applyEvents(id, records);
-        if (update) collected.push(update);
-      });
-      updates = collected;
-    }
-    if (updates.length > 0 && this.deps.onUpdated) await this.deps.onUpdated(updates);
-    await this.deadLetters.publish(failed);
-    payload.resolveOffset(last.offset);
-    await this.consumer.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
-    ]);
+    this.kick$.next();
+    // Backpressure: do not fold further ahead of Redis and Kafka than one flush's worth.
+    if (this.buffered >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS) await this.flushNow();
     await payload.heartbeat();
+  }
+
+  /** Decodes one partition's records and folds them into the table (loading customers it does not hold yet). */
+  private async apply(
+    table: PartitionTable,
+    topic: string,
+    partition: number,
+    messages: KafkaMessage[],
+    live: () => boolean,
+  ): Promise<void> {
+    const { topics, serde, config } = this.deps;
+    const part = { topic, partition, messages };
+    const grace = config.FEATURES_LATE_GRACE_MS;
+    const load = async (ids: Iterable<string>) => {
+      const missing = table.missing(ids);
+      if (missing.length > 0) table.adopt((await this.deps.store.fetch(missing)).values());
+    };
+    if (topic === topics.identityMerges.name) {
+      const decoded = await decodeBatch<IdentityMerge>(part, topics.identityMerges, serde, mergeProblems, live);
+      const failed = [...decoded.failed];
+      const ok = decoded.records.filter((r) => {
+        if (r.message.key?.toString() === r.value.mergedId) return true;
+        const reason = `merge keyed by ${String(r.message.key)}, not by its mergedId ${r.value.mergedId}: it would reach another partition's owner`;
+        failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
+        return false;
+      });
+      await load(ok.map((r) => r.value.mergedId));
+      for (const r of ok) {
+        const outcome = table.merge(r.value.mergedId, r.value.survivorId, r.value.eventTimeMs, r.value.eventId);
+        this.m.merges.inc({ outcome });
+      }
+      this.failedRecords.push(...failed);
+      return;
+    }
+    if (topic === topics.featureHandoff.name) {
+      const decoded = await decodeBatch<FeatureHandoff>(part, topics.featureHandoff, serde, handoffProblems, live);
+      await load(decoded.records.map((r) => r.value.toId));
+      for (const r of decoded.records) {
+        const outcome = table.receive(r.value, grace);
+        if (typeof outcome === 'string') {
+          if (outcome !== 'forwarded' || r.value.kind === 'STATE') this.m.merges.inc({ outcome });
+        } else this.countFold(outcome);
+      }
+      this.failedRecords.push(...decoded.failed);
+      return;
+    }
+    const isTx = topic === topics.customerTransactions.name;
+    const spec = isTx ? topics.customerTransactions : topics.customerClicks;
+    const decoded = await decodeBatch<Transaction | BehaviorEvent>(part, spec, serde, undefined, live);
+    const failed = [...decoded.failed];
+    const source = `${topic}:${partition}`;
+    const byCustomer = new Map<string, SourcedEvent[]>();
+    for (const r of decoded.records) {
+      const id = r.message.key?.toString();
+      if (!id) {
+        const reason = 'resolved record without a key: no customer to attribute it to';
+        failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
+        continue;
+      }
+      const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
+      const list = byCustomer.get(id);
+      const sourced = { event, source, offset: Number(r.message.offset), stream: `${isTx ? 't' : 'c'}|${id}` };
+      if (list) list.push(sourced);
+      else byCustomer.set(id, [sourced]);
+    }
+    await load(byCustomer.keys());
+    for (const [id, records] of byCustomer) {
+      const outcome = table.fold(id, records, grace);
+      if (outcome === 'forwarded') this.m.events.inc({ outcome: 'forwarded' }, records.length);
+      else this.countFold(outcome);
+    }
+    this.failedRecords.push(...failed);
+  }
+
+  private countFold(fold: { applied: number; duplicates: number; late: number }): void {
+    if (fold.applied > 0) this.m.events.inc({ outcome: 'applied' }, fold.applied);
+    if (fold.duplicates > 0) this.m.events.inc({ outcome: 'duplicate' }, fold.duplicates);
+    if (fold.late > 0) this.m.events.inc({ outcome: 'late' }, fold.late);
+  }
+
+  private hasWork(): boolean {
+    if (this.waiting.length > 0 || this.failedRecords.length > 0) return true;
+    for (const t of this.tables.values()) if (t.changed.size > 0 || t.pending.size > 0) return true;
+    return false;
+  }
+
+  /** Flushes until nothing is waiting (rxjs' exhaustMap keeps one drain at a time). */
+  private async drain(): Promise<void> {
+    while (!this.fatal && this.hasWork()) {
+      this.inFlushWaiting = this.waiting;
+      this.waiting = [];
+      const snapshot = await this.snapshot();
+      await this.write(snapshot);
+      for (const w of this.inFlushWaiting) w();
+      this.inFlushWaiting = [];
+    }
+  }
+
+  /** Takes everything changed since the last flush, computes features and scores (no I/O but the ONNX run). */
+  private async snapshot(): Promise<Snapshot> {
+    const startedAtMs = Date.now();
+    const { topics, serde, scorer } = this.deps;
+    const cuts = this.deps.cutPoints();
+    const writes: CustomerWrite[] = [];
+    const pendingState: {
+      write: Omit<Extract<CustomerWrite, { kind: 'state' }>, 'score'>;
+      row: ScoreRow | null;
+      eventIds: string[];
+    }[] = [];
+    const rescores: { id: string; epoch: number; row: ScoreRow }[] = [];
+    const forget = new Map<number, string[]>();
+    const commits: Snapshot['commits'] = [];
+    const handoffRecords: Message[] = [];
+    const partitionOf = new Map<string, number>();
+    let newestEventMs = 0;
+    for (const [p, table] of this.tables) {
+      for (const e of table.changed) {
+        partitionOf.set(e.id, p);
+        if (e.alias) {
+          writes.push({ kind: 'alias', id: e.id, epoch: table.epoch, version: ++e.version, survivor: e.alias });
+          const list = forget.get(p) ?? [];
+          list.push(e.id);
+          forget.set(p, list);
+        } else if (e.state) {
+          const features = currentFeatures(e.state, cuts, e.rescoreAt ?? undefined);
+          if (e.dirty) {
+            const version = ++e.version;
+            newestEventMs = Math.max(newestEventMs, e.state.l);
+            pendingState.push({
+              write: {
+                kind: 'state',
+                id: e.id,
+                epoch: table.epoch,
+                version,
+                stateJson: JSON.stringify(e.state),
+                absorbed: e.absorbed,
+                hash: features ? hashFields(features, version, startedAtMs) : [],
+              },
+              row: features ? { customerId: e.id, features, cause: 'update' } : null,
+              eventIds: e.eventIds,
+            });
+          } else if (features) {
+            rescores.push({ id: e.id, epoch: table.epoch, row: { customerId: e.id, features, cause: 'rescore' } });
+          }
+        }
+        resetEntry(e);
+      }
+      table.changed.clear();
+      for (const [topic, offset] of table.pending) commits.push({ topic, partition: p, offset: offset.toString() });
+      table.pending.clear();
+      for (const h of table.takeHandoffs()) {
+        const value = await serde.encode(topics.featureHandoff, { ...h, payload: Buffer.from(h.payload) });
+        handoffRecords.push({ key: h.toId, value });
+      }
+    }
+    const records = this.buffered;
+    this.buffered = 0;
+    const failed = this.failedRecords;
+    this.failedRecords = [];
+    const appendTimesMs = this.appendTimes;
+    this.appendTimes = [];
+
+    // The scoring stage: one model run for every changed or aged customer of the flush.
+    const rows: ScoreRow[] = [];
+    for (const s of pendingState) if (s.row) rows.push(s.row);
+    for (const r of rescores) rows.push(r.row);
+    const scored = scorer && rows.length > 0 ? await scorer.score(rows, startedAtMs) : null;
+    const byId = new Map<string, IntentScore>();
+    if (scored) scored.forEach((s) => byId.set(s.customerId, s));
+    const scoredIdx = new Map<number, [string, number][]>();
+    const unscored = new Map<number, string[]>();
+    const scores: IntentScore[] = [];
+    const causes: (readonly string[])[] = [];
+    const note = (id: string, score: IntentScore | undefined, eventIds: readonly string[]) => {
+      const p = partitionOf.get(id) as number;
+      if (score) {
+        const list = scoredIdx.get(p) ?? [];
+        list.push([id, score.eventTimeMs]);
+        scoredIdx.set(p, list);
+        scores.push(score);
+        causes.push(eventIds);
+      } else {
+        const list = unscored.get(p) ?? [];
+        list.push(id);
+        unscored.set(p, list);
+      }
+    };
+    for (const s of pendingState) {
+      const score = byId.get(s.write.id);
+      writes.push({ ...s.write, score: score ? scoreHashFields(score) : [] });
+      if (s.row) note(s.write.id, score, s.eventIds);
+    }
+    for (const r of rescores) {
+      const score = byId.get(r.id);
+      if (score) writes.push({ kind: 'score', id: r.id, epoch: r.epoch, score: scoreHashFields(score) });
+      note(r.id, score, []);
+    }
+    const messages: Snapshot['messages'] = [];
+    if (scores.length > 0) {
+      const spec = topics.customerScores;
+      const encoded = await Promise.all(
+        scores.map(async (s) => ({ key: s.customerId, value: await serde.encode(spec, s) })),
+      );
+      messages.push({ topic: spec.name, messages: encoded });
+    }
+    return {
+      startedAtMs,
+      writes,
+      scored: scoredIdx,
+      unscored,
+      forget,
+      messages,
+      handoffs: handoffRecords,
+      failed,
+      commits,
+      scores,
+      causes,
+      partitionOf,
+      appendTimesMs,
+      records,
+      newestEventMs,
+    };
+  }
+
+  /** Writes a snapshot: hand-offs, then Redis and Kafka together, then the commit. Retries, then gives up loudly. */
+  private async write(s: Snapshot): Promise<void> {
+    const end = this.m.flush.startTimer();
+    let fenced: readonly string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (s.handoffs.length > 0) {
+          // Before the aliases are written: a crash in between repeats the merge, never loses the state it moves.
+          await this.producer.sendBatch({
+            acks: -1,
+            topicMessages: [{ topic: this.deps.topics.featureHandoff.name, messages: s.handoffs }],
+          });
+        }
+        const redis = this.deps.store.flush(s.writes, { scored: s.scored, unscored: s.unscored, forget: s.forget });
+        const kafka = (async () => {
+          await this.deadLetters.publish(s.failed); // its own batch, but never concurrent with another send
+          if (s.messages.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: s.messages });
+        })();
+        const [result] = await Promise.all([redis, kafka]);
+        fenced = result.fenced;
+        break;
+      } catch (err) {
+        if (attempt >= FLUSH_ATTEMPTS) throw new Error(`flush failed ${attempt} times: ${String(err)}`);
+        this.deps.log.warn('flush failed; retrying', { attempt, error: String(err) });
+        await sleep(Math.min(5_000, 100 * 2 ** attempt));
+      }
+    }
+    const lost = new Set<number>();
+    for (const id of fenced) lost.add(s.partitionOf.get(id) as number);
+    for (const p of lost) {
+      this.tables.delete(p);
+      this.m.fenced.inc();
+      this.deps.log.warn('partition fenced: a newer owner wrote it; dropping its state', { partition: p });
+    }
+    const commits = s.commits.filter((c) => !lost.has(c.partition));
+    if (commits.length > 0) {
+      try {
+        await this.consumer.commitOffsets(commits);
+      } catch (err) {
+        if (!REBALANCE_ERRORS.test(String(err)) && !REBALANCE_ERRORS.test((err as { type?: string }).type ?? '')) {
+          throw err;
+        }
+        // The group is rebalancing: the partitions' next owner (maybe this instance again) resumes from the last
+        // commit, and the state's watermarks turn the repeat into no-ops.
+        this.deps.log.info('commit refused during a rebalance', { error: String(err) });
+      }
+    }
     const committedAtMs = Date.now();
-    const count = messages.length;
-    this.processed += count;
-    const { metrics } = this.deps;
-    metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' }, count - failed.length);
-    metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' }, failed.length);
-    metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
-    const appendTimesMs = messages.map((m) => Number(m.timestamp));
-    for (const t of appendTimesMs) this.featureMetrics.latency.observe(Math.max(0, committedAtMs - t) / 1000);
-    this.deps.onCommitted?.({ records: count, fetchedAtMs, committedAtMs, appendTimesMs });
+    end();
+    this.processed += s.records;
+    if (s.scores.length > 0) this.deps.onScores?.(s.scores, s.causes);
+    for (const t of s.appendTimesMs) this.m.latency.observe(Math.max(0, committedAtMs - t) / 1000);
+    const customers = s.writes.length;
+    this.deps.onFlushed?.({
+      records: s.records,
+      customers,
+      startedAtMs: s.startedAtMs,
+      committedAtMs,
+      appendTimesMs: s.appendTimesMs,
+    });
+    this.afterFlush(s.newestEventMs);
   }
 
-  private rootOf(id: string): string {
-    let current = id;
-    for (let hop = 0; hop < 64; hop++) {
-      const next = this.aliases.get(current);
-      if (!next) return current;
-      current = next;
+  private afterFlush(newestEventMs: number): void {
+    let inMemory = 0;
+    const max = Math.max(1, Math.floor(this.deps.config.FEATURES_CACHE_SIZE / Math.max(1, this.tables.size)));
+    for (const t of this.tables.values()) {
+      t.evict(max);
+      inMemory += t.entries.size;
     }
-    return current;
+    this.m.customers.set(inMemory);
+    const period = this.deps.config.SCORING_RESCORE_EVERY_MS;
+    const crossed =
+      this.eventClockMs > 0 && Math.floor(newestEventMs / period) > Math.floor(this.eventClockMs / period);
+    this.eventClockMs = Math.max(this.eventClockMs, newestEventMs);
+    // Driven by event time (replays): the clock crossed a period boundary. Live, a wall-clock timer does this.
+    if (crossed && this.deps.config.SCORING_CLOCK === 'event') this.scheduleRescore();
   }
 
-  private async loadRoot(id: string): Promise<{ id: string; version: number; state: FeatureState | null }> {
-    const root = this.rootOf(id);
-    const cached = this.cache.get(root);
-    if (cached) return { id: root, ...cached };
-    const stored = await this.deps.store.load(root);
-    if (stored.id !== root) this.aliases.set(root, stored.id);
-    return stored;
+  /** The time rescoring works to: the event-time clock, or the wall clock when that is later and SCORING_CLOCK=wall. */
+  nowMs(): number {
+    return this.deps.config.SCORING_CLOCK === 'wall' ? Math.max(Date.now(), this.eventClockMs) : this.eventClockMs;
   }
 
-  private remember(id: string, version: number, state: FeatureState): void {
-    if (this.cache.size >= this.deps.config.FEATURES_CACHE_SIZE) this.cache.clear(); // a cache, not state
-    this.cache.set(id, { version, state });
-  }
-
-  /** Folds one customer's records of a batch into its (root's) state and writes it; retries lost races. */
-  private async applyEvents(id: string, records: readonly SourcedEvent[]): Promise<FeatureUpdate | null> {
-    const grace = this.deps.config.FEATURES_LATE_GRACE_MS;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const root = this.rootOf(id);
-      const outcome = await this.mutex.run([root], async () => {
-        const loaded = await this.loadRoot(root);
-        if (loaded.id !== root) return 'moved' as const; // discovered a merge: lock the survivor instead
-        const state = loaded.state ?? emptyState();
-        this.cache.delete(root); // `state` is mutated below; only a successful write puts it back
-        const fold = foldEvents(state, records, grace);
-        this.featureMetrics.events.inc({ outcome: 'duplicate' }, fold.duplicates);
-        if (fold.applied === 0 && fold.late === 0) {
-          if (loaded.state) this.remember(root, loaded.version, state);
-          return null;
-        }
-        const features = currentFeatures(state, this.deps.cutPoints());
-        const hash = features ? hashFields(features, loaded.version + 1, Date.now()) : [];
-        try {
-          const version = await this.deps.store.write(root, loaded.version, state, hash);
-          this.remember(root, version, state);
-          this.featureMetrics.events.inc({ outcome: 'applied' }, fold.applied);
-          this.featureMetrics.events.inc({ outcome: 'late' }, fold.late);
-          if (fold.late > 0) this.deps.log.debug('late events not applied', { customer: root, late: fold.late });
-          const eventIds = records.map((r) => r.event.eventId);
-          return features ? { customerId: root, version, state, features, eventIds } : null;
-        } catch (err) {
-          if (err instanceof StaleStateError) return 'retry' as const;
-          throw err;
-        }
+  private scheduleRescore(): void {
+    this.rescoring = this.rescoring
+      .then(() => this.rescoreDue())
+      .catch((err: unknown) => {
+        this.deps.log.warn('rescoring failed, will retry at the next period', { error: String(err) });
       });
-      if (outcome === 'retry') this.featureMetrics.conflicts.inc();
-      if (outcome !== 'moved' && outcome !== 'retry') return outcome;
-    }
-    throw new Error(`feature state of ${id}: gave up after ${MAX_ATTEMPTS} conflicting writes`);
   }
 
-  /** Combines the merged-away customer's state into the survivor's and aliases it. Idempotent. */
-  private async applyMerge(survivorId: string, mergedId: string): Promise<FeatureUpdate | null> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const survivorRoot = this.rootOf(survivorId);
-      const loserRoot = this.rootOf(mergedId);
-      const outcome = await this.mutex.run([survivorRoot, loserRoot], async () => {
-        // Always from Redis: a merge is rare, and both sides must be current.
-        this.cache.delete(survivorRoot);
-        this.cache.delete(loserRoot);
-        const survivor = await this.deps.store.load(survivorRoot);
-        const loser = await this.deps.store.load(loserRoot);
-        if (survivor.id !== survivorRoot || loser.id !== loserRoot) {
-          if (survivor.id !== survivorRoot) this.aliases.set(survivorRoot, survivor.id);
-          if (loser.id !== loserRoot) this.aliases.set(loserRoot, loser.id);
-          return 'moved' as const;
-        }
-        if (survivor.id === loser.id) return null; // already one customer (a redelivered merge)
-        const combined = survivor.state ?? emptyState();
-        if (loser.state) mergeStates(combined, loser.state);
-        prune(combined);
-        const features = currentFeatures(combined, this.deps.cutPoints());
-        const hash = features ? hashFields(features, survivor.version + 1, Date.now()) : [];
-        try {
-          const version = await this.deps.store.writeMerge(survivor, loser, combined, hash);
-          this.aliases.set(loser.id, survivor.id);
-          this.remember(survivor.id, version, combined);
-          this.featureMetrics.merges.inc();
-          return features ? { customerId: survivor.id, version, state: combined, features, eventIds: [] } : null;
-        } catch (err) {
-          if (err instanceof StaleStateError) return 'retry' as const;
-          throw err;
-        }
-      });
-      if (outcome === 'retry') this.featureMetrics.conflicts.inc();
-      if (outcome !== 'moved' && outcome !== 'retry') return outcome;
-    }
-    throw new Error(`merge of ${mergedId} into ${survivorId}: gave up after ${MAX_ATTEMPTS} conflicting writes`);
+  /** Rescores every owned customer whose last score is older than one period before now. */
+  async rescoreDue(): Promise<number> {
+    const now = this.nowMs();
+    if (now <= 0) return 0;
+    return this.rescoreAsOf(now, now - this.deps.config.SCORING_RESCORE_EVERY_MS);
   }
+
+  /**
+   * Rescores, as of `asOfMs`, every customer of the partitions this instance owns whose last score is as of
+   * `olderThanMs` or earlier (default: before `asOfMs`). Customers with an event after `asOfMs` keep their newer score.
+   */
+  async rescoreAsOf(asOfMs: number, olderThanMs = asOfMs - 1): Promise<number> {
+    if (!this.deps.scorer?.modelVersion) return 0; // nothing to score with: they stay due
+    let total = 0;
+    for (const p of this.ownedPartitions) {
+      let skip = 0;
+      for (;;) {
+        const table = await this.tableFor(p);
+        if (!table || this.fatal) break;
+        const ids = await this.deps.store.dueForRescore(p, olderThanMs, skip, RESCORE_CHUNK);
+        if (ids.length === 0) break;
+        const missing = table.missing(ids);
+        if (missing.length > 0) table.adopt((await this.deps.store.fetch(missing)).values());
+        const gone: string[] = [];
+        let marked = 0;
+        for (const id of ids) {
+          const e = table.entries.get(id);
+          if (!e?.state || e.alias)
+            gone.push(id); // merged away or expired: the survivor has its own entry
+          else if (e.state.l > asOfMs)
+            skip++; // a newer event scored it already
+          else if (table.markRescore(id, asOfMs)) marked++;
+        }
+        await this.deps.store.forgetAsOf(p, gone);
+        if (marked === 0 && gone.length === 0) continue;
+        await this.flushNow();
+        const failure = this.failure();
+        if (failure) throw failure;
+        total += marked;
+        if (!this.deps.scorer.modelVersion) break; // the model went away: they stay due
+      }
+    }
+    return total;
+  }
+}
+
+function resetEntry(e: Entry): void {
+  e.dirty = false;
+  e.rescoreAt = null;
+  if (e.eventIds.length > 0) e.eventIds = [];
 }
 
 function mergeProblems(m: IdentityMerge): string[] {
@@ -327,3 +704,14 @@ function mergeProblems(m: IdentityMerge): string[] {
   if (m.survivorId === m.mergedId) problems.push('survivorId equals mergedId');
   return problems;
 }
+
+function handoffProblems(h: FeatureHandoff): string[] {
+  const problems: string[] = [];
+  if (!h.toId || !h.fromId) problems.push('toId and fromId must not be empty');
+  if (h.payloadVersion !== 1) problems.push(`payloadVersion ${h.payloadVersion} is not one this processor reads`);
+  return problems;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export type { CustomerFeatures };

@@ -1,61 +1,90 @@
 /**
- * Feature state and the ad server's feature hash in Redis.
+ * Where the feature processor's partition-owned state is checkpointed, and what the ad server reads.
  *
- * Keys (P = TOPIC_PREFIX, id = global customer id; the braces are a Redis Cluster hash tag):
- * - `P features:state:{id}` hash: `ver` (version, +1 per write) and `s` (FeatureState JSON); or, for a customer merged
- *   into another, `alias` = the survivor's id. TTL FEATURES_STATE_TTL_SECONDS, renewed on every write.
- * - `P features:{id}` hash: what the ad server reads with one HGETALL/HMGET (fields: see logic.ts `hashFields`), or just
- *   `merged_into` for a merged-away id. TTL FEATURES_TTL_SECONDS, renewed on every write.
+ * Keys (P = TOPIC_PREFIX, id = global customer id, p = partition number; braces are Redis Cluster hash tags):
+ * - `P features:state:{id}` hash: `ep` (owner epoch of the customer's partition at the last write), `ver` (+1 per
+ *   write), `s` (FeatureState JSON), `mg` (ids absorbed by merges, JSON); or, once merged away, `alias` = survivor.
+ *   TTL FEATURES_STATE_TTL_SECONDS, renewed on every write.
+ * - `P features:{id}` hash: what the ad server reads with one HGETALL/HMGET (fields: logic.ts `hashFields`), or just
+ *   `merged_into` for a merged-away id. TTL FEATURES_TTL_SECONDS.
+ * - `P score:{id}` hash: the intent score (scoring/logic.ts `scoreHashFields`). TTL SCORES_TTL_SECONDS.
+ * - `P features:epoch:{p<p>}`: the owner epoch of partition p, raised by every instance that takes the partition over.
+ * - `P scores:as-of:{p<p>}` sorted set: customer id → as-of time of its score, for rescoring as time passes.
  *
- * Writes are compare-and-set on `ver` in one Lua script (state and hash together), so two writers of one customer
- * (its own partition, a merge, a late event of a merged-away id arriving on another partition) never lose an update:
- * the loser of a race re-reads and re-applies. A merge writes the survivor and aliases the loser in one script; under
- * Redis Cluster the two customers' keys would have to share a slot, so merges need a single Redis (or Sentinel) today.
+ * Only the instance that owns a customer's partition writes its keys, in one pipelined round trip per flush; each
+ * customer's write is one script over that customer's own keys, which refuses a writer whose epoch is older than the
+ * one stored (an instance that lost the partition in a rebalance). No script spans two customers, so merges and every
+ * other write run unchanged on Redis Cluster.
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { FeatureState } from './state.js';
 
-export interface StoredState {
-  /** The root id this state belongs to (after following aliases). */
+export interface StoredCustomer {
   readonly id: string;
-  readonly version: number;
-  /** null: no state yet (version 0). */
+  /** null: no state yet (or merged away). */
   readonly state: FeatureState | null;
+  /** The survivor this id was merged into, or null. */
+  readonly alias: string | null;
+  /** Ids this customer absorbed by merges (a redelivered hand-off of one of them changes nothing). */
+  readonly absorbed: readonly string[];
+  readonly version: number;
 }
 
 export interface FeatureStoreOptions {
   readonly prefix: string;
   readonly stateTtlSeconds: number;
   readonly featuresTtlSeconds: number;
+  readonly scoresTtlSeconds: number;
 }
 
-type ScriptCommand = (numKeys: number, ...args: string[]) => Promise<number>;
+/** One customer's part of a flush. */
+export type CustomerWrite =
+  | {
+      readonly kind: 'state';
+      readonly id: string;
+      readonly epoch: number;
+      readonly version: number;
+      readonly stateJson: string;
+      readonly absorbed: readonly string[];
+      /** Features hash field/value pairs; empty leaves the hash alone. */
+      readonly hash: readonly string[];
+      /** Score hash field/value pairs; empty: not scored (no model). */
+      readonly score: readonly string[];
+    }
+  | { readonly kind: 'score'; readonly id: string; readonly epoch: number; readonly score: readonly string[] }
+  | {
+      readonly kind: 'alias';
+      readonly id: string;
+      readonly epoch: number;
+      readonly version: number;
+      readonly survivor: string;
+    };
 
-const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-let scripts: { put: string; merge: string } | undefined;
+/** Rescoring index changes of a flush, by partition. */
+export interface FlushIndex {
+  readonly scored: ReadonlyMap<number, readonly (readonly [id: string, asOfMs: number])[]>;
+  readonly unscored: ReadonlyMap<number, readonly string[]>;
+  readonly forget: ReadonlyMap<number, readonly string[]>;
+}
 
-/** The write lost a race (-1) or the key became an alias (-2): re-read and try again. */
-export class StaleStateError extends Error {}
+export interface FlushResult {
+  /** Ids whose write was refused: a newer owner of their partition has written them. */
+  readonly fenced: readonly string[];
+}
 
+type ScriptCommand = (...args: string[]) => Promise<number>;
+const FLUSH_CUSTOMER = readFileSync(new URL('./lua/flush-customer.lua', import.meta.url), 'utf8');
 const MAX_ALIAS_HOPS = 64;
 
 export class FeatureStore {
-  private readonly put: ScriptCommand;
-  private readonly merge: ScriptCommand;
-
   constructor(
     private readonly redis: Redis,
     private readonly options: FeatureStoreOptions,
   ) {
     if (/[{}]/.test(options.prefix))
       throw new RangeError(`feature key prefix must not contain braces: ${options.prefix}`);
-    scripts ??= { put: read('put-state'), merge: read('merge-state') };
-    redis.defineCommand('featuresPutState', { lua: scripts.put });
-    redis.defineCommand('featuresMergeState', { lua: scripts.merge });
-    const commands = redis as unknown as Record<'featuresPutState' | 'featuresMergeState', ScriptCommand>;
-    this.put = commands.featuresPutState.bind(redis);
-    this.merge = commands.featuresMergeState.bind(redis);
+    redis.defineCommand('featuresFlushCustomer', { lua: FLUSH_CUSTOMER, numberOfKeys: 3 });
   }
 
   stateKey(id: string): string {
@@ -66,84 +95,110 @@ export class FeatureStore {
     return `${this.options.prefix}features:{${id}}`;
   }
 
-  /** The current state of `id`, following merge aliases to the surviving customer. */
-  async load(id: string): Promise<StoredState> {
+  scoreKey(id: string): string {
+    return `${this.options.prefix}score:{${id}}`;
+  }
+
+  epochKey(partition: number): string {
+    return `${this.options.prefix}features:epoch:{p${partition}}`;
+  }
+
+  asOfKey(partition: number): string {
+    return `${this.options.prefix}scores:as-of:{p${partition}}`;
+  }
+
+  /** Takes partition `partition` over: a new epoch, after which writes of every earlier owner are refused. */
+  async claimEpoch(partition: number): Promise<number> {
+    return this.redis.incr(this.epochKey(partition));
+  }
+
+  async currentEpoch(partition: number): Promise<number> {
+    return Number((await this.redis.get(this.epochKey(partition))) ?? 0);
+  }
+
+  /** The stored records of `ids` as they are (aliases not followed), in one round trip. */
+  async fetch(ids: readonly string[]): Promise<Map<string, StoredCustomer>> {
+    const out = new Map<string, StoredCustomer>();
+    if (ids.length === 0) return out;
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.stateKey(id), 'ver', 's', 'mg', 'alias');
+    const replies = (await pipeline.exec()) ?? [];
+    ids.forEach((id, i) => {
+      const [err, reply] = replies[i] ?? [new Error('missing pipeline reply'), null];
+      if (err) throw err;
+      const [ver, json, mg, alias] = reply as (string | null)[];
+      out.set(id, {
+        id,
+        version: Number(ver ?? 0),
+        state: json ? (JSON.parse(json) as FeatureState) : null,
+        absorbed: mg ? (JSON.parse(mg) as string[]) : [],
+        alias: alias ?? null,
+      });
+    });
+    return out;
+  }
+
+  /** The current record of `id`, following merge aliases to the surviving customer (tools and tests). */
+  async load(id: string): Promise<StoredCustomer> {
     let current = id;
     for (let hop = 0; hop < MAX_ALIAS_HOPS; hop++) {
-      const [ver, json, alias] = await this.redis.hmget(this.stateKey(current), 'ver', 's', 'alias');
-      if (alias) {
-        current = alias;
-        continue;
-      }
-      return { id: current, version: Number(ver ?? 0), state: json ? (JSON.parse(json) as FeatureState) : null };
+      const stored = (await this.fetch([current])).get(current) as StoredCustomer;
+      if (!stored.alias) return stored;
+      current = stored.alias;
     }
     throw new Error(`feature state alias chain longer than ${MAX_ALIAS_HOPS} from ${id}`);
   }
 
-  /** Loads many ids at once (one pipeline per alias hop). */
-  async loadMany(ids: readonly string[]): Promise<Map<string, StoredState>> {
-    const out = new Map<string, StoredState>();
-    let pending = ids.map((id) => ({ asked: id, current: id }));
-    for (let hop = 0; pending.length > 0; hop++) {
-      if (hop >= MAX_ALIAS_HOPS) throw new Error(`feature state alias chain longer than ${MAX_ALIAS_HOPS}`);
-      const pipeline = this.redis.pipeline();
-      for (const p of pending) pipeline.hmget(this.stateKey(p.current), 'ver', 's', 'alias');
-      const replies = (await pipeline.exec()) ?? [];
-      const next: typeof pending = [];
-      pending.forEach((p, i) => {
-        const [err, reply] = replies[i] ?? [new Error('missing pipeline reply'), null];
-        if (err) throw err;
-        const [ver, json, alias] = reply as (string | null)[];
-        if (alias) next.push({ asked: p.asked, current: alias });
-        else {
-          const state = json ? (JSON.parse(json) as FeatureState) : null;
-          out.set(p.asked, { id: p.current, version: Number(ver ?? 0), state });
-        }
-      });
-      pending = next;
+  /**
+   * Writes a flush: every customer's state, hash and score (each fenced by its partition's epoch) and the rescoring
+   * index (per partition: scored customers at their score's as-of time, unscored ones at 0 unless already there,
+   * merged-away ones removed), in one pipelined round trip.
+   */
+  async flush(writes: readonly CustomerWrite[], index: FlushIndex): Promise<FlushResult> {
+    const { stateTtlSeconds, featuresTtlSeconds, scoresTtlSeconds } = this.options;
+    const ttls = [String(stateTtlSeconds), String(featuresTtlSeconds), String(scoresTtlSeconds)] as const;
+    const pipeline = this.redis.pipeline();
+    const run = (pipeline as unknown as Record<'featuresFlushCustomer', ScriptCommand>).featuresFlushCustomer.bind(
+      pipeline,
+    );
+    for (const w of writes) {
+      const keys = [this.stateKey(w.id), this.featuresKey(w.id), this.scoreKey(w.id)] as const;
+      const epoch = String(w.epoch);
+      if (w.kind === 'state') {
+        const absorbed = JSON.stringify(w.absorbed);
+        const hash = JSON.stringify(w.hash);
+        const score = JSON.stringify(w.score);
+        void run(...keys, epoch, 's', w.stateJson, absorbed, String(w.version), ...ttls, hash, score);
+      } else if (w.kind === 'score') {
+        void run(...keys, epoch, 'r', '', '[]', '0', ...ttls, '[]', JSON.stringify(w.score));
+      } else {
+        void run(...keys, epoch, 'a', w.survivor, '[]', String(w.version), ...ttls, '[]', '[]');
+      }
     }
-    return out;
+    for (const [p, entries] of index.scored) {
+      if (entries.length > 0) pipeline.zadd(this.asOfKey(p), ...entries.flatMap(([id, t]) => [t, id]));
+    }
+    for (const [p, ids] of index.unscored) {
+      if (ids.length > 0) pipeline.zadd(this.asOfKey(p), 'NX', ...ids.flatMap((id) => [0, id]));
+    }
+    for (const [p, ids] of index.forget) if (ids.length > 0) pipeline.zrem(this.asOfKey(p), ...ids);
+    if (pipeline.length === 0) return { fenced: [] };
+    const replies = (await pipeline.exec()) ?? [];
+    const fenced: string[] = [];
+    for (const [i, [err, reply]] of replies.entries()) {
+      if (err) throw err;
+      if (i < writes.length && reply === -1) fenced.push((writes[i] as CustomerWrite).id);
+    }
+    return { fenced };
   }
 
-  /** Compare-and-set write of `id`'s state (expected `version`) and hash. Returns the new version. */
-  async write(id: string, version: number, state: FeatureState, hash: readonly string[]): Promise<number> {
-    const result = await this.put(
-      2,
-      this.stateKey(id),
-      this.featuresKey(id),
-      String(version),
-      JSON.stringify(state),
-      String(this.options.stateTtlSeconds),
-      String(this.options.featuresTtlSeconds),
-      JSON.stringify(hash),
-    );
-    if (result < 0) throw new StaleStateError(`feature state of ${id} moved (${result})`);
-    return result;
+  /** Customers of `partition` whose score is as of `olderThanMs` or earlier, oldest first. */
+  async dueForRescore(partition: number, olderThanMs: number, skip: number, count: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.asOfKey(partition), '-inf', olderThanMs, 'LIMIT', skip, count);
   }
 
-  /** Writes `combined` under the survivor and aliases the loser to it, atomically. Returns the survivor's version. */
-  async writeMerge(
-    survivor: { id: string; version: number },
-    loser: { id: string; version: number },
-    combined: FeatureState,
-    hash: readonly string[],
-  ): Promise<number> {
-    const result = await this.merge(
-      4,
-      this.stateKey(survivor.id),
-      this.featuresKey(survivor.id),
-      this.stateKey(loser.id),
-      this.featuresKey(loser.id),
-      String(survivor.version),
-      String(loser.version),
-      JSON.stringify(combined),
-      String(this.options.stateTtlSeconds),
-      String(this.options.featuresTtlSeconds),
-      survivor.id,
-      JSON.stringify(hash),
-    );
-    if (result < 0) throw new StaleStateError(`merge of ${loser.id} into ${survivor.id}: a state moved (${result})`);
-    return result;
+  async forgetAsOf(partition: number, ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.redis.zrem(this.asOfKey(partition), ...ids);
   }
 
   /** The ad server's view of one customer (HGETALL); empty when unknown. */

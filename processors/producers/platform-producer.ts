@@ -71,9 +71,7 @@ export class PlatformProducer {
 
   /** Connects an idempotent producer and registers the raw topics' contracts. */
   static async connect(config: Config, options: PlatformProducerOptions = {}): Promise<PlatformProducer> {
-    const topics =
-      options.topics ??
-      topicCatalogOf(config);
+    const topics = options.topics ?? topicCatalogOf(config);
     const serde = options.serde ?? EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
     await serde.register(topics.transactionsRaw);
     await serde.register(topics.clicksRaw);

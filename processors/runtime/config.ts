@@ -102,12 +102,16 @@ export const configSchema = z.object({
     .int()
     .min(60)
     .default(90 * 24 * 60 * 60),
-  /** Customer states the feature processor keeps in memory to skip a Redis read (compare-and-set keeps them honest). */
+  /** Customers the feature processor keeps in memory across its partitions; beyond it, clean ones reload from Redis. */
   FEATURES_CACHE_SIZE: z.coerce.number().int().min(0).max(10_000_000).default(200_000),
-  /** Feature processor: records of a fetch worked and committed together (bounds latency and crash repeats). */
-  FEATURES_COMMIT_EVERY: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
-  /** Feature processor: customers of one chunk updated at once (each customer's records stay in order). */
-  FEATURES_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
+  /**
+   * Feature processor: a flush (state, features hash and score of every changed customer in one Redis round trip, the
+   * scores in one Kafka batch, then the offset commit) starts as soon as the previous one is done and work is waiting,
+   * and at least this often.
+   */
+  FEATURES_FLUSH_MAX_MS: z.coerce.number().int().min(1).max(60_000).default(100),
+  /** Feature processor: records folded ahead of the last flush before consumption waits for the next one. */
+  FEATURES_FLUSH_MAX_RECORDS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /** Feature snapshots into feat_customer_rfm every this many days of event time; 0 turns them off. */
   FEATURES_SNAPSHOT_PERIOD_DAYS: z.coerce.number().int().min(0).max(366).default(1),
   /** How often the feature processor re-reads the RFM cut points from Redis. */

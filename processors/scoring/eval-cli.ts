@@ -146,7 +146,7 @@ export async function evaluateOnlineRetail(
       await pipeline.waitUntilCaughtUp(admin, 300_000);
       // As of the last millisecond before d: what the system holds at 00:00 is computed from the events before d, and
       // it is the reference time training used for the label window [d, d + 7 days), so no window is skewed by a day.
-      await pipeline.scorer.rescoreAsOf(d - 1);
+      await pipeline.rescoreAsOf(d - 1);
     }
     await producer.disconnect();
 

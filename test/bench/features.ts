@@ -5,12 +5,13 @@
  * Events: `BENCH_FEATURE_EVENTS` (default 1,000,000) clicks and transactions of `BENCH_FEATURE_CUSTOMERS` (default
  * 50,000) customers over 30 days in event-time order, keyed by global id as the resolver publishes them. Figures:
  * events/s from the processor's first batch to its last commit, and per-event latency from the moment its batch was
- * handed to the processor to the commit of its offsets (state written), p50/p99.
+ * handed to the processor to the commit of its offsets (state, features and score written), p50/p99. The processor is
+ * built by FeatureApp, the same wiring as `npm run start:feature-processor`; it scores when a model is current.
  */
 import { Redis } from 'ioredis';
-import { DAY_MS, DEFAULT_CUT_POINTS } from '../../processors/features/definitions.js';
-import { FeatureProcessor, type BatchTiming } from '../../processors/features/processor.js';
-import { FeatureStore } from '../../processors/features/store.js';
+import { FeatureApp } from '../../processors/features/app.js';
+import { DAY_MS } from '../../processors/features/definitions.js';
+import type { FlushTiming } from '../../processors/features/processor.js';
 import { seededRandom } from '../../processors/identity/model.js';
 import { decodeOnlyRate } from '../../processors/runtime/bench-tools.js';
 import { openScratchRun } from '../../processors/scratch-run.js';
@@ -22,10 +23,13 @@ import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.j
 const CATEGORIES = ['books', 'electronics', 'fashion', 'garden', 'home', 'sports', 'toys', 'beauty'];
 const TYPES = ['VIEW', 'VIEW', 'VIEW', 'VIEW', 'VIEW', 'SEARCH', 'SEARCH', 'ADD_TO_CART', 'CHECKOUT_START'] as const;
 
-/** Weighted percentile of per-batch latencies (each batch's latency counts once per record in it). */
-function percentile(timings: readonly BatchTiming[], q: number): number {
+/**
+ * Weighted percentile of per-flush latencies: a record folded right after the previous flush took its snapshot waits
+ * at most until this flush commits, so each flush counts `committed − previous snapshot` once per record in it.
+ */
+function percentile(timings: readonly FlushTiming[], q: number): number {
   const sorted = timings
-    .map((t) => ({ ms: t.committedAtMs - t.fetchedAtMs, n: t.records }))
+    .map((t, i) => ({ ms: t.committedAtMs - (timings[i - 1]?.startedAtMs ?? t.startedAtMs), n: t.records }))
     .sort((a, b) => a.ms - b.ms);
   const total = sorted.reduce((n, t) => n + t.n, 0);
   let seen = 0;
@@ -127,22 +131,19 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
     console.log(`decode-only        ${raw} events/s (kafkajs consumer that only decodes)`);
 
     // 3. The feature processor.
-    const timings: BatchTiming[] = [];
-    const processor = new FeatureProcessor({
+    const timings: FlushTiming[] = [];
+    const failure: { error?: Error } = {};
+    const app = new FeatureApp({
       config,
       kafka,
       serde,
-      store: new FeatureStore(redis, {
-        prefix: config.TOPIC_PREFIX,
-        stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,
-        featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
-      }),
       topics,
       log: createLogger('warn', { processor: 'feature-processor' }),
       metrics: createMetrics(),
-      cutPoints: () => DEFAULT_CUT_POINTS,
-      onCommitted: (t) => timings.push(t),
+      onFlushed: (t) => timings.push(t),
+      onFatal: (e) => (failure.error = e),
     });
+    const processor = app.processor;
     const redisCpu = async () => {
       const cpu = await redis.info('cpu');
       const num = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(cpu)?.[1] ?? 0);
@@ -151,8 +152,10 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
     const redisCpuBefore = await redisCpu();
     const cpuBefore = process.cpuUsage();
     const started = Date.now();
-    await processor.start();
+    await app.start();
+    const model = app.models.current?.version ?? null;
     while (processor.processedCount < total) {
+      if (failure.error) throw failure.error;
       if (Date.now() - started > 900_000) throw new Error(`feature processor stalled at ${processor.processedCount}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -161,7 +164,7 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
     const cpu = process.cpuUsage(cpuBefore);
     const nodeCpuShare = (cpu.user + cpu.system) / 1e6 / seconds;
     const redisCpuShare = ((await redisCpu()) - redisCpuBefore) / seconds;
-    await processor.stop();
+    await app.stop();
     const rate = Math.round(total / seconds);
     const p50 = percentile(timings, 0.5);
     const p99 = percentile(timings, 0.99);
@@ -169,10 +172,10 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
     const info = await redis.info('memory');
     const usedMemory = /used_memory_human:(\S+)/.exec(info)?.[1] ?? '?';
     console.log(
-      `feature processor  ${rate} events/s (${total} events, ${timings.length} batches, ${seconds.toFixed(1)} s)`,
+      `feature processor  ${rate} events/s (${total} events, ${timings.length} flushes, ${seconds.toFixed(1)} s, model ${model ?? 'none: features only'})`,
     );
     console.log(
-      `latency            p50 ${p50} ms, p99 ${p99} ms (batch handed over → state written and offsets committed)`,
+      `latency            p50 ${p50} ms, p99 ${p99} ms (batch handed over → state, hash, score written and offsets committed)`,
     );
     console.log(`ratio              ${ratio} (goal ≥ 0.5 and ≥ 25,000 events/s)`);
     console.log(`redis memory       ${usedMemory} after the run`);
@@ -183,6 +186,8 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
       bench: 'features',
       events: total,
       customers,
+      model,
+      flushes: timings.length,
       processorEventsPerSecond: rate,
       decodeOnlyEventsPerSecond: raw,
       ratio,

@@ -86,5 +86,6 @@ export function envOf(ctx: TestContext): Record<string, string> {
     FEATURES_LATE_GRACE_MS: ctx.config.FEATURES_LATE_GRACE_MS.toString(),
     IDENTITY_HASH_SALT: ctx.config.IDENTITY_HASH_SALT.reveal(),
     KAFKA_SESSION_TIMEOUT_MS: ctx.config.KAFKA_SESSION_TIMEOUT_MS.toString(),
+    KAFKA_PARTITIONS: ctx.config.KAFKA_PARTITIONS.toString(),
   };
 }

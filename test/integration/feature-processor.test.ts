@@ -1,8 +1,10 @@
 // The feature processor on real Kafka, registry and Redis: a merged customer's features equal those of one customer
-// that received every event under one id; a SIGKILL mid-stream followed by a full redelivery leaves every customer's
-// features exactly as one clean pass computes them; unreadable records are dead-lettered.
+// that received every event under one id (also with two instances, merges crossing partitions and owners); a SIGKILL
+// mid-stream followed by a full redelivery leaves every customer's features exactly as one clean pass computes them;
+// an instance that lost its partitions cannot overwrite the new owner; unreadable records are dead-lettered.
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CUT_POINTS, DAY_MS, HOUR_MS } from '../../processors/features/definitions.js';
 import {
@@ -12,7 +14,8 @@ import {
   hashFields,
   transactionEvent,
 } from '../../processors/features/logic.js';
-import { FeatureProcessor } from '../../processors/features/processor.js';
+import { FeatureApp } from '../../processors/features/app.js';
+import { groupLag } from '../../processors/pipeline.js';
 import { emptyState, type FeatureState } from '../../processors/features/state.js';
 import { FeatureStore } from '../../processors/features/store.js';
 import { generateSample } from '../../processors/producers/generate.js';
@@ -44,19 +47,20 @@ function store(ctx: TestContext): FeatureStore {
     prefix: ctx.config.TOPIC_PREFIX,
     stateTtlSeconds: ctx.config.FEATURES_STATE_TTL_SECONDS,
     featuresTtlSeconds: ctx.config.FEATURES_TTL_SECONDS,
+    scoresTtlSeconds: ctx.config.SCORES_TTL_SECONDS,
   });
 }
 
-function processor(ctx: TestContext, metrics: ProcessorMetrics = createMetrics()): FeatureProcessor {
-  return new FeatureProcessor({
+/** The processor as every entrypoint builds it (features only: these tests need no model). */
+function processor(ctx: TestContext, metrics: ProcessorMetrics = createMetrics()): FeatureApp {
+  return new FeatureApp({
     config: ctx.config,
     kafka: ctx.kafka,
     serde: ctx.serde,
-    store: store(ctx),
     topics: ctx.topics,
     log: createLogger('warn', { test: 'features' }),
     metrics,
-    cutPoints: () => DEFAULT_CUT_POINTS,
+    scoring: false,
   });
 }
 
@@ -91,19 +95,40 @@ async function publish(ctx: TestContext, records: readonly Resolved[], merges: r
     await producer.send({
       topic: identityMerges.name,
       acks: -1,
-      messages: await Promise.all(merges.map((m) => encode(identityMerges, m.survivorId, m))),
+      messages: await Promise.all(merges.map((m) => encode(identityMerges, m.mergedId, m))),
     });
   }
   await producer.disconnect();
 }
 
-/** Offsets the feature processor's group has committed on its three inputs. */
+/** Offsets the feature processor's group has committed on its inputs. */
 async function committed(ctx: TestContext): Promise<number> {
   const offsets = await ctx.admin.fetchOffsets({
     groupId: `${ctx.config.TOPIC_PREFIX}feature-processor`,
-    topics: [ctx.topics.customerTransactions.name, ctx.topics.customerClicks.name, ctx.topics.identityMerges.name],
+    topics: [
+      ctx.topics.customerTransactions.name,
+      ctx.topics.customerClicks.name,
+      ctx.topics.identityMerges.name,
+      ctx.topics.featureHandoff.name,
+    ],
   });
   return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+}
+
+/** Waits until the processor's group has read and committed everything on its inputs, hand-offs included. */
+async function settled(ctx: TestContext): Promise<void> {
+  const { customerTransactions, customerClicks, identityMerges, featureHandoff } = ctx.topics;
+  const group = `${ctx.config.TOPIC_PREFIX}feature-processor`;
+  const specs = [customerTransactions, customerClicks, identityMerges, featureHandoff];
+  let zeros = 0; // hand-offs are produced by the processor itself: lag 0 twice in a row, half a second apart
+  await waitFor(
+    async () => {
+      zeros = (await groupLag(ctx.admin, group, specs)) === 0 ? zeros + 1 : 0;
+      return zeros;
+    },
+    (n) => n >= 2,
+    { what: 'the feature processor to catch up', timeoutMs: 120_000, intervalMs: 500 },
+  );
 }
 
 /** A hash without the fields that depend on when and how often it was written. */
@@ -124,21 +149,40 @@ function merge(survivorId: string, mergedId: string, eventTimeMs: number): Ident
   };
 }
 
+/** Forty clicks and purchases of one person over about 60 days, across every window edge. */
+function personHistory(): Resolved[] {
+  const history: Resolved[] = [];
+  for (let i = 0; i < 40; i++) {
+    const t = T0 + i * 37 * HOUR_MS;
+    if (i % 4 === 0) {
+      const value = sampleTransaction({ eventTimeMs: t, sessionId: `s-${Math.floor(i / 3)}` });
+      history.push({ kind: 'tx', key: '', value });
+    } else {
+      const type = (['VIEW', 'SEARCH', 'ADD_TO_CART'] as const)[i % 3]!;
+      const value = sampleBehavior({ eventTimeMs: t, type, sessionId: `s-${Math.floor(i / 3)}`, category: 'books' });
+      history.push({ kind: 'click', key: '', value });
+    }
+  }
+  return history;
+}
+
+/** The partition the producers' murmur2 partitioner picks for a key among `count`. */
+function partitioner(count: number): (key: string) => number {
+  const pick = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: count }, (_, i) => ({
+    partitionId: i,
+    leader: 0,
+    partitionErrorCode: 0,
+    replicas: [0],
+    isr: [0],
+  }));
+  return (key) => pick({ topic: 't', partitionMetadata, message: { key, value: null } });
+}
+
 describe('feature processor', () => {
   it('merges customers exactly: the survivor equals a customer that received every event under one id', async () => {
     const ctx = await context();
-    const history: Resolved[] = [];
-    for (let i = 0; i < 40; i++) {
-      const t = T0 + i * 37 * HOUR_MS; // about 60 days, across every window edge
-      if (i % 4 === 0) {
-        const value = sampleTransaction({ eventTimeMs: t, sessionId: `s-${Math.floor(i / 3)}` });
-        history.push({ kind: 'tx', key: '', value });
-      } else {
-        const type = (['VIEW', 'SEARCH', 'ADD_TO_CART'] as const)[i % 3]!;
-        const value = sampleBehavior({ eventTimeMs: t, type, sessionId: `s-${Math.floor(i / 3)}`, category: 'books' });
-        history.push({ kind: 'click', key: '', value });
-      }
-    }
+    const history = personHistory();
     // Person A/B: events first under two ids, then the merge, then in-flight events still under the merged-away id.
     const split = history.map((r, i) => ({ ...r, key: i < 15 ? 'c-A' : i < 30 ? 'c-B' : i % 2 ? 'c-B' : 'c-A' }));
     const control = history.map((r) => ({ ...r, key: 'c-ONE' }));
@@ -147,21 +191,86 @@ describe('feature processor', () => {
     const instance = processor(ctx);
     await instance.start();
     try {
-      await waitFor(
-        () => committed(ctx),
-        (n) => n >= 81,
-        { what: 'all 81 records committed' },
-      );
+      await settled(ctx);
       const features = store(ctx);
-      const survivor = await features.readFeatures('c-A');
       const single = await features.readFeatures('c-ONE');
       expect(Number(single['frequency_90d'])).toBeGreaterThan(0);
-      expect(stable(survivor)).toEqual(stable(single));
+      expect(stable(await features.readFeatures('c-A'))).toEqual(stable(single));
       expect(await features.readFeatures('c-B')).toEqual({ merged_into: 'c-A' });
       expect((await features.load('c-B')).id).toBe('c-A'); // the state of c-B now lives under c-A
     } finally {
       await instance.stop();
     }
+  });
+
+  it('merges exactly across partitions and instances: two owners hand state and in-flight events through Kafka', async () => {
+    const ctx = await context({ KAFKA_PARTITIONS: '4' });
+    const history = personHistory();
+    const pairs = Array.from({ length: 12 }, (_, i) => ({ a: `p${i}-A`, b: `p${i}-B`, one: `p${i}-ONE` }));
+    const partitionOf = partitioner(4);
+    expect(pairs.filter((p) => partitionOf(p.a) !== partitionOf(p.b)).length).toBeGreaterThan(4);
+    const before: Resolved[] = [];
+    const after: Resolved[] = [];
+    const merges: IdentityMerge[] = [];
+    for (const { a, b, one } of pairs) {
+      history.forEach((r, i) => {
+        const key = i < 15 ? a : i < 30 ? b : i % 2 ? b : a;
+        (i < 30 ? before : after).push({ ...r, key });
+        after.push({ ...r, key: one });
+      });
+      merges.push(merge(a, b, T0 + 30 * 37 * HOUR_MS));
+    }
+    await publish(ctx, before);
+    const first = processor(ctx);
+    const second = processor(ctx);
+    await first.start();
+    await second.start();
+    try {
+      // Both instances own partitions before the merges and the rest arrive.
+      await waitFor(
+        () => Promise.resolve([first.processor.ownedPartitions.length, second.processor.ownedPartitions.length]),
+        ([x, y]) => x === 2 && y === 2,
+        { what: 'two partitions per instance' },
+      );
+      await publish(ctx, after, merges);
+      await settled(ctx);
+      const features = store(ctx);
+      for (const { a, b, one } of pairs) {
+        const single = await features.readFeatures(one);
+        expect(Number(single['frequency_90d'])).toBeGreaterThan(0);
+        expect(stable(await features.readFeatures(a)), a).toEqual(stable(single));
+        expect(await features.readFeatures(b)).toEqual({ merged_into: a });
+      }
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  }, 180_000);
+
+  it('fences an instance that lost its partition: its writes are refused once the new owner claimed it', async () => {
+    const ctx = await context();
+    const s = store(ctx);
+    const oldEpoch = await s.claimEpoch(0);
+    const newEpoch = await s.claimEpoch(0);
+    const write = (epoch: number, value: string) =>
+      s.flush(
+        [
+          {
+            kind: 'state',
+            id: 'c-Z',
+            epoch,
+            version: 1,
+            stateJson: JSON.stringify(emptyState()),
+            absorbed: [],
+            hash: ['top_category', value],
+            score: [],
+          },
+        ],
+        { scored: new Map(), unscored: new Map(), forget: new Map() },
+      );
+    expect((await write(newEpoch, 'new')).fenced).toEqual([]);
+    expect((await write(oldEpoch, 'stale')).fenced).toEqual(['c-Z']);
+    expect((await s.readFeatures('c-Z'))['top_category']).toBe('new');
   });
 
   it('after a SIGKILL mid-stream and a full redelivery, every customer is exactly as one clean pass makes it', async () => {
@@ -206,7 +315,7 @@ describe('feature processor', () => {
       await waitFor(
         () => committed(ctx),
         (n) => n >= records.length,
-        { what: 'every record committed' },
+        { what: 'every record committed', timeoutMs: 120_000 },
       );
       const duplicates = await metrics.registry.getSingleMetricAsString('features_events_total');
       expect(duplicates).toMatch(/outcome="duplicate"} [1-9]/); // the redelivery really repeated applied records

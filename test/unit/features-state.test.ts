@@ -228,7 +228,7 @@ describe('feature state', () => {
     expect(aggregatesOf(state, newest(events))).toEqual(oracle(events, newest(events)));
   });
 
-  it('applies a merged-away id\'s records that share a partition with the survivor\'s, whichever group folds first', () => {
+  it("applies a merged-away id's records that share a partition with the survivor's, whichever group folds first", () => {
     // One chunk of partition 0: survivor c-S at offsets 10 and 20, merged-away c-L at 15. The processor folds each
     // published key's records as a group into the root's state; c-S's group folding first must not make c-L's lower
     // offset look like a redelivery.
@@ -242,7 +242,11 @@ describe('feature state', () => {
       ],
       NO_GRACE_LIMIT,
     );
-    const l = foldEvents(state, [{ event: e3!, source: 'tx:0', offset: 15, stream: 'transaction|c-L' }], NO_GRACE_LIMIT);
+    const l = foldEvents(
+      state,
+      [{ event: e3!, source: 'tx:0', offset: 15, stream: 'transaction|c-L' }],
+      NO_GRACE_LIMIT,
+    );
     expect(s).toMatchObject({ applied: 2, duplicates: 0 });
     expect(l).toMatchObject({ applied: 1, duplicates: 0 });
     // ...and a redelivery of either group is still recognised.

@@ -1,0 +1,213 @@
+/**
+ * The state one instance owns for one input partition: every customer keyed to that partition that it has touched,
+ * in process memory, and what the next flush must write and send. Pure: the shell (processor.ts) loads missing
+ * customers before calling in and does all I/O after.
+ *
+ * Merges without cross-partition writes: a merge record arrives on the merged-away customer's partition (it is keyed
+ * by `mergedId`). Its owner turns the customer into an alias and hands its whole state to the survivor through the
+ * hand-off topic (keyed by the survivor); events still published under the merged-away id are forwarded the same
+ * way, with their original source offsets. The survivor's owner absorbs a state once (absorbed ids) and folds the
+ * forwarded events through the usual watermarks, so a redelivery on either side changes nothing.
+ */
+import type { FeatureHandoff } from '../../schemas/generated/types.js';
+import { foldEvents, type FoldResult, type SourcedEvent } from './logic.js';
+import { emptyState, mergeStates, prune, type FeatureState } from './state.js';
+import type { StoredCustomer } from './store.js';
+
+export interface Entry {
+  readonly id: string;
+  state: FeatureState | null;
+  alias: string | null;
+  absorbed: string[];
+  /** State version as last written (the ad server's `state_version`). */
+  version: number;
+  /** The state changed since the last flush. */
+  dirty: boolean;
+  /** Score as of this time at the next flush (rescoring as time passes), or null. */
+  rescoreAt: number | null;
+  /** Events applied since the last flush (evaluations and benchmarks trace them to their score). */
+  eventIds: string[];
+}
+
+/** What the next flush must send to the hand-off topic. */
+export type OutgoingHandoff = Omit<FeatureHandoff, 'payload'> & { readonly payload: string };
+
+export const HANDOFF_PAYLOAD_VERSION = 1;
+
+export interface StatePayload {
+  readonly state: FeatureState | null;
+  readonly absorbed: readonly string[];
+}
+
+export class PartitionTable {
+  readonly entries = new Map<string, Entry>();
+  /** Entries the next flush writes. */
+  readonly changed = new Set<Entry>();
+  /** Next offset to commit per input topic, once the next flush is written. */
+  readonly pending = new Map<string, bigint>();
+  readonly handoffs: OutgoingHandoff[] = [];
+  /** Events to forward, by the survivor they go to. */
+  private readonly forwards = new Map<string, { fromId: string; events: SourcedEvent[] }[]>();
+  /** Set when the table is verified as this instance's (epoch claimed and unchanged since). */
+  verified = true;
+
+  constructor(
+    readonly partition: number,
+    readonly epoch: number,
+  ) {}
+
+  /** Ids among `ids` not in memory: the shell loads them before folding. */
+  missing(ids: Iterable<string>): string[] {
+    const out = new Set<string>();
+    for (const id of ids) if (!this.entries.has(id)) out.add(id);
+    return [...out];
+  }
+
+  /** Adds loaded customers; an entry that arrived meanwhile (a concurrent batch of another topic) wins. */
+  adopt(loaded: Iterable<StoredCustomer>): void {
+    for (const s of loaded) {
+      if (this.entries.has(s.id)) continue;
+      this.entries.set(s.id, {
+        id: s.id,
+        state: s.state,
+        alias: s.alias,
+        absorbed: [...s.absorbed],
+        version: s.version,
+        dirty: false,
+        rescoreAt: null,
+        eventIds: [],
+      });
+    }
+  }
+
+  entry(id: string): Entry {
+    const e = this.entries.get(id);
+    if (!e) throw new Error(`customer ${id} of partition ${this.partition} was not loaded before use`);
+    return e;
+  }
+
+  private touch(e: Entry): void {
+    e.dirty = true;
+    this.changed.add(e);
+    // Most recently used last: eviction takes clean entries from the front.
+    this.entries.delete(e.id);
+    this.entries.set(e.id, e);
+  }
+
+  /** Folds records published under `id` (offset order); forwards them instead when `id` was merged away. */
+  fold(id: string, records: readonly SourcedEvent[], graceMs: number): FoldResult | 'forwarded' {
+    const e = this.entry(id);
+    if (e.alias) {
+      this.forward(id, e.alias, records);
+      return 'forwarded';
+    }
+    e.state ??= emptyState();
+    const result = foldEvents(e.state, records, graceMs);
+    if (result.applied > 0 || result.late > 0) {
+      this.touch(e);
+      for (const r of records) e.eventIds.push(r.event.eventId);
+    }
+    return result;
+  }
+
+  /** Applies a merge of `mergedId` into `survivorId` on the merged-away customer's side. */
+  merge(mergedId: string, survivorId: string, eventTimeMs: number, eventKey: string): 'handed-off' | 'duplicate' {
+    const e = this.entry(mergedId);
+    if (e.alias) return 'duplicate'; // a redelivered merge: the state left with the first one
+    const payload: StatePayload = { state: e.state, absorbed: e.absorbed };
+    this.handoffs.push({
+      eventId: `STATE|${mergedId}|${eventKey}`,
+      eventTimeMs,
+      toId: survivorId,
+      fromId: mergedId,
+      kind: 'STATE',
+      payloadVersion: HANDOFF_PAYLOAD_VERSION,
+      payload: JSON.stringify(payload),
+    });
+    e.alias = survivorId;
+    e.state = null;
+    e.absorbed = [];
+    e.rescoreAt = null;
+    e.eventIds = [];
+    this.touch(e);
+    return 'handed-off';
+  }
+
+  /** Applies a hand-off addressed to `h.toId` (owned here); re-forwards it when that customer was merged on too. */
+  receive(h: FeatureHandoff, graceMs: number): 'absorbed' | 'duplicate' | 'forwarded' | FoldResult {
+    const e = this.entry(h.toId);
+    if (e.alias) {
+      this.handoffs.push({ ...h, toId: e.alias, payload: h.payload.toString('utf8') });
+      return 'forwarded';
+    }
+    if (h.kind === 'EVENTS') {
+      const records = JSON.parse(h.payload.toString('utf8')) as SourcedEvent[];
+      e.state ??= emptyState();
+      const result = foldEvents(e.state, records, graceMs);
+      if (result.applied > 0 || result.late > 0) {
+        this.touch(e);
+        for (const r of records) e.eventIds.push(r.event.eventId);
+      }
+      return result;
+    }
+    if (h.fromId === e.id || e.absorbed.includes(h.fromId)) return 'duplicate';
+    const payload = JSON.parse(h.payload.toString('utf8')) as StatePayload;
+    const state = (e.state ??= emptyState());
+    if (payload.state) mergeStates(state, payload.state);
+    prune(state);
+    e.absorbed.push(h.fromId, ...payload.absorbed.filter((id) => !e.absorbed.includes(id)));
+    this.touch(e);
+    return 'absorbed';
+  }
+
+  /** Marks `id` (loaded, not merged away, with state) to be rescored as of `asOfMs` at the next flush. */
+  markRescore(id: string, asOfMs: number): boolean {
+    const e = this.entries.get(id);
+    if (!e?.state || e.alias) return false;
+    e.rescoreAt = Math.max(e.rescoreAt ?? 0, asOfMs);
+    this.changed.add(e);
+    return true;
+  }
+
+  private forward(fromId: string, toId: string, records: readonly SourcedEvent[]): void {
+    const list = this.forwards.get(toId) ?? [];
+    const last = list.at(-1);
+    if (last?.fromId === fromId) last.events.push(...records);
+    else list.push({ fromId, events: [...records] });
+    this.forwards.set(toId, list);
+  }
+
+  /** Takes what the next flush must send: state hand-offs first, then forwarded events, in the order they arose. */
+  takeHandoffs(): OutgoingHandoff[] {
+    const out = this.handoffs.splice(0);
+    for (const [toId, groups] of this.forwards) {
+      for (const { fromId, events } of groups) {
+        const first = events[0];
+        if (!first) continue;
+        out.push({
+          eventId: `EVENTS|${fromId}|${first.source}|${first.stream}|${first.offset}`,
+          eventTimeMs: Math.max(...events.map((r) => r.event.timeMs)),
+          toId,
+          fromId,
+          kind: 'EVENTS',
+          payloadVersion: HANDOFF_PAYLOAD_VERSION,
+          payload: JSON.stringify(events),
+        });
+      }
+    }
+    this.forwards.clear();
+    return out;
+  }
+
+  /** Drops the least recently used clean entries beyond `max` (they reload from Redis when needed). */
+  evict(max: number): number {
+    let dropped = 0;
+    for (const [id, e] of this.entries) {
+      if (this.entries.size <= max) break;
+      if (this.changed.has(e)) continue;
+      this.entries.delete(id);
+      dropped++;
+    }
+    return dropped;
+  }
+}
