@@ -1,0 +1,519 @@
+/**
+ * `npm run chaos`: does a processor crash change what the pipeline computes? The same generated raw events go through
+ * two scratch runs of the real pipeline, each part (identity resolver, feature processor with its scoring stage,
+ * warehouse sink) in a process of its own (`pipeline-part.ts`):
+ *
+ * - clean: no kills;
+ * - chaos: CHAOS_KILLS (default 10) times a random part is killed with SIGKILL at a random moment and started again
+ *   (seeded by CHAOS_SEED, default 1; the moments are spread over the clean run's duration).
+ *
+ * Then every customer's features hash and score hash in Redis (timing fields left out), the newest warehouse score per
+ * customer and the ClickHouse row counts (raw, and deduplicated the way each ReplacingMergeTree collapses re-inserts)
+ * are compared. It prints what it compared and one JSON line, and exits non-zero on any difference.
+ *
+ * Settings: CHAOS_EVENTS (default 1,000,000), CHAOS_KILLS, CHAOS_SEED, CHAOS_SESSION_TIMEOUT_MS (default 6000: a killed
+ * member's partitions move quickly). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
+ * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
+ * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { FeatureStore } from '../../processors/features/store.js';
+import { PROCESSOR as IDENTITY } from '../../processors/identity/processor.js';
+import { groupLag, waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
+import { generateSample } from '../../processors/producers/generate.js';
+import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
+import { loadConfig } from '../../processors/runtime/config.js';
+import { openScratchRun, type ScratchRun } from '../../processors/scratch-run.js';
+import { currentVersion } from '../../processors/scoring/model.js';
+import {
+  compareRedis,
+  compareTable,
+  killPlan,
+  type Hash,
+  type PlannedKill,
+  type RunState,
+  type TableComparison,
+  type TableCounts,
+  type WarehouseScore,
+} from './chaos-logic.js';
+import type { PartMessage } from './pipeline-part.js';
+
+const PART_ENTRY = fileURLToPath(new URL('./pipeline-part.ts', import.meta.url));
+const PARTS: readonly PipelinePart[] = ['identity', 'features', 'sink'];
+/** Larger than any epoch-ms clock reading: the event-time clock never crosses a rescoring period. */
+const NO_RESCORE_MS = 10_000_000_000_000;
+/** Events per person of the default generated sample (87,976 events of 1,247 persons), to size the sample. */
+const EVENTS_PER_PERSON = 70;
+const TRANSACTIONS_PER_PERSON = 3891 / 1247;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const n = (x: number) => x.toLocaleString('en-GB');
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
+
+function intSetting(name: string, fallback: number, min: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${raw}`);
+  return value;
+}
+
+/**
+ * Warehouse tables the pipeline writes, and what one row of each stands for independently of timing (`dedup`).
+ * `exact`: the deduplicated count is a function of the events alone, so the runs must agree on it. Not exact:
+ * identity_merge (which clusters exist when a link arrives, hence which unions happen, depends on how partitions
+ * interleave), identity_merge_rejected (its event id holds the rejection's position in its batch), intent_score (one
+ * row per flush that changed the customer; the newest score per customer is compared instead).
+ */
+const TABLES: readonly { table: string; dedup: string; exact: boolean }[] = [
+  { table: 'dim_platform', dedup: 'FINAL', exact: true },
+  { table: 'dim_category', dedup: 'FINAL', exact: true },
+  { table: 'dim_product', dedup: 'FINAL', exact: true },
+  { table: 'fact_transaction', dedup: 'uniqExact(event_id)', exact: true },
+  { table: 'fact_transaction_line', dedup: 'uniqExact(event_id, line_no)', exact: true },
+  { table: 'fact_event', dedup: 'uniqExact(event_id)', exact: true },
+  { table: 'dim_customer_identity', dedup: 'uniqExact(identity_id)', exact: true },
+  { table: 'identity_merge', dedup: 'FINAL', exact: false },
+  { table: 'identity_merge_rejected', dedup: 'FINAL', exact: false },
+  { table: 'intent_score', dedup: 'FINAL', exact: false },
+  { table: 'dead_letter', dedup: 'FINAL', exact: true },
+];
+
+/** The sample: `count` events of a generated sample sized to hold them, in event-time order (ties by id). */
+function sampleEvents(count: number, salt: string): { events: PlatformEvent[]; persons: number } {
+  const persons = Math.max(20, Math.ceil((count * 1.05) / EVENTS_PER_PERSON));
+  const sample = generateSample({
+    seed: 42,
+    customers: persons,
+    targetTransactions: Math.round(persons * TRANSACTIONS_PER_PERSON),
+    salt,
+  });
+  const events: PlatformEvent[] = [
+    ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
+    ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
+  ].sort(
+    (a, b) =>
+      a.event.eventTimeMs - b.event.eventTimeMs ||
+      (a.event.eventId < b.event.eventId ? -1 : a.event.eventId > b.event.eventId ? 1 : 0),
+  );
+  return { events: events.slice(0, count), persons };
+}
+
+/** The parts of one run, each in its own process; restarts a part that exits on its own (and counts it). */
+class PartProcesses {
+  private readonly children = new Map<PipelinePart, ChildProcess>();
+  private readonly killed = new Set<ChildProcess>();
+  private readonly restarts = new Set<Promise<unknown>>();
+  private stopping = false;
+  readonly unexpectedExits: string[] = [];
+
+  constructor(
+    private readonly env: Readonly<Record<string, string | undefined>>,
+    private readonly logFd: number,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  pid(part: PipelinePart): number | undefined {
+    return this.children.get(part)?.pid;
+  }
+
+  /** Forks `part` and resolves with the ms it took to report ready. */
+  async start(part: PipelinePart): Promise<number> {
+    const started = Date.now();
+    const child = fork(PART_ENTRY, [part], {
+      env: { ...this.env },
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
+    });
+    this.children.set(part, child);
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: PartMessage) => {
+        if (message.type === 'ready') done();
+        else if (message.type === 'failed') done(new Error(`${part} failed to start: ${message.error}`));
+      };
+      const onExit = (code: number | null, signal: string | null) => {
+        done(new Error(`${part} exited (${code ?? signal}) before it was ready`));
+      };
+      const done = (err?: Error) => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        if (err) reject(err);
+        else resolve();
+      };
+      child.on('message', onMessage);
+      child.on('exit', onExit);
+    });
+    child.on('exit', (code, signal) => {
+      if (this.stopping || this.killed.has(child) || this.children.get(part) !== child) return;
+      const what = `${part} (pid ${child.pid}) exited on its own with ${code ?? signal}`;
+      this.unexpectedExits.push(what);
+      this.say(`  ! ${what}; starting it again`);
+      const restart = this.startWithRetries(part).catch((err: unknown) => {
+        this.say(`  ! ${part} could not be started again: ${String(err)}`);
+      });
+      this.restarts.add(restart);
+      void restart.finally(() => this.restarts.delete(restart));
+    });
+    return Date.now() - started;
+  }
+
+  private async startWithRetries(part: PipelinePart, attempts = 3): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.start(part);
+      } catch (err) {
+        if (attempt >= attempts || this.stopping) throw err;
+        this.say(`  ! ${String(err)}; retrying`);
+        await sleep(1_000);
+      }
+    }
+  }
+
+  /** SIGKILLs `part`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
+  async kill(part: PipelinePart): Promise<number> {
+    const child = this.children.get(part);
+    if (!child) throw new Error(`${part} is not running`);
+    this.killed.add(child);
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await gone;
+    }
+    return this.startWithRetries(part);
+  }
+
+  /** Asks every part to stop cleanly (SIGKILL after 60 s) and waits until all have exited. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.restarts]);
+    await Promise.all(
+      [...this.children.values()].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) {
+              resolve();
+              return;
+            }
+            const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.send({ type: 'stop' }, (err) => {
+              if (err) child.kill('SIGKILL');
+            });
+          }),
+      ),
+    );
+  }
+}
+
+interface KillRecord {
+  readonly part: PipelinePart;
+  readonly atMs: number;
+  readonly restartMs: number;
+}
+
+interface ReplayResult {
+  readonly ms: number;
+  readonly kills: readonly KillRecord[];
+  readonly unexpectedExits: readonly string[];
+}
+
+/** Replays `events` into `run` with every part in its own process, killing parts as `plan` says; waits until done. */
+async function replay(
+  run: ScratchRun,
+  label: string,
+  events: readonly PlatformEvent[],
+  plan: readonly PlannedKill<PipelinePart>[],
+  planBaseMs: number,
+): Promise<ReplayResult> {
+  const { config, kafka, serde, topics, admin } = run;
+  const logPath = join(tmpdir(), `chaos-${run.id}-${label}.log`);
+  const logFd = openSync(logPath, 'a');
+  const say = (line: string) => {
+    console.log(line);
+  };
+  say(`${label} run: parts' logs in ${logPath}`);
+  const parts = new PartProcesses(run.env, logFd, say);
+  try {
+    await Promise.all(PARTS.map((p) => parts.start(p)));
+    const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
+    const started = Date.now();
+    let produced = 0;
+    const producing = (async () => {
+      const result = await producer.publishAll(events, {
+        onAcknowledged: () => {
+          produced++;
+        },
+      });
+      await producer.disconnect();
+      if (result.refused > 0) throw new Error(`${result.refused} generated events were refused by the producer`);
+      say(`  produced ${n(result.acknowledged)} events in ${seconds(Date.now() - started)} s`);
+    })();
+    const killing = (async () => {
+      const records: KillRecord[] = [];
+      let previousAt = 0;
+      for (const [i, k] of plan.entries()) {
+        await sleep((k.at - previousAt) * planBaseMs);
+        previousAt = k.at;
+        const atMs = Date.now() - started;
+        const backlog = await groupLag(admin, `${config.TOPIC_PREFIX}${IDENTITY}`, [
+          topics.transactionsRaw,
+          topics.clicksRaw,
+        ]);
+        const pid = parts.pid(k.part);
+        const restartMs = await parts.kill(k.part);
+        records.push({ part: k.part, atMs, restartMs });
+        say(
+          `  kill ${i + 1}/${plan.length} at ${seconds(atMs)} s: ${k.part} (pid ${pid}) SIGKILL ` +
+            `(${n(produced)} produced, ${n(backlog)} not yet resolved); consuming again after ${seconds(restartMs)} s`,
+        );
+      }
+      return records;
+    })();
+    const [, kills] = await Promise.all([producing, killing]);
+    await waitUntilCaughtUp(admin, { config, topics, warehouse: true }, 600_000 + events.length * 5);
+    const ms = Date.now() - started;
+    say(`  caught up after ${seconds(ms)} s (${n(Math.round(events.length / (ms / 1000)))} events/s end to end)`);
+    return { ms, kills, unexpectedExits: parts.unexpectedExits };
+  } finally {
+    await parts.stopAll();
+    closeSync(logFd);
+  }
+}
+
+/** What the run left in Redis and the warehouse, by its own global ids. */
+async function readRunState(run: ScratchRun): Promise<RunState & { featureKeys: number }> {
+  const { config } = run;
+  const prefix = config.TOPIC_PREFIX;
+  const redis = new Redis(config.REDIS_URL);
+  try {
+    const store = new FeatureStore(redis, {
+      prefix,
+      stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,
+      featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
+      scoresTtlSeconds: config.SCORES_TTL_SECONDS,
+    });
+    // The identity graph's identity → root cluster hash (layout: processors/identity/graph-store.ts).
+    const idc = await redis.hgetall(`${prefix}idg:v1:{${prefix}idg}:idc`);
+    const roots = new Map(Object.entries(idc));
+    const ids = [...new Set(roots.values())];
+    const features = new Map<string, Hash>();
+    const scores = new Map<string, Hash>();
+    for (let i = 0; i < ids.length; i += 1_000) {
+      const chunk = ids.slice(i, i + 1_000);
+      const pipeline = redis.pipeline();
+      for (const id of chunk) pipeline.hgetall(store.featuresKey(id)).hgetall(store.scoreKey(id));
+      const replies = (await pipeline.exec()) ?? [];
+      chunk.forEach((id, j) => {
+        const [fErr, f] = replies[2 * j] ?? [new Error('missing reply'), null];
+        const [sErr, s] = replies[2 * j + 1] ?? [new Error('missing reply'), null];
+        if (fErr) throw fErr;
+        if (sErr) throw sErr;
+        if (Object.keys(f as Hash).length > 0) features.set(id, f as Hash);
+        if (Object.keys(s as Hash).length > 0) scores.set(id, s as Hash);
+      });
+    }
+    let featureKeys = 0;
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}features:{*`, 'COUNT', 1_000);
+      cursor = next;
+      featureKeys += found.length;
+    } while (cursor !== '0');
+    const result = await run.clickhouse.query({
+      query: `SELECT global_customer_id AS id, toString(max(feature_time_ms)) AS t,
+                     toString(argMax(intent_score, feature_time_ms)) AS s
+              FROM intent_score FINAL GROUP BY global_customer_id`,
+      format: 'JSONEachRow',
+    });
+    const warehouseScores = new Map<string, WarehouseScore>();
+    for (const row of await result.json<{ id: string; t: string; s: string }>()) {
+      warehouseScores.set(row.id, { featureTimeMs: row.t, intentScore: row.s });
+    }
+    return { roots, features, scores, warehouseScores, featureKeys };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function tableCounts(run: ScratchRun): Promise<Map<string, TableCounts>> {
+  const out = new Map<string, TableCounts>();
+  for (const { table, dedup } of TABLES) {
+    const dedupSql = dedup === 'FINAL' ? `SELECT count() FROM ${table} FINAL` : `SELECT ${dedup} FROM ${table}`;
+    const result = await run.clickhouse.query({
+      query: `SELECT toUInt64((SELECT count() FROM ${table})) AS raw, toUInt64((${dedupSql})) AS dedup`,
+      format: 'JSONEachRow',
+    });
+    const [row] = await result.json<{ raw: string; dedup: string }>();
+    out.set(table, { raw: Number(row?.raw ?? 0), dedup: Number(row?.dedup ?? 0) });
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const eventCount = intSetting('CHAOS_EVENTS', 1_000_000, 1);
+  const killCount = intSetting('CHAOS_KILLS', 10, 0);
+  const seed = intSetting('CHAOS_SEED', 1, 0);
+  const sessionTimeoutMs = intSetting('CHAOS_SESSION_TIMEOUT_MS', 6_000, 6_000);
+  const base = loadConfig(process.env);
+  const model = await currentVersion(base.MODEL_DIR);
+  const env = {
+    KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs),
+    SCORING_CLOCK: 'event',
+    SCORING_RESCORE_EVERY_MS: String(NO_RESCORE_MS),
+    FEATURES_SNAPSHOT_PERIOD_DAYS: '0',
+  };
+
+  const generating = Date.now();
+  const { events, persons } = sampleEvents(eventCount, base.IDENTITY_HASH_SALT.reveal());
+  console.log(
+    `chaos: ${n(events.length)} generated events (seed 42, ${n(persons)} persons, generated once in ` +
+      `${seconds(Date.now() - generating)} s), the same list into a clean run and a chaos run`,
+  );
+  if (events.length < eventCount) console.log(`  (the sample held ${n(events.length)} events, not ${n(eventCount)})`);
+  console.log(
+    `  each part in its own process; ${killCount} SIGKILLs of random parts in the chaos run (seed ${seed}); ` +
+      `KAFKA_SESSION_TIMEOUT_MS=${sessionTimeoutMs}`,
+  );
+  console.log(
+    model
+      ? `  scores are deterministic: SCORING_CLOCK=event and SCORING_RESCORE_EVERY_MS=${NO_RESCORE_MS} (no time-driven ` +
+          `rescoring), so each score is as of its customer's newest event; model ${model}`
+      : `  no current model in ${base.MODEL_DIR}: features are compared, scores are not (npm run demo trains one)`,
+  );
+
+  const runs: ScratchRun[] = [];
+  const disposeAll = async () => {
+    for (const run of runs.splice(0)) {
+      await run.dispose().catch((err: unknown) => {
+        console.error(`could not dispose scratch run ${run.id}: ${String(err)}`);
+      });
+    }
+  };
+  const interrupted = () => {
+    console.error('interrupted: disposing the scratch runs');
+    void disposeAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    const clean = await openScratchRun('chaos-clean', { warehouse: true, env });
+    runs.push(clean);
+    const chaos = await openScratchRun('chaos-kill', { warehouse: true, env });
+    runs.push(chaos);
+
+    const cleanResult = await replay(clean, 'clean', events, [], 0);
+    const plan = killPlan(seed, killCount, PARTS);
+    const chaosResult = await replay(chaos, 'chaos', events, plan, cleanResult.ms);
+
+    const [cleanState, chaosState] = [await readRunState(clean), await readRunState(chaos)];
+    const redis = compareRedis(cleanState, chaosState);
+    const [cleanTables, chaosTables] = [await tableCounts(clean), await tableCounts(chaos)];
+    const tables = new Map<string, TableComparison>();
+    for (const { table, exact } of TABLES) {
+      const c = cleanTables.get(table) ?? { raw: 0, dedup: 0 };
+      const k = chaosTables.get(table) ?? { raw: 0, dedup: 0 };
+      tables.set(table, compareTable(c, k, exact));
+    }
+    const warehouseEvents = (t: Map<string, TableCounts>) =>
+      (t.get('fact_transaction')?.dedup ?? 0) + (t.get('fact_event')?.dedup ?? 0);
+    const cleanComplete = warehouseEvents(cleanTables) === events.length;
+
+    console.log('compared');
+    console.log(
+      `  customers   ${n(redis.customersCompared)} matched by identity cluster (${n(redis.identities)} identities; ` +
+        `${n(redis.identitiesMissing)} missing and ${n(redis.identitiesExtra)} extra in the chaos run; clusters in ` +
+        `one run only: ${n(redis.clustersOnlyClean)} clean, ${n(redis.clustersOnlyChaos)} chaos)`,
+    );
+    console.log(
+      `  features    ${n(redis.featureFieldsCompared)} fields of ${n(cleanState.features.size)} / ` +
+        `${n(chaosState.features.size)} hashes (updated_at_ms, state_version ignored; ${n(cleanState.featureKeys)} / ` +
+        `${n(chaosState.featureKeys)} features keys with merged-away aliases): ${n(redis.featureDifferences)} ` +
+        `customers differ (${redis.lostCustomers} lost events, ${redis.doubleCountedCustomers} double-counted, ` +
+        `${redis.otherCustomers} other)`,
+    );
+    for (const e of redis.examples) console.log(`    ${e.kind}: ${e.cluster} fields ${e.fields.join(', ')}`);
+    console.log(
+      model
+        ? `  scores      ${n(redis.scoreFieldsCompared)} fields of ${n(cleanState.scores.size)} / ` +
+            `${n(chaosState.scores.size)} hashes (scored_at_ms ignored): ${n(redis.scoreDifferences)} customers differ`
+        : `  scores      not compared (no current model)`,
+    );
+    console.log(
+      `  warehouse   newest intent_score of ${n(redis.warehouseScoresCompared)} customers: ` +
+        `${n(redis.warehouseScoreDifferences)} differ`,
+    );
+    console.log(
+      `  tables      ${TABLES.length} (raw rows clean / chaos; deduplicated clean / chaos; * = judged on the dedup)`,
+    );
+    for (const { table, dedup, exact } of TABLES) {
+      const t = tables.get(table);
+      if (!t) continue;
+      const flag = t.lost + t.doubleCounted > 0 ? `  ← ${t.lost} lost, ${t.doubleCounted} double-counted` : '';
+      console.log(
+        `    ${exact ? '*' : ' '} ${table.padEnd(24)} ${n(t.clean.raw).padStart(10)} / ${n(t.chaos.raw).padEnd(10)} ` +
+          `${n(t.clean.dedup).padStart(10)} / ${n(t.chaos.dedup).padEnd(10)} (${dedup})${flag}`,
+      );
+    }
+    if (!cleanComplete) {
+      console.log(
+        `  ! the clean run's warehouse holds ${n(warehouseEvents(cleanTables))} of ${n(events.length)} events`,
+      );
+    }
+    const tableLost = [...tables.values()].reduce((s, t) => s + t.lost, 0);
+    const tableDouble = [...tables.values()].reduce((s, t) => s + t.doubleCounted, 0);
+    const lost = redis.lostCustomers + redis.identitiesMissing + tableLost;
+    const doubleCounted = redis.doubleCountedCustomers + redis.identitiesExtra + tableDouble;
+    const identityDifferences = redis.clustersOnlyClean + redis.clustersOnlyChaos;
+    const summary = {
+      bench: 'chaos',
+      events: events.length,
+      kills: chaosResult.kills.length,
+      customersCompared: redis.customersCompared,
+      featureDifferences: redis.featureDifferences,
+      scoreDifferences: model ? redis.scoreDifferences : null,
+      lost,
+      doubleCounted,
+      tableCounts: Object.fromEntries(
+        [...tables].map(([table, t]) => [
+          table,
+          { raw: [t.clean.raw, t.chaos.raw], dedup: [t.clean.dedup, t.chaos.dedup], judged: t.exact },
+        ]),
+      ),
+      identityDifferences,
+      warehouseScoreDifferences: redis.warehouseScoreDifferences,
+      killed: chaosResult.kills.map((k) => k.part),
+      unexpectedExits: cleanResult.unexpectedExits.length + chaosResult.unexpectedExits.length,
+      cleanSeconds: Number(seconds(cleanResult.ms)),
+      chaosSeconds: Number(seconds(chaosResult.ms)),
+      model,
+      seed,
+    };
+    console.log(JSON.stringify(summary));
+    const differences =
+      redis.featureDifferences +
+      (model ? redis.scoreDifferences : 0) +
+      redis.warehouseScoreDifferences +
+      identityDifferences +
+      lost +
+      doubleCounted;
+    return differences === 0 && cleanComplete ? 0 : 1;
+  } finally {
+    await disposeAll();
+    console.log('scratch runs disposed (topics, registry subjects, Redis keys, databases)');
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
