@@ -1,5 +1,13 @@
 /** The one place that builds kafkajs clients, so every processor shares retry, logging and idempotence settings. */
-import { Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
+import {
+  Kafka,
+  Partitioners,
+  logLevel,
+  type Producer,
+  type ProducerBatch,
+  type ProducerRecord,
+  type RecordMetadata,
+} from 'kafkajs';
 import type { Config } from './config.js';
 import { createLogger } from './log.js';
 
@@ -47,4 +55,114 @@ export function createIdempotentProducer(kafka: Kafka): Producer {
     // The murmur2 partitioner of the Java client: a key lands on the same partition whichever client produced it.
     createPartitioner: Partitioners.DefaultPartitioner,
   });
+}
+
+/**
+ * An idempotent producer that never has two sends in flight, in call order, for every caller that shares it (the
+ * partitions a consumer processes concurrently, a flush timer). Use it wherever one producer serves concurrent work.
+ *
+ * Why: kafkajs numbers each partition's records itself and, when a produce request fails (a request timeout, a
+ * dropped connection), rolls the numbers back and retries. The broker may already have written that request. If
+ * another send takes the rolled-back numbers first, the broker answers OUT_OF_ORDER_SEQUENCE_NUMBER (non-retriable:
+ * `KafkaJSNonRetriableError: The broker received an out of order sequence number`), or, when the count happens to
+ * match a written batch, takes the new records for a duplicate and drops them. With one send at a time the retry of a
+ * written request carries the same numbers, and the broker acknowledges it as the duplicate it is.
+ *
+ * A send that still fails (retries exhausted) leaves the partition numbers unknowable, so the next send starts on a
+ * fresh producer (a new producer id, numbers from 0) instead of reusing them. The caller's retry may then write
+ * records twice; every event carries its id, which is what makes a whole-batch resend harmless downstream.
+ *
+ * Transactions are not supported (nothing here uses them). Listeners added with `on` stay with the producer in use
+ * when they were added.
+ */
+export class SerialProducer implements Producer {
+  private current: Producer;
+  private tail: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+  private renewNeeded = false;
+  private connected = false;
+  /** Producers replaced after a failed send (for tests and logs). */
+  renewals = 0;
+
+  constructor(
+    private readonly create: () => Producer,
+    private readonly onSendFailed?: (reason: unknown) => void,
+  ) {
+    this.current = create();
+  }
+
+  /** A serial idempotent producer on `kafka` (see createIdempotentProducer). */
+  static idempotent(kafka: Kafka, onSendFailed?: (reason: unknown) => void): SerialProducer {
+    return new SerialProducer(() => createIdempotentProducer(kafka), onSendFailed);
+  }
+
+  /** Sends queued behind the one in flight. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  get events(): Producer['events'] {
+    return this.current.events;
+  }
+
+  readonly on = ((eventName: never, listener: never) => this.current.on(eventName, listener)) as Producer['on'];
+
+  logger(): ReturnType<Producer['logger']> {
+    return this.current.logger();
+  }
+
+  isIdempotent(): boolean {
+    return this.current.isIdempotent();
+  }
+
+  async connect(): Promise<void> {
+    await this.current.connect();
+    this.connected = true;
+  }
+
+  /** Waits for queued sends to settle, then disconnects. */
+  async disconnect(): Promise<void> {
+    await this.tail;
+    this.connected = false;
+    await this.current.disconnect();
+  }
+
+  transaction(): ReturnType<Producer['transaction']> {
+    return Promise.reject(new Error('SerialProducer does not support transactions'));
+  }
+
+  send(record: ProducerRecord): Promise<RecordMetadata[]> {
+    return this.enqueue((p) => p.send(record));
+  }
+
+  sendBatch(batch: ProducerBatch): Promise<RecordMetadata[]> {
+    return this.enqueue((p) => p.sendBatch(batch));
+  }
+
+  private enqueue<T>(send: (producer: Producer) => Promise<T>): Promise<T> {
+    this.waiting++;
+    const run = this.tail.then(async () => {
+      this.waiting--;
+      if (this.renewNeeded) await this.renew();
+      try {
+        return await send(this.current);
+      } catch (err) {
+        this.renewNeeded = true;
+        this.onSendFailed?.(err);
+        throw err;
+      }
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Replaces the producer whose sequence numbers a failed send left unknowable. A failure leaves renewNeeded set. */
+  private async renew(): Promise<void> {
+    const old = this.current;
+    await old.disconnect().catch(() => undefined);
+    this.current = this.create();
+    this.renewals++;
+    if (this.connected) await this.current.connect();
+    this.renewNeeded = false;
+  }
 }

@@ -1,0 +1,203 @@
+/**
+ * No silent stalls: a processor that can no longer make progress must say so and end, so its supervisor (systemd,
+ * Kubernetes, the demo) restarts it or pages someone. kafkajs alone does not guarantee that:
+ *
+ * - A non-retriable error (a `KafkaJSNonRetriableError`, a `TypeError`, an idempotent producer's out-of-order
+ *   sequence number) crashes the consumer for good: it emits CRASH with `restart: false`, disconnects, and the
+ *   process stays alive doing nothing.
+ * - A retriable error that is in fact deterministic (corrupt state, a bug on one record) is retried, the consumer
+ *   restarted, and the same batch fails again, forever.
+ *
+ * `superviseConsumer` turns both into one `onFatal` call: the first at once, the second once the same batch position
+ * has failed `maxBatchAttempts` times over at least `minStallMs` (a dependency outage shorter than that is ridden out
+ * by kafkajs' retries), and a consumer that kafkajs keeps restarting without ever joining its group or finishing a
+ * batch after `maxRestarts` restarts. Every crash is counted in `processor_crashes_total{processor,restart}` and logged
+ * with its cause. Entrypoints pass `exitOnFatal`: a bounded best-effort shutdown, then exit code 1.
+ */
+import type { Consumer, EachBatchPayload } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
+import { describeError } from './errors.js';
+import type { Logger } from './log.js';
+
+/** Why a processor gave up. */
+export interface FatalFailure {
+  /** One line for logs and exit messages. */
+  readonly reason: string;
+  readonly error: unknown;
+  /** How it was detected. */
+  readonly kind: 'crash' | 'stalled-batch' | 'restart-loop';
+}
+
+export interface SupervisionLimits {
+  /** A batch failing this many times in a row at one position may be declared stalled. @default 5 */
+  readonly maxBatchAttempts?: number;
+  /** …once its first failure is at least this old (ms): short outages are ridden out. @default 30_000 */
+  readonly minStallMs?: number;
+  /** kafkajs restarts without a group join or a finished batch in between before giving up. @default 5 */
+  readonly maxRestarts?: number;
+}
+
+export interface SuperviseOptions extends SupervisionLimits {
+  /** The `processor` label and log field. */
+  readonly processor: string;
+  readonly log: Logger;
+  /** Where `processor_crashes_total` lives (shared by every supervised consumer of the registry). */
+  readonly registry: Registry;
+  /** Called once, on the first fatal failure. Entrypoints pass `exitOnFatal(...)`. */
+  readonly onFatal: (failure: FatalFailure) => void;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface ConsumerSupervisor {
+  /**
+   * Wraps an eachBatch handler: counts consecutive failures at one (topic, partition, first offset); when the batch
+   * is stalled it reports the failure and throws a non-retriable error, so kafkajs stops instead of retrying it.
+   */
+  eachBatch(handler: (payload: EachBatchPayload) => Promise<void>): (payload: EachBatchPayload) => Promise<void>;
+  /** The fatal failure reported, if any. */
+  readonly failure: FatalFailure | undefined;
+  /** Removes the event listeners. */
+  dispose(): void;
+}
+
+/** Thrown out of eachBatch when a batch is stalled; `retriable: false` makes kafkajs crash without restarting. */
+export class ProcessorStalledError extends Error {
+  override name = 'ProcessorStalledError';
+  readonly retriable = false;
+}
+
+const CRASHES = 'processor_crashes_total';
+
+function crashCounter(registry: Registry): Counter<'processor' | 'restart'> {
+  const existing = registry.getSingleMetric(CRASHES);
+  if (existing instanceof Counter) return existing;
+  return new Counter({
+    name: CRASHES,
+    help: 'Consumer crashes reported by kafkajs; restart=false means kafkajs gave the consumer up',
+    labelNames: ['processor', 'restart'],
+    registers: [registry],
+  });
+}
+
+/** Supervises one kafkajs consumer; call before `consumer.run`, and wrap its eachBatch with the result. */
+export function superviseConsumer(consumer: Consumer, options: SuperviseOptions): ConsumerSupervisor {
+  const { processor, log, onFatal } = options;
+  const maxBatchAttempts = options.maxBatchAttempts ?? 5;
+  const minStallMs = options.minStallMs ?? 30_000;
+  const maxRestarts = options.maxRestarts ?? 5;
+  const now = options.now ?? Date.now;
+  const crashes = crashCounter(options.registry);
+  /** Per `topic|partition`: the position failing and since when. Cleared by any finished batch of the partition. */
+  const failing = new Map<string, { offset: string; attempts: number; sinceMs: number }>();
+  let restartsWithoutProgress = 0;
+  let failure: FatalFailure | undefined;
+
+  const fatal = (f: FatalFailure) => {
+    if (failure) return;
+    failure = f;
+    log.error('processor cannot make progress', { processor, kind: f.kind, reason: f.reason });
+    onFatal(f);
+  };
+
+  const removers = [
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      const { error, restart } = payload;
+      crashes.inc({ processor, restart: String(restart) });
+      const cause = describeError(error);
+      if (!restart) {
+        fatal({ kind: 'crash', error, reason: `consumer crashed and will not be restarted: ${cause}` });
+        return;
+      }
+      restartsWithoutProgress++;
+      log.warn('consumer crashed; kafkajs restarts it', { processor, error: cause, restartsWithoutProgress });
+      if (restartsWithoutProgress > maxRestarts) {
+        fatal({
+          kind: 'restart-loop',
+          error,
+          reason: `consumer restarted ${restartsWithoutProgress} times without joining its group or finishing a batch: ${cause}`,
+        });
+      }
+    }),
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      restartsWithoutProgress = 0;
+    }),
+  ];
+
+  return {
+    get failure() {
+      return failure;
+    },
+    dispose() {
+      for (const remove of removers) remove();
+    },
+    eachBatch(handler) {
+      return async (payload) => {
+        const { topic, partition } = payload.batch;
+        const key = `${topic}|${partition}`;
+        const offset = payload.batch.firstOffset() ?? payload.batch.messages[0]?.offset ?? '';
+        try {
+          await handler(payload);
+        } catch (err) {
+          const prev = failing.get(key);
+          const entry =
+            prev?.offset === offset
+              ? { ...prev, attempts: prev.attempts + 1 }
+              : { offset, attempts: 1, sinceMs: now() };
+          failing.set(key, entry);
+          const forMs = now() - entry.sinceMs;
+          if (entry.attempts >= maxBatchAttempts && forMs >= minStallMs) {
+            const reason =
+              `batch ${topic}/${partition}@${offset} failed ${entry.attempts} times over ${Math.round(forMs / 1000)} s: ` +
+              describeError(err);
+            fatal({ kind: 'stalled-batch', error: err, reason });
+            throw new ProcessorStalledError(reason);
+          }
+          log.warn('batch failed; it will be retried', {
+            processor,
+            topic,
+            partition,
+            offset,
+            attempt: entry.attempts,
+            error: describeError(err),
+          });
+          throw err;
+        }
+        failing.delete(key);
+        restartsWithoutProgress = 0;
+      };
+    },
+  };
+}
+
+/**
+ * The onFatal of an entrypoint: runs `close` (stop consumers, flush, disconnect) for at most `timeoutMs`, then exits
+ * with code 1 whatever happened. A second fatal report while closing is ignored.
+ */
+export function exitOnFatal(
+  log: Logger,
+  close: () => Promise<void>,
+  { timeoutMs = 10_000, exit = (code: number) => process.exit(code) } = {},
+): (failure: FatalFailure) => void {
+  let closing = false;
+  return (failure) => {
+    if (closing) return;
+    closing = true;
+    log.error('exiting: the processor cannot make progress', { reason: failure.reason, kind: failure.kind });
+    const timer = setTimeout(() => {
+      log.error('shutdown did not finish in time; exiting anyway', { timeoutMs });
+      exit(1);
+    }, timeoutMs); // not unref'd: an idle event loop must not end the process with code 0 before it
+    close().then(
+      () => {
+        clearTimeout(timer);
+        exit(1);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        log.error('shutdown after a fatal failure failed', { error: describeError(err) });
+        exit(1);
+      },
+    );
+  };
+}
