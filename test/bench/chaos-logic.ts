@@ -5,7 +5,8 @@
  * Global customer ids are `c-<sequence>` in registration order, so two runs of the same events may name the same
  * customer differently. Customers are therefore matched by their identity cluster: the sorted platform identity keys
  * (`<platform>:<platformCustomerId>`) whose root is that id. A cluster present in one run only is an identity
- * difference, not a feature difference.
+ * difference, not a feature difference. Anonymous ids (`anon:…`, events without a platform customer id) are the same in
+ * every run and stand for themselves.
  */
 
 /** A deterministic PRNG (mulberry32): the same seed always gives the same kill plan. */
@@ -49,7 +50,7 @@ export type Hash = Readonly<Record<string, string>>;
 
 /** What one run left in Redis, by the run's own global ids. */
 export interface RunState {
-  /** Identity key → root global id (the identity graph's `idc` hash). */
+  /** Identity key → root global id (the identity graph's `idc` hash); an anonymous id maps to itself. */
   readonly roots: ReadonlyMap<string, string>;
   /** Root global id → the ad server's features hash (absent: none). */
   readonly features: ReadonlyMap<string, Hash>;
@@ -57,6 +58,8 @@ export interface RunState {
   readonly scores: ReadonlyMap<string, Hash>;
   /** Root global id → newest intent_score row in the warehouse (absent: none). */
   readonly warehouseScores: ReadonlyMap<string, WarehouseScore>;
+  /** Root global id → events its feature state holds as late (older than its stream's newest − grace; not applied). */
+  readonly late?: ReadonlyMap<string, number>;
 }
 
 export interface WarehouseScore {
@@ -170,6 +173,13 @@ export interface RedisComparison {
   /** Newest warehouse score per customer (time and value) differs. */
   readonly warehouseScoreDifferences: number;
   readonly warehouseScoresCompared: number;
+  /** Events held as late (not applied), summed over the compared customers, per run. */
+  readonly lateClean: number;
+  readonly lateChaos: number;
+  /** Customers whose features differ and whose late count differs too (lateness, not a crash, may explain them). */
+  readonly differencesWithLateMismatch: number;
+  /** Customers whose features differ and whose cluster holds more than one identity (formed by merges). */
+  readonly differencesInMergedClusters: number;
   /** Feature differences by kind. */
   readonly lostCustomers: number;
   readonly doubleCountedCustomers: number;
@@ -202,6 +212,10 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
   let scoreDifferences = 0;
   let warehouseScoreDifferences = 0;
   let warehouseScoresCompared = 0;
+  let lateClean = 0;
+  let lateChaos = 0;
+  let differencesWithLateMismatch = 0;
+  let differencesInMergedClusters = 0;
   const kinds: Record<DifferenceKind, number> = { lost: 0, 'double-counted': 0, other: 0 };
   const examples: CustomerDifference[] = [];
   const countFields = (a: Hash | undefined, b: Hash | undefined, ignored: ReadonlySet<string>) => {
@@ -217,6 +231,10 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
       continue;
     }
     customersCompared++;
+    const late1 = clean.late?.get(cleanRoot) ?? 0;
+    const late2 = chaos.late?.get(chaosRoot) ?? 0;
+    lateClean += late1;
+    lateChaos += late2;
     const f1 = clean.features.get(cleanRoot);
     const f2 = chaos.features.get(chaosRoot);
     featureFieldsCompared += countFields(f1, f2, IGNORED_FEATURE_FIELDS);
@@ -225,6 +243,8 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
       featureDifferences++;
       const kind = classifyFeatureDifference(f1, f2);
       kinds[kind]++;
+      if (late1 !== late2) differencesWithLateMismatch++;
+      if ((JSON.parse(key) as string[]).length > 1) differencesInMergedClusters++;
       if (examples.length < EXAMPLES) examples.push({ cluster: key, kind, fields: featureDiff });
     }
     const s1 = clean.scores.get(cleanRoot);
@@ -253,6 +273,10 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
     scoreDifferences,
     warehouseScoreDifferences,
     warehouseScoresCompared,
+    lateClean,
+    lateChaos,
+    differencesWithLateMismatch,
+    differencesInMergedClusters,
     lostCustomers: kinds.lost,
     doubleCountedCustomers: kinds['double-counted'],
     otherCustomers: kinds.other,

@@ -11,8 +11,10 @@
  * customer and the ClickHouse row counts (raw, and deduplicated the way each ReplacingMergeTree collapses re-inserts)
  * are compared. It prints what it compared and one JSON line, and exits non-zero on any difference.
  *
- * Settings: CHAOS_EVENTS (default 1,000,000), CHAOS_KILLS, CHAOS_SEED, CHAOS_SESSION_TIMEOUT_MS (default 6000: a killed
- * member's partitions move quickly). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
+ * Settings: CHAOS_EVENTS (default 1,000,000), CHAOS_KILLS, CHAOS_SEED, CHAOS_SESSION_TIMEOUT_MS (default 8000: a killed
+ * member's partitions move quickly, and a busy one on two shared cores is not dropped for a late heartbeat),
+ * CHAOS_STALL_MS (default 60,000: a part that commits nothing that long while records wait is reported as stalled, then
+ * killed and started again so the run can finish; counted apart from the planned kills). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
  * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
  * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
  */
@@ -22,7 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import type { Admin } from 'kafkajs';
 import { FeatureStore } from '../../processors/features/store.js';
+import { PROCESSOR as FEATURES } from '../../processors/features/processor.js';
 import { PROCESSOR as IDENTITY } from '../../processors/identity/processor.js';
 import { groupLag, waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
@@ -30,6 +34,8 @@ import { PlatformProducer, type PlatformEvent } from '../../processors/producers
 import { loadConfig } from '../../processors/runtime/config.js';
 import { openScratchRun, type ScratchRun } from '../../processors/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
+import { PROCESSOR as SINK } from '../../processors/warehouse-sink/processor.js';
+import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import {
   compareRedis,
   compareTable,
@@ -108,6 +114,7 @@ class PartProcesses {
   private readonly children = new Map<PipelinePart, ChildProcess>();
   private readonly killed = new Set<ChildProcess>();
   private readonly restarts = new Set<Promise<unknown>>();
+  private readonly busy = new Map<PipelinePart, Promise<number>>();
   private stopping = false;
   readonly unexpectedExits: string[] = [];
 
@@ -173,17 +180,37 @@ class PartProcesses {
     }
   }
 
+  /** Whether `part` is being killed and started again right now. */
+  restarting(part: PipelinePart): boolean {
+    return this.busy.has(part);
+  }
+
   /** SIGKILLs `part`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
   async kill(part: PipelinePart): Promise<number> {
-    const child = this.children.get(part);
-    if (!child) throw new Error(`${part} is not running`);
-    this.killed.add(child);
-    if (child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await gone;
+    await this.busy.get(part)?.catch(() => undefined);
+    const restart = (async () => {
+      const child = this.children.get(part);
+      if (!child) throw new Error(`${part} is not running`);
+      this.killed.add(child);
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await gone;
+      }
+      return this.startWithRetries(part);
+    })();
+    this.busy.set(part, restart);
+    try {
+      return await restart;
+    } finally {
+      if (this.busy.get(part) === restart) this.busy.delete(part);
     }
-    return this.startWithRetries(part);
+  }
+
+  /** On an interrupt: no more restarts, every part SIGKILLed at once. */
+  abort(): void {
+    this.stopping = true;
+    for (const child of this.children.values()) if (child.exitCode === null) child.kill('SIGKILL');
   }
 
   /** Asks every part to stop cleanly (SIGKILL after 60 s) and waits until all have exited. */
@@ -212,6 +239,51 @@ class PartProcesses {
   }
 }
 
+/** Every run's parts, for an interrupt to kill before the scratch runs are disposed. */
+const live = new Set<PartProcesses>();
+
+/** The consumer group and input topics of each part (as processors/pipeline.ts waits for them). */
+function partInputs(part: PipelinePart, prefix: string, topics: TopicCatalog): { group: string; specs: TopicSpec[] } {
+  switch (part) {
+    case 'identity':
+      return { group: `${prefix}${IDENTITY}`, specs: [topics.transactionsRaw, topics.clicksRaw] };
+    case 'features':
+      return {
+        group: `${prefix}${FEATURES}`,
+        specs: [topics.customerTransactions, topics.customerClicks, topics.identityMerges, topics.featureHandoff],
+      };
+    case 'sink':
+      return {
+        group: `${prefix}${SINK}`,
+        specs: [
+          topics.transactionsRaw,
+          topics.clicksRaw,
+          topics.identityLinks,
+          topics.identityMerges,
+          topics.identityMergeRejections,
+          topics.customerScores,
+          ...topics.all.filter((t) => t.schema === 'deadLetter'),
+        ],
+      };
+  }
+}
+
+/** Offsets a group has committed on `specs` (summed), and the records it still has to read. */
+async function progressOf(admin: Admin, group: string, specs: readonly TopicSpec[]) {
+  const committed = await admin.fetchOffsets({ groupId: group, topics: specs.map((s) => s.name) });
+  let done = 0;
+  let lag = 0;
+  for (const spec of specs) {
+    const mine = committed.find((c) => c.topic === spec.name)?.partitions ?? [];
+    for (const end of await admin.fetchTopicOffsets(spec.name)) {
+      const at = Number(mine.find((p) => p.partition === end.partition)?.offset ?? -1);
+      done += Math.max(0, at);
+      lag += Number(end.high) - (at < 0 ? Number(end.low) : at);
+    }
+  }
+  return { done, lag };
+}
+
 interface KillRecord {
   readonly part: PipelinePart;
   readonly atMs: number;
@@ -222,6 +294,8 @@ interface ReplayResult {
   readonly ms: number;
   readonly kills: readonly KillRecord[];
   readonly unexpectedExits: readonly string[];
+  /** Parts restarted because they stopped committing while records waited (alive, but doing nothing). */
+  readonly stalls: readonly string[];
 }
 
 /** Replays `events` into `run` with every part in its own process, killing parts as `plan` says; waits until done. */
@@ -231,6 +305,7 @@ async function replay(
   events: readonly PlatformEvent[],
   plan: readonly PlannedKill<PipelinePart>[],
   planBaseMs: number,
+  stallMs: number,
 ): Promise<ReplayResult> {
   const { config, kafka, serde, topics, admin } = run;
   const logPath = join(tmpdir(), `chaos-${run.id}-${label}.log`);
@@ -240,6 +315,10 @@ async function replay(
   };
   say(`${label} run: parts' logs in ${logPath}`);
   const parts = new PartProcesses(run.env, logFd, say);
+  live.add(parts);
+  const stalls: string[] = [];
+  let watching = true;
+  let watchdog: Promise<void> = Promise.resolve();
   try {
     await Promise.all(PARTS.map((p) => parts.start(p)));
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
@@ -254,6 +333,37 @@ async function replay(
       await producer.disconnect();
       if (result.refused > 0) throw new Error(`${result.refused} generated events were refused by the producer`);
       say(`  produced ${n(result.acknowledged)} events in ${seconds(Date.now() - started)} s`);
+    })();
+    // A part that commits nothing for stallMs while records wait is alive but stuck (e.g. a consumer that crashed for
+    // good in a process that did not exit): say so, and kill and start it, so the run can still be compared.
+    watchdog = (async () => {
+      const last = new Map<PipelinePart, { done: number; sinceMs: number }>();
+      while (watching) {
+        await sleep(5_000);
+        for (const part of PARTS) {
+          if (!watching) break;
+          const now = Date.now();
+          if (parts.restarting(part)) {
+            last.delete(part);
+            continue;
+          }
+          const { group, specs } = partInputs(part, config.TOPIC_PREFIX, topics);
+          const { done, lag } = await progressOf(admin, group, specs).catch(() => ({ done: -1, lag: 0 }));
+          const seen = last.get(part);
+          if (!seen || done !== seen.done || lag === 0) {
+            last.set(part, { done, sinceMs: now });
+            continue;
+          }
+          if (now - seen.sinceMs < stallMs) continue;
+          const what = `${part} (pid ${parts.pid(part)}) committed nothing for ${seconds(now - seen.sinceMs)} s with ${n(lag)} records waiting`;
+          stalls.push(what);
+          say(`  ! stalled: ${what}; SIGKILL and start again`);
+          last.delete(part);
+          await parts.kill(part).catch((err: unknown) => {
+            say(`  ! ${part} could not be started again: ${String(err)}`);
+          });
+        }
+      }
     })();
     const killing = (async () => {
       const records: KillRecord[] = [];
@@ -280,9 +390,12 @@ async function replay(
     await waitUntilCaughtUp(admin, { config, topics, warehouse: true }, 600_000 + events.length * 5);
     const ms = Date.now() - started;
     say(`  caught up after ${seconds(ms)} s (${n(Math.round(events.length / (ms / 1000)))} events/s end to end)`);
-    return { ms, kills, unexpectedExits: parts.unexpectedExits };
+    return { ms, kills, unexpectedExits: parts.unexpectedExits, stalls };
   } finally {
+    watching = false;
+    await watchdog;
     await parts.stopAll();
+    live.delete(parts);
     closeSync(logFd);
   }
 }
@@ -302,6 +415,19 @@ async function readRunState(run: ScratchRun): Promise<RunState & { featureKeys: 
     // The identity graph's identity → root cluster hash (layout: processors/identity/graph-store.ts).
     const idc = await redis.hgetall(`${prefix}idg:v1:{${prefix}idg}:idc`);
     const roots = new Map(Object.entries(idc));
+    // Events without a platform customer id belong to an anonymous id (`anon:<platform>:<order|session|…>`), the same
+    // in every run and outside the graph: each is a customer of its own.
+    let featureKeys = 0;
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}features:{*`, 'COUNT', 1_000);
+      cursor = next;
+      featureKeys += found.length;
+      for (const key of found) {
+        const id = key.slice(key.indexOf('{') + 1, key.lastIndexOf('}'));
+        if (id.startsWith('anon:') && !roots.has(id)) roots.set(id, id);
+      }
+    } while (cursor !== '0');
     const ids = [...new Set(roots.values())];
     const features = new Map<string, Hash>();
     const scores = new Map<string, Hash>();
@@ -319,13 +445,17 @@ async function readRunState(run: ScratchRun): Promise<RunState & { featureKeys: 
         if (Object.keys(s as Hash).length > 0) scores.set(id, s as Hash);
       });
     }
-    let featureKeys = 0;
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}features:{*`, 'COUNT', 1_000);
-      cursor = next;
-      featureKeys += found.length;
-    } while (cursor !== '0');
+    const late = new Map<string, number>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const pipeline = redis.pipeline();
+      for (const id of chunk) pipeline.hget(store.stateKey(id), 's');
+      const replies = (await pipeline.exec()) ?? [];
+      chunk.forEach((id, j) => {
+        const json = replies[j]?.[1];
+        if (typeof json === 'string') late.set(id, (JSON.parse(json) as { late?: number }).late ?? 0);
+      });
+    }
     const result = await run.clickhouse.query({
       query: `SELECT global_customer_id AS id, toString(max(feature_time_ms)) AS t,
                      toString(argMax(intent_score, feature_time_ms)) AS s
@@ -336,7 +466,7 @@ async function readRunState(run: ScratchRun): Promise<RunState & { featureKeys: 
     for (const row of await result.json<{ id: string; t: string; s: string }>()) {
       warehouseScores.set(row.id, { featureTimeMs: row.t, intentScore: row.s });
     }
-    return { roots, features, scores, warehouseScores, featureKeys };
+    return { roots, features, scores, warehouseScores, late, featureKeys };
   } finally {
     redis.disconnect();
   }
@@ -360,7 +490,8 @@ async function main(): Promise<number> {
   const eventCount = intSetting('CHAOS_EVENTS', 1_000_000, 1);
   const killCount = intSetting('CHAOS_KILLS', 10, 0);
   const seed = intSetting('CHAOS_SEED', 1, 0);
-  const sessionTimeoutMs = intSetting('CHAOS_SESSION_TIMEOUT_MS', 6_000, 6_000);
+  const sessionTimeoutMs = intSetting('CHAOS_SESSION_TIMEOUT_MS', 8_000, 6_000);
+  const stallMs = intSetting('CHAOS_STALL_MS', 60_000, 10_000);
   const base = loadConfig(process.env);
   const model = await currentVersion(base.MODEL_DIR);
   const env = {
@@ -397,7 +528,8 @@ async function main(): Promise<number> {
     }
   };
   const interrupted = () => {
-    console.error('interrupted: disposing the scratch runs');
+    console.error('interrupted: killing the parts, disposing the scratch runs');
+    for (const parts of live) parts.abort();
     void disposeAll().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
@@ -408,9 +540,9 @@ async function main(): Promise<number> {
     const chaos = await openScratchRun('chaos-kill', { warehouse: true, env });
     runs.push(chaos);
 
-    const cleanResult = await replay(clean, 'clean', events, [], 0);
+    const cleanResult = await replay(clean, 'clean', events, [], 0, stallMs);
     const plan = killPlan(seed, killCount, PARTS);
-    const chaosResult = await replay(chaos, 'chaos', events, plan, cleanResult.ms);
+    const chaosResult = await replay(chaos, 'chaos', events, plan, cleanResult.ms, stallMs);
 
     const [cleanState, chaosState] = [await readRunState(clean), await readRunState(chaos)];
     const redis = compareRedis(cleanState, chaosState);
@@ -425,6 +557,9 @@ async function main(): Promise<number> {
       (t.get('fact_transaction')?.dedup ?? 0) + (t.get('fact_event')?.dedup ?? 0);
     const cleanComplete = warehouseEvents(cleanTables) === events.length;
 
+    const liveness = (r: ReplayResult) =>
+      `${r.unexpectedExits.length} exits on their own, ${r.stalls.length} stalls restarted`;
+    console.log(`liveness: clean run ${liveness(cleanResult)}; chaos run ${liveness(chaosResult)}`);
     console.log('compared');
     console.log(
       `  customers   ${n(redis.customersCompared)} matched by identity cluster (${n(redis.identities)} identities; ` +
@@ -437,6 +572,12 @@ async function main(): Promise<number> {
         `${n(chaosState.featureKeys)} features keys with merged-away aliases): ${n(redis.featureDifferences)} ` +
         `customers differ (${redis.lostCustomers} lost events, ${redis.doubleCountedCustomers} double-counted, ` +
         `${redis.otherCustomers} other)`,
+    );
+    console.log(
+      `              of those, ${n(redis.differencesInMergedClusters)} are customers formed by merges and ` +
+        `${n(redis.differencesWithLateMismatch)} hold a different number of late events (not applied: older than ` +
+        `their stream's newest − FEATURES_LATE_GRACE_MS); late events in all: clean ${n(redis.lateClean)}, chaos ` +
+        n(redis.lateChaos),
     );
     for (const e of redis.examples) console.log(`    ${e.kind}: ${e.cluster} fields ${e.fields.join(', ')}`);
     console.log(
@@ -490,6 +631,7 @@ async function main(): Promise<number> {
       warehouseScoreDifferences: redis.warehouseScoreDifferences,
       killed: chaosResult.kills.map((k) => k.part),
       unexpectedExits: cleanResult.unexpectedExits.length + chaosResult.unexpectedExits.length,
+      stalls: { clean: cleanResult.stalls.length, chaos: chaosResult.stalls.length },
       cleanSeconds: Number(seconds(cleanResult.ms)),
       chaosSeconds: Number(seconds(chaosResult.ms)),
       model,
