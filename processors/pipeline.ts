@@ -40,6 +40,10 @@ export interface PipelineDeps {
   readonly parts?: readonly PipelinePart[];
   /** Every score once it is in Redis, with the ids of the events behind it (evaluations and benchmarks listen here). */
   readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
+  /** A part can no longer make progress (the pipeline also fails waitUntilCaughtUp with it). */
+  readonly onFatal?: (error: Error) => void;
+  /** The partitions the feature processor owns after each rebalance (benchmarks). */
+  readonly onAssigned?: (partitions: readonly number[]) => void;
 }
 
 /** The parts `deps` asks for. */
@@ -96,8 +100,10 @@ export class Pipeline {
       scoring: deps.scoring ?? true,
       onFatal: (error) => {
         this.fatalError = error;
+        deps.onFatal?.(error);
       },
       ...(deps.onScores ? { onScores: deps.onScores } : {}),
+      ...(deps.onAssigned ? { onAssigned: deps.onAssigned } : {}),
     });
   }
 

@@ -28,6 +28,7 @@ export interface FeatureAppDeps {
   readonly scoring?: boolean;
   readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
   readonly onFlushed?: (timing: FlushTiming) => void;
+  readonly onAssigned?: (partitions: readonly number[]) => void;
   /** The processor cannot make progress; entrypoints exit non-zero. */
   readonly onFatal?: (error: Error) => void;
   readonly groupId?: string;
@@ -76,6 +77,7 @@ export class FeatureApp {
       ...((deps.scoring ?? true) ? { scorer: this.scorer } : {}),
       ...(deps.onScores ? { onScores: deps.onScores } : {}),
       ...(deps.onFlushed ? { onFlushed: deps.onFlushed } : {}),
+      ...(deps.onAssigned ? { onAssigned: deps.onAssigned } : {}),
       ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
       ...(deps.groupId ? { groupId: deps.groupId } : {}),
     });

@@ -107,3 +107,54 @@ export function hashFields(features: CustomerFeatures, stateVersion: number, now
   out.push('state_version', String(stateVersion));
   return out;
 }
+
+/** What a customer's features hash holds after the last write (kept in memory to write only what changed). */
+export interface ServedHash {
+  readonly values: Float64Array;
+  readonly topCategory: string;
+  readonly affinity: ReadonlyMap<string, number>;
+}
+
+/** The fields to set and to delete to turn the hash `prev` described into {@link hashFields}' result. */
+export interface HashChanges {
+  /** Field/value pairs; with `replace`, the whole hash. */
+  readonly set: string[];
+  readonly del: string[];
+  /** `prev` was unknown: delete the hash and write it whole. */
+  readonly replace: boolean;
+  readonly next: ServedHash;
+}
+
+/**
+ * The same hash as {@link hashFields}, as changes against what was served before (`prev`; null: unknown, write all).
+ * A click changes a handful of the fields, so most updates write a fraction of them.
+ */
+export function hashChanges(
+  features: CustomerFeatures,
+  prev: ServedHash | null,
+  stateVersion: number,
+  nowMs: number,
+): HashChanges {
+  if (!prev) {
+    const values = Float64Array.from(FEATURE_NAMES, (name) => features.values[name]);
+    const next = { values, topCategory: features.topCategory, affinity: features.affinity };
+    return { set: hashFields(features, stateVersion, nowMs), del: [], replace: true, next };
+  }
+  const set: string[] = [];
+  const values = new Float64Array(FEATURE_NAMES.length);
+  FEATURE_NAMES.forEach((name, i) => {
+    const v = features.values[name];
+    values[i] = v;
+    if (!Object.is(prev.values[i], v)) set.push(name, String(v));
+  });
+  if (features.topCategory !== prev.topCategory) set.push('top_category', features.topCategory);
+  for (const [category, score] of features.affinity) {
+    if (prev.affinity.get(category) !== score) set.push(`affinity:${category}`, String(score));
+  }
+  const del: string[] = [];
+  for (const category of prev.affinity.keys()) if (!features.affinity.has(category)) del.push(`affinity:${category}`);
+  set.push('feature_time_ms', String(features.featureTimeMs), 'updated_at_ms', String(nowMs));
+  set.push('state_version', String(stateVersion));
+  const next = { values, topCategory: features.topCategory, affinity: features.affinity };
+  return { set, del, replace: false, next };
+}

@@ -10,7 +10,7 @@
  * forwarded events through the usual watermarks, so a redelivery on either side changes nothing.
  */
 import type { FeatureHandoff } from '../../schemas/generated/types.js';
-import { foldEvents, type FoldResult, type SourcedEvent } from './logic.js';
+import { foldEvents, type FoldResult, type ServedHash, type SourcedEvent } from './logic.js';
 import { emptyState, mergeStates, prune, type FeatureState } from './state.js';
 import type { StoredCustomer } from './store.js';
 
@@ -21,12 +21,14 @@ export interface Entry {
   absorbed: string[];
   /** State version as last written (the ad server's `state_version`). */
   version: number;
-  /** The state changed since the last flush. */
+  /** The state changed since the last flush (its features and score must be served again). */
   dirty: boolean;
   /** Score as of this time at the next flush (rescoring as time passes), or null. */
   rescoreAt: number | null;
   /** Events applied since the last flush (evaluations and benchmarks trace them to their score). */
   eventIds: string[];
+  /** What the ad server's features hash holds since this instance last wrote it (null: unknown, write it whole). */
+  served: ServedHash | null;
 }
 
 /** What the next flush must send to the hand-off topic. */
@@ -41,9 +43,11 @@ export interface StatePayload {
 
 export class PartitionTable {
   readonly entries = new Map<string, Entry>();
-  /** Entries the next flush writes. */
+  /** Entries the next flush serves (features hash, score) or turns into aliases. */
   readonly changed = new Set<Entry>();
-  /** Next offset to commit per input topic, once the next flush is written. */
+  /** Entries whose state changed since the last checkpoint. */
+  readonly unsaved = new Set<Entry>();
+  /** Next offset to commit per input topic, once the states folded so far are checkpointed. */
   readonly pending = new Map<string, bigint>();
   readonly handoffs: OutgoingHandoff[] = [];
   /** Events to forward, by the survivor they go to. */
@@ -76,6 +80,7 @@ export class PartitionTable {
         dirty: false,
         rescoreAt: null,
         eventIds: [],
+        served: null,
       });
     }
   }
@@ -89,6 +94,7 @@ export class PartitionTable {
   private touch(e: Entry): void {
     e.dirty = true;
     this.changed.add(e);
+    this.unsaved.add(e);
     // Most recently used last: eviction takes clean entries from the front.
     this.entries.delete(e.id);
     this.entries.set(e.id, e);
@@ -129,7 +135,9 @@ export class PartitionTable {
     e.absorbed = [];
     e.rescoreAt = null;
     e.eventIds = [];
+    e.served = null;
     this.touch(e);
+    this.unsaved.delete(e); // the alias is written at once, in place of any checkpoint
     return 'handed-off';
   }
 
@@ -204,7 +212,7 @@ export class PartitionTable {
     let dropped = 0;
     for (const [id, e] of this.entries) {
       if (this.entries.size <= max) break;
-      if (this.changed.has(e)) continue;
+      if (this.changed.has(e) || this.unsaved.has(e)) continue;
       this.entries.delete(id);
       dropped++;
     }

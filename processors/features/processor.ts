@@ -34,7 +34,7 @@ import type { EventSerde } from '../runtime/serde.js';
 import { scoreHashFields } from '../scoring/logic.js';
 import type { Scorer, ScoreRow } from '../scoring/scorer.js';
 import type { CustomerFeatures, RfmCutPoints } from './definitions.js';
-import { clickEvent, currentFeatures, hashFields, transactionEvent, type SourcedEvent } from './logic.js';
+import { clickEvent, currentFeatures, hashChanges, transactionEvent, type SourcedEvent } from './logic.js';
 import { PartitionTable, type Entry } from './owned.js';
 import type { CustomerWrite, FeatureStore } from './store.js';
 
@@ -48,6 +48,12 @@ export interface FlushTiming {
   readonly committedAtMs: number;
   /** Kafka append time of each record the flush committed. */
   readonly appendTimesMs: readonly number[];
+  /** Whether it checkpointed states and committed offsets. */
+  readonly checkpoint: boolean;
+  /** Phases: snapshot (features, state encoding, scoring), writes (Redis and Kafka), commit. */
+  readonly snapshotMs: number;
+  readonly writeMs: number;
+  readonly commitMs: number;
 }
 
 export interface FeatureProcessorDeps {
@@ -65,6 +71,8 @@ export interface FeatureProcessorDeps {
   /** Every score once it is in Redis, with the ids of the events behind it (empty for a rescore). */
   readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
   readonly onFlushed?: (timing: FlushTiming) => void;
+  /** The partition numbers this instance owns, after every rebalance. */
+  readonly onAssigned?: (partitions: readonly number[]) => void;
   /** The processor cannot make progress (a flush kept failing, the consumer crashed for good). */
   readonly onFatal?: (error: Error) => void;
   /** @default '<TOPIC_PREFIX>feature-processor' */
@@ -73,6 +81,7 @@ export interface FeatureProcessorDeps {
 
 interface Snapshot {
   readonly startedAtMs: number;
+  readonly checkpoint: boolean;
   readonly writes: CustomerWrite[];
   readonly scored: Map<number, [string, number][]>;
   readonly unscored: Map<number, string[]>;
@@ -108,6 +117,8 @@ export class FeatureProcessor {
   private waiting: (() => void)[] = [];
   private inFlushWaiting: (() => void)[] = [];
   private inBatch = 0;
+  private lastCheckpointMs = Date.now();
+  private forceCheckpoint = false;
   private stopping = false;
   private fatal: Error | null = null;
   private eventClockMs = 0;
@@ -231,7 +242,7 @@ export class FeatureProcessor {
     for (let i = 0; i < 200 && this.inBatch > 0; i++) await sleep(10);
     if (!this.fatal) {
       try {
-        await this.flushNow();
+        await this.flushNow(true);
       } catch (err) {
         this.deps.log.warn('final flush failed; the next owner repeats the unflushed records', {
           error: String(err),
@@ -243,8 +254,9 @@ export class FeatureProcessor {
     await this.producer.disconnect();
   }
 
-  /** Resolves once a flush that started after this call has written and committed. */
-  flushNow(): Promise<void> {
+  /** Resolves once a flush that started after this call has been written (and, with `checkpoint`, committed). */
+  flushNow(checkpoint = false): Promise<void> {
+    if (checkpoint) this.forceCheckpoint = true;
     return new Promise((resolve) => {
       this.waiting.push(resolve);
       this.kick$.next();
@@ -278,7 +290,8 @@ export class FeatureProcessor {
       }
     }
     this.assigned = mine;
-    this.deps.log.info('partitions assigned', { partitions: [...mine].sort((a, b) => a - b) });
+    this.deps.log.info('partitions assigned', { partitions: this.ownedPartitions });
+    this.deps.onAssigned?.(this.ownedPartitions);
   }
 
   /** The table of partition `p`, claiming it (new epoch) or verifying it is still ours first. */
@@ -307,28 +320,35 @@ export class FeatureProcessor {
   private async onBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const live = () => payload.isRunning() && !payload.isStale() && !this.stopping;
-    if (this.fatal) throw this.fatal;
-    const last = batch.messages.at(-1);
-    if (!last || !live()) return;
-    this.inBatch++;
-    try {
-      this.firstBatchAtMs ??= Date.now();
-      if (!this.assigned.has(batch.partition)) return;
-      const table = await this.tableFor(batch.partition);
-      if (!table || !live() || this.tables.get(batch.partition) !== table) return;
-      await this.apply(table, batch.topic, batch.partition, batch.messages, live);
-      if (!live() || this.tables.get(batch.partition) !== table) return;
-      table.pending.set(batch.topic, BigInt(last.offset) + 1n);
-      for (const m of batch.messages) this.appendTimes.push(Number(m.timestamp));
-      this.buffered += batch.messages.length;
-      payload.resolveOffset(last.offset);
-    } finally {
-      this.inBatch--;
+    const failure = this.failure();
+    if (failure) throw failure;
+    if (batch.messages.length === 0 || !live()) return;
+    this.firstBatchAtMs ??= Date.now();
+    // A fetch can hold tens of thousands of records: fold it in chunks, so a flush never waits for a whole fetch and
+    // backpressure applies within it.
+    const chunk = Math.max(1, Math.min(2_000, this.deps.config.FEATURES_FLUSH_MAX_RECORDS));
+    for (let i = 0; i < batch.messages.length; i += chunk) {
+      if (!live() || !this.assigned.has(batch.partition)) return;
+      const messages = batch.messages.slice(i, i + chunk);
+      const last = messages.at(-1) as KafkaMessage;
+      this.inBatch++;
+      try {
+        const table = await this.tableFor(batch.partition);
+        if (!table || !live() || this.tables.get(batch.partition) !== table) return;
+        await this.apply(table, batch.topic, batch.partition, messages, live);
+        if (!live() || this.tables.get(batch.partition) !== table) return;
+        table.pending.set(batch.topic, BigInt(last.offset) + 1n);
+        for (const m of messages) this.appendTimes.push(Number(m.timestamp));
+        this.buffered += messages.length;
+        payload.resolveOffset(last.offset);
+      } finally {
+        this.inBatch--;
+      }
+      this.kick$.next();
+      // Backpressure: do not fold further ahead of Redis and Kafka than one flush's worth.
+      if (this.buffered >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS) await this.flushNow();
+      await payload.heartbeat();
     }
-    this.kick$.next();
-    // Backpressure: do not fold further ahead of Redis and Kafka than one flush's worth.
-    if (this.buffered >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS) await this.flushNow();
-    await payload.heartbeat();
   }
 
   /** Decodes one partition's records and folds them into the table (loading customers it does not hold yet). */
@@ -409,9 +429,16 @@ export class FeatureProcessor {
     if (fold.late > 0) this.m.events.inc({ outcome: 'late' }, fold.late);
   }
 
+  private checkpointDue(): boolean {
+    return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= this.deps.config.FEATURES_CHECKPOINT_MS;
+  }
+
   private hasWork(): boolean {
     if (this.waiting.length > 0 || this.failedRecords.length > 0) return true;
-    for (const t of this.tables.values()) if (t.changed.size > 0 || t.pending.size > 0) return true;
+    const due = this.checkpointDue();
+    for (const t of this.tables.values()) {
+      if (t.changed.size > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0))) return true;
+    }
     return false;
   }
 
@@ -420,31 +447,36 @@ export class FeatureProcessor {
     while (!this.fatal && this.hasWork()) {
       this.inFlushWaiting = this.waiting;
       this.waiting = [];
-      const snapshot = await this.snapshot();
+      const checkpoint = this.checkpointDue();
+      if (checkpoint) {
+        this.forceCheckpoint = false;
+        this.lastCheckpointMs = Date.now();
+      }
+      const snapshot = await this.snapshot(checkpoint);
       await this.write(snapshot);
       for (const w of this.inFlushWaiting) w();
       this.inFlushWaiting = [];
     }
   }
 
-  /** Takes everything changed since the last flush, computes features and scores (no I/O but the ONNX run). */
-  private async snapshot(): Promise<Snapshot> {
+  /**
+   * Takes everything changed since the last flush, computes features and scores (no I/O but the ONNX run); at a
+   * checkpoint also every state changed since the last one, and the offsets to commit.
+   */
+  private async snapshot(checkpoint: boolean): Promise<Snapshot> {
     const startedAtMs = Date.now();
     const { topics, serde, scorer } = this.deps;
     const cuts = this.deps.cutPoints();
     const writes: CustomerWrite[] = [];
-    const pendingState: {
-      write: Omit<Extract<CustomerWrite, { kind: 'state' }>, 'score'>;
-      row: ScoreRow | null;
-      eventIds: string[];
-    }[] = [];
-    const rescores: { id: string; epoch: number; row: ScoreRow }[] = [];
+    const served: { write: Extract<CustomerWrite, { kind: 'write' }>; row: ScoreRow | null; eventIds: string[] }[] =
+      [];
     const forget = new Map<number, string[]>();
     const commits: Snapshot['commits'] = [];
     const handoffRecords: Message[] = [];
     const partitionOf = new Map<string, number>();
     let newestEventMs = 0;
     for (const [p, table] of this.tables) {
+      const checkpointed = new Set<Entry>();
       for (const e of table.changed) {
         partitionOf.set(e.id, p);
         if (e.alias) {
@@ -454,31 +486,53 @@ export class FeatureProcessor {
           forget.set(p, list);
         } else if (e.state) {
           const features = currentFeatures(e.state, cuts, e.rescoreAt ?? undefined);
-          if (e.dirty) {
-            const version = ++e.version;
-            newestEventMs = Math.max(newestEventMs, e.state.l);
-            pendingState.push({
-              write: {
-                kind: 'state',
-                id: e.id,
-                epoch: table.epoch,
-                version,
-                stateJson: JSON.stringify(e.state),
-                absorbed: e.absorbed,
-                hash: features ? hashFields(features, version, startedAtMs) : [],
-              },
-              row: features ? { customerId: e.id, features, cause: 'update' } : null,
-              eventIds: e.eventIds,
-            });
-          } else if (features) {
-            rescores.push({ id: e.id, epoch: table.epoch, row: { customerId: e.id, features, cause: 'rescore' } });
-          }
+          const version = e.dirty ? ++e.version : e.version;
+          if (e.dirty) newestEventMs = Math.max(newestEventMs, e.state.l);
+          const saving = checkpoint && table.unsaved.has(e);
+          if (saving) checkpointed.add(e);
+          const changes = features && e.dirty ? hashChanges(features, e.served, version, startedAtMs) : null;
+          if (changes) e.served = changes.next;
+          served.push({
+            write: {
+              kind: 'write',
+              id: e.id,
+              epoch: table.epoch,
+              version,
+              stateJson: saving ? JSON.stringify(e.state) : null,
+              absorbed: e.absorbed,
+              hash: changes?.set ?? [],
+              replaceHash: changes?.replace ?? false,
+              deleteFields: changes?.del ?? [],
+              score: [],
+            },
+            row: features ? { customerId: e.id, features, cause: e.dirty ? 'update' : 'rescore' } : null,
+            eventIds: e.eventIds,
+          });
         }
         resetEntry(e);
       }
       table.changed.clear();
-      for (const [topic, offset] of table.pending) commits.push({ topic, partition: p, offset: offset.toString() });
-      table.pending.clear();
+      if (checkpoint) {
+        for (const e of table.unsaved) {
+          if (checkpointed.has(e) || !e.state || e.alias) continue;
+          partitionOf.set(e.id, p);
+          writes.push({
+            kind: 'write',
+            id: e.id,
+            epoch: table.epoch,
+            version: e.version,
+            stateJson: JSON.stringify(e.state),
+            absorbed: e.absorbed,
+            hash: [],
+            replaceHash: false,
+            deleteFields: [],
+            score: [],
+          });
+        }
+        table.unsaved.clear();
+        for (const [topic, offset] of table.pending) commits.push({ topic, partition: p, offset: offset.toString() });
+        table.pending.clear();
+      }
       for (const h of table.takeHandoffs()) {
         const value = await serde.encode(topics.featureHandoff, { ...h, payload: Buffer.from(h.payload) });
         handoffRecords.push({ key: h.toId, value });
@@ -493,8 +547,7 @@ export class FeatureProcessor {
 
     // The scoring stage: one model run for every changed or aged customer of the flush.
     const rows: ScoreRow[] = [];
-    for (const s of pendingState) if (s.row) rows.push(s.row);
-    for (const r of rescores) rows.push(r.row);
+    for (const s of served) if (s.row) rows.push(s.row);
     const scored = scorer && rows.length > 0 ? await scorer.score(rows, startedAtMs) : null;
     const byId = new Map<string, IntentScore>();
     if (scored) scored.forEach((s) => byId.set(s.customerId, s));
@@ -502,29 +555,23 @@ export class FeatureProcessor {
     const unscored = new Map<number, string[]>();
     const scores: IntentScore[] = [];
     const causes: (readonly string[])[] = [];
-    const note = (id: string, score: IntentScore | undefined, eventIds: readonly string[]) => {
+    for (const s of served) {
+      const id = s.write.id;
+      const score = byId.get(id);
+      writes.push(score ? { ...s.write, score: scoreHashFields(score) } : s.write);
+      if (!s.row) continue;
       const p = partitionOf.get(id) as number;
       if (score) {
         const list = scoredIdx.get(p) ?? [];
         list.push([id, score.eventTimeMs]);
         scoredIdx.set(p, list);
         scores.push(score);
-        causes.push(eventIds);
+        causes.push(s.eventIds);
       } else {
         const list = unscored.get(p) ?? [];
         list.push(id);
         unscored.set(p, list);
       }
-    };
-    for (const s of pendingState) {
-      const score = byId.get(s.write.id);
-      writes.push({ ...s.write, score: score ? scoreHashFields(score) : [] });
-      if (s.row) note(s.write.id, score, s.eventIds);
-    }
-    for (const r of rescores) {
-      const score = byId.get(r.id);
-      if (score) writes.push({ kind: 'score', id: r.id, epoch: r.epoch, score: scoreHashFields(score) });
-      note(r.id, score, []);
     }
     const messages: Snapshot['messages'] = [];
     if (scores.length > 0) {
@@ -536,6 +583,7 @@ export class FeatureProcessor {
     }
     return {
       startedAtMs,
+      checkpoint,
       writes,
       scored: scoredIdx,
       unscored,
@@ -556,6 +604,7 @@ export class FeatureProcessor {
   /** Writes a snapshot: hand-offs, then Redis and Kafka together, then the commit. Retries, then gives up loudly. */
   private async write(s: Snapshot): Promise<void> {
     const end = this.m.flush.startTimer();
+    const writeStarted = Date.now();
     let fenced: readonly string[] = [];
     for (let attempt = 1; ; attempt++) {
       try {
@@ -588,6 +637,7 @@ export class FeatureProcessor {
       this.deps.log.warn('partition fenced: a newer owner wrote it; dropping its state', { partition: p });
     }
     const commits = s.commits.filter((c) => !lost.has(c.partition));
+    const commitStarted = Date.now();
     if (commits.length > 0) {
       try {
         await this.consumer.commitOffsets(commits);
@@ -612,6 +662,10 @@ export class FeatureProcessor {
       startedAtMs: s.startedAtMs,
       committedAtMs,
       appendTimesMs: s.appendTimesMs,
+      checkpoint: s.checkpoint,
+      snapshotMs: writeStarted - s.startedAtMs,
+      writeMs: commitStarted - writeStarted,
+      commitMs: committedAtMs - commitStarted,
     });
     this.afterFlush(s.newestEventMs);
   }

@@ -3,8 +3,8 @@
  *
  * Keys (P = TOPIC_PREFIX, id = global customer id, p = partition number; braces are Redis Cluster hash tags):
  * - `P features:state:{id}` hash: `ep` (owner epoch of the customer's partition at the last write), `ver` (+1 per
- *   write), `s` (FeatureState JSON), `mg` (ids absorbed by merges, JSON); or, once merged away, `alias` = survivor.
- *   TTL FEATURES_STATE_TTL_SECONDS, renewed on every write.
+ *   served update), `s` (FeatureState JSON, the checkpoint: written every FEATURES_CHECKPOINT_MS with the offset commit),
+ *   `mg` (ids absorbed by merges, JSON); or, once merged away, `alias` = survivor. TTL FEATURES_STATE_TTL_SECONDS.
  * - `P features:{id}` hash: what the ad server reads with one HGETALL/HMGET (fields: logic.ts `hashFields`), or just
  *   `merged_into` for a merged-away id. TTL FEATURES_TTL_SECONDS.
  * - `P score:{id}` hash: the intent score (scoring/logic.ts `scoreHashFields`). TTL SCORES_TTL_SECONDS.
@@ -41,18 +41,22 @@ export interface FeatureStoreOptions {
 /** One customer's part of a flush. */
 export type CustomerWrite =
   | {
-      readonly kind: 'state';
+      readonly kind: 'write';
       readonly id: string;
       readonly epoch: number;
       readonly version: number;
-      readonly stateJson: string;
+      /** The state checkpoint, or null to leave it (states are checkpointed less often than they are served). */
+      readonly stateJson: string | null;
       readonly absorbed: readonly string[];
-      /** Features hash field/value pairs; empty leaves the hash alone. */
+      /** Features hash field/value pairs to set; empty leaves the hash alone. */
       readonly hash: readonly string[];
-      /** Score hash field/value pairs; empty: not scored (no model). */
+      /** `hash` is the whole features hash: replace what is there. */
+      readonly replaceHash: boolean;
+      /** Features hash fields to delete. */
+      readonly deleteFields: readonly string[];
+      /** Score hash field/value pairs; empty leaves the score alone. */
       readonly score: readonly string[];
     }
-  | { readonly kind: 'score'; readonly id: string; readonly epoch: number; readonly score: readonly string[] }
   | {
       readonly kind: 'alias';
       readonly id: string;
@@ -163,16 +167,14 @@ export class FeatureStore {
     );
     for (const w of writes) {
       const keys = [this.stateKey(w.id), this.featuresKey(w.id), this.scoreKey(w.id)] as const;
-      const epoch = String(w.epoch);
-      if (w.kind === 'state') {
-        const absorbed = JSON.stringify(w.absorbed);
-        const hash = JSON.stringify(w.hash);
-        const score = JSON.stringify(w.score);
-        void run(...keys, epoch, 's', w.stateJson, absorbed, String(w.version), ...ttls, hash, score);
-      } else if (w.kind === 'score') {
-        void run(...keys, epoch, 'r', '', '[]', '0', ...ttls, '[]', JSON.stringify(w.score));
+      const [epoch, version] = [String(w.epoch), String(w.version)];
+      if (w.kind === 'write') {
+        const [state, absorbed] = w.stateJson === null ? ['', '[]'] : [w.stateJson, JSON.stringify(w.absorbed)];
+        const [hash, score] = [JSON.stringify(w.hash), JSON.stringify(w.score)];
+        const [replace, del] = [w.replaceHash ? '1' : '0', JSON.stringify(w.deleteFields)];
+        void run(...keys, epoch, 'w', state, absorbed, version, ...ttls, hash, score, replace, del);
       } else {
-        void run(...keys, epoch, 'a', w.survivor, '[]', String(w.version), ...ttls, '[]', '[]');
+        void run(...keys, epoch, 'a', w.survivor, '[]', version, ...ttls, '[]', '[]', '0', '[]');
       }
     }
     for (const [p, entries] of index.scored) {

@@ -110,6 +110,11 @@ export const configSchema = z.object({
    * and at least this often.
    */
   FEATURES_FLUSH_MAX_MS: z.coerce.number().int().min(1).max(60_000).default(100),
+  /**
+   * Feature processor: how often each changed customer's state is checkpointed to Redis and the input offsets are
+   * committed (served features and scores are written every flush). A crash repeats at most this much input.
+   */
+  FEATURES_CHECKPOINT_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
   /** Feature processor: records folded ahead of the last flush before consumption waits for the next one. */
   FEATURES_FLUSH_MAX_RECORDS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /** Feature snapshots into feat_customer_rfm every this many days of event time; 0 turns them off. */

@@ -4,7 +4,7 @@
  *
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
  * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
- * across processes). The parent sends `{ type: 'stop' }`; the part stops cleanly and exits.
+ * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends `{ type: 'stop' }`; the part stops cleanly and exits.
  */
 import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';
@@ -16,6 +16,7 @@ import { topicCatalogOf } from '../../topics/catalog.js';
 export type PartMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'scores'; readonly atMs: number; readonly eventIds: readonly string[] }
+  | { readonly type: 'assigned'; readonly partitions: readonly number[] }
   | { readonly type: 'failed'; readonly error: string };
 
 const send = (message: PartMessage) => process.send?.(message);
@@ -37,6 +38,11 @@ async function main(): Promise<void> {
     onScores: (_scores, causes) => {
       const atMs = performance.timeOrigin + performance.now();
       send({ type: 'scores', atMs, eventIds: causes.flat() });
+    },
+    onAssigned: (partitions) => send({ type: 'assigned', partitions }),
+    onFatal: (error) => {
+      send({ type: 'failed', error: error.message });
+      process.exit(1);
     },
   });
   process.on('message', (message: { type?: string }) => {

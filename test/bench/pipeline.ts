@@ -35,7 +35,7 @@ const clock = () => performance.timeOrigin + performance.now();
 const PART_ENTRY = fileURLToPath(new URL('./pipeline-part.ts', import.meta.url));
 
 /** Forks one process per group of parts and resolves once all of them consume. */
-async function startParts(
+export async function startParts(
   groups: readonly (readonly PipelinePart[])[],
   env: Readonly<Record<string, string | undefined>>,
   onMessage: (message: PartMessage) => void,
@@ -64,7 +64,7 @@ async function startParts(
   return children;
 }
 
-async function stopParts(children: readonly ChildProcess[]): Promise<void> {
+export async function stopParts(children: readonly ChildProcess[]): Promise<void> {
   await Promise.all(
     children.map(
       (child) =>

@@ -7,17 +7,21 @@
  * - features: ≥ 1 million generated resolved events through the feature processor, against a decode-only consumer.
  * - pipeline: raw events → resolver → features → scorer → Redis at 5,000 events/s and at maximum throughput: event-to-
  *   score latency and events/s, against a decode-only consumer of the raw topics.
+ * - scale: the feature processor on 8 partitions with 1, 2 and 4 instances (processes), and the time to restore a
+ *   killed instance's partitions on the survivors.
  */
 import { fileURLToPath } from 'node:url';
 import { evaluateFiles } from '../../processors/identity/eval-cli.js';
 import { featuresBench } from './features.js';
 import { pipelineBench } from './pipeline.js';
+import { scaleBench } from './scale.js';
 
 const dataDir = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   features: featuresBench,
   pipeline: pipelineBench,
+  scale: scaleBench,
   async identity() {
     const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
     const result = await evaluateFiles(files, { measureRawConsumer: true });

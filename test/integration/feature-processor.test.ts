@@ -256,13 +256,15 @@ describe('feature processor', () => {
       s.flush(
         [
           {
-            kind: 'state',
+            kind: 'write',
             id: 'c-Z',
             epoch,
             version: 1,
             stateJson: JSON.stringify(emptyState()),
             absorbed: [],
             hash: ['top_category', value],
+            replaceHash: true,
+            deleteFields: [],
             score: [],
           },
         ],
@@ -282,9 +284,16 @@ describe('feature processor', () => {
       ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
     ];
     await publish(ctx, records);
-    // The real entrypoint in its own process, killed right after its first commit: no shutdown hook runs.
+    // The real entrypoint in its own process, killed right after its first commit: no shutdown hook runs. Small
+    // flushes, each a checkpoint, so commits come early and often.
     const child = spawn(process.execPath, ['--import', 'tsx', 'processors/features/main.ts'], {
-      env: { ...process.env, ...envOf(ctx), LOG_LEVEL: 'error' },
+      env: {
+        ...process.env,
+        ...envOf(ctx),
+        LOG_LEVEL: 'error',
+        FEATURES_CHECKPOINT_MS: '0',
+        FEATURES_FLUSH_MAX_RECORDS: '200',
+      },
       stdio: 'ignore',
     });
     await waitFor(

@@ -1,8 +1,21 @@
 // The streaming feature state against an independent, brute-force reading of the definitions (definitions.ts):
 // any order, any split across merged customers, redeliveries and pruning must give the oracle's aggregates.
 import { describe, expect, it } from 'vitest';
-import { DAY_MS, HOUR_MS, MINUTE_MS, type WindowAggregates } from '../../processors/features/definitions.js';
-import { foldEvents, type SourcedEvent } from '../../processors/features/logic.js';
+import {
+  DAY_MS,
+  DEFAULT_CUT_POINTS,
+  HOUR_MS,
+  MINUTE_MS,
+  type WindowAggregates,
+} from '../../processors/features/definitions.js';
+import {
+  currentFeatures,
+  foldEvents,
+  hashChanges,
+  hashFields,
+  type ServedHash,
+  type SourcedEvent,
+} from '../../processors/features/logic.js';
 import {
   aggregatesOf,
   emptyState,
@@ -252,6 +265,34 @@ describe('feature state', () => {
     // ...and a redelivery of either group is still recognised.
     const again = foldEvents(state, [{ event: e3!, source: 'tx:0', offset: 15, stream: 'transaction|c-L' }], 0);
     expect(again).toMatchObject({ applied: 0, duplicates: 1 });
+  });
+
+  it('serves the features hash as changes: applying them to the previous hash gives exactly the full hash', () => {
+    const events = history(33, 300);
+    const state = emptyState();
+    const hash = new Map<string, string>();
+    let served: ServedHash | null = null;
+    let written = 0;
+    let full = 0;
+    for (const [i, r] of sourced(events, 'tx:0').entries()) {
+      foldEvents(state, [r], NO_GRACE_LIMIT);
+      const features = currentFeatures(state, DEFAULT_CUT_POINTS);
+      if (!features) continue;
+      const changes = hashChanges(features, served, i, 1_000 + i);
+      if (changes.replace) hash.clear();
+      for (const f of changes.del) hash.delete(f);
+      for (let k = 0; k < changes.set.length; k += 2) hash.set(changes.set[k]!, changes.set[k + 1]!);
+      served = changes.next;
+      const expected = hashFields(features, i, 1_000 + i);
+      expect(Object.fromEntries(hash)).toEqual(
+        Object.fromEntries(
+          Array.from({ length: expected.length / 2 }, (_, k) => [expected[2 * k], expected[2 * k + 1]]),
+        ),
+      );
+      written += changes.set.length;
+      full += expected.length;
+    }
+    expect(written).toBeLessThan(full * 0.8); // and it does write less
   });
 
   it('applies a late event within the grace period exactly, and counts an older one without applying it', () => {

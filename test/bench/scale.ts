@@ -1,0 +1,177 @@
+/**
+ * `npm run bench -- scale`: the feature processor on 8 partitions with 1, 2 and 4 instances, each instance a process
+ * of its own built the way deployments build it (pipeline-part.ts → Pipeline → FeatureApp), all in one consumer group.
+ *
+ * BENCH_SCALE_EVENTS (default 400,000) resolved events of BENCH_SCALE_CUSTOMERS (default 40,000) customers are
+ * produced once; each round starts from empty state (Redis keys deleted, the group rewound) and times the group from
+ * 10 % to 90 % of the events committed (steady state: group joins and the final checkpoint are left out).
+ * Then the restore figure: with the instances of the largest round running and half the events in, one instance is
+ * killed with SIGKILL; the survivors take its partitions over after the session timeout (KAFKA_SESSION_TIMEOUT_MS,
+ * 6 s here) and the rebalance. Reported: kill → group rebalanced (detection), rebalanced → first commit on every moved
+ * partition (the restore proper: claim, lazy state loads, catch-up of the uncommitted tail), and kill → caught up.
+ * The machine's cores bound the total: on 2 cores, more than 2 instances can only share them.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import type { Admin } from 'kafkajs';
+import { groupLag } from '../../processors/pipeline.js';
+import { deleteKeysByPattern } from '../../processors/runtime/bench-tools.js';
+import { openScratchRun, type ScratchRun } from '../../processors/scratch-run.js';
+import type { TopicSpec } from '../../topics/catalog.js';
+import { startParts, stopParts } from './pipeline.js';
+import type { PartMessage } from './pipeline-part.js';
+import { produceResolvedEvents } from './resolved-events.js';
+
+const PARTITIONS = 8;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Committed offsets of the group per `topic:partition` (missing: nothing committed yet). */
+async function committedBy(admin: Admin, groupId: string, specs: readonly TopicSpec[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const offsets = await admin.fetchOffsets({ groupId, topics: specs.map((s) => s.name) });
+  for (const t of offsets) {
+    for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(`${t.topic}:${p.partition}`, Number(p.offset));
+  }
+  return out;
+}
+
+const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+async function resetRound(run: ScratchRun, groupId: string, specs: readonly TopicSpec[]): Promise<void> {
+  const redis = new Redis(run.config.REDIS_URL);
+  const p = run.config.TOPIC_PREFIX;
+  for (const pattern of [`${p}features:*`, `${p}score:*`, `${p}scores:*`]) await deleteKeysByPattern(redis, pattern);
+  redis.disconnect();
+  const groups = await run.admin.listGroups();
+  if (groups.groups.some((g) => g.groupId === groupId)) {
+    for (const spec of specs) await run.admin.resetOffsets({ groupId, topic: spec.name, earliest: true });
+  }
+}
+
+interface Instance {
+  child: ChildProcess;
+  partitions: readonly number[];
+}
+
+async function startInstances(n: number, env: Record<string, string>): Promise<Instance[]> {
+  const instances: Instance[] = [];
+  const children = await startParts(
+    Array.from({ length: n }, () => ['features'] as const),
+    env,
+    () => undefined,
+  );
+  children.forEach((child) => {
+    const instance: Instance = { child, partitions: [] };
+    child.on('message', (m: PartMessage) => {
+      if (m.type === 'assigned') instance.partitions = m.partitions;
+    });
+    instances.push(instance);
+  });
+  return instances;
+}
+
+export async function scaleBench(): Promise<Record<string, unknown>> {
+  const total = Number(process.env['BENCH_SCALE_EVENTS'] ?? 400_000);
+  const customers = Number(process.env['BENCH_SCALE_CUSTOMERS'] ?? 40_000);
+  const counts = (process.env['BENCH_SCALE_INSTANCES'] ?? '1,2,4').split(',').map(Number);
+  const run = await openScratchRun('bench-scale', {
+    env: { KAFKA_PARTITIONS: String(PARTITIONS), KAFKA_SESSION_TIMEOUT_MS: '6000', LOG_LEVEL: 'error' },
+  });
+  const { topics, config, admin } = run;
+  const groupId = `${config.TOPIC_PREFIX}feature-processor`;
+  const inputs = [topics.customerTransactions, topics.customerClicks, topics.identityMerges, topics.featureHandoff];
+  const env = { ...run.env } as Record<string, string>;
+  const rounds: { instances: number; eventsPerSecond: number; perInstance: number }[] = [];
+  let restore: Record<string, number> | null = null;
+  try {
+    const produced = Date.now();
+    await produceResolvedEvents(run, total, customers);
+    console.log(
+      `produced           ${total} events for ${customers} customers on ${PARTITIONS} partitions in ${((Date.now() - produced) / 1000).toFixed(1)} s`,
+    );
+    for (const n of counts) {
+      await resetRound(run, groupId, inputs);
+      const instances = await startInstances(n, env);
+      let t10 = 0;
+      let t90 = 0;
+      const deadline = Date.now() + 900_000;
+      while (t90 === 0) {
+        if (Date.now() > deadline) throw new Error(`${n} instance(s) did not reach 90 % in 15 minutes`);
+        const done = sum(await committedBy(admin, groupId, inputs));
+        if (!t10 && done >= 0.1 * total) t10 = Date.now();
+        if (done >= 0.9 * total) t90 = Date.now();
+        await sleep(100);
+      }
+      const rate = Math.round((0.8 * total) / ((t90 - t10) / 1000));
+      const perInstance = Math.round(rate / n);
+      rounds.push({ instances: n, eventsPerSecond: rate, perInstance });
+      console.log(`${n} instance(s)      ${rate} events/s in total, ${perInstance} per instance`);
+      const last = n === counts.at(-1);
+      if (!last || n < 2) {
+        await stopParts(instances.map((i) => i.child));
+        continue;
+      }
+      // Restore: the largest round again from the start, one instance killed half-way.
+      await stopParts(instances.map((i) => i.child));
+      await resetRound(run, groupId, inputs);
+      const again = await startInstances(n, env);
+      while (sum(await committedBy(admin, groupId, inputs)) < 0.5 * total) await sleep(100);
+      const victim = again[0] as Instance;
+      const moved = victim.partitions;
+      const before = await committedBy(admin, groupId, inputs);
+      const killedAt = Date.now();
+      victim.child.kill('SIGKILL');
+      const survivors = again.slice(1);
+      let rebalancedAt = 0;
+      while (!rebalancedAt) {
+        if (survivors.some((s) => moved.some((p) => s.partitions.includes(p)))) rebalancedAt = Date.now();
+        else await sleep(20);
+        if (Date.now() - killedAt > 120_000) throw new Error('the survivors never took the partitions over');
+      }
+      let restoredAt = 0;
+      while (!restoredAt) {
+        const now = await committedBy(admin, groupId, inputs);
+        const advanced = moved.every((p) =>
+          inputs.some((s) => {
+            const key = `${s.name}:${p}`;
+            return (now.get(key) ?? -1) > (before.get(key) ?? -1);
+          }),
+        );
+        if (advanced) restoredAt = Date.now();
+        else await sleep(20);
+        if (Date.now() - killedAt > 180_000) throw new Error('the moved partitions never committed again');
+      }
+      let zeros = 0;
+      while (zeros < 2) {
+        zeros = (await groupLag(admin, groupId, inputs)) === 0 ? zeros + 1 : 0;
+        await sleep(250);
+      }
+      const caughtUpAt = Date.now();
+      restore = {
+        instances: n,
+        movedPartitions: moved.length,
+        detectionMs: rebalancedAt - killedAt,
+        restoreMs: restoredAt - rebalancedAt,
+        caughtUpMs: caughtUpAt - killedAt,
+      };
+      console.log(
+        `restore            killed 1 of ${n} (${moved.length} partitions): rebalanced after ${restore['detectionMs']} ms (session timeout), first commits on every moved partition ${restore['restoreMs']} ms later, all caught up ${restore['caughtUpMs']} ms after the kill`,
+      );
+      await stopParts(survivors.map((i) => i.child));
+    }
+    const one = rounds.find((r) => r.instances === 1)?.eventsPerSecond ?? 0;
+    for (const r of rounds)
+      console.log(`speed-up ${r.instances}×       ${(r.eventsPerSecond / Math.max(one, 1)).toFixed(2)}`);
+    return {
+      bench: 'scale',
+      events: total,
+      customers,
+      partitions: PARTITIONS,
+      cores: (await import('node:os')).cpus().length,
+      rounds: rounds.map((r) => ({ ...r, speedUp: Number((r.eventsPerSecond / Math.max(one, 1)).toFixed(2)) })),
+      restore,
+    };
+  } finally {
+    await run.dispose();
+  }
+}
