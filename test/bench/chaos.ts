@@ -14,7 +14,8 @@
  * Settings: CHAOS_EVENTS (default 1,000,000), CHAOS_KILLS, CHAOS_SEED, CHAOS_SESSION_TIMEOUT_MS (default 8000: a killed
  * member's partitions move quickly, and a busy one on two shared cores is not dropped for a late heartbeat),
  * CHAOS_STALL_MS (default 60,000: a part that commits nothing that long while records wait is reported as stalled, then
- * killed and started again so the run can finish; counted apart from the planned kills). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
+ * killed and started again so the run can finish; counted apart from the planned kills), CHAOS_LATE_GRACE_MS (default
+ * 400 days, longer than the sample: in a replay, which events are late would otherwise depend on timing). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
  * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
  * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
  */
@@ -492,6 +493,11 @@ async function main(): Promise<number> {
   const seed = intSetting('CHAOS_SEED', 1, 0);
   const sessionTimeoutMs = intSetting('CHAOS_SESSION_TIMEOUT_MS', 8_000, 6_000);
   const stallMs = intSetting('CHAOS_STALL_MS', 60_000, 10_000);
+  // The replay pushes 120 days of event time through in minutes, so source partitions drift apart by days of event
+  // time; with the default 3-day grace, which events of a multi-identity customer count as late depends on that drift,
+  // and so do the features (seen: differences between two runs without kills). Longer than the whole sample: nothing
+  // is late, and any difference left is the crashes' doing. CHAOS_LATE_GRACE_MS sets another grace to see the effect.
+  const graceMs = intSetting('CHAOS_LATE_GRACE_MS', 400 * 86_400_000, 0);
   const base = loadConfig(process.env);
   const model = await currentVersion(base.MODEL_DIR);
   const env = {
@@ -499,6 +505,7 @@ async function main(): Promise<number> {
     SCORING_CLOCK: 'event',
     SCORING_RESCORE_EVERY_MS: String(NO_RESCORE_MS),
     FEATURES_SNAPSHOT_PERIOD_DAYS: '0',
+    FEATURES_LATE_GRACE_MS: String(graceMs),
   };
 
   const generating = Date.now();
@@ -511,6 +518,10 @@ async function main(): Promise<number> {
   console.log(
     `  each part in its own process; ${killCount} SIGKILLs of random parts in the chaos run (seed ${seed}); ` +
       `KAFKA_SESSION_TIMEOUT_MS=${sessionTimeoutMs}`,
+  );
+  console.log(
+    `  FEATURES_LATE_GRACE_MS=${graceMs} (${seconds(graceMs / 86_400)} days): a replay needs more than the event-time ` +
+      `drift between source partitions, or which events are late depends on timing`,
   );
   console.log(
     model
@@ -629,6 +640,8 @@ async function main(): Promise<number> {
       ),
       identityDifferences,
       warehouseScoreDifferences: redis.warehouseScoreDifferences,
+      lateEvents: { clean: redis.lateClean, chaos: redis.lateChaos },
+      lateGraceMs: graceMs,
       killed: chaosResult.kills.map((k) => k.part),
       unexpectedExits: cleanResult.unexpectedExits.length + chaosResult.unexpectedExits.length,
       stalls: { clean: cleanResult.stalls.length, chaos: chaosResult.stalls.length },
