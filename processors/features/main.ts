@@ -11,6 +11,7 @@ import { createKafka } from '../runtime/kafka.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
+import { exitOnFatal } from '../runtime/liveness.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { FeatureApp } from './app.js';
 import { DAY_MS } from './definitions.js';
@@ -45,10 +46,7 @@ const app: FeatureApp = new FeatureApp({
   log,
   metrics,
   onFatal: (error) => {
-    // Never alive and idle: give the shutdown 10 s to release what it can, then exit non-zero either way.
-    log.error('exiting: the feature processor cannot make progress', { error: error.message });
-    setTimeout(() => process.exit(1), 10_000).unref();
-    void close().finally(() => process.exit(1));
+    exitOnFatal(log, close)({ reason: error.message, error, kind: 'crash' });
   },
 });
 onShutdown(log, close);

@@ -27,7 +27,8 @@ import type { Config } from '../runtime/config.js';
 import { copartitionedAssigner } from '../runtime/copartition.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
-import { createIdempotentProducer } from '../runtime/kafka.js';
+import { superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
+import { SerialProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
@@ -111,6 +112,7 @@ export class FeatureProcessor {
   private assigned = new Set<number>();
   private readonly kick$ = new Subject<void>();
   private flushes: Subscription | undefined;
+  private supervisor: ConsumerSupervisor | undefined;
   private buffered = 0;
   private failedRecords: FailedRecord[] = [];
   private appendTimes: number[] = [];
@@ -176,7 +178,10 @@ export class FeatureProcessor {
       maxBytesPerPartition: 4 << 20,
       partitionAssigners: [copartitionedAssigner(() => [...this.tables.keys()])],
     });
-    this.producer = createIdempotentProducer(deps.kafka);
+    // A flush sends one batch at a time anyway; the serial producer also starts afresh after a send that failed.
+    this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
+      deps.log.warn('send failed; the next send starts on a fresh producer', { error: String(err) });
+    });
     const dlq = new Map<string, TopicSpec>();
     for (const spec of this.inputs()) {
       const target = topics.all.find((t) => t.name === spec.deadLetterTopic);
@@ -206,9 +211,14 @@ export class FeatureProcessor {
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.onAssigned(payload.memberAssignment);
     });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) this.fail(new Error(`consumer crashed and will not restart: ${String(payload.error)}`));
-      else this.deps.log.warn('consumer crashed; kafkajs restarts it', { error: String(payload.error) });
+    // Never alive and idle: a crash kafkajs will not restart, a batch failing at one offset, a restart loop.
+    this.supervisor = superviseConsumer(consumer, {
+      processor: PROCESSOR,
+      log: this.deps.log,
+      registry: this.deps.metrics.registry,
+      onFatal: (failure) => {
+        this.fail(new Error(failure.reason));
+      },
     });
     for (const spec of this.inputs()) await consumer.subscribe({ topic: spec.name, fromBeginning: true });
     const maxMs = this.deps.config.FEATURES_FLUSH_MAX_MS;
@@ -229,7 +239,7 @@ export class FeatureProcessor {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatch: this.supervisor.eachBatch((payload) => this.onBatch(payload)),
     });
   }
 
@@ -250,6 +260,7 @@ export class FeatureProcessor {
       }
     }
     this.flushes?.unsubscribe();
+    this.supervisor?.dispose();
     await this.consumer.disconnect();
     await this.producer.disconnect();
   }
