@@ -15,7 +15,8 @@
  * member's partitions move quickly, and a busy one on two shared cores is not dropped for a late heartbeat),
  * CHAOS_STALL_MS (default 60,000: a part that commits nothing that long while records wait is reported as stalled, then
  * killed and started again so the run can finish; counted apart from the planned kills), CHAOS_LATE_GRACE_MS (default
- * 400 days, longer than the sample: in a replay, which events are late would otherwise depend on timing). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
+ * 400 days, longer than the sample: in a replay, which events are late would otherwise depend on timing), CHAOS_PARTS
+ * (the parts that may be killed, default identity,features,sink: to tell which part's crash causes a difference). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
  * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
  * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
  */
@@ -113,6 +114,8 @@ function sampleEvents(count: number, salt: string): { events: PlatformEvent[]; p
 /** The parts of one run, each in its own process; restarts a part that exits on its own (and counts it). */
 class PartProcesses {
   private readonly children = new Map<PipelinePart, ChildProcess>();
+  /** Every process ever forked, so none can outlive the run. */
+  private readonly forked = new Set<ChildProcess>();
   private readonly killed = new Set<ChildProcess>();
   private readonly restarts = new Set<Promise<unknown>>();
   private readonly busy = new Map<PipelinePart, Promise<number>>();
@@ -138,6 +141,7 @@ class PartProcesses {
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
     });
     this.children.set(part, child);
+    this.forked.add(child);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: PartMessage) => {
         if (message.type === 'ready') done();
@@ -160,7 +164,7 @@ class PartProcesses {
       const what = `${part} (pid ${child.pid}) exited on its own with ${code ?? signal}`;
       this.unexpectedExits.push(what);
       this.say(`  ! ${what}; starting it again`);
-      const restart = this.startWithRetries(part).catch((err: unknown) => {
+      const restart = this.exclusive(part, () => this.startWithRetries(part)).catch((err: unknown) => {
         this.say(`  ! ${part} could not be started again: ${String(err)}`);
       });
       this.restarts.add(restart);
@@ -186,10 +190,20 @@ class PartProcesses {
     return this.busy.has(part);
   }
 
+  /** Runs `work` on `part` after whatever kill or restart of it is under way (one at a time per part). */
+  private async exclusive(part: PipelinePart, work: () => Promise<number>): Promise<number> {
+    const run = (this.busy.get(part) ?? Promise.resolve(0)).catch(() => 0).then(work);
+    this.busy.set(part, run);
+    try {
+      return await run;
+    } finally {
+      if (this.busy.get(part) === run) this.busy.delete(part);
+    }
+  }
+
   /** SIGKILLs `part`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
-  async kill(part: PipelinePart): Promise<number> {
-    await this.busy.get(part)?.catch(() => undefined);
-    const restart = (async () => {
+  kill(part: PipelinePart): Promise<number> {
+    return this.exclusive(part, async () => {
       const child = this.children.get(part);
       if (!child) throw new Error(`${part} is not running`);
       this.killed.add(child);
@@ -199,27 +213,21 @@ class PartProcesses {
         await gone;
       }
       return this.startWithRetries(part);
-    })();
-    this.busy.set(part, restart);
-    try {
-      return await restart;
-    } finally {
-      if (this.busy.get(part) === restart) this.busy.delete(part);
-    }
+    });
   }
 
   /** On an interrupt: no more restarts, every part SIGKILLed at once. */
   abort(): void {
     this.stopping = true;
-    for (const child of this.children.values()) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const child of this.forked) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 
   /** Asks every part to stop cleanly (SIGKILL after 60 s) and waits until all have exited. */
   async stopAll(): Promise<void> {
     this.stopping = true;
-    await Promise.allSettled([...this.restarts]);
+    await Promise.allSettled([...this.restarts, ...this.busy.values()]);
     await Promise.all(
-      [...this.children.values()].map(
+      [...this.forked].map(
         (child) =>
           new Promise<void>((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) {
@@ -497,6 +505,10 @@ async function main(): Promise<number> {
   // time; with the default 3-day grace, which events of a multi-identity customer count as late depends on that drift,
   // and so do the features (seen: differences between two runs without kills). Longer than the whole sample: nothing
   // is late, and any difference left is the crashes' doing. CHAOS_LATE_GRACE_MS sets another grace to see the effect.
+  const killable = (process.env['CHAOS_PARTS'] ?? PARTS.join(',')).split(',') as PipelinePart[];
+  if (killable.length === 0 || !killable.every((p) => PARTS.includes(p))) {
+    throw new Error(`CHAOS_PARTS must list parts among ${PARTS.join(', ')}`);
+  }
   const graceMs = intSetting('CHAOS_LATE_GRACE_MS', 400 * 86_400_000, 0);
   const base = loadConfig(process.env);
   const model = await currentVersion(base.MODEL_DIR);
@@ -516,7 +528,8 @@ async function main(): Promise<number> {
   );
   if (events.length < eventCount) console.log(`  (the sample held ${n(events.length)} events, not ${n(eventCount)})`);
   console.log(
-    `  each part in its own process; ${killCount} SIGKILLs of random parts in the chaos run (seed ${seed}); ` +
+    `  each part in its own process; ${killCount} SIGKILLs of random parts (of ${killable.join(', ')}) in the ` +
+      `chaos run (seed ${seed}); ` +
       `KAFKA_SESSION_TIMEOUT_MS=${sessionTimeoutMs}`,
   );
   console.log(
@@ -552,7 +565,7 @@ async function main(): Promise<number> {
     runs.push(chaos);
 
     const cleanResult = await replay(clean, 'clean', events, [], 0, stallMs);
-    const plan = killPlan(seed, killCount, PARTS);
+    const plan = killPlan(seed, killCount, killable);
     const chaosResult = await replay(chaos, 'chaos', events, plan, cleanResult.ms, stallMs);
 
     const [cleanState, chaosState] = [await readRunState(clean), await readRunState(chaos)];
