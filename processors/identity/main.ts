@@ -1,9 +1,13 @@
-/** Entrypoint: `npm run start:identity-resolver`. Runs until SIGTERM/SIGINT. */
+/**
+ * Entrypoint: `npm run start:identity-resolver`. Runs until SIGTERM/SIGINT; exits with code 1 (after a shutdown of at
+ * most 10 s) when it can no longer make progress, so its supervisor restarts it instead of it idling.
+ */
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { topicCatalogOf } from '../../topics/catalog.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
+import { exitOnFatal } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
@@ -16,7 +20,13 @@ const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
 const redis = new Redis(config.REDIS_URL);
-const resolver = new IdentityResolver({
+const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+const close = async () => {
+  await resolver.stop();
+  redis.disconnect();
+  server?.close();
+};
+const resolver: IdentityResolver = new IdentityResolver({
   config,
   kafka: createKafka(config, `${config.KAFKA_CLIENT_ID}-${PROCESSOR}`),
   serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
@@ -25,12 +35,8 @@ const resolver = new IdentityResolver({
   topics: topicCatalogOf(config),
   log,
   metrics,
+  onFatal: exitOnFatal(log, close),
 });
-const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
-onShutdown(log, async () => {
-  await resolver.stop();
-  redis.disconnect();
-  server?.close();
-});
+onShutdown(log, close);
 await resolver.start();
 log.info('started', { model: config.IDENTITY_MODEL_PATH });

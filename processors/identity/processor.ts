@@ -1,15 +1,28 @@
 // Identity resolver: consumes raw platform transactions and clicks; keeps the identity graph in Redis (atomic Lua);
 // emits each event re-keyed by its global customer id, identity links (compacted) and identity merges.
-import type { EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import type { Consumer, EachBatchPayload, Kafka, Message } from 'kafkajs';
 import { Counter, Histogram } from 'prom-client';
-import type { BehaviorEvent, IdentityMergeRejection, Transaction } from '../../schemas/generated/types.js';
+import type {
+  BehaviorEvent,
+  IdentityMerge,
+  IdentityMergeRejection,
+  Transaction,
+} from '../../schemas/generated/types.js';
 import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { forEachLimited } from '../runtime/concurrency.js';
-import { createIdempotentProducer } from '../runtime/kafka.js';
+import { describeError } from '../runtime/errors.js';
+import { SerialProducer } from '../runtime/kafka.js';
+import {
+  superviseConsumer,
+  type ConsumerSupervisor,
+  type FatalFailure,
+  type SupervisionLimits,
+} from '../runtime/liveness.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
@@ -18,6 +31,7 @@ import type { IdentityGraph } from './graph-store.js';
 import { attributesOf, identityOf, linkRecord, mergeEvent, splitIdentityKey, type RawEvent } from './logic.js';
 import { scorePair, type MatchModel } from './model.js';
 import { mergeRecord, sameRecord, toIdentityRecord } from './record.js';
+import { RootCache } from './root-cache.js';
 import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
 export const PROCESSOR = 'identity-resolver';
@@ -33,6 +47,18 @@ export interface IdentityResolverDeps {
   readonly metrics: ProcessorMetrics;
   /** @default '<TOPIC_PREFIX>identity-resolver' */
   readonly groupId?: string;
+  /**
+   * Called once when the resolver can no longer make progress (its consumer was given up, or one batch keeps failing);
+   * entrypoints exit (`exitOnFatal`). Without it the failure is logged, counted and kept in `failure`.
+   */
+  readonly onFatal?: (failure: FatalFailure) => void;
+  /** Bounds of the consumer supervision (tests shorten them). */
+  readonly supervision?: SupervisionLimits;
+  /**
+   * How often (ms) a batch that changed nothing in the graph still reads the merge outbox, to publish merges an
+   * instance wrote and died before publishing. A batch that wrote to the graph always reads it. @default 5_000
+   */
+  readonly outboxSweepMs?: number;
 }
 
 interface Route {
@@ -52,8 +78,24 @@ interface LinkChange {
 
 export class IdentityResolver {
   private readonly routes: ReadonlyMap<string, Route>;
-  private readonly consumer;
-  private readonly producer: Producer;
+  private readonly consumer: Consumer;
+  /** One send in flight: partitions run concurrently on this one idempotent producer. */
+  private readonly producer: SerialProducer;
+  private readonly supervisor: ConsumerSupervisor;
+  /** Follows identity.merges (every instance's merges) into `roots`; its own group per instance, no commits. */
+  private readonly mergeFollower: Consumer;
+  private readonly mergeSupervisor: ConsumerSupervisor;
+  /**
+   * Platform identity → global id, so a batch of known identities resolves with no Redis round trip. Corrected by
+   * this instance's merges (as the graph returns them), by the merges it publishes from the outbox, and by every
+   * merge on the identity-merges topic (`mergeFollower`). How stale a root can be: a merge made by another instance
+   * reaches this cache once that instance publishes it, at the end of the batch that made it (or, if it died first,
+   * when any instance's next outbox sweep publishes it: within outboxSweepMs of that instance's next batch), plus the
+   * follower's fetch (ms). Meanwhile events of the merged-away customer leave keyed by its retired id, and the
+   * feature processor forwards those to the survivor. Roots never change any other way (the graph never splits).
+   */
+  private readonly roots = new RootCache();
+  private lastOutboxReadMs = 0;
   private readonly deadLetters: DeadLetterPublisher;
   private readonly threshold: number;
   private readonly identityMetrics;
@@ -96,6 +138,17 @@ export class IdentityResolver {
         registers,
       }),
       merges: new Counter({ name: 'identity_merges_total', help: 'Global customers merged', registers }),
+      rootLookups: new Counter({
+        name: 'identity_root_lookups_total',
+        help: 'Roots of the identities of unchanged batches: from the in-process cache, or read from the graph',
+        labelNames: ['source'],
+        registers,
+      }),
+      mergesFollowed: new Counter({
+        name: 'identity_merges_followed_total',
+        help: 'Merge events applied to the root cache from the identity-merges topic',
+        registers,
+      }),
       blocked: new Counter({
         name: 'identity_merges_blocked_total',
         help: 'Probabilistic links not made: conflicting strong evidence, or the cluster size cap',
@@ -120,7 +173,30 @@ export class IdentityResolver {
       sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 10),
     });
-    this.producer = createIdempotentProducer(deps.kafka);
+    this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
+      deps.log.warn('send failed; the next send starts on a fresh producer', { error: describeError(err) });
+    });
+    const supervise = (consumer: Consumer) =>
+      superviseConsumer(consumer, {
+        processor: PROCESSOR,
+        log: deps.log,
+        registry: deps.metrics.registry,
+        onFatal: (failure) => {
+          this.fatal ??= failure;
+          deps.onFatal?.(failure);
+        },
+        ...deps.supervision,
+      });
+    this.supervisor = supervise(this.consumer);
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.assigned = payload.memberAssignment;
+    });
+    this.mergeFollower = deps.kafka.consumer({
+      groupId: `${deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`}.roots.${randomUUID()}`,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 500,
+    });
+    this.mergeSupervisor = supervise(this.mergeFollower);
     const dlq = new Map<string, TopicSpec>();
     for (const route of this.routes.values()) {
       const spec = topics.all.find((t) => t.name === route.spec.deadLetterTopic);
@@ -132,6 +208,24 @@ export class IdentityResolver {
   /** When this instance received its first batch (epoch ms), for throughput figures that exclude the group join. */
   firstBatchAtMs: number | null = null;
 
+  private fatal: FatalFailure | undefined;
+  private assigned: Readonly<Record<string, readonly number[]>> = {};
+
+  /** Input partitions this instance was given at its last group join, per topic. */
+  get assignedPartitions(): Readonly<Record<string, readonly number[]>> {
+    return this.assigned;
+  }
+
+  /** Why the resolver stopped making progress, once it has. */
+  get failure(): FatalFailure | undefined {
+    return this.fatal;
+  }
+
+  /** The root this instance would give `identityKey` without asking the graph; undefined when it is not cached. */
+  cachedRootOf(identityKey: string): string | undefined {
+    return this.roots.get(identityKey);
+  }
+
   /** Records handled so far (accepted or dead-lettered) by this instance. */
   get processedCount(): number {
     return this.processed;
@@ -139,6 +233,9 @@ export class IdentityResolver {
 
   async start(): Promise<void> {
     await this.producer.connect();
+    // The follower must hold its position on identity.merges before the first root is read from the graph: a merge
+    // written after that read is then published after that position, and reaches the cache.
+    await this.followMerges();
     await this.consumer.connect();
     for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
     await this.consumer.run({
@@ -147,13 +244,66 @@ export class IdentityResolver {
       // Partitions in parallel: each identity's records stay in order within its partition, and the graph's scripts
       // are atomic, so concurrent partitions are as safe as concurrent instances.
       partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatch: this.supervisor.eachBatch((payload) => this.onBatch(payload)),
     });
   }
 
   async stop(): Promise<void> {
     await this.consumer.disconnect();
+    await this.mergeFollower.disconnect();
     await this.producer.disconnect();
+    this.supervisor.dispose();
+    this.mergeSupervisor.dispose();
+  }
+
+  /** Starts following identity.merges from its end; resolves once the follower's position is fixed (its first fetch). */
+  private async followMerges(): Promise<void> {
+    const follower = this.mergeFollower;
+    const spec = this.deps.topics.identityMerges;
+    await follower.connect();
+    await follower.subscribe({ topic: spec.name, fromBeginning: false });
+    let removeListener: () => void = () => undefined;
+    const positioned = new Promise<void>((resolve) => {
+      removeListener = follower.on(follower.events.FETCH, () => {
+        resolve();
+      });
+    });
+    await follower.run({
+      autoCommit: false,
+      eachBatch: this.mergeSupervisor.eachBatch(async ({ batch }) => {
+        for (const message of batch.messages) {
+          if (!message.value) continue;
+          let merge: IdentityMerge;
+          try {
+            merge = await this.deps.serde.decode<IdentityMerge>(spec, message.value);
+          } catch (err) {
+            // A merge this instance cannot read could leave a root stale forever: forget every root instead.
+            this.roots.clear();
+            this.deps.log.warn('unreadable identity merge; root cache cleared', {
+              offset: message.offset,
+              error: describeError(err),
+            });
+            continue;
+          }
+          this.roots.merged(merge.mergedId, merge.survivorId);
+          this.identityMetrics.mergesFollowed.inc();
+        }
+      }),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        positioned,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            reject(new Error(`the identity-merges follower did not start fetching ${spec.name} within 60 s`));
+          }, 60_000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      removeListener();
+    }
   }
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
@@ -199,6 +349,7 @@ export class IdentityResolver {
       if (list) list.push(r);
       else byKey.set(r.identity.key, [r]);
     }
+    let wroteGraph = false;
     await forEachLimited([...byKey.values()], this.deps.config.IDENTITY_KEY_CONCURRENCY, async (list) => {
       for (const r of list) {
         if (r.identity.kind !== 'identified') continue;
@@ -207,6 +358,7 @@ export class IdentityResolver {
         const incoming = toIdentityRecord(platform, platformCustomerId, attributesOf(r.value));
         const merged = mergeRecord(resolved ?? stored.get(key), incoming);
         if (resolved && sameRecord(resolved, merged)) continue; // nothing new about this person
+        wroteGraph = true;
         const change = await this.resolveIdentity(
           merged,
           {
@@ -222,16 +374,46 @@ export class IdentityResolver {
     });
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
 
-    // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved.
-    const pending = await this.deps.graph.pendingMerges(1_000);
+    // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
+    // script that merges writes the outbox, so a batch that wrote to the graph reads it, and any batch does at least
+    // every outboxSweepMs: that publishes what an instance merged and died before publishing (it used to be read on
+    // every batch; a batch of unchanged identities now skips it, and that round trip).
+    const pending = wroteGraph || this.outboxSweepDue() ? await this.readOutbox() : [];
     const moved = new Map<string, MergeEntry>(); // member -> the merge that moved it (the latest wins)
     for (const entry of pending) {
+      this.roots.merged(entry.mergedId, entry.survivorId);
       for (const member of await this.deps.graph.members(entry.survivorId)) moved.set(member, entry);
     }
 
-    // 3. One atomic snapshot after every write of the batch: current roots for all outputs, and the link version.
+    // 3. Roots for all outputs. After a graph write or with links to emit: one atomic snapshot after every write of
+    // the batch, which also stamps the links' version. Otherwise (the common case: known identities, nothing new)
+    // from the root cache, reading only the identities it lacks.
     const keys = [...new Set(identified.flatMap((r) => (r.identity.kind === 'identified' ? [r.identity.key] : [])))];
-    const { version, roots } = await this.deps.graph.linkSnapshot([...keys, ...moved.keys()]);
+    const roots = new Map<string, string | null>();
+    let version: number | null = null;
+    if (changes.size > 0 || moved.size > 0) {
+      const snapshot = await this.deps.graph.linkSnapshot([...keys, ...moved.keys()]);
+      version = snapshot.version;
+      for (const [key, root] of snapshot.roots) {
+        roots.set(key, root);
+        if (root) this.roots.set(key, root);
+      }
+    } else {
+      const missing: string[] = [];
+      for (const key of keys) {
+        const root = this.roots.get(key);
+        if (root === undefined) missing.push(key);
+        else roots.set(key, root);
+      }
+      this.identityMetrics.rootLookups.inc({ source: 'cache' }, keys.length - missing.length);
+      if (missing.length > 0) {
+        this.identityMetrics.rootLookups.inc({ source: 'graph' }, missing.length);
+        for (const [key, root] of await this.deps.graph.globalIdOf(missing)) {
+          roots.set(key, root);
+          if (root) this.roots.set(key, root);
+        }
+      }
+    }
     const outputs: { topic: string; messages: Message[] }[] = [];
     const resolved: Message[] = [];
     for (const r of identified) {
@@ -291,6 +473,15 @@ export class IdentityResolver {
     metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
+  private outboxSweepDue(): boolean {
+    return Date.now() - this.lastOutboxReadMs >= (this.deps.outboxSweepMs ?? 5_000);
+  }
+
+  private async readOutbox(): Promise<MergeEntry[]> {
+    this.lastOutboxReadMs = Date.now();
+    return this.deps.graph.pendingMerges(1_000);
+  }
+
   /**
    * Registers the identity (deterministic rules run atomically inside the graph), then looks for probabilistic
    * matches among the candidates its blocking keys find and unions with every cluster that matches. Registering before
@@ -324,6 +515,7 @@ export class IdentityResolver {
     const { graph, model, config } = this.deps;
     const keys = blockingKeys(record);
     const registered = await graph.register(record, keys, meta);
+    for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
     for (let i = 0; i < registered.refused; i++) reject('CLUSTER_CAP', registered.globalId ?? '');
     let change: LinkChange = {
       method: registered.method,
@@ -395,6 +587,7 @@ export class IdentityResolver {
     if (best.size === 0) return change;
     const matches = [...best.values()];
     const united = await graph.union(record.key, matches, { eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
+    for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
     if (united.refused > 0)
       this.deps.log.warn('merge refused: cluster cap', { key: record.key, refused: united.refused });
     const strongest = matches.reduce((a, b) => (b.matchWeight > a.matchWeight ? b : a));

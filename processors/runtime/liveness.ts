@@ -177,7 +177,10 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
 export function exitOnFatal(
   log: Logger,
   close: () => Promise<void>,
-  { timeoutMs = 10_000, exit = (code: number) => process.exit(code) } = {},
+  {
+    timeoutMs = 10_000,
+    exit = (code: number): void => process.exit(code),
+  }: { timeoutMs?: number; exit?: (code: number) => void } = {},
 ): (failure: FatalFailure) => void {
   let closing = false;
   return (failure) => {

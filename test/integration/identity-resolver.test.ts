@@ -3,11 +3,11 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import type { KafkaMessage } from 'kafkajs';
+import { Partitioners, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityGraph } from '../../processors/identity/graph-store.js';
 import { loadModel } from '../../processors/identity/model.js';
-import { IdentityResolver } from '../../processors/identity/processor.js';
+import { IdentityResolver, type IdentityResolverDeps } from '../../processors/identity/processor.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { hashIdentity } from '../../processors/producers/identity-hash.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
@@ -17,6 +17,7 @@ import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/g
 import type { TopicSpec } from '../../topics/catalog.js';
 import { createTestContext, envOf, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
 import { sampleBehavior } from '../fixtures/events.js';
+import { behaviorKey } from '../../schemas/rules.js';
 
 const model = loadModel(
   JSON.parse(readFileSync(new URL('../../processors/identity/model.json', import.meta.url), 'utf8')),
@@ -43,10 +44,22 @@ async function context(): Promise<TestContext> {
   return ctx;
 }
 
-function resolver(ctx: TestContext, groupSuffix = 'identity-resolver') {
+function resolver(
+  ctx: TestContext,
+  groupSuffix = 'identity-resolver',
+  options: Partial<Pick<IdentityResolverDeps, 'outboxSweepMs'>> = {},
+) {
   const client = new Redis(endpointsRedis);
   redis.push(client);
+  // Every command this instance's graph sends to Redis (scripts included: they go through sendCommand too).
+  let commands = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (...args: Parameters<typeof send>) => {
+    commands++;
+    return send(...args);
+  };
   const graph = IdentityGraph.open(client, { prefix: ctx.config.TOPIC_PREFIX, maxClusterSize: 100 });
+  const metrics = createMetrics();
   const instance = new IdentityResolver({
     config: ctx.config,
     kafka: ctx.kafka,
@@ -55,10 +68,18 @@ function resolver(ctx: TestContext, groupSuffix = 'identity-resolver') {
     model,
     topics: ctx.topics,
     log: createLogger('warn', { test: 'identity' }),
-    metrics: createMetrics(),
+    metrics,
     groupId: `${ctx.config.TOPIC_PREFIX}${groupSuffix}`,
+    ...options,
   });
-  return { instance, graph };
+  const counter = async (name: string) =>
+    Object.fromEntries(
+      (await metrics.registry.getSingleMetric(name)!.get()).values.map((v) => [
+        Object.values(v.labels).join(',') || 'total',
+        v.value,
+      ]),
+    );
+  return { instance, graph, redisCommands: () => commands, counter };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the decoded record type for callers
@@ -155,7 +176,7 @@ describe('identity resolver', () => {
     const merges = await readAll<IdentityMerge>(ctx, ctx.topics.identityMerges, 1);
     expect(merges).toHaveLength(1);
     expect(merges[0]?.value.survivorId).toBe(survivor); // the older cluster survives
-    expect(merges[0]?.key).toBe(survivor);
+    expect(merges[0]?.key).toBe(merges[0]?.value.mergedId); // keyed by the merged-away id: its partition hands on
 
     const links = await readAll<IdentityLink>(ctx, ctx.topics.identityLinks, 4);
     const latest = new Map(links.map((l) => [l.key, l.value]));
@@ -237,6 +258,167 @@ describe('identity resolver', () => {
       await sink.stop();
     }
   });
+
+  it('known identities resolve from the in-process cache with no Redis command; a merge made by another instance reaches that cache', async () => {
+    const ctx = await context();
+    const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
+    const at = Date.UTC(2026, 8, 1);
+    const identify = (id: string, raw: Parameters<typeof hashIdentity>[0], n: number): BehaviorEvent =>
+      sampleBehavior({
+        eventId: `identify-${id}-${n}`,
+        eventTimeMs: at + n,
+        platform: 'shopwave',
+        platformCustomerId: id,
+        type: 'IDENTIFY',
+        identity: hashIdentity(raw, salt),
+      });
+    const click = (id: string, n: number): BehaviorEvent =>
+      sampleBehavior({
+        eventId: `click-${id}-${n}`,
+        eventTimeMs: at + n,
+        platform: 'shopwave',
+        platformCustomerId: id,
+      });
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    // No time-based outbox sweep during the test: what is measured is the per-batch path.
+    const a = resolver(ctx, 'identity-resolver', { outboxSweepMs: 600_000 });
+    await a.instance.start();
+    const publish = async (who: IdentityResolver[], events: BehaviorEvent[]) => {
+      const total = () => who.reduce((n, r) => n + r.processedCount, 0);
+      const target = total() + events.length;
+      for (const e of events) await producer.sendBehavior(e);
+      await waitFor(
+        async () => Promise.resolve(total()),
+        (n) => n >= target,
+        { what: `${events.length} events processed` },
+      );
+    };
+
+    // 1. New identities go through the graph: x first (the older customer), then candidates for y, each its own.
+    const ys = Array.from({ length: 8 }, (_, i) => `y${i}`);
+    await publish([a.instance], [identify('x', { email: 'x@example.org', firstName: 'Xavier' }, 1)]);
+    await publish(
+      [a.instance],
+      ys.map((y, i) => identify(y, { phone: `+44 20 7946 10${i}0`, firstName: `Yara${i}` }, 10 + i)),
+    );
+    const rootX = (await a.graph.globalIdOf(['shopwave:x'])).get('shopwave:x')!;
+    expect(a.redisCommands()).toBeGreaterThan(0); // the counter sees the graph's commands
+
+    // 2. Every identity known, nothing new about anyone: zero Redis commands, every root from the cache.
+    const before = a.redisCommands();
+    await publish(
+      [a.instance],
+      ['x', ...ys].map((id, i) => click(id, 100 + i)),
+    );
+    expect(a.redisCommands() - before).toBe(0);
+    expect((await a.counter('identity_root_lookups_total'))['cache']).toBe(ys.length + 1);
+
+    // 3. A second instance joins and takes some partitions. It merges y's customer into x's (an event of a new
+    //    identity z carrying x's email and y's phone); the instance that cached y's root hears of it from
+    //    identity.merges, without a Redis command of its own.
+    const b = resolver(ctx, 'identity-resolver', { outboxSweepMs: 600_000 });
+    await b.instance.start();
+    const topic = ctx.topics.clicksRaw.name;
+    await waitFor(
+      async () =>
+        Promise.resolve([
+          ...(a.instance.assignedPartitions[topic] ?? []),
+          ...(b.instance.assignedPartitions[topic] ?? []),
+        ]),
+      (parts) =>
+        parts.length === ctx.config.KAFKA_PARTITIONS &&
+        (a.instance.assignedPartitions[topic] ?? []).length > 0 &&
+        (b.instance.assignedPartitions[topic] ?? []).length > 0,
+      { what: 'the partitions split between two instances' },
+    );
+    const metadata = (await ctx.admin.fetchTopicMetadata({ topics: [topic] })).topics[0]!.partitions;
+    const partitioner = Partitioners.DefaultPartitioner();
+    const partitionOf = (ev: BehaviorEvent) =>
+      partitioner({ topic, partitionMetadata: metadata, message: { key: behaviorKey(ev), value: null } });
+    const ownedByA = new Set(a.instance.assignedPartitions[topic]);
+    const y = ys.find((id) => ownedByA.has(partitionOf(click(id, 0))));
+    expect(y).toBeDefined();
+    const yIndex = ys.indexOf(y!);
+    const z = Array.from({ length: 50 }, (_, i) => `z${i}`).find((id) => !ownedByA.has(partitionOf(click(id, 0))))!;
+    const rootY = a.instance.cachedRootOf(`shopwave:${y}`);
+    expect(rootY).toBeDefined();
+    expect(rootY).not.toBe(rootX);
+    const linking = identify(z, { email: 'x@example.org', phone: `+44 20 7946 10${yIndex}0` }, 200);
+    const beforeMerge = a.redisCommands();
+    await publish([b.instance], [linking]);
+    expect((await b.graph.globalIdOf([`shopwave:${y}`])).get(`shopwave:${y}`)).toBe(rootX); // b merged y into x
+    await waitFor(
+      async () => Promise.resolve(a.instance.cachedRootOf(`shopwave:${y}`)),
+      (root) => root === rootX,
+      { what: "the merge in a's cache", timeoutMs: 20_000 },
+    );
+    expect(a.redisCommands() - beforeMerge).toBe(0); // learnt from the topic, not from Redis
+
+    // 4. y's next event is resolved by a from its cache, under the survivor, still without Redis.
+    const afterMerge = a.redisCommands();
+    const next = click(y!, 300);
+    await publish([a.instance, b.instance], [next]);
+    expect(a.redisCommands() - afterMerge).toBe(0);
+    await producer.disconnect();
+    await Promise.all([a.instance.stop(), b.instance.stop()]);
+
+    const resolved = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 2 * (ys.length + 1) + 2);
+    expect(resolved.find((r) => r.value.eventId === next.eventId)?.key).toBe(rootX);
+    expect(resolved.find((r) => r.value.eventId === `click-${y}-${101 + yIndex}`)?.key).toBe(rootY); // before
+    const merges = await readAll<IdentityMerge>(ctx, ctx.topics.identityMerges, 1);
+    expect(merges.map((m) => [m.key, m.value.survivorId])).toEqual([[rootY, rootX]]);
+  });
+
+  it('the entrypoint exits with a non-zero code, saying why, when a batch fails on every attempt', async () => {
+    const ctx = await context();
+    const client = new Redis(endpointsRedis);
+    redis.push(client);
+    // Corrupt state: the graph's identity-record hash replaced by a string. Every read of it answers WRONGTYPE, on
+    // every retry and every restart: a deterministic failure that used to be retried forever.
+    const base = `${ctx.config.TOPIC_PREFIX}idg:v1:{${ctx.config.TOPIC_PREFIX}idg}`;
+    await client.set(`${base}:rec`, 'not a hash');
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    await producer.sendBehavior(sampleBehavior({ eventId: 'stuck-1', platformCustomerId: 'stuck' }));
+    await producer.disconnect();
+
+    const started = Date.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'processors/identity/main.ts'], {
+      env: { ...process.env, ...envOf(ctx), LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL'); // still running: the stall this test is about
+      }, 150_000);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+      });
+    });
+    expect(exit).toEqual({ code: 1, signal: null });
+    const lines = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const fatal = lines.find((l) => l['msg'] === 'processor cannot make progress');
+    expect(fatal?.['kind']).toBe('stalled-batch');
+    expect(String(fatal?.['reason'])).toMatch(/clicks\.raw\.v1\/\d+@0 failed \d+ times over \d+ s: .*WRONGTYPE/);
+    expect(lines.some((l) => l['msg'] === 'exiting: the processor cannot make progress')).toBe(true);
+    expect(await committed(ctx)).toBe(0); // the record was never skipped
+    expect(Date.now() - started).toBeLessThan(120_000); // 30 s of failures at least, then a bounded shutdown
+  }, 200_000);
 
   it('survives a crash mid-stream and two concurrent instances: same clustering as one uninterrupted instance', async () => {
     // Every click too: a stream long enough (~14k events) that the kill below always lands mid-stream.
