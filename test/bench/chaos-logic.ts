@@ -186,6 +186,8 @@ export interface RedisComparison {
   readonly otherCustomers: number;
   /** The first few differences, for the report. */
   readonly examples: readonly CustomerDifference[];
+  /** The first few clusters found in one run only, per side. */
+  readonly clusterExamples: { readonly clean: readonly string[]; readonly chaos: readonly string[] };
 }
 
 const EXAMPLES = 5;
@@ -202,7 +204,12 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
   for (const identity of chaos.roots.keys()) if (!clean.roots.has(identity)) identitiesExtra++;
   const cleanKeys = new Set(cleanClusters.values());
   let clustersOnlyChaos = 0;
-  for (const key of chaosClusters.values()) if (!cleanKeys.has(key)) clustersOnlyChaos++;
+  const clusterExamples = { clean: [] as string[], chaos: [] as string[] };
+  for (const key of chaosClusters.values()) {
+    if (cleanKeys.has(key)) continue;
+    clustersOnlyChaos++;
+    if (clusterExamples.chaos.length < EXAMPLES) clusterExamples.chaos.push(key);
+  }
 
   let customersCompared = 0;
   let clustersOnlyClean = 0;
@@ -228,6 +235,7 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
     const chaosRoot = chaosRootOf.get(key);
     if (chaosRoot === undefined) {
       clustersOnlyClean++;
+      if (clusterExamples.clean.length < EXAMPLES) clusterExamples.clean.push(key);
       continue;
     }
     customersCompared++;
@@ -281,6 +289,7 @@ export function compareRedis(clean: RunState, chaos: RunState): RedisComparison 
     doubleCountedCustomers: kinds['double-counted'],
     otherCustomers: kinds.other,
     examples,
+    clusterExamples,
   };
 }
 

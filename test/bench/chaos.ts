@@ -590,6 +590,8 @@ async function main(): Promise<number> {
         `${n(redis.identitiesMissing)} missing and ${n(redis.identitiesExtra)} extra in the chaos run; clusters in ` +
         `one run only: ${n(redis.clustersOnlyClean)} clean, ${n(redis.clustersOnlyChaos)} chaos)`,
     );
+    for (const c of redis.clusterExamples.clean) console.log(`    cluster of the clean run only: ${c}`);
+    for (const c of redis.clusterExamples.chaos) console.log(`    cluster of the chaos run only: ${c}`);
     console.log(
       `  features    ${n(redis.featureFieldsCompared)} fields of ${n(cleanState.features.size)} / ` +
         `${n(chaosState.features.size)} hashes (updated_at_ms, state_version ignored; ${n(cleanState.featureKeys)} / ` +

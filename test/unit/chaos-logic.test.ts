@@ -143,6 +143,7 @@ describe('comparing two runs', () => {
       scoreDifferences: 1,
     });
     expect(result.examples.map((e) => e.kind).sort()).toEqual(['double-counted', 'lost']);
+    expect(result.clusterExamples).toEqual({ clean: ['["a:4","b:4"]'], chaos: ['["a:4"]', '["b:4"]', '["x:9"]'] });
   });
 });
 
