@@ -551,18 +551,28 @@ async function main(): Promise<number> {
       });
     }
   };
+  // A run still being opened is disposed too once it is open (else its topics and database would outlive us).
+  const opening = new Set<Promise<unknown>>();
+  const open = (name: string) => {
+    const pending = openScratchRun(name, { warehouse: true, env }).then((run) => {
+      runs.push(run);
+      return run;
+    });
+    opening.add(pending);
+    return pending.finally(() => opening.delete(pending));
+  };
   const interrupted = () => {
     console.error('interrupted: killing the parts, disposing the scratch runs');
     for (const parts of live) parts.abort();
-    void disposeAll().finally(() => process.exit(130));
+    void Promise.allSettled([...opening])
+      .then(disposeAll)
+      .finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    const clean = await openScratchRun('chaos-clean', { warehouse: true, env });
-    runs.push(clean);
-    const chaos = await openScratchRun('chaos-kill', { warehouse: true, env });
-    runs.push(chaos);
+    const clean = await open('chaos-clean');
+    const chaos = await open('chaos-kill');
 
     const cleanResult = await replay(clean, 'clean', events, [], 0, stallMs);
     const plan = killPlan(seed, killCount, killable);
