@@ -370,6 +370,9 @@ export class IdentityResolver {
         );
         this.known.set(key, merged);
         changes.set(key, change);
+        // A batch of many new identities can outlast the session timeout on a loaded machine; the group would then
+        // drop this member and refuse the commit. kafkajs sends at most one heartbeat per heartbeatInterval.
+        await payload.heartbeat();
       }
     });
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
