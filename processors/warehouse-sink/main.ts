@@ -1,8 +1,12 @@
-/** Entrypoint: `npm run start:warehouse-sink`. Runs until SIGTERM/SIGINT, then flushes and exits. */
+/**
+ * Entrypoint: `npm run start:warehouse-sink`. Runs until SIGTERM/SIGINT, then flushes and exits; exits with code 1
+ * (after a shutdown of at most 10 s) when it can no longer make progress.
+ */
 import { topicCatalogOf } from '../../topics/catalog.js';
 import { createClickHouse } from '../runtime/clickhouse.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
+import { exitOnFatal } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
@@ -13,7 +17,13 @@ const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
 const clickhouse = createClickHouse(config);
-const sink = new WarehouseSink({
+const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+const close = async () => {
+  await sink.stop();
+  await clickhouse.close();
+  server?.close();
+};
+const sink: WarehouseSink = new WarehouseSink({
   config,
   kafka: createKafka(config, `${config.KAFKA_CLIENT_ID}-${PROCESSOR}`),
   serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
@@ -21,12 +31,8 @@ const sink = new WarehouseSink({
   topics: topicCatalogOf(config),
   log,
   metrics,
+  onFatal: exitOnFatal(log, close),
 });
-const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
-onShutdown(log, async () => {
-  await sink.stop();
-  await clickhouse.close();
-  server?.close();
-});
+onShutdown(log, close);
 await sink.start();
 log.info('started', { metricsPort: config.METRICS_PORT || null });

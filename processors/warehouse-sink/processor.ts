@@ -1,7 +1,7 @@
 // Warehouse sink: consumes the raw, identity, score and dead-letter topics; keeps a bounded in-memory row buffer;
 // emits batched inserts into the ClickHouse star schema, committing offsets only after ClickHouse has the rows.
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type {
   BehaviorEvent,
   DeadLetter,
@@ -18,7 +18,13 @@ import type { Config } from '../runtime/config.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
 import { AppError, describeError } from '../runtime/errors.js';
-import { createIdempotentProducer } from '../runtime/kafka.js';
+import { SerialProducer } from '../runtime/kafka.js';
+import {
+  superviseConsumer,
+  type ConsumerSupervisor,
+  type FatalFailure,
+  type SupervisionLimits,
+} from '../runtime/liveness.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
@@ -59,12 +65,22 @@ export interface WarehouseSinkDeps {
   readonly groupId?: string;
   /** Give up retrying an unreachable ClickHouse after this long and crash (kafkajs restarts the consumer). @default 300_000 */
   readonly maxRetryMs?: number;
+  /**
+   * Called once when the sink can no longer make progress (its consumer was given up, or one batch keeps failing);
+   * entrypoints exit (`exitOnFatal`). Without it the failure is logged, counted and kept in `failure`.
+   */
+  readonly onFatal?: (failure: FatalFailure) => void;
+  /** Bounds of the consumer supervision (tests shorten them). */
+  readonly supervision?: SupervisionLimits;
 }
 
 export class WarehouseSink {
   private readonly routes: ReadonlyMap<string, Route>;
   private readonly consumer: Consumer;
-  private readonly producer: Producer;
+  /** Dead letters of concurrent work (batches, the flush timer) share it: one send in flight keeps sequence order. */
+  private readonly producer: SerialProducer;
+  private readonly supervisor: ConsumerSupervisor;
+  private fatal: FatalFailure | undefined;
   private readonly deadLetters: DeadLetterPublisher;
   private buffer = new Map<SinkTable, Row[]>();
   private bufferedRows = 0;
@@ -104,13 +120,30 @@ export class WarehouseSink {
     this.routes = new Map(routes.map((r) => [r.spec.name, r]));
     const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
     this.consumer = deps.kafka.consumer({ groupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 << 20 });
-    this.producer = createIdempotentProducer(deps.kafka);
+    this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
+      deps.log.warn('send failed; the next send starts on a fresh producer', { error: describeError(err) });
+    });
+    this.supervisor = superviseConsumer(this.consumer, {
+      processor: PROCESSOR,
+      log: deps.log,
+      registry: deps.metrics.registry,
+      onFatal: (failure) => {
+        this.fatal ??= failure;
+        deps.onFatal?.(failure);
+      },
+      ...deps.supervision,
+    });
     const dlqByTopic = new Map<string, TopicSpec>();
     for (const t of topics.all) {
       const dlq = topics.all.find((d) => d.name === t.deadLetterTopic);
       if (dlq) dlqByTopic.set(t.name, dlq);
     }
     this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlqByTopic);
+  }
+
+  /** Why the sink stopped making progress, once it has. */
+  get failure(): FatalFailure | undefined {
+    return this.fatal;
   }
 
   /** Connects, subscribes from the earliest retained record, and starts consuming in the background. */
@@ -131,7 +164,7 @@ export class WarehouseSink {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
-      eachBatch: async (payload) => {
+      eachBatch: this.supervisor.eachBatch(async (payload) => {
         const work = this.onBatch(payload);
         this.inFlight.add(work);
         try {
@@ -139,7 +172,7 @@ export class WarehouseSink {
         } finally {
           this.inFlight.delete(work);
         }
-      },
+      }),
     });
     const tick = Math.max(50, Math.floor(this.deps.config.SINK_MAX_WAIT_MS / 2));
     this.timer = setInterval(() => {
@@ -169,6 +202,7 @@ export class WarehouseSink {
     });
     await this.consumer.disconnect();
     await this.producer.disconnect();
+    this.supervisor.dispose();
   }
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
