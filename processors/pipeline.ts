@@ -3,18 +3,17 @@
  * the evaluation CLIs and the end-to-end tests; in production each runs as its own entrypoint (`npm run start:*`).
  * `parts` runs a subset, so a benchmark can give each part a process of its own, as a deployment does.
  */
-import { readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import type { IntentScore } from '../schemas/generated/types.js';
 import type { TopicCatalog, TopicSpec } from '../topics/catalog.js';
 import { FeatureApp } from './features/app.js';
 import { PROCESSOR as FEATURES } from './features/processor.js';
 import type { FeatureStore } from './features/store.js';
-import { IdentityGraph } from './identity/graph-store.js';
-import { loadModel } from './identity/model.js';
-import { IdentityResolver, PROCESSOR as IDENTITY } from './identity/processor.js';
+import type { IdentityGraph } from './identity/graph-store.js';
+import { IdentityApp } from './identity/app.js';
+import { PROCESSOR as IDENTITY } from './identity/processor.js';
 import type { Config } from './runtime/config.js';
 import { createLogger } from './runtime/log.js';
 import { createMetrics } from './runtime/metrics.js';
@@ -56,7 +55,7 @@ function partsOf(deps: Pick<PipelineDeps, 'parts' | 'warehouse'>): Set<PipelineP
 export class Pipeline {
   readonly redis: Redis;
   readonly graph: IdentityGraph;
-  private readonly resolver: IdentityResolver;
+  private readonly identity: IdentityApp;
   private readonly sink: WarehouseSink;
   readonly features: FeatureApp;
   private readonly parts: Set<PipelinePart>;
@@ -66,21 +65,23 @@ export class Pipeline {
     const { config, kafka, serde, topics } = deps;
     this.parts = partsOf(deps);
     const log = (processor: string) => createLogger(config.LOG_LEVEL, { processor });
-    this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
-    this.graph = IdentityGraph.open(this.redis, {
-      prefix: config.TOPIC_PREFIX,
-      maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
-    });
-    this.resolver = new IdentityResolver({
+    const fatal = (error: Error) => {
+      this.fatalError ??= error;
+      deps.onFatal?.(error);
+    };
+    this.identity = new IdentityApp({
       config,
       kafka,
       serde,
-      graph: this.graph,
-      model: loadModel(JSON.parse(readFileSync(config.IDENTITY_MODEL_PATH, 'utf8'))),
       topics,
       log: log(IDENTITY),
       metrics: createMetrics(),
+      onFatal: (failure) => {
+        fatal(new Error(`${IDENTITY}: ${failure.reason}`));
+      },
     });
+    this.redis = this.identity.redis;
+    this.graph = this.identity.graph;
     this.sink = new WarehouseSink({
       config,
       kafka,
@@ -89,6 +90,9 @@ export class Pipeline {
       topics,
       log: log('warehouse-sink'),
       metrics: createMetrics(),
+      onFatal: (failure) => {
+        fatal(new Error(`warehouse-sink: ${failure.reason}`));
+      },
     });
     this.features = new FeatureApp({
       config,
@@ -99,8 +103,7 @@ export class Pipeline {
       metrics: createMetrics(),
       scoring: deps.scoring ?? true,
       onFatal: (error) => {
-        this.fatalError = error;
-        deps.onFatal?.(error);
+        fatal(new Error(`${FEATURES}: ${error.message}`));
       },
       ...(deps.onScores ? { onScores: deps.onScores } : {}),
       ...(deps.onAssigned ? { onAssigned: deps.onAssigned } : {}),
@@ -128,7 +131,7 @@ export class Pipeline {
   async start(): Promise<void> {
     const { parts } = this;
     await Promise.all([
-      parts.has('identity') ? this.resolver.start() : undefined,
+      parts.has('identity') ? this.identity.start() : undefined,
       parts.has('sink') ? this.sink.start() : undefined,
       parts.has('features') ? this.features.start() : undefined,
     ]);
@@ -137,11 +140,11 @@ export class Pipeline {
   async stop(): Promise<void> {
     const { parts } = this;
     await Promise.all([
-      parts.has('identity') ? this.resolver.stop() : undefined,
+      parts.has('identity') ? this.identity.stop() : undefined,
       parts.has('sink') ? this.sink.stop() : undefined,
       parts.has('features') ? this.features.stop() : undefined,
     ]);
-    this.redis.disconnect();
+    if (!parts.has('identity')) this.redis.disconnect();
   }
 
   /** See {@link waitUntilCaughtUp}. */

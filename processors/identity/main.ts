@@ -2,8 +2,6 @@
  * Entrypoint: `npm run start:identity-resolver`. Runs until SIGTERM/SIGINT; exits with code 1 (after a shutdown of at
  * most 10 s) when it can no longer make progress, so its supervisor restarts it instead of it idling.
  */
-import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { topicCatalogOf } from '../../topics/catalog.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
@@ -12,31 +10,26 @@ import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
 import { onShutdown } from '../runtime/shutdown.js';
-import { IdentityGraph } from './graph-store.js';
-import { loadModel } from './model.js';
-import { IdentityResolver, PROCESSOR } from './processor.js';
+import { IdentityApp } from './app.js';
+import { PROCESSOR } from './processor.js';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
-const redis = new Redis(config.REDIS_URL);
 const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
 const close = async () => {
-  await resolver.stop();
-  redis.disconnect();
+  await app.stop();
   server?.close();
 };
-const resolver: IdentityResolver = new IdentityResolver({
+const app: IdentityApp = new IdentityApp({
   config,
   kafka: createKafka(config, `${config.KAFKA_CLIENT_ID}-${PROCESSOR}`),
   serde: EventSerde.forUrl(config.SCHEMA_REGISTRY_URL),
-  graph: IdentityGraph.open(redis, { prefix: config.TOPIC_PREFIX, maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE }),
-  model: loadModel(JSON.parse(readFileSync(config.IDENTITY_MODEL_PATH, 'utf8'))),
   topics: topicCatalogOf(config),
   log,
   metrics,
   onFatal: exitOnFatal(log, close),
 });
 onShutdown(log, close);
-await resolver.start();
+await app.start();
 log.info('started', { model: config.IDENTITY_MODEL_PATH });
