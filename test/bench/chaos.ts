@@ -293,6 +293,44 @@ async function progressOf(admin: Admin, group: string, specs: readonly TopicSpec
   return { done, lag };
 }
 
+/**
+ * Reads `specs` from the beginning and counts their records and distinct event ids: a resolved topic holding an event
+ * more than once means the identity resolver published a batch again (a crash or failed commit after the send), and the
+ * feature processor, whose watermarks are input offsets, applies such a copy as a new event.
+ */
+async function eventCopies(run: ScratchRun, specs: readonly TopicSpec[]): Promise<{ records: number; events: number }> {
+  const { kafka, admin, serde, config } = run;
+  let expected = 0;
+  for (const spec of specs) {
+    for (const p of await admin.fetchTopicOffsets(spec.name)) expected += Number(p.high) - Number(p.low);
+  }
+  const groupId = `${config.TOPIC_PREFIX}chaos-audit`;
+  const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 4 << 20 });
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const ids = new Set<string>();
+  let records = 0;
+  await consumer.connect();
+  try {
+    for (const spec of specs) await consumer.subscribe({ topic: spec.name, fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const spec = byName.get(batch.topic);
+        if (!spec) return;
+        for (const m of batch.messages) {
+          ids.add((await serde.decode<{ eventId: string }>(spec, m.value)).eventId);
+          records++;
+        }
+      },
+    });
+    const deadline = Date.now() + 300_000;
+    while (records < expected && Date.now() < deadline) await sleep(100);
+  } finally {
+    await consumer.disconnect();
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+  }
+  return { records, events: ids.size };
+}
+
 interface KillRecord {
   readonly part: PipelinePart;
   readonly atMs: number;
@@ -578,6 +616,9 @@ async function main(): Promise<number> {
     const plan = killPlan(seed, killCount, killable);
     const chaosResult = await replay(chaos, 'chaos', events, plan, cleanResult.ms, stallMs);
 
+    const resolved = (run: ScratchRun) =>
+      eventCopies(run, [run.topics.customerTransactions, run.topics.customerClicks]);
+    const [cleanCopies, chaosCopies] = [await resolved(clean), await resolved(chaos)];
     const [cleanState, chaosState] = [await readRunState(clean), await readRunState(chaos)];
     const redis = compareRedis(cleanState, chaosState);
     const [cleanTables, chaosTables] = [await tableCounts(clean), await tableCounts(chaos)];
@@ -591,6 +632,9 @@ async function main(): Promise<number> {
       (t.get('fact_transaction')?.dedup ?? 0) + (t.get('fact_event')?.dedup ?? 0);
     const cleanComplete = warehouseEvents(cleanTables) === events.length;
 
+    const copies = (c: { records: number; events: number }) =>
+      `${n(c.records)} records of ${n(c.events)} events (${n(c.records - c.events)} published again)`;
+    console.log(`resolved topics: clean run ${copies(cleanCopies)}; chaos run ${copies(chaosCopies)}`);
     const liveness = (r: ReplayResult) =>
       `${r.unexpectedExits.length} exits on their own, ${r.stalls.length} stalls restarted`;
     console.log(`liveness: clean run ${liveness(cleanResult)}; chaos run ${liveness(chaosResult)}`);
@@ -666,6 +710,10 @@ async function main(): Promise<number> {
       identityDifferences,
       warehouseScoreDifferences: redis.warehouseScoreDifferences,
       lateEvents: { clean: redis.lateClean, chaos: redis.lateChaos },
+      resolvedRepublished: {
+        clean: cleanCopies.records - cleanCopies.events,
+        chaos: chaosCopies.records - chaosCopies.events,
+      },
       lateGraceMs: graceMs,
       killed: chaosResult.kills.map((k) => k.part),
       unexpectedExits: cleanResult.unexpectedExits.length + chaosResult.unexpectedExits.length,
