@@ -24,6 +24,16 @@ export default defineConfig(
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },
   {
+    // Production code never imports from test/: the demo, the tools and the local-stack launcher live in processors/tools.
+    files: ['processors/**/*.ts', 'topics/**/*.ts', 'schemas/**/*.ts', 'clickhouse/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/test/**'], message: 'production code never imports from test/' }] },
+      ],
+    },
+  },
+  {
     files: ['processors/*/logic.ts', 'processors/*/*-logic.ts'],
     rules: {
       'no-restricted-imports': [
@@ -31,6 +41,7 @@ export default defineConfig(
         {
           patterns: [
             { group: ['node:*'], message: 'logic is pure: no I/O' },
+            { group: ['**/test/**'], message: 'production code never imports from test/' },
             {
               group: ['kafkajs', 'ioredis', '@clickhouse/client', 'onnxruntime-node'],
               message: 'logic is pure: no I/O',

@@ -2,11 +2,11 @@
  * Resolves the real services once per integration run and hands their endpoints to every test file via `inject`:
  * 1. endpoints from the environment (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, REDIS_URL, CLICKHOUSE_URL) when all are set;
  * 2. else containers through testcontainers when a Docker engine answers;
- * 3. else the project's local stack (test/stack), started if needed and left running for the next run.
+ * 3. else the project's local stack (processors/tools/stack), started if needed and left running for the next run.
  */
 import type { TestProject } from 'vitest/node';
 import { startDockerStack } from './helpers/docker-stack.js';
-import { ensureStack, type StackEndpoints } from './stack/stack.js';
+import { ensureStack, type StackEndpoints } from '../processors/tools/stack/stack.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -479,8 +479,7 @@ export class FeatureProcessor {
     const { topics, serde, scorer } = this.deps;
     const cuts = this.deps.cutPoints();
     const writes: CustomerWrite[] = [];
-    const served: { write: Extract<CustomerWrite, { kind: 'write' }>; row: ScoreRow | null; eventIds: string[] }[] =
-      [];
+    const served: { write: Extract<CustomerWrite, { kind: 'write' }>; row: ScoreRow | null; eventIds: string[] }[] = [];
     const forget = new Map<number, string[]>();
     const commits: Snapshot['commits'] = [];
     const handoffRecords: Message[] = [];

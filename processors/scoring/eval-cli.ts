@@ -28,7 +28,7 @@ import { createGunzip } from 'node:zlib';
 import type { IntentScore, Transaction } from '../../schemas/generated/types.js';
 import { DAY_MS } from '../features/definitions.js';
 import { Pipeline } from '../pipeline.js';
-import { openScratchRun } from '../scratch-run.js';
+import { openScratchRun } from '../tools/scratch-run.js';
 import { generateSample } from '../producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../producers/platform-producer.js';
 import { csvRecords, ONLINE_RETAIL_PLATFORM, onlineRetailTransactions } from '../producers/replay.js';

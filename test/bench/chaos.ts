@@ -34,7 +34,7 @@ import { groupLag, waitUntilCaughtUp, type PipelinePart } from '../../processors
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
-import { openScratchRun, type ScratchRun } from '../../processors/scratch-run.js';
+import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
 import { PROCESSOR as SINK } from '../../processors/warehouse-sink/processor.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';

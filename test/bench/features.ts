@@ -11,8 +11,8 @@
 import { Redis } from 'ioredis';
 import { FeatureApp } from '../../processors/features/app.js';
 import type { FlushTiming } from '../../processors/features/processor.js';
-import { decodeOnlyRate } from '../../processors/runtime/bench-tools.js';
-import { openScratchRun } from '../../processors/scratch-run.js';
+import { decodeOnlyRate } from '../../processors/tools/bench-tools.js';
+import { openScratchRun } from '../../processors/tools/scratch-run.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import { produceResolvedEvents } from './resolved-events.js';

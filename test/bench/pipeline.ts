@@ -20,8 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
-import { decodeOnlyRate } from '../../processors/runtime/bench-tools.js';
-import { openScratchRun } from '../../processors/scratch-run.js';
+import { decodeOnlyRate } from '../../processors/tools/bench-tools.js';
+import { openScratchRun } from '../../processors/tools/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
 import type { PartMessage } from './pipeline-part.js';
 

@@ -6,7 +6,7 @@
 import { DAY_MS } from '../../processors/features/definitions.js';
 import { seededRandom } from '../../processors/identity/model.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
-import type { ScratchRun } from '../../processors/scratch-run.js';
+import type { ScratchRun } from '../../processors/tools/scratch-run.js';
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 
 const CATEGORIES = ['books', 'electronics', 'fashion', 'garden', 'home', 'sports', 'toys', 'beauty'];

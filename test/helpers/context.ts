@@ -7,7 +7,7 @@ import { createClickHouse } from '../../processors/runtime/clickhouse.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/metrics.js';
 import type { Config } from '../../processors/runtime/config.js';
-import { openScratchRun, type ScratchRun } from '../../processors/scratch-run.js';
+import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 
 export type TestContext = Omit<ScratchRun, 'dispose'> & { readonly close: () => Promise<void> };

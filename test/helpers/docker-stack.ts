@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:net';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
-import type { StackEndpoints } from '../stack/stack.js';
+import type { StackEndpoints } from '../../processors/tools/stack/stack.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

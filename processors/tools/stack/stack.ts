@@ -100,7 +100,7 @@ function findProjectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('stack: no package.json above test/stack');
+    if (parent === dir) throw new Error('stack: no package.json above processors/tools/stack');
     dir = parent;
   }
   return dir;

@@ -2,7 +2,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { TopicSpec } from '../../topics/catalog.js';
-import type { EventSerde } from './serde.js';
+import type { EventSerde } from '../runtime/serde.js';
 
 /**
  * Records/s of a kafkajs consumer that only decodes `specs` from the beginning until `expected` records were seen:

@@ -7,22 +7,22 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { migrate } from '../clickhouse/migrate.js';
-import { runNamedQuery } from '../clickhouse/queries.js';
-import { ensureStack } from '../test/stack/stack.js';
-import { applyTopics } from '../topics/apply.js';
-import { topicCatalogOf } from '../topics/catalog.js';
-import { IdentityGraph } from './identity/graph-store.js';
-import { pairwiseMetrics } from './identity/resolve-offline.js';
-import { generateSample } from './producers/generate.js';
-import { PlatformProducer } from './producers/platform-producer.js';
-import { createClickHouse } from './runtime/clickhouse.js';
-import { loadConfig, type Config } from './runtime/config.js';
-import { createIdempotentProducer, createKafka } from './runtime/kafka.js';
-import { EventSerde } from './runtime/serde.js';
-import { FeatureStore } from './features/store.js';
-import { Pipeline } from './pipeline.js';
-import { sampleBadRecords } from './demo-bad-records.js';
+import { migrate } from '../../clickhouse/migrate.js';
+import { runNamedQuery } from '../../clickhouse/queries.js';
+import { ensureStack } from './stack/stack.js';
+import { applyTopics } from '../../topics/apply.js';
+import { topicCatalogOf } from '../../topics/catalog.js';
+import { IdentityGraph } from '../identity/graph-store.js';
+import { pairwiseMetrics } from '../identity/resolve-offline.js';
+import { generateSample } from '../producers/generate.js';
+import { PlatformProducer } from '../producers/platform-producer.js';
+import { createClickHouse } from '../runtime/clickhouse.js';
+import { loadConfig, type Config } from '../runtime/config.js';
+import { createIdempotentProducer, createKafka } from '../runtime/kafka.js';
+import { EventSerde } from '../runtime/serde.js';
+import { FeatureStore } from '../features/store.js';
+import { Pipeline } from '../pipeline.js';
+import { sampleBadRecords } from '../demo-bad-records.js';
 
 const step = (name: string) => {
   const started = Date.now();

@@ -8,15 +8,15 @@ import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
-import { migrate } from '../clickhouse/migrate.js';
-import { ensureStack, type StackEndpoints } from '../test/stack/stack.js';
-import { applyTopics } from '../topics/apply.js';
-import { topicCatalogOf, type TopicCatalog } from '../topics/catalog.js';
-import { deleteKeysByPattern } from './runtime/bench-tools.js';
-import { createClickHouse } from './runtime/clickhouse.js';
-import { loadConfig, type Config } from './runtime/config.js';
-import { createKafka } from './runtime/kafka.js';
-import { EventSerde } from './runtime/serde.js';
+import { migrate } from '../../clickhouse/migrate.js';
+import { ensureStack, type StackEndpoints } from './stack/stack.js';
+import { applyTopics } from '../../topics/apply.js';
+import { topicCatalogOf, type TopicCatalog } from '../../topics/catalog.js';
+import { deleteKeysByPattern } from './bench-tools.js';
+import { createClickHouse } from '../runtime/clickhouse.js';
+import { loadConfig, type Config } from '../runtime/config.js';
+import { createKafka } from '../runtime/kafka.js';
+import { EventSerde } from '../runtime/serde.js';
 
 export interface ScratchRun {
   /** The random suffix of the prefix and database. */
