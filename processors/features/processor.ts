@@ -27,6 +27,7 @@ import type { Config } from '../runtime/config.js';
 import { copartitionedAssigner } from '../runtime/copartition.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
+import { SOURCE_HEADER } from '../runtime/headers.js';
 import { superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
@@ -421,7 +422,13 @@ export class FeatureProcessor {
       }
       const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
       const list = byCustomer.get(id);
-      const sourced = { event, source, offset: Number(r.message.offset), stream: `${isTx ? 't' : 'c'}|${id}` };
+      const origin = originOf(r.message); // the raw record's coordinates when the resolver published it
+      const sourced = {
+        event,
+        source: origin?.source ?? source,
+        offset: origin?.offset ?? Number(r.message.offset),
+        stream: `${isTx ? 't' : 'c'}|${id}`,
+      };
       if (list) list.push(sourced);
       else byCustomer.set(id, [sourced]);
     }
@@ -753,6 +760,18 @@ export class FeatureProcessor {
     }
     return total;
   }
+}
+
+/**
+ * The raw record a resolved one re-keys (the resolver's SOURCE_HEADER): watermarks on it make a batch the resolver
+ * published twice (a crash between its send and its commit) a redelivery, not new events. Null for records without it.
+ */
+function originOf(message: KafkaMessage): { source: string; offset: number } | null {
+  const raw = message.headers?.[SOURCE_HEADER];
+  const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : null;
+  const match = text ? /^(.+):(\d+):(\d+)$/.exec(text) : null;
+  if (!match) return null;
+  return { source: `${match[1] ?? ''}:${match[2] ?? ''}`, offset: Number(match[3]) };
 }
 
 function resetEntry(e: Entry): void {

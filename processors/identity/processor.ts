@@ -13,6 +13,7 @@ import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
+import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { forEachLimited } from '../runtime/concurrency.js';
 import { describeError } from '../runtime/errors.js';
@@ -422,7 +423,10 @@ export class IdentityResolver {
     for (const r of identified) {
       const gid = r.identity.kind === 'identified' ? roots.get(r.identity.key) : r.identity.key;
       if (!gid) throw new Error(`identity ${r.identity.key} has no global id after registration`);
-      resolved.push({ key: gid, value: await this.deps.serde.encode(route.output, r.value) });
+      // Where the event came from: downstream watermarks key on it, so a batch this resolver publishes again after a
+      // crash before its commit (new offsets in the resolved topic) is recognised as the redelivery it is.
+      const headers = { [SOURCE_HEADER]: `${batch.topic}:${batch.partition}:${r.message.offset}` };
+      resolved.push({ key: gid, value: await this.deps.serde.encode(route.output, r.value), headers });
     }
     outputs.push({ topic: route.output.name, messages: resolved });
     const links: Message[] = [];

@@ -19,6 +19,7 @@ import { groupLag } from '../../processors/pipeline.js';
 import { emptyState, type FeatureState } from '../../processors/features/state.js';
 import { FeatureStore } from '../../processors/features/store.js';
 import { generateSample } from '../../processors/producers/generate.js';
+import { SOURCE_HEADER } from '../../processors/runtime/headers.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/metrics.js';
@@ -355,6 +356,38 @@ describe('feature processor', () => {
       await instance.stop();
     }
   }, 240_000);
+
+  it('applies a resolved event the resolver published twice (same raw source, new offsets) once', async () => {
+    const ctx = await context();
+    const spec = ctx.topics.customerClicks;
+    const first = sampleBehavior({ eventTimeMs: T0 + DAY_MS, type: 'VIEW' });
+    const second = sampleBehavior({ eventTimeMs: T0 + DAY_MS + 60_000, type: 'VIEW' });
+    const at = (offset: number) => ({ [SOURCE_HEADER]: `${ctx.config.TOPIC_PREFIX}clicks.raw.v1:0:${offset}` });
+    const producer = createIdempotentProducer(ctx.kafka);
+    await producer.connect();
+    // The resolver's batch [first, second] and, after a crash before its commit, the same batch once more.
+    for (let copy = 0; copy < 2; copy++) {
+      await producer.send({
+        topic: spec.name,
+        messages: [
+          { key: 'c-DUP', value: await ctx.serde.encode(spec, first), headers: at(7) },
+          { key: 'c-DUP', value: await ctx.serde.encode(spec, second), headers: at(8) },
+        ],
+      });
+    }
+    await producer.disconnect();
+    const metrics = createMetrics();
+    const instance = processor(ctx, metrics);
+    await instance.start();
+    try {
+      await settled(ctx);
+      expect((await store(ctx).readFeatures('c-DUP'))['views_7d']).toBe('2');
+      const events = await metrics.registry.getSingleMetricAsString('features_events_total');
+      expect(events).toMatch(/outcome="duplicate"} 2/);
+    } finally {
+      await instance.stop();
+    }
+  });
 
   it('dead-letters a record it cannot read and one without a customer key, and goes on', async () => {
     const ctx = await context();
