@@ -38,7 +38,8 @@ afterAll(async () => {
 
 async function topic(name: string, partitions = 1): Promise<string> {
   const full = `${ctx.config.TOPIC_PREFIX}${name}`;
-  await ctx.admin.createTopics({ topics: [{ topic: full, numPartitions: partitions }] });
+  // kafkajs' own wait for leaders gives up on a metadata answer that comes too early; ours treats it as "not yet".
+  await ctx.admin.createTopics({ topics: [{ topic: full, numPartitions: partitions }], waitForLeaders: false });
   await waitForLeaders(ctx.admin, [full]);
   return full;
 }
