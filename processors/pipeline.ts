@@ -154,33 +154,37 @@ export class Pipeline {
 }
 type LagScope = Pick<PipelineDeps, 'config' | 'topics' | 'parts' | 'warehouse'>;
 
+/** Each part's consumer group and input topics (what its lag is measured on). */
+export function partInputs(
+  topics: TopicCatalog,
+  prefix: string,
+): Record<PipelinePart, { group: string; specs: TopicSpec[] }> {
+  return {
+    identity: { group: `${prefix}${IDENTITY}`, specs: [topics.transactionsRaw, topics.clicksRaw] },
+    features: {
+      group: `${prefix}${FEATURES}`,
+      specs: [topics.customerTransactions, topics.customerClicks, topics.identityMerges, topics.featureHandoff],
+    },
+    sink: {
+      group: `${prefix}warehouse-sink`,
+      specs: [
+        topics.transactionsRaw,
+        topics.clicksRaw,
+        topics.identityLinks,
+        topics.identityMerges,
+        topics.identityMergeRejections,
+        topics.customerScores,
+        ...topics.all.filter((t) => t.schema === 'deadLetter'),
+      ],
+    },
+  };
+}
+
 /** Records the parts' consumer groups still have to read (wherever those parts run). */
 async function pipelineLag(admin: Admin, scope: LagScope): Promise<number> {
-  const { topics, config } = scope;
-  const parts = partsOf(scope);
-  const p = config.TOPIC_PREFIX;
+  const inputs = partInputs(scope.topics, scope.config.TOPIC_PREFIX);
   let lag = 0;
-  if (parts.has('identity'))
-    lag += await groupLag(admin, `${p}${IDENTITY}`, [topics.transactionsRaw, topics.clicksRaw]);
-  if (parts.has('features')) {
-    lag += await groupLag(admin, `${p}${FEATURES}`, [
-      topics.customerTransactions,
-      topics.customerClicks,
-      topics.identityMerges,
-      topics.featureHandoff,
-    ]);
-  }
-  if (parts.has('sink')) {
-    lag += await groupLag(admin, `${p}warehouse-sink`, [
-      topics.transactionsRaw,
-      topics.clicksRaw,
-      topics.identityLinks,
-      topics.identityMerges,
-      topics.identityMergeRejections,
-      topics.customerScores,
-      ...topics.all.filter((t) => t.schema === 'deadLetter'),
-    ]);
-  }
+  for (const part of partsOf(scope)) lag += await groupLag(admin, inputs[part].group, inputs[part].specs);
   return lag;
 }
 

@@ -107,6 +107,10 @@ export class PartitionTable {
       this.forward(id, e.alias, records);
       return 'forwarded';
     }
+    return this.foldInto(e, records, graceMs);
+  }
+
+  private foldInto(e: Entry, records: readonly SourcedEvent[], graceMs: number): FoldResult {
     e.state ??= emptyState();
     const result = foldEvents(e.state, records, graceMs);
     if (result.applied > 0 || result.late > 0) {
@@ -149,14 +153,7 @@ export class PartitionTable {
       return 'forwarded';
     }
     if (h.kind === 'EVENTS') {
-      const records = JSON.parse(h.payload.toString('utf8')) as SourcedEvent[];
-      e.state ??= emptyState();
-      const result = foldEvents(e.state, records, graceMs);
-      if (result.applied > 0 || result.late > 0) {
-        this.touch(e);
-        for (const r of records) e.eventIds.push(r.event.eventId);
-      }
-      return result;
+      return this.foldInto(e, JSON.parse(h.payload.toString('utf8')) as SourcedEvent[], graceMs);
     }
     if (h.fromId === e.id || e.absorbed.includes(h.fromId)) return 'duplicate';
     const payload = JSON.parse(h.payload.toString('utf8')) as StatePayload;

@@ -28,16 +28,14 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
 import { FeatureStore } from '../../processors/features/store.js';
-import { PROCESSOR as FEATURES } from '../../processors/features/processor.js';
 import { PROCESSOR as IDENTITY } from '../../processors/identity/processor.js';
-import { groupLag, waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
+import { groupLag, partInputs, waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
-import { PROCESSOR as SINK } from '../../processors/warehouse-sink/processor.js';
-import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
+import type { TopicSpec } from '../../topics/catalog.js';
 import {
   compareRedis,
   compareTable,
@@ -252,31 +250,6 @@ class PartProcesses {
 const live = new Set<PartProcesses>();
 
 /** The consumer group and input topics of each part (as processors/pipeline.ts waits for them). */
-function partInputs(part: PipelinePart, prefix: string, topics: TopicCatalog): { group: string; specs: TopicSpec[] } {
-  switch (part) {
-    case 'identity':
-      return { group: `${prefix}${IDENTITY}`, specs: [topics.transactionsRaw, topics.clicksRaw] };
-    case 'features':
-      return {
-        group: `${prefix}${FEATURES}`,
-        specs: [topics.customerTransactions, topics.customerClicks, topics.identityMerges, topics.featureHandoff],
-      };
-    case 'sink':
-      return {
-        group: `${prefix}${SINK}`,
-        specs: [
-          topics.transactionsRaw,
-          topics.clicksRaw,
-          topics.identityLinks,
-          topics.identityMerges,
-          topics.identityMergeRejections,
-          topics.customerScores,
-          ...topics.all.filter((t) => t.schema === 'deadLetter'),
-        ],
-      };
-  }
-}
-
 /** Offsets a group has committed on `specs` (summed), and the records it still has to read. */
 async function progressOf(admin: Admin, group: string, specs: readonly TopicSpec[]) {
   const committed = await admin.fetchOffsets({ groupId: group, topics: specs.map((s) => s.name) });
@@ -394,7 +367,7 @@ async function replay(
             last.delete(part);
             continue;
           }
-          const { group, specs } = partInputs(part, config.TOPIC_PREFIX, topics);
+          const { group, specs } = partInputs(topics, config.TOPIC_PREFIX)[part];
           const { done, lag } = await progressOf(admin, group, specs).catch(() => ({ done: -1, lag: 0 }));
           const seen = last.get(part);
           if (!seen || done !== seen.done || lag === 0) {
