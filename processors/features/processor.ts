@@ -102,7 +102,9 @@ interface Snapshot {
 
 const FLUSH_ATTEMPTS = 8;
 const RESCORE_CHUNK = 2_000;
-const REBALANCE_ERRORS = /REBALANCE_IN_PROGRESS|ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|NOT_COORDINATOR|not running/i;
+const REBALANCE_ERRORS =
+  /REBALANCE_IN_PROGRESS|ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|NOT_COORDINATOR|not aware of this member|rebalanc|generation|not running/i;
+const MAX_FAILED_COMMITS = 20;
 
 export class FeatureProcessor {
   private readonly consumer: Consumer;
@@ -115,6 +117,7 @@ export class FeatureProcessor {
   private flushes: Subscription | undefined;
   private supervisor: ConsumerSupervisor | undefined;
   private buffered = 0;
+  private failedCommits = 0;
   private failedRecords: FailedRecord[] = [];
   private appendTimes: number[] = [];
   private waiting: (() => void)[] = [];
@@ -357,8 +360,16 @@ export class FeatureProcessor {
         this.inBatch--;
       }
       this.kick$.next();
-      // Backpressure: do not fold further ahead of Redis and Kafka than one flush's worth.
-      if (this.buffered >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS) await this.flushNow();
+      // Backpressure: do not fold further ahead of Redis and Kafka than one flush's worth, and keep heartbeating
+      // while waiting (kafkajs heartbeats only between batches: a long wait would cost the group membership).
+      if (this.buffered >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS) {
+        let flushed = false;
+        const done = this.flushNow().then(() => (flushed = true));
+        while (!flushed && live()) {
+          await Promise.race([done, sleep(1_000)]);
+          await payload.heartbeat();
+        }
+      }
       await payload.heartbeat();
     }
   }
@@ -658,13 +669,20 @@ export class FeatureProcessor {
     if (commits.length > 0) {
       try {
         await this.consumer.commitOffsets(commits);
+        this.failedCommits = 0;
       } catch (err) {
-        if (!REBALANCE_ERRORS.test(String(err)) && !REBALANCE_ERRORS.test((err as { type?: string }).type ?? '')) {
-          throw err;
+        // Nothing is lost: the next checkpoint commits later offsets, and a new owner resumes from the last commit
+        // with the state's watermarks turning the repeat into no-ops. Usually the group is rebalancing (this member
+        // was dropped or the generation moved on); only a commit that keeps failing means no progress.
+        this.failedCommits++;
+        const rebalancing = REBALANCE_ERRORS.test(`${String(err)} ${(err as { type?: string }).type ?? ''}`);
+        this.deps.log[rebalancing ? 'info' : 'warn']('offset commit failed; the next checkpoint commits again', {
+          error: String(err),
+          consecutive: this.failedCommits,
+        });
+        if (this.failedCommits >= MAX_FAILED_COMMITS) {
+          throw new Error(`${this.failedCommits} offset commits failed in a row, the last: ${String(err)}`);
         }
-        // The group is rebalancing: the partitions' next owner (maybe this instance again) resumes from the last
-        // commit, and the state's watermarks turn the repeat into no-ops.
-        this.deps.log.info('commit refused during a rebalance', { error: String(err) });
       }
     }
     const committedAtMs = Date.now();
