@@ -25,7 +25,7 @@ export interface Entry {
   dirty: boolean;
   /** Score as of this time at the next flush (rescoring as time passes), or null. */
   rescoreAt: number | null;
-  /** Events applied since the last flush (evaluations and benchmarks trace them to their score). */
+  /** Events applied since the last flush, when a listener traces them to their score (evaluations, benchmarks). */
   eventIds: string[];
   /** What the ad server's features hash holds since this instance last wrote it (null: unknown, write it whole). */
   served: ServedHash | null;
@@ -58,6 +58,8 @@ export class PartitionTable {
   constructor(
     readonly partition: number,
     readonly epoch: number,
+    /** Keep the ids of applied events until the flush (only a score listener needs them: not on the hot path else). */
+    private readonly traceEvents = false,
   ) {}
 
   /** Ids among `ids` not in memory: the shell loads them before folding. */
@@ -115,7 +117,7 @@ export class PartitionTable {
     const result = foldEvents(e.state, records, graceMs);
     if (result.applied > 0 || result.late > 0) {
       this.touch(e);
-      for (const r of records) e.eventIds.push(r.event.eventId);
+      if (this.traceEvents) for (const r of records) e.eventIds.push(r.event.eventId);
     }
     return result;
   }

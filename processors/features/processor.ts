@@ -321,7 +321,7 @@ export class FeatureProcessor {
           table.verified = true;
           return table;
         }
-        const fresh = new PartitionTable(p, await store.claimEpoch(p));
+        const fresh = new PartitionTable(p, await store.claimEpoch(p), this.deps.onScores !== undefined);
         if (!this.assigned.has(p)) return null;
         this.tables.set(p, fresh);
         this.deps.log.debug('partition claimed', { partition: p, epoch: fresh.epoch });
@@ -432,7 +432,6 @@ export class FeatureProcessor {
         continue;
       }
       const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
-      const list = byCustomer.get(id);
       const origin = originOf(r.message); // the raw record's coordinates when the resolver published it
       const sourced = {
         event,
@@ -440,8 +439,7 @@ export class FeatureProcessor {
         offset: origin?.offset ?? Number(r.message.offset),
         stream: `${isTx ? 't' : 'c'}|${id}`,
       };
-      if (list) list.push(sourced);
-      else byCustomer.set(id, [sourced]);
+      append(byCustomer, id, sourced);
     }
     await load(byCustomer.keys());
     for (const [id, records] of byCustomer) {
@@ -509,9 +507,7 @@ export class FeatureProcessor {
         partitionOf.set(e.id, p);
         if (e.alias) {
           writes.push({ kind: 'alias', id: e.id, epoch: table.epoch, version: ++e.version, survivor: e.alias });
-          const list = forget.get(p) ?? [];
-          list.push(e.id);
-          forget.set(p, list);
+          append(forget, p, e.id);
         } else if (e.state) {
           const features = currentFeatures(e.state, cuts, e.rescoreAt ?? undefined);
           const version = e.dirty ? ++e.version : e.version;
@@ -577,28 +573,23 @@ export class FeatureProcessor {
     const rows: ScoreRow[] = [];
     for (const s of served) if (s.row) rows.push(s.row);
     const scored = scorer && rows.length > 0 ? await scorer.score(rows, startedAtMs) : null;
-    const byId = new Map<string, IntentScore>();
-    if (scored) scored.forEach((s) => byId.set(s.customerId, s));
+    let next = 0; // scores come back in row order
     const scoredIdx = new Map<number, [string, number][]>();
     const unscored = new Map<number, string[]>();
     const scores: IntentScore[] = [];
     const causes: (readonly string[])[] = [];
     for (const s of served) {
       const id = s.write.id;
-      const score = byId.get(id);
+      const score = s.row ? scored?.[next++] : undefined;
       writes.push(score ? { ...s.write, score: scoreHashFields(score) } : s.write);
       if (!s.row) continue;
       const p = partitionOf.get(id) as number;
       if (score) {
-        const list = scoredIdx.get(p) ?? [];
-        list.push([id, score.eventTimeMs]);
-        scoredIdx.set(p, list);
+        append(scoredIdx, p, [id, score.eventTimeMs]);
         scores.push(score);
         causes.push(s.eventIds);
       } else {
-        const list = unscored.get(p) ?? [];
-        list.push(id);
-        unscored.set(p, list);
+        append(unscored, p, id);
       }
     }
     const messages: Snapshot['messages'] = [];
@@ -790,6 +781,12 @@ function originOf(message: KafkaMessage): { source: string; offset: number } | n
   const match = text ? /^(.+):(\d+):(\d+)$/.exec(text) : null;
   if (!match) return null;
   return { source: `${match[1] ?? ''}:${match[2] ?? ''}`, offset: Number(match[3]) };
+}
+
+function append<K, V>(lists: Map<K, V[]>, key: K, value: V): void {
+  const list = lists.get(key);
+  if (list) list.push(value);
+  else lists.set(key, [value]);
 }
 
 function resetEntry(e: Entry): void {

@@ -8,18 +8,8 @@
  * difference, not a feature difference. Anonymous ids (`anon:…`, events without a platform customer id) are the same in
  * every run and stand for themselves.
  */
-
-/** A deterministic PRNG (mulberry32): the same seed always gives the same kill plan. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import type { FeatureName } from '../../processors/features/definitions.js';
+import { seededRandom } from '../../processors/identity/model.js';
 
 export interface PlannedKill<P extends string> {
   readonly part: P;
@@ -75,7 +65,7 @@ export const IGNORED_SCORE_FIELDS: ReadonlySet<string> = new Set(['scored_at_ms'
  * Features that only grow with every event applied (counts and sums over the windows as of the newest event, and that
  * event's time): lower in the chaos run means events were lost, higher means some were applied twice.
  */
-export const COUNT_FIELDS: readonly string[] = [
+export const COUNT_FIELDS: readonly (FeatureName | 'feature_time_ms')[] = [
   'feature_time_ms',
   'orders_lifetime',
   'monetary_lifetime_minor',

@@ -48,6 +48,7 @@ import {
   type WarehouseScore,
 } from './chaos-logic.js';
 import type { PartMessage } from './pipeline-part.js';
+import { stopParts } from './pipeline.js';
 
 const PART_ENTRY = fileURLToPath(new URL('./pipeline-part.ts', import.meta.url));
 const PARTS: readonly PipelinePart[] = ['identity', 'features', 'sink'];
@@ -224,25 +225,7 @@ class PartProcesses {
   async stopAll(): Promise<void> {
     this.stopping = true;
     await Promise.allSettled([...this.restarts, ...this.busy.values()]);
-    await Promise.all(
-      [...this.forked].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) {
-              resolve();
-              return;
-            }
-            const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.send({ type: 'stop' }, (err) => {
-              if (err) child.kill('SIGKILL');
-            });
-          }),
-      ),
-    );
+    await stopParts([...this.forked], 60_000);
   }
 }
 

@@ -64,7 +64,8 @@ export async function startParts(
   return children;
 }
 
-export async function stopParts(children: readonly ChildProcess[]): Promise<void> {
+/** Asks each part to stop cleanly, SIGKILLs it after `graceMs` (or when the request cannot be sent), waits for all. */
+export async function stopParts(children: readonly ChildProcess[], graceMs = 30_000): Promise<void> {
   await Promise.all(
     children.map(
       (child) =>
@@ -73,12 +74,14 @@ export async function stopParts(children: readonly ChildProcess[]): Promise<void
             resolve();
             return;
           }
-          const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
           child.once('exit', () => {
             clearTimeout(timer);
             resolve();
           });
-          child.send({ type: 'stop' });
+          child.send({ type: 'stop' }, (err) => {
+            if (err) child.kill('SIGKILL');
+          });
         }),
     ),
   );
