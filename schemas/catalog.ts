@@ -11,6 +11,7 @@ export const schemaFiles = {
   intentScore: 'intent-score.avsc',
   deadLetter: 'dead-letter.avsc',
   featureHandoff: 'feature-handoff.avsc',
+  adDecision: 'ad-decision.avsc',
 } as const;
 
 export type SchemaName = keyof typeof schemaFiles;

@@ -29,7 +29,8 @@ export type TopicId =
   | 'identityMerges'
   | 'identityMergeRejections'
   | 'customerScores'
-  | 'featureHandoff';
+  | 'featureHandoff'
+  | 'adDecisions';
 
 export type TopicCatalog = Readonly<Record<TopicId, TopicSpec>> & {
   /** Every topic including the dead-letter topics, in apply order. */
@@ -159,6 +160,16 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
       schema: 'featureHandoff',
       deadLetterTopic: 'features.handoff.v1.dlq',
       doc: "Feature processor's internal repartition topic: merged-away customers' state and in-flight events, to the survivor's partition",
+    },
+    adDecisions: {
+      name: 'ad.decisions.v1',
+      partitions,
+      retentionMs: 30 * DAY_MS, // the warehouse keeps them for experiments; the topic only has to outlive a sink outage
+      cleanupPolicy: 'delete',
+      key: 'global customer id',
+      schema: 'adDecision',
+      deadLetterTopic: 'ad.decisions.v1.dlq',
+      doc: 'Every ad decision the prediction API made: the exposures A/B experiments count',
     },
   };
   const withPrefix = (name: string) => `${prefix}${name}`;

@@ -4,6 +4,7 @@
  * event id). Times go to ClickHouse as unix seconds (DateTime) plus exact milliseconds (UInt64) where they matter.
  */
 import type {
+  AdDecision,
   BehaviorEvent,
   DeadLetter,
   IdentityLink,
@@ -34,6 +35,7 @@ export const sinkTables = [
   'identity_merge',
   'identity_merge_rejected',
   'intent_score',
+  'fact_ad_decision',
   'dead_letter',
 ] as const;
 export type SinkTable = (typeof sinkTables)[number];
@@ -218,6 +220,33 @@ export function intentScoreRows(score: IntentScore): RowSet {
         feature_time_ms: score.featureTimeMs,
         scored_at: seconds(score.scoredAtMs),
         event_id: score.eventId,
+      },
+    ],
+  };
+}
+
+/** An exposure: the API's ad decision, as the experiments read it. */
+export function adDecisionRows(d: AdDecision): RowSet {
+  return {
+    fact_ad_decision: [
+      {
+        decision_id: d.eventId,
+        global_customer_id: d.customerId,
+        requested_id: d.requestedId,
+        decided_at: seconds(d.eventTimeMs),
+        decided_at_ms: d.eventTimeMs,
+        decided_date: date(d.eventTimeMs),
+        ad_type: d.adType,
+        creative_id: d.creativeId,
+        category: text(d.category),
+        placement: text(d.placement),
+        intent_score: d.intentScore,
+        intent_level: d.intentLevel,
+        predicted_category: text(d.predictedCategory),
+        model_version: d.modelVersion,
+        score_source: d.scoreSource,
+        experiment: text(d.experiment),
+        variant: text(d.variant),
       },
     ],
   };

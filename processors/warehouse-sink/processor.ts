@@ -3,6 +3,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type {
+  AdDecision,
   BehaviorEvent,
   DeadLetter,
   IdentityLink,
@@ -35,6 +36,7 @@ import {
   identityLinkRows,
   identityMergeRows,
   intentScoreRows,
+  adDecisionRows,
   mergeRejectionRows,
   sinkTables,
   transactionRows,
@@ -112,6 +114,7 @@ export class WarehouseSink {
       { spec: topics.identityMerges, rows: (m: IdentityMerge) => identityMergeRows(m) },
       { spec: topics.identityMergeRejections, rows: (r: IdentityMergeRejection) => mergeRejectionRows(r) },
       { spec: topics.customerScores, rows: (s: IntentScore) => intentScoreRows(s) },
+      { spec: topics.adDecisions, rows: (d: AdDecision) => adDecisionRows(d) },
     ];
     // Every dead-letter topic is warehoused too, so analysts see what was refused and why.
     for (const dlq of topics.all.filter((t) => t.schema === 'deadLetter')) {

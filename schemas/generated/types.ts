@@ -210,3 +210,38 @@ export interface FeatureHandoff {
 
 export const HandoffKindValues = ['STATE', 'EVENTS'] as const;
 export type HandoffKind = (typeof HandoffKindValues)[number];
+
+/** One ad decision the API made for the ad server: what was shown to whom, with the score it was chosen from. The exposure record A/B experiments count. Keyed by customerId. */
+export interface AdDecision {
+  /** The decision id (UUID): unique, the idempotency key in the warehouse */
+  readonly eventId: string;
+  /** When the decision was made (the API's clock, epoch ms) */
+  readonly eventTimeMs: number;
+  /** Global customer id the decision was made for (a merged-away id is answered for its survivor) */
+  readonly customerId: string;
+  /** The id as the caller named it: a global id, or <platform>:<platformCustomerId> */
+  readonly requestedId: string;
+  /** PRODUCT for score >= the high threshold, CATEGORY for >= the medium one, else BRAND */
+  readonly adType: AdType;
+  readonly creativeId: string;
+  /** The category the creative advertises (null for a brand ad) */
+  readonly category: null | string;
+  /** Where the ad server shows it, as the caller named it */
+  readonly placement: null | string;
+  readonly intentScore: number;
+  /** The level the score falls in (the model's thresholds) */
+  readonly intentLevel: IntentLevel;
+  readonly predictedCategory: null | string;
+  readonly modelVersion: string;
+  /** CACHE: the score the stream wrote; COMPUTED: scored on demand from the feature hash */
+  readonly scoreSource: ScoreSource;
+  /** Experiment the customer is enrolled in for this decision, if any */
+  readonly experiment: null | string;
+  readonly variant: null | string;
+}
+
+export const AdTypeValues = ['PRODUCT', 'CATEGORY', 'BRAND'] as const;
+export type AdType = (typeof AdTypeValues)[number];
+
+export const ScoreSourceValues = ['CACHE', 'COMPUTED'] as const;
+export type ScoreSource = (typeof ScoreSourceValues)[number];
