@@ -38,7 +38,7 @@ import type { Scorer, ScoreRow } from '../scoring/scorer.js';
 import type { CustomerFeatures, RfmCutPoints } from './definitions.js';
 import { clickEvent, currentFeatures, hashChanges, transactionEvent, type SourcedEvent } from './logic.js';
 import { PartitionTable, type Entry } from './owned.js';
-import type { CustomerWrite, FeatureStore } from './store.js';
+import { encodeState, type CustomerWrite, type FeatureStore } from './store.js';
 
 export const PROCESSOR = 'feature-processor';
 
@@ -522,7 +522,7 @@ export class FeatureProcessor {
               id: e.id,
               epoch: table.epoch,
               version,
-              stateJson: saving ? JSON.stringify(e.state) : null,
+              stateJson: saving ? encodeState(e.state) : null,
               absorbed: e.absorbed,
               hash: changes?.set ?? [],
               replaceHash: changes?.replace ?? false,
@@ -545,7 +545,7 @@ export class FeatureProcessor {
             id: e.id,
             epoch: table.epoch,
             version: e.version,
-            stateJson: JSON.stringify(e.state),
+            stateJson: encodeState(e.state),
             absorbed: e.absorbed,
             hash: [],
             replaceHash: false,

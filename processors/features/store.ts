@@ -77,6 +77,15 @@ export interface FlushResult {
   readonly fenced: readonly string[];
 }
 
+/** The checkpoint's encoding of a state (the `s` field). */
+export function encodeState(state: FeatureState): string {
+  return JSON.stringify(state);
+}
+
+export function decodeState(stored: string): FeatureState {
+  return JSON.parse(stored) as FeatureState;
+}
+
 type ScriptCommand = (...args: string[]) => Promise<number>;
 const FLUSH_CUSTOMER = readFileSync(new URL('./lua/flush-customer.lua', import.meta.url), 'utf8');
 const MAX_ALIAS_HOPS = 64;
@@ -134,7 +143,7 @@ export class FeatureStore {
       out.set(id, {
         id,
         version: Number(ver ?? 0),
-        state: json ? (JSON.parse(json) as FeatureState) : null,
+        state: json ? decodeState(json) : null,
         absorbed: mg ? (JSON.parse(mg) as string[]) : [],
         alias: alias ?? null,
       });

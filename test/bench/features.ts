@@ -7,7 +7,11 @@
  * events/s from the processor's first batch to its last commit, and per-event latency from the moment its batch was
  * handed to the processor to the commit of its offsets (state, features and score written), p50/p99. The processor is
  * built by FeatureApp, the same wiring as `npm run start:feature-processor`; it scores when a model is current.
+ * `BENCH_CPU_PROFILE=<file.cpuprofile>` writes a V8 CPU profile of the processor phase alone (open it in Chrome
+ * DevTools or speedscope).
  */
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
 import { FeatureApp } from '../../processors/features/app.js';
 import type { FlushTiming } from '../../processors/features/processor.js';
@@ -71,6 +75,13 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
       const num = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(cpu)?.[1] ?? 0);
       return num('used_cpu_user') + num('used_cpu_sys');
     };
+    const profileFile = process.env['BENCH_CPU_PROFILE'];
+    const profiler = profileFile ? new Session() : null;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     const redisCpuBefore = await redisCpu();
     const cpuBefore = process.cpuUsage();
     const started = Date.now();
@@ -84,6 +95,12 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
     const lastCommit = Math.max(...timings.map((t) => t.committedAtMs));
     const seconds = (lastCommit - (processor.firstBatchAtMs ?? started)) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    if (profiler && profileFile) {
+      const { profile } = await profiler.post('Profiler.stop');
+      await writeFile(profileFile, JSON.stringify(profile));
+      profiler.disconnect();
+      console.log(`cpu profile        ${profileFile}`);
+    }
     const nodeCpuShare = (cpu.user + cpu.system) / 1e6 / seconds;
     const redisCpuShare = ((await redisCpu()) - redisCpuBefore) / seconds;
     await app.stop();

@@ -12,6 +12,73 @@ import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.j
 const CATEGORIES = ['books', 'electronics', 'fashion', 'garden', 'home', 'sports', 'toys', 'beauty'];
 const TYPES = ['VIEW', 'VIEW', 'VIEW', 'VIEW', 'VIEW', 'SEARCH', 'SEARCH', 'ADD_TO_CART', 'CHECKOUT_START'] as const;
 
+/** One generated resolved event, keyed by its global customer id. */
+export type ResolvedEvent =
+  | { readonly key: string; readonly kind: 'transaction'; readonly value: Transaction }
+  | { readonly key: string; readonly kind: 'click'; readonly value: BehaviorEvent };
+
+/** The benchmark's events in publishing order (the same seed, so the same events, as every other run). */
+export function* resolvedEvents(total: number, customers: number): Generator<ResolvedEvent> {
+  const rnd = seededRandom(7);
+  const start = Date.UTC(2026, 9, 1);
+  for (let j = 0; j < total; j++) {
+    const c = Math.floor(rnd() * customers);
+    const key = `c-${c}`;
+    const eventTimeMs = start + Math.floor((j / total) * 30 * DAY_MS);
+    const category = CATEGORIES[Math.floor(rnd() * CATEGORIES.length)] ?? 'books';
+    const sessionId = `s-${c}-${Math.floor(eventTimeMs / (3 * 3_600_000))}`;
+    if (rnd() < 0.05) {
+      const price = 500 + Math.floor(rnd() * 20_000);
+      const tx: Transaction = {
+        eventId: `tx-${j}`,
+        eventTimeMs,
+        platform: 'bench',
+        platformCustomerId: key,
+        orderId: `o-${j}`,
+        kind: rnd() < 0.05 ? 'RETURN' : 'PURCHASE',
+        lineItems: [
+          {
+            productId: `p-${j % 997}`,
+            productName: null,
+            category,
+            brand: null,
+            quantity: 1,
+            unitPriceMinor: price,
+          },
+        ],
+        totalMinor: price,
+        currency: 'GBP',
+        sessionId,
+        deviceId: null,
+        identity: null,
+      };
+      if (tx.kind === 'RETURN') {
+        Object.assign(tx, { totalMinor: -price, lineItems: [{ ...tx.lineItems[0], quantity: -1 }] });
+      }
+      yield { key, kind: 'transaction', value: tx };
+    } else {
+      const ev: BehaviorEvent = {
+        eventId: `ev-${j}`,
+        eventTimeMs,
+        platform: 'bench',
+        platformCustomerId: key,
+        sessionId,
+        deviceId: null,
+        type: TYPES[Math.floor(rnd() * TYPES.length)] ?? 'VIEW',
+        productId: `p-${j % 997}`,
+        category,
+        searchQuery: null,
+        quantity: null,
+        priceMinor: null,
+        currency: null,
+        orderId: null,
+        identity: null,
+      };
+      yield { key, kind: 'click', value: ev };
+    }
+  }
+}
+
 export async function produceResolvedEvents(
   run: Pick<ScratchRun, 'kafka' | 'serde' | 'topics'>,
   total: number,
@@ -20,68 +87,10 @@ export async function produceResolvedEvents(
   const { kafka, serde, topics } = run;
   const producer = createIdempotentProducer(kafka);
   await producer.connect();
-  const rnd = seededRandom(7);
-  const start = Date.UTC(2026, 9, 1);
   const chunk = 20_000;
-  for (let i = 0; i < total; i += chunk) {
-    const txs: { key: string; value: Buffer }[] = [];
-    const clicks: { key: string; value: Buffer }[] = [];
-    for (let j = i; j < Math.min(total, i + chunk); j++) {
-      const c = Math.floor(rnd() * customers);
-      const key = `c-${c}`;
-      const eventTimeMs = start + Math.floor((j / total) * 30 * DAY_MS);
-      const category = CATEGORIES[Math.floor(rnd() * CATEGORIES.length)] ?? 'books';
-      const sessionId = `s-${c}-${Math.floor(eventTimeMs / (3 * 3_600_000))}`;
-      if (rnd() < 0.05) {
-        const price = 500 + Math.floor(rnd() * 20_000);
-        const tx: Transaction = {
-          eventId: `tx-${j}`,
-          eventTimeMs,
-          platform: 'bench',
-          platformCustomerId: key,
-          orderId: `o-${j}`,
-          kind: rnd() < 0.05 ? 'RETURN' : 'PURCHASE',
-          lineItems: [
-            {
-              productId: `p-${j % 997}`,
-              productName: null,
-              category,
-              brand: null,
-              quantity: 1,
-              unitPriceMinor: price,
-            },
-          ],
-          totalMinor: price,
-          currency: 'GBP',
-          sessionId,
-          deviceId: null,
-          identity: null,
-        };
-        if (tx.kind === 'RETURN') {
-          Object.assign(tx, { totalMinor: -price, lineItems: [{ ...tx.lineItems[0], quantity: -1 }] });
-        }
-        txs.push({ key, value: await serde.encode(topics.customerTransactions, tx) });
-      } else {
-        const ev: BehaviorEvent = {
-          eventId: `ev-${j}`,
-          eventTimeMs,
-          platform: 'bench',
-          platformCustomerId: key,
-          sessionId,
-          deviceId: null,
-          type: TYPES[Math.floor(rnd() * TYPES.length)] ?? 'VIEW',
-          productId: `p-${j % 997}`,
-          category,
-          searchQuery: null,
-          quantity: null,
-          priceMinor: null,
-          currency: null,
-          orderId: null,
-          identity: null,
-        };
-        clicks.push({ key, value: await serde.encode(topics.customerClicks, ev) });
-      }
-    }
+  let txs: { key: string; value: Buffer }[] = [];
+  let clicks: { key: string; value: Buffer }[] = [];
+  const send = async () => {
     await producer.sendBatch({
       acks: -1,
       topicMessages: [
@@ -89,6 +98,18 @@ export async function produceResolvedEvents(
         { topic: topics.customerClicks.name, messages: clicks },
       ],
     });
+    txs = [];
+    clicks = [];
+  };
+  let n = 0;
+  for (const ev of resolvedEvents(total, customers)) {
+    if (ev.kind === 'transaction') {
+      txs.push({ key: ev.key, value: await serde.encode(topics.customerTransactions, ev.value) });
+    } else {
+      clicks.push({ key: ev.key, value: await serde.encode(topics.customerClicks, ev.value) });
+    }
+    if (++n % chunk === 0) await send();
   }
+  if (txs.length + clicks.length > 0) await send();
   await producer.disconnect();
 }

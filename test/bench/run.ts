@@ -5,6 +5,7 @@
  * - identity: FEBRL4 (10,000 records, two platforms) through the real identity resolver, against a kafkajs consumer
  *   that only decodes the same records.
  * - features: ≥ 1 million generated resolved events through the feature processor, against a decode-only consumer.
+ * - features-cpu: the feature processor's per-update CPU in process (fold, features, hash, score record, checkpoint).
  * - pipeline: raw events → resolver → features → scorer → Redis at 5,000 events/s and at maximum throughput: event-to-
  *   score latency and events/s, against a decode-only consumer of the raw topics.
  * - scale: the feature processor on 8 partitions with 1, 2 and 4 instances (processes), and the time to restore a
@@ -13,6 +14,7 @@
 import { fileURLToPath } from 'node:url';
 import { evaluateFiles } from '../../processors/identity/eval-cli.js';
 import { featuresBench } from './features.js';
+import { featuresCpuBench } from './features-cpu.js';
 import { pipelineBench } from './pipeline.js';
 import { scaleBench } from './scale.js';
 
@@ -20,6 +22,7 @@ const dataDir = fileURLToPath(new URL('../../../shared/data/', import.meta.url))
 
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   features: featuresBench,
+  'features-cpu': featuresCpuBench,
   pipeline: pipelineBench,
   scale: scaleBench,
   async identity() {
