@@ -7,16 +7,17 @@
  * records/s as one JSON line. Brings up the local stack when no endpoints are configured; leaves nothing behind.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
 import { Redis } from 'ioredis';
 import { ensureStack } from '../tools/stack/stack.js';
 import { applyTopics } from '../../topics/apply.js';
 import { topicCatalogOf } from '../../topics/catalog.js';
 import type { BehaviorEvent } from '../../schemas/generated/types.js';
 import { PlatformProducer } from '../producers/platform-producer.js';
-import { csvRecords, febrlEvents, platformFromFileName, type CsvRecord } from '../producers/replay.js';
+import { febrlEvents, platformFromFileName } from '../producers/replay.js';
 import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { createKafka } from '../runtime/kafka.js';
@@ -24,6 +25,7 @@ import { createLogger } from '../runtime/log.js';
 import { createMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
 import { decodeOnlyRate, deleteKeysByPattern } from '../tools/bench-tools.js';
+import { readFebrlFile, type BadLine } from './febrl-file.js';
 import { IdentityGraph } from './graph-store.js';
 import { trainEm } from './model.js';
 import { NO_ATTRIBUTES } from './logic.js';
@@ -65,7 +67,24 @@ export interface EvaluationResult {
   readonly recordsPerSecond: number;
   /** Rate of a kafkajs consumer that only decodes the same records (the raw limit), when asked for. */
   readonly rawDecodePerSecond: number | null;
+  /** Lines that could not be read (skipped), with their numbers. */
+  readonly badLines: readonly BadLine[];
+  /** Identities in the largest resolved cluster. */
+  readonly largestCluster: number;
 }
+
+/** Options of {@link evaluateFiles}. */
+export interface EvaluateOptions {
+  /** Also measure a consumer that only decodes the same records. @default false */
+  readonly measureRawConsumer?: boolean;
+  /** Show a progress bar on stderr while the resolver works. @default false */
+  readonly progress?: boolean;
+  /** Called for each unreadable line (it is skipped). @default print it on stderr */
+  readonly onBadLine?: (bad: BadLine) => void;
+}
+
+/** The evaluation gives up when the resolver makes no progress for this long. */
+const STALL_MS = 180_000;
 
 /**
  * Runs FEBRL-format files through the real identity resolver on fresh topics and a fresh Redis prefix (both removed
@@ -73,7 +92,7 @@ export interface EvaluationResult {
  */
 export async function evaluateFiles(
   positionals: readonly string[],
-  options: { measureRawConsumer?: boolean } = {},
+  options: EvaluateOptions = {},
 ): Promise<EvaluationResult> {
   const endpoints = await ensureStack({ log: () => undefined });
   const id = randomBytes(4).toString('hex');
@@ -92,12 +111,20 @@ export async function evaluateFiles(
   const events: BehaviorEvent[] = [];
   const recIdByKey = new Map<string, string>();
   const platforms = new Set<string>();
+  const badLines: BadLine[] = [];
+  const onBadLine =
+    options.onBadLine ??
+    ((bad: BadLine) => {
+      console.error(`${bad.file}:${bad.line}: skipped: ${bad.reason}`);
+    });
   for (const [i, file] of positionals.entries()) {
     let platform = platformFromFileName(file);
     if (platforms.has(platform)) platform = `${platform}-${i + 1}`;
     platforms.add(platform);
-    const rows: CsvRecord[] = [];
-    for await (const row of csvRecords(createReadStream(file), { trim: true })) rows.push(row);
+    const rows = await readFebrlFile(file, (bad) => {
+      badLines.push(bad);
+      onBadLine(bad);
+    });
     const fileEvents = febrlEvents(rows, platform, { salt, baseTimeMs: BASE_TIME_MS });
     for (const ev of fileEvents)
       recIdByKey.set(`${platform}:${ev.platformCustomerId ?? ''}`, ev.platformCustomerId ?? '');
@@ -138,10 +165,34 @@ export async function evaluateFiles(
       metrics: createMetrics(),
     });
     const started = Date.now();
+    const bar = options.progress
+      ? new cliProgress.SingleBar(
+          {
+            format: 'resolving [{bar}] {percentage}% | {value}/{total} records | ETA {eta_formatted}',
+            hideCursor: true,
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+    bar?.start(events.length, 0);
     await resolver.start();
-    while (resolver.processedCount < events.length) {
-      if (Date.now() - started > 600_000) throw new Error(`resolver stalled at ${resolver.processedCount}`);
-      await new Promise((r) => setTimeout(r, 100));
+    let lastProgress = { count: 0, atMs: Date.now() };
+    try {
+      while (resolver.processedCount < events.length) {
+        const count = resolver.processedCount;
+        if (resolver.failure)
+          throw new Error(`resolver failed at ${count} of ${events.length}${describeFailure(resolver)}`);
+        if (count > lastProgress.count) lastProgress = { count, atMs: Date.now() };
+        else if (Date.now() - lastProgress.atMs > STALL_MS) {
+          throw new Error(`resolver stalled at ${count} of ${events.length} records${describeFailure(resolver)}`);
+        }
+        bar?.update(count);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      bar?.update(events.length);
+    } finally {
+      bar?.stop();
     }
     // Throughput from the first batch: the consumer-group join is startup cost, not resolution.
     const seconds = (Date.now() - (resolver.firstBatchAtMs ?? started)) / 1000;
@@ -155,6 +206,9 @@ export async function evaluateFiles(
       if (!gid) throw new Error(`record ${key} was not resolved`);
       clusters.set(key, gid);
     }
+    const sizes = new Map<string, number>();
+    for (const gid of clusters.values()) sizes.set(gid, (sizes.get(gid) ?? 0) + 1);
+    const largestCluster = Math.max(0, ...sizes.values());
     const truePairs = truePairsOf(recIdByKey);
     let metrics: Record<string, number> | null = null;
     if (truePairs) {
@@ -176,6 +230,8 @@ export async function evaluateFiles(
       metrics,
       recordsPerSecond: Math.round(keys.length / seconds),
       rawDecodePerSecond,
+      badLines,
+      largestCluster,
     };
   } finally {
     await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
@@ -187,6 +243,9 @@ export async function evaluateFiles(
 
 const round = (x: number) => Math.round(x * 10_000) / 10_000;
 
+const describeFailure = (resolver: IdentityResolver) =>
+  resolver.failure ? ` (${resolver.failure.kind}: ${resolver.failure.reason})` : '';
+
 /** A consumer that only decodes: the raw limit the resolver is compared with. */
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -195,21 +254,29 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   if (!values.out || positionals.length === 0) throw new AppError('USAGE', USAGE);
-  const result = await evaluateFiles(positionals);
+  const result = await evaluateFiles(positionals, { progress: process.stderr.isTTY });
   const lines = ['rec_id,global_customer_id'];
   for (const [key, gid] of result.clusters) lines.push(`${result.recIdByKey.get(key) ?? ''},${gid}`);
   writeFileSync(values.out, `${lines.join('\n')}\n`);
   console.error(`wrote ${result.records} records to ${values.out}`);
-  if (result.metrics) {
+  if (result.badLines.length > 0) console.error(`${result.badLines.length} unreadable lines skipped (listed above)`);
+  const m = result.metrics;
+  if (m) {
     console.log(
-      JSON.stringify({
-        files: positionals.length,
-        records: result.records,
-        ...result.metrics,
-        recordsPerSecond: result.recordsPerSecond,
-      }),
+      `precision ${m['precision']}  recall ${m['recall']}  F1 ${m['f1']}  blocking recall ${m['blockingRecall']}  ` +
+        `largest cluster ${result.largestCluster}  ${result.recordsPerSecond} records/s`,
     );
   }
+  console.log(
+    JSON.stringify({
+      files: positionals.length,
+      records: result.records,
+      badLines: result.badLines.length,
+      largestCluster: result.largestCluster,
+      ...m,
+      recordsPerSecond: result.recordsPerSecond,
+    }),
+  );
   return 0;
 }
 
