@@ -15,6 +15,9 @@ export class Secret {
   }
 }
 
+/** The API key that works out of the box on a development machine (never in production: the API warns). */
+export const DEV_API_KEY = 'patternos-local-development-api-key';
+
 const csv = (v: string) =>
   v
     .split(',')
@@ -146,6 +149,34 @@ export const configSchema = z.object({
   /** Port of the Prometheus /metrics endpoint of a processor; 0 disables it. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Prediction API (`npm run start:api`): bind address; loopback unless the operator opens it. */
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).max(65_535).default(18_080),
+  /**
+   * Bearer tokens the API accepts, comma-separated (at least 16 characters each). The default is a local development
+   * key the API warns about at startup; set your own everywhere else.
+   */
+  API_KEYS: z
+    .string()
+    .default(DEV_API_KEY)
+    .transform(csv)
+    .pipe(z.array(z.string().min(16, 'API keys need at least 16 characters')).min(1, 'at least one API key'))
+    .transform((keys) => keys.map((k) => new Secret(k))),
+  /** Requests per minute each API key may make; beyond it the API answers 429. */
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120_000),
+  /** Customers one POST /predict-intent/batch may name. */
+  API_BATCH_MAX: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** The creative catalog of POST /ad-decision (JSON; see processors/api/creatives.ts). */
+  API_CREATIVES_PATH: z.string().min(1).default('processors/api/creatives.sample.json'),
+  /** Ad decisions: score >= this → product ad for the predicted category... */
+  AD_THRESHOLD_HIGH: z.coerce.number().min(0).max(1).default(0.7),
+  /** ...score >= this → category ad; below → brand ad. */
+  AD_THRESHOLD_MEDIUM: z.coerce.number().min(0).max(1).default(0.4),
+  /**
+   * Exposures: decisions wait at most this long to share one Kafka send (group commit); a decision is answered only
+   * once its exposure record is acknowledged.
+   */
+  API_EXPOSURE_LINGER_MS: z.coerce.number().int().min(0).max(1_000).default(2),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

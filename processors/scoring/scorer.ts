@@ -19,7 +19,8 @@ import type { ModelWatcher } from './model.js';
 export interface ScoreRow {
   readonly customerId: string;
   readonly features: CustomerFeatures;
-  readonly cause: 'update' | 'rescore';
+  /** update: new events; rescore: time passed; on_demand: the prediction API found no fresh cached score. */
+  readonly cause: 'update' | 'rescore' | 'on_demand';
 }
 
 export class Scorer {
@@ -33,7 +34,7 @@ export class Scorer {
     this.scoreMetrics = {
       scores: new Counter({
         name: 'scores_total',
-        help: 'Scores written, by cause: update (new event) or rescore (time passed)',
+        help: 'Scores computed, by cause: update (new event), rescore (time passed), on_demand (prediction API)',
         labelNames: ['cause', 'model_version'],
         registers,
       }),
@@ -84,12 +85,9 @@ export class Scorer {
         scoredAtMs,
       }),
     );
-    let updates = 0;
-    for (const r of rows) if (r.cause === 'update') updates++;
-    if (updates > 0) this.scoreMetrics.scores.inc({ cause: 'update', model_version: model.version }, updates);
-    if (rows.length > updates) {
-      this.scoreMetrics.scores.inc({ cause: 'rescore', model_version: model.version }, rows.length - updates);
-    }
+    const byCause = new Map<ScoreRow['cause'], number>();
+    for (const r of rows) byCause.set(r.cause, (byCause.get(r.cause) ?? 0) + 1);
+    for (const [cause, n] of byCause) this.scoreMetrics.scores.inc({ cause, model_version: model.version }, n);
     end();
     return scores;
   }

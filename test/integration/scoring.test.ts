@@ -1,7 +1,6 @@
 // The scorer in the real stream: a model trained by training/ (on a synthetic fixture set) scores every changed
 // customer into Redis, the scores topic and ClickHouse; a newly promoted version is picked up without a restart; and
 // customers without new events are rescored as event time passes.
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +11,8 @@ import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import type { IntentScore } from '../../schemas/generated/types.js';
 import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import { trainSyntheticModel } from '../helpers/model.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 let models = '';
 const V1 = '20260101T000000Z-v1';
 const V2 = '20260102T000000Z-v2';
@@ -21,22 +20,7 @@ const contexts: TestContext[] = [];
 
 beforeAll(() => {
   models = mkdtempSync(join(tmpdir(), 'patternos-scoring-'));
-  const setup = spawnSync(process.execPath, [join(ROOT, 'training', 'setup.mjs')], { encoding: 'utf8' });
-  expect(setup.status, `training venv:\n${setup.stderr}`).toBe(0);
-  const python = setup.stdout.trim();
-  const csv = join(models, 'synthetic.csv');
-  const fixture = spawnSync(python, ['-m', 'tests.synthetic', '--customers', '500', '--days', '60', '--out', csv], {
-    cwd: join(ROOT, 'training'),
-    encoding: 'utf8',
-  });
-  expect(fixture.status, fixture.stderr).toBe(0);
-  const train = spawnSync(
-    process.execPath,
-    [join(ROOT, 'training', 'train.mjs'), '--csv', csv, '--no-clickhouse', '--models-dir', models, '--version', V1],
-    { encoding: 'utf8', env: { ...process.env, MODEL_DIR: models } },
-  );
-  expect(train.status, `training:\n${train.stdout}\n${train.stderr}`).toBe(0);
-  expect(readFileSync(join(models, 'current'), 'utf8').trim()).toBe(V1);
+  trainSyntheticModel(models, V1);
 }, 600_000);
 
 afterAll(async () => {

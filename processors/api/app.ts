@@ -1,0 +1,139 @@
+/**
+ * The one wiring of the prediction API: the entrypoint (main.ts), the demo, the integration tests and the benchmark
+ * all build it here, so every figure describes what production runs.
+ */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Kafka } from 'kafkajs';
+import type { TopicCatalog } from '../../topics/catalog.js';
+import { FeatureStore } from '../features/store.js';
+import { IdentityGraph } from '../identity/graph-store.js';
+import { DEV_API_KEY, type Config } from '../runtime/config.js';
+import { AppError } from '../runtime/errors.js';
+import { SerialProducer } from '../runtime/kafka.js';
+import type { Logger } from '../runtime/log.js';
+import type { ProcessorMetrics } from '../runtime/metrics.js';
+import type { EventSerde } from '../runtime/serde.js';
+import { ModelWatcher } from '../scoring/model.js';
+import { Scorer } from '../scoring/scorer.js';
+import { CreativeCatalog } from './creatives.js';
+import { ExposurePublisher } from './exposures.js';
+import { CustomerReader } from './reader.js';
+import { buildServer } from './server.js';
+
+export interface ApiAppDeps {
+  readonly config: Config;
+  readonly kafka: Kafka;
+  readonly serde: EventSerde;
+  readonly topics: TopicCatalog;
+  readonly log: Logger;
+  readonly metrics: ProcessorMetrics;
+  /** The creative catalog; default: the file API_CREATIVES_PATH names. */
+  readonly catalog?: CreativeCatalog;
+  /** The API's clock (tests). @default Date.now */
+  readonly now?: () => number;
+}
+
+export class ApiApp {
+  readonly redis: Redis;
+  readonly graph: IdentityGraph;
+  readonly store: FeatureStore;
+  readonly models: ModelWatcher;
+  readonly reader: CustomerReader;
+  readonly catalog: CreativeCatalog;
+  readonly producer: SerialProducer;
+  readonly exposures: ExposurePublisher;
+  private server: FastifyInstance | undefined;
+
+  constructor(private readonly deps: ApiAppDeps) {
+    const { config, log } = deps;
+    if (config.AD_THRESHOLD_MEDIUM > config.AD_THRESHOLD_HIGH) {
+      throw new AppError('CONFIG_INVALID', 'AD_THRESHOLD_MEDIUM must not be above AD_THRESHOLD_HIGH');
+    }
+    // Auto-pipelining: the reads of one step (graph, score hashes) share one round trip; a request fails fast (503)
+    // rather than queueing while Redis is away.
+    this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
+    this.graph = IdentityGraph.open(this.redis, {
+      prefix: config.TOPIC_PREFIX,
+      maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
+    });
+    this.store = new FeatureStore(this.redis, {
+      prefix: config.TOPIC_PREFIX,
+      stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,
+      featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
+      scoresTtlSeconds: config.SCORES_TTL_SECONDS,
+    });
+    this.models = new ModelWatcher(
+      config.MODEL_DIR,
+      (from, to) => {
+        log.info('model loaded', { from, to });
+      },
+      (err) => {
+        log.error('model load failed; keeping the current one', { error: String(err) });
+      },
+    );
+    this.reader = new CustomerReader(this.redis, this.graph, this.store, new Scorer(this.models, deps.metrics), {
+      maxScoreAgeMs: config.SCORES_TTL_SECONDS * 1000,
+    });
+    this.catalog = deps.catalog ?? CreativeCatalog.load(config.API_CREATIVES_PATH);
+    this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
+      log.warn('exposure send failed; the next send uses a fresh producer', { error: String(err) });
+    });
+    this.exposures = new ExposurePublisher(this.producer, deps.serde, deps.topics.adDecisions, {
+      lingerMs: config.API_EXPOSURE_LINGER_MS,
+    });
+  }
+
+  /** Loads the model, connects, and listens; resolves with the URL it serves on. */
+  async start(): Promise<string> {
+    const { config, log } = this.deps;
+    if (config.API_KEYS.some((k) => k.reveal() === DEV_API_KEY)) {
+      log.warn('API_KEYS holds the local development key: set your own keys anywhere but a development machine');
+    }
+    await this.models.start(config.MODEL_POLL_MS);
+    if (!this.models.current)
+      log.warn('no current model yet: only cached scores can be served', { dir: config.MODEL_DIR });
+    await this.deps.serde.register(this.deps.topics.adDecisions);
+    await this.producer.connect();
+    this.server = await buildServer({
+      reader: this.reader,
+      catalog: this.catalog,
+      exposures: this.exposures,
+      registry: this.deps.metrics.registry,
+      log,
+      apiKeys: config.API_KEYS.map((k) => k.reveal()),
+      rateLimitPerMinute: config.API_RATE_LIMIT_PER_MINUTE,
+      batchMax: config.API_BATCH_MAX,
+      adThresholds: { high: config.AD_THRESHOLD_HIGH, medium: config.AD_THRESHOLD_MEDIUM },
+      readiness: () => this.readiness(),
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+    });
+    await this.server.listen({ host: config.API_HOST, port: config.API_PORT });
+    const address = this.server.server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  /** Ready when Redis answers and a model is loaded (a cached score alone would serve, an on-demand one would not). */
+  async readiness(): Promise<{ ready: boolean; modelVersion: string | null; reasons: string[] }> {
+    const reasons: string[] = [];
+    try {
+      await this.redis.ping();
+    } catch (err) {
+      reasons.push(`redis unreachable: ${String(err)}`);
+    }
+    const modelVersion = this.models.current?.version ?? null;
+    if (!modelVersion) reasons.push(`no model loaded from ${this.deps.config.MODEL_DIR}`);
+    return { ready: reasons.length === 0, modelVersion, reasons };
+  }
+
+  /** Stops taking requests, answers those in flight, records their exposures, then closes the clients. */
+  async stop(): Promise<void> {
+    await this.server?.close();
+    await this.exposures.close();
+    await this.producer.disconnect();
+    await this.models.stop();
+    this.redis.disconnect();
+  }
+}
