@@ -62,7 +62,27 @@ export interface MatchModel {
   /** Link when the posterior probability is at least this. */
   threshold: number;
   attributes: Record<string, { m: number[]; u: number[] }>;
+  /**
+   * Term frequencies learned from the training records (share of non-null values equal to each value), per attribute
+   * with term-frequency adjustment ({@link TF_ATTRIBUTES}); values below the table's floor are left out and count as
+   * the floor. Absent: no adjustment (older models).
+   */
+  termFrequencies?: Partial<Record<TfAttribute, { floor: number; values: Record<string, number> }>>;
 }
+
+/**
+ * Attributes whose exact agreement is weighed by how common the agreeing value is (Splink's term-frequency
+ * adjustment): agreeing on "smith" says less than agreeing on "roepstorff". Names are compared compacted (compare.ts).
+ */
+export const TF_ATTRIBUTES = ['firstName', 'lastName', 'city'] as const;
+export type TfAttribute = (typeof TF_ATTRIBUTES)[number];
+/**
+ * Bounds of one term-frequency adjustment in bits. Upwards it is capped: a value seen once in training (a typo, a rare
+ * name) is not proof of identity, and the exact level's m already includes such values. Downwards a very common value
+ * may lose most of its agreement weight.
+ */
+const TF_MAX_BOOST = 3;
+const TF_MAX_PENALTY = 10;
 
 /** Link when P(match) ≥ 0.5: the equal-cost Bayes decision (see the module comment). */
 export const DEFAULT_THRESHOLD = 0.5;
@@ -75,6 +95,8 @@ const clamp = (p: number) => Math.min(1 - PROBABILITY_FLOOR, Math.max(PROBABILIT
 interface Compiled {
   readonly weights: readonly Float64Array[];
   readonly priorLogOdds: number;
+  /** Per TF attribute: log2 of the exact level's u (the average frequency of agreement among non-matches). */
+  readonly exactLogU: Readonly<Record<TfAttribute, number>>;
 }
 const compiledCache = new WeakMap<MatchModel, Compiled>();
 
@@ -88,7 +110,10 @@ function compile(model: MatchModel): Compiled {
     if (params) for (let l = 0; l < w.length; l++) w[l] = Math.log2((params.m[l] ?? 1) / (params.u[l] ?? 1));
     return w;
   });
-  c = { weights, priorLogOdds: Math.log2(model.prior / (1 - model.prior)) };
+  const exactLogU = Object.fromEntries(
+    TF_ATTRIBUTES.map((attr) => [attr, Math.log2(model.attributes[attr]?.u[0] ?? 1)]),
+  ) as Record<TfAttribute, number>;
+  c = { weights, priorLogOdds: Math.log2(model.prior / (1 - model.prior)), exactLogU };
   compiledCache.set(model, c);
   return c;
 }
@@ -141,13 +166,59 @@ export function isConflict(a: PreparedRecord, b: PreparedRecord, v: ArrayLike<nu
   return birthDiffers || v[FIRST] === FIRST_DIFFERENT;
 }
 
+const TF_INDEX = TF_ATTRIBUTES.map((attr) => ATTRIBUTE_INDEX[attr]);
+
+/**
+ * The term-frequency adjustment of a comparison vector in bits: for each TF attribute at its exact level,
+ * log2(u_exact / tf(value)), bounded to [−TF_MAX_PENALTY, TF_MAX_BOOST]; 0 without a table. u_exact is the chance that
+ * two different people agree at all, tf(value) the chance that they agree on this value: the difference is how much
+ * more (or less) this particular agreement says than the average one the m/u weights stand for.
+ */
+export function tfAdjustment(model: MatchModel, a: PreparedRecord, b: PreparedRecord, v: ArrayLike<number>): number {
+  const tables = model.termFrequencies;
+  if (!tables) return 0;
+  const { exactLogU } = compile(model);
+  let adjustment = 0;
+  TF_ATTRIBUTES.forEach((attr, t) => {
+    const table = tables[attr];
+    if (!table || v[TF_INDEX[t] ?? 0] !== 0) return;
+    const value = tfValue(attr, a, b);
+    if (value === null) return;
+    const tf = Math.max(table.values[value] ?? table.floor, table.floor);
+    adjustment += Math.min(TF_MAX_BOOST, Math.max(-TF_MAX_PENALTY, exactLogU[attr] - Math.log2(tf)));
+  });
+  return adjustment;
+}
+
+/**
+ * The agreeing value of a TF attribute at its exact level. Names may agree crosswise (swapped first and last names,
+ * compare.ts); either way `a`'s own first or last name is the agreeing value of that attribute.
+ */
+function tfValue(attr: TfAttribute, a: PreparedRecord, b: PreparedRecord): string | null {
+  switch (attr) {
+    case 'firstName':
+      return a.first === b.first || a.first === b.last ? a.first : b.first;
+    case 'lastName':
+      return a.last === b.last || a.last === b.first ? a.last : b.last;
+    case 'city':
+      return a.record.city;
+  }
+}
+
 /** Compares and scores two records (derived values are cached per record object, see compare.ts). */
 export function scorePair(model: MatchModel, a: IdentityRecord, b: IdentityRecord): MatchScore {
-  const pa = prepare(a);
-  const pb = prepare(b);
+  return scorePrepared(model, prepare(a), prepare(b));
+}
+
+/** {@link scorePair} on prepared records, with the comparison vector that produced the score. */
+export function scorePrepared(
+  model: MatchModel,
+  pa: PreparedRecord,
+  pb: PreparedRecord,
+): MatchScore & { levels: Int8Array } {
   const v = comparePrepared(pa, pb);
-  const weight = vectorWeight(model, v);
-  return { weight, probability: probabilityOf(model, weight), conflict: isConflict(pa, pb, v) };
+  const weight = vectorWeight(model, v) + tfAdjustment(model, pa, pb, v);
+  return { weight, probability: probabilityOf(model, weight), conflict: isConflict(pa, pb, v), levels: v };
 }
 
 /** Whether a score is a link under the model: probability ≥ threshold and no conflict. */
@@ -163,6 +234,12 @@ const modelSchema = z.object({
   prior: z.number().gt(0).lt(1),
   threshold: z.number().gt(0).lte(1),
   attributes: z.record(z.string(), z.object({ m: probabilities, u: probabilities })),
+  termFrequencies: z
+    .partialRecord(
+      z.enum(TF_ATTRIBUTES),
+      z.object({ floor: z.number().gt(0).lte(1), values: z.record(z.string(), z.number().gt(0).lte(1)) }),
+    )
+    .optional(),
 });
 
 /**
@@ -220,6 +297,8 @@ export interface TrainOptions {
   readonly maxBlockSize?: number;
   /** The model's link threshold. @default DEFAULT_THRESHOLD */
   readonly threshold?: number;
+  /** Values seen fewer times than this are left out of the term-frequency tables (they count as the floor). @default 2 */
+  readonly tfMinCount?: number;
 }
 
 /** What training saw and estimated, for the CLI. */
@@ -482,7 +561,12 @@ export function trainEmWithReport(
     // only be undone by clamping again.
     attributes[attr] = { m: monotone(normalize(shrunk), ua), u: ua };
   });
-  const body = { prior, threshold: options.threshold ?? DEFAULT_THRESHOLD, attributes };
+  const body = {
+    prior,
+    threshold: options.threshold ?? DEFAULT_THRESHOLD,
+    attributes,
+    termFrequencies: termFrequencies(prepared, options.tfMinCount ?? 2),
+  };
   const model: MatchModel = { version: `fs-em-${fnv1a(JSON.stringify(body))}`, ...body };
   return {
     model,
@@ -501,6 +585,35 @@ export function trainEmWithReport(
 /** {@link trainEmWithReport} without the report. */
 export function trainEm(records: readonly IdentityRecord[], options: TrainOptions = {}): MatchModel {
   return trainEmWithReport(records, options).model;
+}
+
+/**
+ * Term-frequency tables of the TF attributes over the training records: share of each value among the non-null ones.
+ * Values seen fewer than `minCount` times are dropped and the floor (1 / non-null count, i.e. seen once) stands in for
+ * them, which keeps the table to the values whose frequency was actually measured.
+ */
+export function termFrequencies(
+  prepared: readonly PreparedRecord[],
+  minCount: number,
+): NonNullable<MatchModel['termFrequencies']> {
+  const out: NonNullable<MatchModel['termFrequencies']> = {};
+  for (const attr of TF_ATTRIBUTES) {
+    const counts = new Map<string, number>();
+    let total = 0;
+    for (const p of prepared) {
+      const value = attr === 'firstName' ? p.first : attr === 'lastName' ? p.last : p.record.city;
+      if (value === null) continue;
+      counts.set(value, (counts.get(value) ?? 0) + 1);
+      total++;
+    }
+    if (total === 0) continue;
+    const values: Record<string, number> = {};
+    for (const [value, n] of [...counts].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
+      if (n >= minCount) values[value] = n / total;
+    }
+    out[attr] = { floor: 1 / total, values };
+  }
+  return out;
 }
 
 function maxDelta(a: Params, b: Params): number {
