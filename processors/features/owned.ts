@@ -11,7 +11,7 @@
  */
 import type { FeatureHandoff } from '../../schemas/generated/types.js';
 import { foldEvents, type FoldResult, type ServedHash, type SourcedEvent } from './logic.js';
-import { emptyState, mergeStates, prune, type FeatureState } from './state.js';
+import { emptyState, mergeStates, prune, upgradeState, type FeatureState } from './state.js';
 import type { StoredCustomer } from './store.js';
 
 export interface Entry {
@@ -160,7 +160,7 @@ export class PartitionTable {
     if (h.fromId === e.id || e.absorbed.includes(h.fromId)) return 'duplicate';
     const payload = JSON.parse(h.payload.toString('utf8')) as StatePayload;
     const state = (e.state ??= emptyState());
-    if (payload.state) mergeStates(state, payload.state);
+    if (payload.state) mergeStates(state, upgradeState(payload.state)); // a hand-off from an older instance: format 1
     prune(state);
     e.absorbed.push(h.fromId, ...payload.absorbed.filter((id) => !e.absorbed.includes(id)));
     this.touch(e);

@@ -33,20 +33,31 @@ export type FeatureEvent =
       readonly category: string | null;
     };
 
-/** Minute/hour bucket: [views, searches, add-to-carts, all events]. */
-type ClickCounts = [number, number, number, number];
-/** Day bucket: [orders, spend minor, returns, purchase lines, views, searches, add-to-carts]. */
-type DayCounts = [number, number, number, number, number, number, number];
-/** Session: [first ms, last ms, had an add-to-cart (0/1), had a purchase (0/1)]. */
-type SessionState = [number, number, number, number];
-/** Category: newest interaction and day buckets of [interactions, spend minor]. */
+/**
+ * Time buckets are kept flat, as plain number arrays with a fixed stride: `[index, counts…, index, counts…]`, ascending
+ * by bucket index (t / hop, floored). Events arrive nearly in time order, so a bucket is almost always the last one or
+ * a new one appended; a scan over numbers allocates nothing (string-keyed records cost a string per key and read).
+ */
+/** Minute bucket stride: [minute, views, searches, add-to-carts]. */
+const M = 4;
+/** Hour bucket stride: [hour, views, searches, add-to-carts, all events]. */
+const H = 5;
+/** Day bucket stride: [day, orders, spend minor, returns, purchase lines, views, searches, add-to-carts]. */
+const D = 8;
+/** Category day bucket stride: [day, interactions, spend minor]. */
+const C = 3;
+/** Session stride: [first ms, last ms, had an add-to-cart (0/1), had a purchase (0/1)]. */
+const S = 4;
+/** Category: newest interaction and its day buckets (stride C). */
 interface CategoryState {
   l: number;
-  d: Record<string, [number, number]>;
+  d: number[];
 }
 
-/** JSON-serializable state of one customer. Bucket keys are bucket indexes (t / hop, floored) as strings. */
+/** JSON-serializable state of one customer (format 2: flat buckets). */
 export interface FeatureState {
+  /** Format: 2 (format 1, string-keyed buckets, is read through {@link upgradeState}). */
+  v: 2;
   /** First and newest event time applied. */
   f: number;
   l: number;
@@ -56,17 +67,21 @@ export interface FeatureState {
   /** Lifetime purchases and their spend (minor units). */
   ol: number;
   sl: number;
-  m: Record<string, ClickCounts>;
-  h: Record<string, ClickCounts>;
-  d: Record<string, DayCounts>;
+  /** Minute, hour and day buckets, flat (strides M, H, D). */
+  m: number[];
+  h: number[];
+  d: number[];
   c: Record<string, CategoryState>;
-  s: Record<string, SessionState>;
+  /** Session ids and, flat in the same order, their state (stride S); the current session is almost always last. */
+  s: string[];
+  sv: number[];
   /**
-   * Sessions pruned from `s` (first event before the 30-day window), by id → first event time, kept for
+   * Sessions pruned from `s` (first event before the 30-day window): ids and their first event time, kept for
    * SESSION_TOMBSTONE_DAYS more: a late event or a merged customer's part of such a session must not bring it back as a
    * new session inside the window.
    */
-  st?: Record<string, number>;
+  st: string[];
+  stv: number[];
   /**
    * Idempotency watermarks: highest input offset applied, per `<topic>:<partition>|<stream>` (logic.ts SourcedEvent):
    * within a partition only one published key's records are in offset order, so the key is part of the watermark.
@@ -88,23 +103,26 @@ const SESSION_TOMBSTONE_DAYS = 7;
 
 const idx = (t: number, hop: number) => Math.floor(t / hop);
 
-/** Slot of a counted click type in minute/hour buckets (day buckets: 4 + slot). */
+/** Slot of a counted click type in minute/hour buckets (1 + slot), day buckets (5 + slot). */
 const CLICK_SLOT: Partial<Record<ClickType, 0 | 1 | 2>> = { VIEW: 0, SEARCH: 1, ADD_TO_CART: 2 };
 
 export function emptyState(): FeatureState {
   return {
+    v: 2,
     f: Number.MAX_SAFE_INTEGER,
     l: 0,
     fp: null,
     lp: null,
     ol: 0,
     sl: 0,
-    m: {},
-    h: {},
-    d: {},
+    m: [],
+    h: [],
+    d: [],
     c: {},
-    s: {},
-    st: {},
+    s: [],
+    sv: [],
+    st: [],
+    stv: [],
     wm: {},
     lt: {},
     late: 0,
@@ -115,48 +133,63 @@ export function isEmptyState(state: FeatureState): boolean {
   return state.l === 0 && state.f === Number.MAX_SAFE_INTEGER;
 }
 
-function bump<T extends number[]>(map: Record<string, T>, key: number, size: number, add: (b: T) => void): void {
-  const k = String(key);
-  let bucket = map[k];
-  if (!bucket) {
-    bucket = new Array<number>(size).fill(0) as T;
-    map[k] = bucket;
-  }
-  add(bucket);
+const at = (a: readonly number[], i: number) => a[i] as number;
+
+/** Position in `a` (stride `n`) of bucket `key`, inserted with zero counts when missing. */
+function bucket(a: number[], n: number, key: number): number {
+  let i = a.length - n;
+  while (i >= 0 && at(a, i) > key) i -= n;
+  if (i >= 0 && a[i] === key) return i;
+  const pos = i + n;
+  const fresh = new Array<number>(n).fill(0);
+  fresh[0] = key;
+  if (pos === a.length) a.push(...fresh);
+  else a.splice(pos, 0, ...fresh);
+  return pos;
+}
+
+function add(a: number[], i: number, v: number): void {
+  a[i] = at(a, i) + v;
 }
 
 const minOrNull = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
 const maxOrNull = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
 
-function touchSession(state: FeatureState, id: string | null, t: number, cart: boolean, purchase: boolean): void {
-  if (!id) return;
-  const pruned = state.st?.[id];
-  if (pruned !== undefined && state.st) {
-    state.st[id] = Math.min(pruned, t); // began before the window: it stays out of it
+/** Adds a session's part (first, last, cart, purchase) to `state`, unless it was pruned (then only its start). */
+function addSession(state: FeatureState, id: string, first: number, last: number, cart: number, purchase: number) {
+  const pruned = state.st.lastIndexOf(id);
+  if (pruned >= 0) {
+    state.stv[pruned] = Math.min(at(state.stv, pruned), first); // began before the window: it stays out of it
     return;
   }
-  const s = state.s[id];
-  if (s) {
-    s[0] = Math.min(s[0], t);
-    s[1] = Math.max(s[1], t);
-    if (cart) s[2] = 1;
-    if (purchase) s[3] = 1;
-  } else {
-    state.s[id] = [t, t, cart ? 1 : 0, purchase ? 1 : 0];
+  const i = state.s.lastIndexOf(id);
+  if (i < 0) {
+    state.s.push(id);
+    state.sv.push(first, last, cart, purchase);
+    return;
   }
+  const sv = state.sv;
+  const o = i * S;
+  sv[o] = Math.min(at(sv, o), first);
+  sv[o + 1] = Math.max(at(sv, o + 1), last);
+  sv[o + 2] = Math.max(at(sv, o + 2), cart);
+  sv[o + 3] = Math.max(at(sv, o + 3), purchase);
+}
+
+function touchSession(state: FeatureState, id: string | null, t: number, cart: boolean, purchase: boolean): void {
+  if (id) addSession(state, id, t, t, cart ? 1 : 0, purchase ? 1 : 0);
 }
 
 function touchCategory(state: FeatureState, category: string, t: number, interactions: number, spend: number): void {
   let c = state.c[category];
   if (!c) {
-    c = { l: t, d: {} };
+    c = { l: t, d: [] };
     state.c[category] = c;
   }
   c.l = Math.max(c.l, t);
-  bump(c.d, idx(t, DAY_MS), 2, (b) => {
-    b[0] += interactions;
-    b[1] += spend;
-  });
+  const i = bucket(c.d, C, idx(t, DAY_MS));
+  add(c.d, i + 1, interactions);
+  add(c.d, i + 2, spend);
 }
 
 /** Folds one event into `state` (mutates it). The caller has already checked the watermark and the grace period. */
@@ -164,46 +197,42 @@ export function applyEvent(state: FeatureState, ev: FeatureEvent): void {
   const t = ev.timeMs;
   state.f = Math.min(state.f, t);
   state.l = Math.max(state.l, t);
-  const hour = idx(t, HOUR_MS);
+  const h = bucket(state.h, H, idx(t, HOUR_MS));
+  add(state.h, h + 4, 1);
   const day = idx(t, DAY_MS);
   if (ev.kind === 'transaction') {
-    bump(state.h, hour, 4, (b) => void (b[3] += 1));
-    bump(state.d, day, 7, (b) => {
-      if (ev.purchase) {
-        b[0] += 1;
-        b[1] += ev.totalMinor;
-        b[3] += ev.lines.length;
-      } else {
-        b[2] += 1;
-      }
-    });
+    const d = bucket(state.d, D, day);
     if (ev.purchase) {
+      add(state.d, d + 1, 1);
+      add(state.d, d + 2, ev.totalMinor);
+      add(state.d, d + 4, ev.lines.length);
       state.fp = minOrNull(state.fp, t);
       state.lp = maxOrNull(state.lp, t);
       state.ol += 1;
       state.sl += ev.totalMinor;
       for (const line of ev.lines) touchCategory(state, line.category, t, 1, line.amountMinor);
+    } else {
+      add(state.d, d + 3, 1);
     }
     touchSession(state, ev.sessionId, t, false, ev.purchase);
   } else {
     const slot = CLICK_SLOT[ev.type];
-    const count = (b: number[]) => {
-      if (slot !== undefined) b[slot] = (b[slot] ?? 0) + 1;
-      b[3] = (b[3] ?? 0) + 1;
-    };
-    bump(state.m, idx(t, MINUTE_MS), 4, count);
-    bump(state.h, hour, 4, count);
-    if (slot !== undefined) bump(state.d, day, 7, (b: number[]) => void (b[4 + slot] = (b[4 + slot] ?? 0) + 1));
+    if (slot !== undefined) {
+      const m = bucket(state.m, M, idx(t, MINUTE_MS));
+      add(state.m, m + 1 + slot, 1);
+      add(state.h, h + 1 + slot, 1);
+      add(state.d, bucket(state.d, D, day) + 5 + slot, 1);
+    }
     if (ev.category && (ev.type === 'VIEW' || ev.type === 'ADD_TO_CART')) touchCategory(state, ev.category, t, 1, 0);
     touchSession(state, ev.sessionId, t, ev.type === 'ADD_TO_CART', ev.type === 'PURCHASE');
   }
 }
 
-function addInto<T extends number[]>(target: Record<string, T>, source: Record<string, T>): void {
-  for (const [k, b] of Object.entries(source)) {
-    const t = target[k];
-    if (t) for (let i = 0; i < b.length; i++) t[i] = (t[i] ?? 0) + (b[i] ?? 0);
-    else target[k] = [...b] as T;
+/** Adds every bucket of `source` into `target` (both stride `n`). */
+function addInto(target: number[], source: readonly number[], n: number): void {
+  for (let j = 0; j < source.length; j += n) {
+    const i = bucket(target, n, at(source, j));
+    for (let k = 1; k < n; k++) add(target, i + k, at(source, j + k));
   }
 }
 
@@ -215,47 +244,47 @@ export function mergeStates(into: FeatureState, from: FeatureState): void {
   into.lp = maxOrNull(into.lp, from.lp);
   into.ol += from.ol;
   into.sl += from.sl;
-  addInto(into.m, from.m);
-  addInto(into.h, from.h);
-  addInto(into.d, from.d);
+  addInto(into.m, from.m, M);
+  addInto(into.h, from.h, H);
+  addInto(into.d, from.d, D);
   for (const [name, c] of Object.entries(from.c)) {
     const mine = into.c[name];
     if (mine) {
       mine.l = Math.max(mine.l, c.l);
-      addInto(mine.d, c.d);
+      addInto(mine.d, c.d, C);
     } else {
-      into.c[name] = { l: c.l, d: structuredClone(c.d) };
+      into.c[name] = { l: c.l, d: [...c.d] };
     }
   }
-  const tombstones = (into.st ??= {});
-  for (const [id, first] of Object.entries(from.st ?? {})) {
-    tombstones[id] = Math.min(tombstones[id] ?? first, first);
-    const live = into.s[id];
-    if (live) live[0] = Math.min(live[0], first); // the session began earlier than this side saw: prune decides
-  }
-  for (const [id, s] of Object.entries(from.s)) {
-    const pruned = tombstones[id];
-    if (pruned !== undefined) {
-      tombstones[id] = Math.min(pruned, s[0]);
-      continue;
-    }
-    const mine = into.s[id];
-    if (mine) {
-      mine[0] = Math.min(mine[0], s[0]);
-      mine[1] = Math.max(mine[1], s[1]);
-      mine[2] = Math.max(mine[2], s[2]);
-      mine[3] = Math.max(mine[3], s[3]);
-    } else {
-      into.s[id] = [...s];
-    }
-  }
+  from.st.forEach((id, j) => {
+    const first = at(from.stv, j);
+    addTombstone(into, id, first);
+    const live = into.s.lastIndexOf(id);
+    if (live >= 0) into.sv[live * S] = Math.min(at(into.sv, live * S), first); // began earlier: prune decides
+  });
+  from.s.forEach((id, j) => {
+    const o = j * S;
+    addSession(into, id, at(from.sv, o), at(from.sv, o + 1), at(from.sv, o + 2), at(from.sv, o + 3));
+  });
   for (const [src, offset] of Object.entries(from.wm)) into.wm[src] = Math.max(into.wm[src] ?? -1, offset);
   for (const [kind, t] of Object.entries(from.lt)) into.lt[kind] = Math.max(into.lt[kind] ?? 0, t);
   into.late += from.late;
 }
 
-function pruneBuckets(map: Record<string, unknown>, minKey: number): void {
-  for (const k of Object.keys(map)) if (Number(k) < minKey) Reflect.deleteProperty(map, k);
+function addTombstone(state: FeatureState, id: string, first: number): void {
+  const i = state.st.lastIndexOf(id);
+  if (i >= 0) state.stv[i] = Math.min(at(state.stv, i), first);
+  else {
+    state.st.push(id);
+    state.stv.push(first);
+  }
+}
+
+/** Drops the buckets (stride `n`) before `minKey`. */
+function pruneBuckets(a: number[], n: number, minKey: number): void {
+  let j = 0;
+  while (j < a.length && at(a, j) < minKey) j += n;
+  if (j > 0) a.splice(0, j);
 }
 
 /**
@@ -265,22 +294,87 @@ function pruneBuckets(map: Record<string, unknown>, minKey: number): void {
 export function prune(state: FeatureState): void {
   if (isEmptyState(state)) return;
   const dayNow = idx(state.l, DAY_MS);
-  pruneBuckets(state.m, idx(state.l, MINUTE_MS) - KEEP_MINUTES);
-  pruneBuckets(state.h, (dayNow - KEEP_HOUR_DAYS) * 24);
-  pruneBuckets(state.d, dayNow - KEEP_DAYS);
-  for (const [name, c] of Object.entries(state.c)) {
-    pruneBuckets(c.d, dayNow - KEEP_DAYS);
-    if (Object.keys(c.d).length === 0) Reflect.deleteProperty(state.c, name);
+  pruneBuckets(state.m, M, idx(state.l, MINUTE_MS) - KEEP_MINUTES);
+  pruneBuckets(state.h, H, (dayNow - KEEP_HOUR_DAYS) * 24);
+  pruneBuckets(state.d, D, dayNow - KEEP_DAYS);
+  for (const name in state.c) {
+    const c = state.c[name] as CategoryState;
+    pruneBuckets(c.d, C, dayNow - KEEP_DAYS);
+    if (c.d.length === 0) Reflect.deleteProperty(state.c, name);
   }
-  const tombstones = (state.st ??= {});
-  for (const [id, s] of Object.entries(state.s)) {
-    if (idx(s[0], DAY_MS) >= dayNow - SESSION_DAYS) continue;
-    tombstones[id] = Math.min(tombstones[id] ?? s[0], s[0]);
-    Reflect.deleteProperty(state.s, id);
+  const { s, sv } = state;
+  let kept = 0;
+  for (let i = 0; i < s.length; i++) {
+    const first = at(sv, i * S);
+    if (idx(first, DAY_MS) < dayNow - SESSION_DAYS) {
+      addTombstone(state, s[i] as string, first);
+      continue;
+    }
+    if (kept !== i) {
+      s[kept] = s[i] as string;
+      for (let k = 0; k < S; k++) sv[kept * S + k] = at(sv, i * S + k);
+    }
+    kept++;
   }
-  for (const [id, first] of Object.entries(tombstones)) {
-    if (idx(first, DAY_MS) < dayNow - SESSION_DAYS - SESSION_TOMBSTONE_DAYS) Reflect.deleteProperty(tombstones, id);
+  s.length = kept;
+  sv.length = kept * S;
+  const { st, stv } = state;
+  let live = 0;
+  for (let i = 0; i < st.length; i++) {
+    if (idx(at(stv, i), DAY_MS) < dayNow - SESSION_DAYS - SESSION_TOMBSTONE_DAYS) continue;
+    st[live] = st[i] as string;
+    stv[live] = at(stv, i);
+    live++;
   }
+  st.length = live;
+  stv.length = live;
+}
+
+/** Format 1 of the state (string-keyed bucket records): what checkpoints and hand-offs written before format 2 hold. */
+interface StateV1 extends Omit<FeatureState, 'v' | 'm' | 'h' | 'd' | 'c' | 's' | 'sv' | 'st' | 'stv'> {
+  s: Record<string, number[]>;
+  st?: Record<string, number>;
+  m: Record<string, number[]>;
+  h: Record<string, number[]>;
+  d: Record<string, number[]>;
+  c: Record<string, { l: number; d: Record<string, number[]> }>;
+}
+
+/** Format 1 buckets (key → counts) as flat buckets of stride `n` (the first n − 1 counts of each). */
+function flatten(record: Record<string, number[]>, n: number): number[] {
+  const out: number[] = [];
+  const keys = Object.keys(record)
+    .map(Number)
+    .sort((a, b) => a - b);
+  for (const k of keys) {
+    const counts = record[String(k)] ?? [];
+    out.push(k);
+    for (let i = 0; i < n - 1; i++) out.push(counts[i] ?? 0);
+  }
+  return out;
+}
+
+/** A stored or handed-off state in whichever format it was written, as format 2 (format 1 is converted exactly). */
+export function upgradeState(stored: FeatureState | StateV1): FeatureState {
+  if ('v' in stored && stored.v === 2) return stored;
+  const v1 = stored as StateV1;
+  const c: Record<string, CategoryState> = {};
+  for (const [name, cat] of Object.entries(v1.c)) c[name] = { l: cat.l, d: flatten(cat.d, C) };
+  // Format 1 minute buckets were [views, searches, carts, all]; hour [views, searches, carts, all]; day as format 2.
+  const sessions = Object.entries(v1.s);
+  const tombstones = Object.entries(v1.st ?? {});
+  return {
+    ...v1,
+    v: 2,
+    m: flatten(v1.m, M),
+    h: flatten(v1.h, H),
+    d: flatten(v1.d, D),
+    c,
+    s: sessions.map(([id]) => id),
+    sv: sessions.flatMap(([, v]) => v.slice(0, S)),
+    st: tombstones.map(([id]) => id),
+    stv: tombstones.map(([, first]) => first),
+  };
 }
 
 /**
@@ -293,30 +387,29 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
   const minute = idx(refMs, MINUTE_MS);
   const hour = idx(refMs, HOUR_MS);
   const day = idx(refMs, DAY_MS);
-  // One pass per map (this runs on every update, so it stays allocation-light).
+  // One pass per bucket array (this runs on every update, so it allocates next to nothing).
   let views1h = 0;
   let searches1h = 0;
   let carts1h = 0;
-  for (const k in state.m) {
-    const b = state.m[k];
-    if (!b || Number(k) < minute - 60) continue;
-    views1h += b[0];
-    searches1h += b[1];
-    carts1h += b[2];
+  const { m, h: hb, d: db } = state;
+  for (let i = 0; i < m.length; i += M) {
+    if (at(m, i) < minute - 60) continue;
+    views1h += at(m, i + 1);
+    searches1h += at(m, i + 2);
+    carts1h += at(m, i + 3);
   }
   let views24h = 0;
   let searches24h = 0;
   let carts24h = 0;
   const hourCounts30d = new Array<number>(24).fill(0);
-  for (const k in state.h) {
-    const b = state.h[k];
-    const h = Number(k);
-    if (!b || h < (day - 30) * 24) continue;
-    hourCounts30d[h % 24] = (hourCounts30d[h % 24] ?? 0) + b[3];
+  for (let i = 0; i < hb.length; i += H) {
+    const h = at(hb, i);
+    if (h < (day - 30) * 24) continue;
+    hourCounts30d[h % 24] = at(hourCounts30d, h % 24) + at(hb, i + 4);
     if (h < hour - 24) continue;
-    views24h += b[0];
-    searches24h += b[1];
-    carts24h += b[2];
+    views24h += at(hb, i + 1);
+    searches24h += at(hb, i + 2);
+    carts24h += at(hb, i + 3);
   }
   let orders7d = 0;
   let orders30d = 0;
@@ -326,56 +419,56 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
   let spend90dMinor = 0;
   let returns90d = 0;
   let lines90d = 0;
-  const purchaseDays90d: number[] = [];
+  const purchaseDays90d: number[] = []; // ascending: the buckets are
   let views7d = 0;
   let searches7d = 0;
   let searches30d = 0;
   let carts7d = 0;
-  for (const k in state.d) {
-    const b = state.d[k];
-    const d = Number(k);
-    if (!b || d < day - 90) continue;
-    orders90d += b[0];
-    spend90dMinor += b[1];
-    returns90d += b[2];
-    lines90d += b[3];
-    if (b[0] > 0) purchaseDays90d.push(d);
+  for (let i = 0; i < db.length; i += D) {
+    const d = at(db, i);
+    if (d < day - 90) continue;
+    const orders = at(db, i + 1);
+    const spend = at(db, i + 2);
+    orders90d += orders;
+    spend90dMinor += spend;
+    returns90d += at(db, i + 3);
+    lines90d += at(db, i + 4);
+    if (orders > 0) purchaseDays90d.push(d);
     if (d < day - 30) continue;
-    orders30d += b[0];
-    spend30dMinor += b[1];
-    searches30d += b[5];
+    orders30d += orders;
+    spend30dMinor += spend;
+    searches30d += at(db, i + 6);
     if (d < day - 7) continue;
-    orders7d += b[0];
-    spend7dMinor += b[1];
-    views7d += b[4];
-    searches7d += b[5];
-    carts7d += b[6];
+    orders7d += orders;
+    spend7dMinor += spend;
+    views7d += at(db, i + 5);
+    searches7d += at(db, i + 6);
+    carts7d += at(db, i + 7);
   }
   let sessions30d = 0;
   let cartSessions30d = 0;
   let abandonedSessions30d = 0;
   let sessionDurationMs30d = 0;
-  for (const k in state.s) {
-    const s = state.s[k];
-    if (!s || idx(s[0], DAY_MS) < day - SESSION_DAYS) continue;
+  const sv = state.sv;
+  for (let o = 0; o < sv.length; o += S) {
+    const first = at(sv, o);
+    if (idx(first, DAY_MS) < day - SESSION_DAYS) continue;
     sessions30d++;
-    sessionDurationMs30d += s[1] - s[0];
-    if (s[2]) {
+    sessionDurationMs30d += at(sv, o + 1) - first;
+    if (at(sv, o + 2)) {
       cartSessions30d++;
-      if (!s[3]) abandonedSessions30d++;
+      if (!at(sv, o + 3)) abandonedSessions30d++;
     }
   }
   const categories: CategoryAggregate[] = [];
   for (const category in state.c) {
-    const c = state.c[category];
-    if (!c) continue;
+    const c = state.c[category] as CategoryState;
     let interactions90d = 0;
     let spend90d = 0;
-    for (const k in c.d) {
-      const b = c.d[k];
-      if (!b || Number(k) < day - 90) continue;
-      interactions90d += b[0];
-      spend90d += b[1];
+    for (let i = 0; i < c.d.length; i += C) {
+      if (at(c.d, i) < day - 90) continue;
+      interactions90d += at(c.d, i + 1);
+      spend90d += at(c.d, i + 2);
     }
     if (interactions90d > 0) categories.push({ category, interactions90d, spend90dMinor: spend90d, lastMs: c.l });
   }
@@ -396,7 +489,7 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     returns90d,
     lines90d,
     activeDays90d: purchaseDays90d.length,
-    purchaseDays90d: purchaseDays90d.sort((a, b) => a - b),
+    purchaseDays90d,
     views1h,
     views24h,
     views7d,

@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import type { FeatureState } from './state.js';
+import { upgradeState, type FeatureState } from './state.js';
 
 export interface StoredCustomer {
   readonly id: string;
@@ -82,8 +82,9 @@ export function encodeState(state: FeatureState): string {
   return JSON.stringify(state);
 }
 
+/** A checkpoint in whichever state format it was written (format 1 checkpoints are converted exactly). */
 export function decodeState(stored: string): FeatureState {
-  return JSON.parse(stored) as FeatureState;
+  return upgradeState(JSON.parse(stored) as Parameters<typeof upgradeState>[0]);
 }
 
 type ScriptCommand = (...args: string[]) => Promise<number>;

@@ -20,6 +20,7 @@ import {
   aggregatesOf,
   emptyState,
   mergeStates,
+  upgradeState,
   type ClickType,
   type FeatureEvent,
   type FeatureState,
@@ -364,5 +365,38 @@ describe('feature state', () => {
     const t = newest(events);
     expect(aggregatesOf(copy, t + DAY_MS)).toEqual(aggregatesOf(state, t + DAY_MS));
     expect(() => aggregatesOf(state, t - 1)).toThrow(/precedes the newest event/);
+  });
+
+  it('reads a format 1 state (string-keyed buckets, as checkpoints and hand-offs written before format 2) exactly', () => {
+    for (const seed of [41, 42]) {
+      const events = history(seed, 300);
+      const state = fold(events);
+      // Format 1 as the previous code wrote it: bucket index → counts, sessions and tombstones by id.
+      const record = (flat: readonly number[], n: number, pad: number) => {
+        const out: Record<string, number[]> = {};
+        for (let i = 0; i < flat.length; i += n)
+          out[String(flat[i])] = [...flat.slice(i + 1, i + n), ...new Array<number>(pad).fill(7)];
+        return out;
+      };
+      const v1 = {
+        ...state,
+        v: undefined,
+        m: record(state.m, 4, 1), // format 1 minute buckets also counted all events (unused)
+        h: record(state.h, 5, 0),
+        d: record(state.d, 8, 0),
+        c: Object.fromEntries(Object.entries(state.c).map(([k, c]) => [k, { l: c.l, d: record(c.d, 3, 0) }])),
+        s: Object.fromEntries(state.s.map((id, i) => [id, state.sv.slice(i * 4, i * 4 + 4)])),
+        st: Object.fromEntries(state.st.map((id, i) => [id, state.stv[i]])),
+        sv: undefined,
+        stv: undefined,
+      };
+      const upgraded = upgradeState(JSON.parse(JSON.stringify(v1)) as Parameters<typeof upgradeState>[0]);
+      const t = newest(events);
+      for (const ref of [t, t + 10 * DAY_MS]) expect(aggregatesOf(upgraded, ref)).toEqual(oracle(events, ref));
+      const later = history(seed + 100, 50).map((e) => ({ ...e, timeMs: e.timeMs + 20 * DAY_MS }));
+      foldEvents(upgraded, sourced(later, 'topic:9'), NO_GRACE_LIMIT); // and it keeps folding as format 2
+      const t2 = newest([...events, ...later]);
+      expect(aggregatesOf(upgraded, t2)).toEqual(oracle([...events, ...later], t2));
+    }
   });
 });
