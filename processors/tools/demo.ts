@@ -23,6 +23,7 @@ import { EventSerde } from '../runtime/serde.js';
 import { FeatureStore } from '../features/store.js';
 import { Pipeline } from '../pipeline.js';
 import { sampleBadRecords } from '../demo-bad-records.js';
+import { startBackgroundApi } from './api-background.js';
 
 const step = (name: string) => {
   const started = Date.now();
@@ -40,6 +41,9 @@ async function main(): Promise<void> {
   process.env['SCHEMA_REGISTRY_URL'] ??= endpoints.schemaRegistryUrl;
   process.env['REDIS_URL'] ??= endpoints.redisUrl;
   process.env['CLICKHOUSE_URL'] ??= endpoints.clickhouseUrl;
+  // The sample is history (it ends months before today): score it as of its own newest event, as a replay should,
+  // not as of the wall clock, which would rescore every customer as long gone.
+  process.env['SCORING_CLOCK'] ??= 'event';
   const config = loadConfig();
   done();
 
@@ -124,8 +128,6 @@ async function main(): Promise<void> {
   const rescored = await pipeline.rescoreAsOf(newest);
   await pipeline.waitUntilCaughtUp(admin2, 120_000);
   done(`${rescored} scored (customers and anonymous sessions)`);
-  await admin2.disconnect();
-  await pipeline.stop();
 
   const redis = new Redis(config.REDIS_URL);
   const graph = IdentityGraph.open(redis, {
@@ -158,6 +160,24 @@ async function main(): Promise<void> {
   const features = await featureSummary(redis, config.TOPIC_PREFIX, [...platformsOfCustomer.keys()]);
   const scores = await scoreSummary(redis, config.TOPIC_PREFIX, [...platformsOfCustomer.keys()]);
   redis.disconnect();
+  done = step('prediction API (npm run start:api), left running for the ad server');
+  const api = await startBackgroundApi(config);
+  const example = scores.highest ?? [...platformsOfCustomer.keys()][0] ?? 'c-1';
+  const apiKey = config.API_KEYS[0]?.reveal() ?? '';
+  const decision = await fetch(`${api.url}/ad-decision`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ customer_id: example, placement: 'demo' }),
+  });
+  const decided = (await decision.json()) as Record<string, unknown>;
+  if (!decision.ok) throw new Error(`POST /ad-decision answered ${decision.status}: ${JSON.stringify(decided)}`);
+  const creative = decided['creative'] as Record<string, unknown>;
+  // The pipeline's warehouse sink lands the decision's exposure record before it stops.
+  await pipeline.waitUntilCaughtUp(admin2, 120_000);
+  const exposures = await countOf(`SELECT count() AS n FROM fact_ad_decision FINAL`);
+  await admin2.disconnect();
+  await pipeline.stop();
+  done(`pid ${api.pid} on ${api.url}`);
   const counts = (await runNamedQuery(clickhouse, 'counts'))[0] ?? {};
   const revenue = await runNamedQuery(clickhouse, 'revenue-by-platform');
   await clickhouse.close();
@@ -180,6 +200,11 @@ Summary
   warehouse totals                ${JSON.stringify(counts)}
   revenue by platform             ${revenue.map((r) => `${String(r['platform_id'])} ${String(r['currency'])} ${money(r['net_minor'])}`).join('; ')}
 
+Prediction API (left running: pid ${api.pid}, log ${api.log}; kill $(cat out/api.pid) stops it)
+  curl -s -X POST ${api.url}/predict-intent -H 'authorization: Bearer ${apiKey}' -H 'content-type: application/json' -d '{"customer_id":"${example}"}'
+  ad decision for ${example}: ${String(decided['ad_type'])} ad ${String(creative['id'])} (intent ${String(decided['intent_level'])}, score ${Number(decided['intent_score']).toFixed(3)}), exposure in fact_ad_decision (${exposures} decisions there, all runs)
+  routes: ${api.url}/openapi.json
+
 Endpoints (the stack stays up; npm run stack -- down stops it)
   KAFKA_BROKERS=${config.KAFKA_BROKERS.join(',')}
   SCHEMA_REGISTRY_URL=${config.SCHEMA_REGISTRY_URL}
@@ -193,15 +218,20 @@ async function scoreSummary(redis: Redis, prefix: string, customers: readonly st
   const levels = new Map<string, number>();
   const models = new Set<string>();
   let scored = 0;
+  let highest: string | null = null;
+  let best = -1;
   for (const id of customers) {
     const hash = await redis.hgetall(`${prefix}score:{${id}}`);
     if (!hash['intent_level']) continue;
     scored++;
     levels.set(hash['intent_level'], (levels.get(hash['intent_level']) ?? 0) + 1);
     if (hash['model_version']) models.add(hash['model_version']);
+    if (Number(hash['intent_score']) > best) [best, highest] = [Number(hash['intent_score']), id];
   }
   return {
     customers: scored,
+    /** The customer with the highest score (the demo's example for the API). */
+    highest,
     levels,
     models: [...models].join(', '),
     exampleKey: `${prefix}score:{${customers[0] ?? 'c-1'}}`,

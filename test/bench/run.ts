@@ -4,16 +4,22 @@
  *
  * - identity: FEBRL4 (10,000 records, two platforms) through the real identity resolver, against a kafkajs consumer
  *   that only decodes the same records.
+ * - identity-messy: the generated messy benchmark (~50,000 records of ~5,000 people, no identifier) through the real
+ *   identity resolver: precision, recall, F1, the largest cluster, records/s against the same decode-only consumer.
  * - features: ≥ 1 million generated resolved events through the feature processor, against a decode-only consumer.
  * - features-cpu: the feature processor's per-update CPU in process (fold, features, hash, score record, checkpoint).
  * - pipeline: raw events → resolver → features → scorer → Redis at 5,000 events/s and at maximum throughput: event-to-
  *   score latency and events/s, against a decode-only consumer of the raw topics.
  * - scale: the feature processor on 8 partitions with 1, 2 and 4 instances (processes), and the time to restore a
  *   killed instance's partitions on the survivors.
+ * - api: the prediction API (its own process) under autocannon at 1,000 requests/s and at maximum: cached and computed
+ *   predictions, batches of 100, ad decisions, against a bare Redis HGETALL and GET /health.
  */
 import { fileURLToPath } from 'node:url';
+import { apiBench } from './api.js';
 import { evaluateFiles } from '../../processors/identity/eval-cli.js';
 import { featuresBench } from './features.js';
+import { identityMessyBench } from './identity-messy.js';
 import { featuresCpuBench } from './features-cpu.js';
 import { pipelineBench } from './pipeline.js';
 import { scaleBench } from './scale.js';
@@ -21,10 +27,12 @@ import { scaleBench } from './scale.js';
 const dataDir = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
+  api: apiBench,
   features: featuresBench,
   'features-cpu': featuresCpuBench,
   pipeline: pipelineBench,
   scale: scaleBench,
+  'identity-messy': identityMessyBench,
   async identity() {
     const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
     const result = await evaluateFiles(files, { measureRawConsumer: true });
