@@ -180,11 +180,22 @@ export class FeatureStore {
       const [epoch, version] = [String(w.epoch), String(w.version)];
       if (w.kind === 'write') {
         const [state, absorbed] = w.stateJson === null ? ['', '[]'] : [w.stateJson, JSON.stringify(w.absorbed)];
-        const [hash, score] = [JSON.stringify(w.hash), JSON.stringify(w.score)];
-        const [replace, del] = [w.replaceHash ? '1' : '0', JSON.stringify(w.deleteFields)];
-        void run(...keys, epoch, 'w', state, absorbed, version, ...ttls, hash, score, replace, del);
+        const counts = [String(w.hash.length), String(w.score.length), String(w.deleteFields.length)];
+        const fields = [...w.hash, ...w.score, ...w.deleteFields];
+        void run(
+          ...keys,
+          epoch,
+          'w',
+          state,
+          absorbed,
+          version,
+          ...ttls,
+          w.replaceHash ? '1' : '0',
+          ...counts,
+          ...fields,
+        );
       } else {
-        void run(...keys, epoch, 'a', w.survivor, '[]', version, ...ttls, '[]', '[]', '0', '[]');
+        void run(...keys, epoch, 'a', w.survivor, '[]', version, ...ttls, '0', '0', '0', '0');
       }
     }
     for (const [p, entries] of index.scored) {
