@@ -12,7 +12,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AdDecision } from '../../schemas/generated/types.js';
 import type { Logger } from '../runtime/log.js';
 import { decideAd, describeRef, type AdThresholds, type CustomerRef } from './logic.js';
@@ -145,6 +145,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     labelNames: ['outcome'],
     registers,
   });
+  const served = { cache: 0, computed: 0 };
+  new Gauge({
+    name: 'api_cache_hit_ratio',
+    help: "Share of predictions served from the stream's cached score since start (the rest were scored on demand)",
+    registers,
+    collect() {
+      const total = served.cache + served.computed;
+      this.set(total === 0 ? 0 : served.cache / total);
+    },
+  });
   const decisions = new Counter({
     name: 'ad_decisions_total',
     help: 'Ad decisions made (exposure recorded), by ad type and intent level',
@@ -219,7 +229,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       deps.log.warn('lookup failed', { error: String(err) });
       throw new HttpError(503, 'unavailable', 'the feature store is unavailable; try again');
     }
-    for (const o of outcomes) lookups.inc({ outcome: o.kind === 'found' ? o.prediction.source : o.kind });
+    for (const o of outcomes) {
+      lookups.inc({ outcome: o.kind === 'found' ? o.prediction.source : o.kind });
+      if (o.kind === 'found') served[o.prediction.source]++;
+    }
     return outcomes;
   };
   const one = async (ref: CustomerRef) => {

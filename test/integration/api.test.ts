@@ -320,6 +320,9 @@ describe('prediction API', () => {
     expect(metrics).toMatch(/api_request_duration_seconds_bucket\{[^}]*route="\/predict-intent"/);
     expect(metrics).toMatch(/api_predictions_total\{outcome="cache"\} [1-9]/);
     expect(metrics).toMatch(/api_predictions_total\{outcome="computed"\} [1-9]/);
+    const ratio = Number(/^api_cache_hit_ratio ([0-9.]+)$/m.exec(metrics)?.[1]);
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(1);
     expect(metrics).toMatch(/ad_decisions_total\{ad_type="[A-Z]+",intent_level="[A-Z]+"\} [1-9]/);
     const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths).sort()).toEqual(

@@ -1,0 +1,96 @@
+// Group commit of exposures: decisions that arrive while a send is in flight share the next send; one send at a
+// time; a failed send fails every decision in it (the API then answers 503), and later sends still go out.
+import { describe, expect, it } from 'vitest';
+import type { ProducerRecord } from 'kafkajs';
+import { ExposurePublisher } from '../../processors/api/exposures.js';
+import type { SerialProducer } from '../../processors/runtime/kafka.js';
+import type { EventSerde } from '../../processors/runtime/serde.js';
+import type { AdDecision } from '../../schemas/generated/types.js';
+import { topicCatalog } from '../../topics/catalog.js';
+
+/** A producer whose sends settle when the test says so (the broker's acknowledgement, or its refusal). */
+function manualProducer() {
+  const sends: { record: ProducerRecord; settle: (err?: Error) => void }[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const producer = {
+    send(record: ProducerRecord) {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      return new Promise((resolve, reject) => {
+        sends.push({
+          record,
+          settle: (err) => {
+            inFlight--;
+            if (err) reject(err);
+            else resolve([]);
+          },
+        });
+      });
+    },
+  } as unknown as SerialProducer;
+  return { producer, sends, maxInFlight: () => maxInFlight };
+}
+
+const serde = {
+  encode: (_topic: unknown, v: AdDecision) => Promise.resolve(Buffer.from(v.eventId)),
+} as unknown as EventSerde;
+const topic = topicCatalog().adDecisions;
+const decision = (id: string): AdDecision => ({
+  eventId: id,
+  eventTimeMs: 1,
+  customerId: `c-${id}`,
+  requestedId: `c-${id}`,
+  adType: 'BRAND',
+  creativeId: 'brand-a',
+  category: null,
+  placement: null,
+  intentScore: 0.1,
+  intentLevel: 'LOW',
+  predictedCategory: null,
+  modelVersion: 'v1',
+  scoreSource: 'CACHE',
+  experiment: null,
+  variant: null,
+});
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+describe('exposure publisher', () => {
+  it('sends decisions that gather during a send as one batch, one send at a time', async () => {
+    const { producer, sends, maxInFlight } = manualProducer();
+    const publisher = new ExposurePublisher(producer, serde, topic, { lingerMs: 1 });
+    const settled: string[] = [];
+    const track = (id: string) => publisher.publish(decision(id)).then(() => settled.push(id));
+    const first = track('a');
+    await tick();
+    expect(sends).toHaveLength(1);
+    const rest = ['b', 'c', 'd'].map(track);
+    await tick();
+    expect(sends).toHaveLength(1); // b, c, d wait for the send in flight
+    expect(settled).toEqual([]);
+    sends[0]?.settle();
+    await first;
+    await tick();
+    expect(sends).toHaveLength(2);
+    expect(sends[1]?.record.messages.map((m) => m.key)).toEqual(['c-b', 'c-c', 'c-d']);
+    expect(sends[1]?.record.topic).toBe(topic.name);
+    sends[1]?.settle();
+    await Promise.all(rest);
+    expect(settled).toEqual(['a', 'b', 'c', 'd']);
+    expect(maxInFlight()).toBe(1);
+  });
+
+  it('fails every decision of a refused send, and later decisions still go out', async () => {
+    const { producer, sends } = manualProducer();
+    const publisher = new ExposurePublisher(producer, serde, topic, { lingerMs: 1 });
+    const refused = [publisher.publish(decision('x')), publisher.publish(decision('y'))];
+    await tick();
+    sends[0]?.settle(new Error('broker refused'));
+    for (const p of refused) await expect(p).rejects.toThrow('broker refused');
+    const later = publisher.publish(decision('z'));
+    await tick();
+    sends[1]?.settle();
+    await expect(later).resolves.toBeUndefined();
+    await publisher.close();
+  });
+});
