@@ -170,32 +170,19 @@ export class FeatureStore {
    */
   async flush(writes: readonly CustomerWrite[], index: FlushIndex): Promise<FlushResult> {
     const { stateTtlSeconds, featuresTtlSeconds, scoresTtlSeconds } = this.options;
-    const ttls = [String(stateTtlSeconds), String(featuresTtlSeconds), String(scoresTtlSeconds)] as const;
+    const ttls = `"${stateTtlSeconds}","${featuresTtlSeconds}","${scoresTtlSeconds}"`;
     const pipeline = this.redis.pipeline();
     const run = (pipeline as unknown as Record<'featuresFlushCustomer', ScriptCommand>).featuresFlushCustomer.bind(
       pipeline,
     );
     for (const w of writes) {
-      const keys = [this.stateKey(w.id), this.featuresKey(w.id), this.scoreKey(w.id)] as const;
-      const [epoch, version] = [String(w.epoch), String(w.version)];
+      const [k1, k2, k3] = [this.stateKey(w.id), this.featuresKey(w.id), this.scoreKey(w.id)];
       if (w.kind === 'write') {
+        const head = `["${w.epoch}","w","${w.version}",${ttls},"${w.replaceHash ? '1' : '0'}"]`;
         const [state, absorbed] = w.stateJson === null ? ['', '[]'] : [w.stateJson, JSON.stringify(w.absorbed)];
-        const counts = [String(w.hash.length), String(w.score.length), String(w.deleteFields.length)];
-        const fields = [...w.hash, ...w.score, ...w.deleteFields];
-        void run(
-          ...keys,
-          epoch,
-          'w',
-          state,
-          absorbed,
-          version,
-          ...ttls,
-          w.replaceHash ? '1' : '0',
-          ...counts,
-          ...fields,
-        );
+        void run(k1, k2, k3, head, state, absorbed, JSON.stringify([w.hash, w.score, w.deleteFields]));
       } else {
-        void run(...keys, epoch, 'a', w.survivor, '[]', version, ...ttls, '0', '0', '0', '0');
+        void run(k1, k2, k3, `["${w.epoch}","a","${w.version}",${ttls},"0"]`, w.survivor, '[]', '[[],[],[]]');
       }
     }
     for (const [p, entries] of index.scored) {
