@@ -9,7 +9,10 @@ import {
   type RecordMetadata,
 } from 'kafkajs';
 import type { Config } from './config.js';
+import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { createLogger } from './log.js';
+
+applyKafkajsIdleFix();
 
 const kafkaLevel = { debug: logLevel.DEBUG, info: logLevel.WARN, warn: logLevel.WARN, error: logLevel.ERROR } as const;
 
