@@ -100,6 +100,11 @@ export interface UnionMatch {
   readonly confidence: number;
   /** Fellegi–Sunter match weight. */
   readonly matchWeight: number;
+  /**
+   * The cluster the caller judged the match's identity to be in, and its size then: when either changed by the time the
+   * union runs, nothing is written and the result is `stale`.
+   */
+  readonly expected?: { readonly root: string; readonly size: number };
 }
 
 export interface UnionResult {
@@ -111,6 +116,8 @@ export interface UnionResult {
   readonly merges: readonly MergeEntry[];
   /** Unions not performed because the cluster would have exceeded maxClusterSize. */
   readonly refused: number;
+  /** A cluster the caller judged changed before the union ran: nothing was written; judge again. */
+  readonly stale: boolean;
 }
 
 export interface CandidatesResult {
@@ -118,6 +125,13 @@ export interface CandidatesResult {
   readonly keys: string[];
   /** Blocking sets skipped because they held more than maxBlockSize identities. */
   readonly skippedBlocks: number;
+}
+
+/** A root cluster with its size and (some of) its members' stored records. */
+export interface CandidateClusterRecords {
+  readonly id: string;
+  readonly size: number;
+  readonly members: IdentityRecord[];
 }
 
 /** A stored identity with its cluster's current root. */
@@ -141,7 +155,7 @@ const SCRIPTS = {
   register: 'idgRegister',
   union: 'idgUnion',
   candidates: 'idgCandidates',
-  'candidate-records': 'idgCandidateRecords',
+  'cluster-candidates': 'idgClusterCandidates',
   records: 'idgRecords',
   'root-of': 'idgRootOf',
   'global-id-of': 'idgGlobalIdOf',
@@ -153,7 +167,7 @@ const SCRIPTS = {
 type ScriptFile = keyof typeof SCRIPTS;
 const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
   'candidates',
-  'candidate-records',
+  'cluster-candidates',
   'records',
   'global-id-of',
   'members',
@@ -344,26 +358,39 @@ export class IdentityGraph {
   }
 
   /**
-   * Read-only: `candidates` and `records` of them in one script and one round trip (one snapshot): what the resolver
-   * scores for a changed identity.
+   * Read-only, one snapshot and one round trip: the clusters a changed identity might join, whole. The roots of the
+   * identities sharing a (not oversized) blocking key with it, each with its size and up to `maxMembers` member
+   * records (sorted by key), preceded by the identity's own cluster when it has one (`own`; its members include the
+   * identity itself).
    */
-  async candidateRecords(
+  async clusterCandidates(
+    identityKey: string,
     blockingKeys: readonly string[],
-    excludeKey: string,
-    maxBlockSize: number,
-  ): Promise<{ skippedBlocks: number; records: Map<string, StoredIdentity> }> {
-    const records = new Map<string, StoredIdentity>();
-    if (blockingKeys.length === 0) return { skippedBlocks: 0, records };
+    options: { maxBlockSize: number; maxMembers: number },
+  ): Promise<{ skippedBlocks: number; own: string | null; clusters: CandidateClusterRecords[] }> {
     const reply = asArray(
-      await this.run('candidate-records', [excludeKey, String(maxBlockSize), ...new Set(blockingKeys)]),
+      await this.run('cluster-candidates', [
+        identityKey,
+        String(options.maxBlockSize),
+        String(options.maxMembers),
+        ...new Set(blockingKeys),
+      ]),
     );
-    for (let i = 1; i + 2 < reply.length; i += 3) {
-      const key = asString(reply[i]);
-      const json = asString(reply[i + 1]);
-      const globalId = asString(reply[i + 2]);
-      if (json !== '' && globalId !== '') records.set(key, { record: JSON.parse(json) as IdentityRecord, globalId });
+    const clusters: CandidateClusterRecords[] = [];
+    let i = 2;
+    while (i + 2 < reply.length) {
+      const id = asString(reply[i]);
+      const size = asNumber(reply[i + 1]);
+      const n = asNumber(reply[i + 2]);
+      i += 3;
+      const members: IdentityRecord[] = [];
+      for (let j = 0; j < n; j++, i += 2) {
+        const json = asString(reply[i + 1]);
+        if (json !== '') members.push(JSON.parse(json) as IdentityRecord);
+      }
+      clusters.push({ id, size, members });
     }
-    return { skippedBlocks: asNumber(reply[0]), records };
+    return { skippedBlocks: asNumber(reply[0]), own: orNull(asString(reply[1])), clusters };
   }
 
   /** Read-only: stored record and current root per identity key, from one snapshot (one round trip). Unknown keys are absent. */
@@ -385,24 +412,43 @@ export class IdentityGraph {
    * runs (a merge made meanwhile by another instance is respected); distinct match roots are taken oldest first, the
    * older root of each pair surviving (method PROBABILISTIC, with the most confident match into that root as evidence);
    * a union that would exceed maxClusterSize is refused and counted. Unknown match keys are ignored; an unknown `key`
-   * is an error (register it first). Naturally idempotent; `meta.watermark` (kept apart from register's) makes a
+   * is an error (register it first). With `expectedOwn` / `match.expected`, a cluster whose root or size is no longer
+   * what the caller judged makes the whole call a no-op (`stale: true`). Naturally idempotent; `meta.watermark` (kept apart from register's) makes a
    * redelivered event skip it entirely.
    */
-  async union(key: string, matches: readonly UnionMatch[], meta: GraphEventMeta): Promise<UnionResult> {
+  async union(
+    key: string,
+    matches: readonly UnionMatch[],
+    meta: GraphEventMeta,
+    expectedOwn?: { readonly root: string; readonly size: number },
+  ): Promise<UnionResult> {
     const [eventId, eventTimeMs, field, offset] = metaArgs(meta);
-    const triples = matches.flatMap((m) => [
+    const groups = matches.flatMap((m) => [
       m.key,
       jsonNumber(m.confidence, 'confidence'),
       jsonNumber(m.matchWeight, 'matchWeight'),
+      m.expected?.root ?? '',
+      String(m.expected?.size ?? 0),
     ]);
     const reply = asArray(
-      await this.run('union', [key, String(this.maxClusterSize), eventId, eventTimeMs, field, offset, ...triples]),
+      await this.run('union', [
+        key,
+        String(this.maxClusterSize),
+        eventId,
+        eventTimeMs,
+        field,
+        offset,
+        expectedOwn?.root ?? '',
+        String(expectedOwn?.size ?? 0),
+        ...groups,
+      ]),
     );
     return {
       alreadyApplied: asNumber(reply[0]) === 1,
       globalId: asString(reply[1]),
       refused: asNumber(reply[2]),
-      merges: parseMerges(reply.slice(3)),
+      stale: asNumber(reply[3]) === 1,
+      merges: parseMerges(reply.slice(4)),
     };
   }
 

@@ -205,6 +205,22 @@ function tfValue(attr: TfAttribute, a: PreparedRecord, b: PreparedRecord): strin
   }
 }
 
+/**
+ * Bits taken off a pair whose given names and full birth dates both disagree (both present; an initial is not a
+ * given name). Fellegi–Sunter multiplies the attributes' likelihood ratios as if they were independent, but among
+ * non-matches they are not: people who share a surname and an address (a household) agree on both far more often
+ * than random pairs, so the large address weight makes partners, parents and children link. A different given name
+ * AND a different birthday together are what a household member looks like, and rare for one person written twice.
+ * The size is a judgement, not fitted: large enough to outweigh a shared surname and address, so such a pair needs
+ * an identifier (email, phone) or near-identical everything else to link.
+ */
+export const HOUSEHOLD_PENALTY = 12;
+
+function householdPenalty(a: PreparedRecord, b: PreparedRecord, v: ArrayLike<number>): number {
+  if (v[FIRST] !== FIRST_DIFFERENT || v[BIRTH] !== BIRTH_DIFFERENT || !a.birth || !b.birth) return 0;
+  return (a.first?.length ?? 0) > 1 && (b.first?.length ?? 0) > 1 ? HOUSEHOLD_PENALTY : 0;
+}
+
 /** Compares and scores two records (derived values are cached per record object, see compare.ts). */
 export function scorePair(model: MatchModel, a: IdentityRecord, b: IdentityRecord): MatchScore {
   return scorePrepared(model, prepare(a), prepare(b));
@@ -217,7 +233,7 @@ export function scorePrepared(
   pb: PreparedRecord,
 ): MatchScore & { levels: Int8Array } {
   const v = comparePrepared(pa, pb);
-  const weight = vectorWeight(model, v) + tfAdjustment(model, pa, pb, v);
+  const weight = vectorWeight(model, v) + tfAdjustment(model, pa, pb, v) - householdPenalty(pa, pb, v);
   return { weight, probability: probabilityOf(model, weight), conflict: isConflict(pa, pb, v), levels: v };
 }
 

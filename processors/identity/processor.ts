@@ -28,14 +28,29 @@ import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
-import type { IdentityGraph } from './graph-store.js';
-import { attributesOf, identityOf, linkRecord, mergeEvent, splitIdentityKey, type RawEvent } from './logic.js';
-import { scorePair, type MatchModel } from './model.js';
+import type { IdentityGraph, UnionResult } from './graph-store.js';
+import {
+  attributesOf,
+  chunkTopicMessages,
+  identityOf,
+  linkRecord,
+  mergeEvent,
+  splitIdentityKey,
+  type RawEvent,
+} from './logic.js';
+import { decideLinks, type LinkDecision } from './cluster-link.js';
+import type { MatchModel } from './model.js';
 import { mergeRecord, sameRecord, toIdentityRecord } from './record.js';
 import { RootCache } from './root-cache.js';
 import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
 export const PROCESSOR = 'identity-resolver';
+/** One send stays well below the broker's default message.max.bytes (1 MiB), headers and compression aside. */
+const MAX_SEND_BYTES = 512 * 1024;
+/** Members of one candidate cluster a changed identity is compared with (honest clusters are far smaller). */
+const MAX_MEMBERS_COMPARED = 60;
+/** Judge-and-union attempts of one record while the clusters it judged keep changing under it; then it stays alone. */
+const MAX_JUDGE_ATTEMPTS = 4;
 
 export interface IdentityResolverDeps {
   readonly config: Config;
@@ -159,6 +174,11 @@ export class IdentityResolver {
       skippedBlocks: new Counter({
         name: 'identity_blocks_skipped_total',
         help: 'Blocking sets too large to use as candidate sources (IDENTITY_MAX_BLOCK_SIZE)',
+        registers,
+      }),
+      staleJudgements: new Counter({
+        name: 'identity_stale_judgements_total',
+        help: 'Unions not applied because a judged cluster changed meanwhile (the record is judged again)',
         registers,
       }),
       candidates: new Histogram({
@@ -386,7 +406,9 @@ export class IdentityResolver {
     const moved = new Map<string, MergeEntry>(); // member -> the merge that moved it (the latest wins)
     for (const entry of pending) {
       this.roots.merged(entry.mergedId, entry.survivorId);
-      for (const member of await this.deps.graph.members(entry.survivorId)) moved.set(member, entry);
+      // Only the merged-away cluster's members changed their global id; the survivor's keep theirs and their links.
+      for (const member of entry.movedKeys ?? (await this.deps.graph.members(entry.survivorId)))
+        moved.set(member, entry);
     }
 
     // 3. Roots for all outputs. After a graph write or with links to emit: one atomic snapshot after every write of
@@ -464,7 +486,9 @@ export class IdentityResolver {
 
     // 4. Dead letters, then outputs (acks=all), then the outbox ack, and only then the offset.
     await this.deadLetters.publish(failed);
-    await this.producer.sendBatch({ acks: -1, topicMessages: outputs });
+    for (const topicMessages of chunkTopicMessages(outputs, MAX_SEND_BYTES)) {
+      await this.producer.sendBatch({ acks: -1, topicMessages });
+    }
     if (pending.length > 0) await this.deps.graph.ackMerges(pending.map((m) => m.mergeId));
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
@@ -532,68 +556,55 @@ export class IdentityResolver {
       eventTimeMs: meta.eventTimeMs,
     };
     if (keys.length === 0) return change;
-    const { records: candidates, skippedBlocks } = await graph.candidateRecords(
-      keys,
-      record.key,
-      config.IDENTITY_MAX_BLOCK_SIZE,
-    );
-    this.identityMetrics.skippedBlocks.inc(skippedBlocks);
-    this.identityMetrics.candidates.observe(candidates.size);
-    if (candidates.size === 0) return change;
-    const best = new Map<string, { key: string; confidence: number; matchWeight: number }>(); // per cluster
-    const scored = new Map<string, { key: string; record: IdentityRecord }[]>(); // members seen, per cluster
-    const vetoed = new Set<string>();
-    for (const [key, candidate] of candidates) {
-      if (candidate.globalId === registered.globalId) continue;
-      const members = scored.get(candidate.globalId) ?? [];
-      members.push({ key, record: candidate.record });
-      scored.set(candidate.globalId, members);
-      const score = scorePair(model, record, candidate.record);
-      // A record never joins a cluster holding a member it contradicts: one such member outweighs a good match with
-      // another (stops one household member being chained into another's cluster through a record missing fields).
-      if (score.conflict) {
-        if (!vetoed.has(candidate.globalId) && score.probability >= this.threshold) {
-          reject('CONFLICT', registered.globalId ?? '', {
-            key,
-            globalId: candidate.globalId,
-            probability: score.probability,
-            weight: score.weight,
-          });
-        }
-        vetoed.add(candidate.globalId);
-        continue;
-      }
-      if (score.probability < this.threshold) continue;
-      const prev = best.get(candidate.globalId);
-      if (!prev || score.weight > prev.matchWeight) {
-        best.set(candidate.globalId, { key, confidence: score.probability, matchWeight: score.weight });
-      }
-    }
-    for (const gid of vetoed) best.delete(gid);
-    // A record missing the contradicting fields may match two customers that contradict each other (father and son at
-    // one address): join the strongest, and no other cluster that conflicts with one already joined.
-    const accepted: string[] = [];
-    for (const [gid, match] of [...best].sort(([, x], [, y]) => y.matchWeight - x.matchWeight)) {
-      const clash = accepted.some((other) =>
-        (scored.get(gid) ?? []).some((m) =>
-          (scored.get(other) ?? []).some((o) => scorePair(model, m.record, o.record).conflict),
-        ),
+    // Judged against whole clusters (cluster-link.ts): a member the record contradicts, or clusters that disagree on
+    // average, keep it out; merging two clusters needs evidence across both. The union then applies only if every
+    // cluster judged is still what it was (root and size): a concurrent change means judging again, so a record never
+    // joins a cluster through members it was not compared with (two records of one batch could otherwise each join the
+    // other's singleton while those merge elsewhere: a chain nobody judged).
+    let decision: LinkDecision | null = null;
+    let united: UnionResult | null = null;
+    for (let attempt = 0; attempt < MAX_JUDGE_ATTEMPTS && !united; attempt++) {
+      const candidates = await graph.clusterCandidates(record.key, keys, {
+        maxBlockSize: config.IDENTITY_MAX_BLOCK_SIZE,
+        maxMembers: MAX_MEMBERS_COMPARED,
+      });
+      this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
+      const own = candidates.clusters.find((c) => c.id === candidates.own);
+      const others = candidates.clusters.filter((c) => c.id !== candidates.own);
+      if (attempt === 0) this.identityMetrics.candidates.observe(others.reduce((n, c) => n + c.members.length, 0));
+      if (others.length === 0) return change;
+      decision = decideLinks(model, record, others, {
+        threshold: this.threshold,
+        maxMembers: MAX_MEMBERS_COMPARED,
+        ...(own && own.size > 1 ? { own } : {}),
+      });
+      if (decision.joins.length === 0) break;
+      const sizes = new Map(others.map((c) => [c.id, c.size]));
+      const result = await graph.union(
+        record.key,
+        decision.joins.map((j) => ({
+          key: j.key,
+          confidence: j.confidence,
+          matchWeight: j.matchWeight,
+          expected: { root: j.id, size: sizes.get(j.id) ?? 0 },
+        })),
+        { eventId: meta.eventId, eventTimeMs: meta.eventTimeMs },
+        own ? { root: own.id, size: own.size } : undefined,
       );
-      if (clash) {
-        best.delete(gid);
-        reject('CONFLICT', registered.globalId ?? '', {
-          key: match.key,
-          globalId: gid,
-          probability: match.confidence,
-          weight: match.matchWeight,
-        });
-      } else {
-        accepted.push(gid);
-      }
+      if (result.stale) this.identityMetrics.staleJudgements.inc();
+      else united = result;
     }
-    if (best.size === 0) return change;
-    const matches = [...best.values()];
-    const united = await graph.union(record.key, matches, { eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
+    for (const refusal of decision?.refusals ?? []) {
+      if (refusal.probability < this.threshold) continue; // never a link on its own: nothing was refused
+      reject('CONFLICT', registered.globalId ?? '', {
+        key: refusal.key,
+        globalId: refusal.id,
+        probability: refusal.probability,
+        weight: refusal.weight,
+      });
+    }
+    if (!united || !decision || decision.joins.length === 0) return change;
+    const matches = decision.joins;
     for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
     if (united.refused > 0)
       this.deps.log.warn('merge refused: cluster cap', { key: record.key, refused: united.refused });

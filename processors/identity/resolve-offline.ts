@@ -13,7 +13,8 @@
  * into the cluster of the person they share an address with, through a record that lacks the contradicting fields.
  */
 import { candidateKeys } from './blocking.js';
-import { isLink, scorePair, type MatchModel } from './model.js';
+import { decideLinks } from './cluster-link.js';
+import type { MatchModel } from './model.js';
 import type { IdentityRecord } from './types.js';
 
 /** Options of {@link resolveIncrementally}. */
@@ -72,6 +73,8 @@ export function resolveIncrementallyWithStats(
   const parent: number[] = [];
   const size: number[] = [];
   const blocks = new Map<string, number[]>();
+  /** Members of each root, oldest first. */
+  const members = new Map<number, number[]>();
   const seenKeys = new Set<string>();
   const stats = {
     comparisons: 0,
@@ -120,34 +123,30 @@ export function resolveIncrementallyWithStats(
       candidates = candidates.slice(0, maxCandidates);
     }
 
-    const links: { candidate: number; probability: number }[] = [];
-    // Clusters holding a record this one conflicts with: it must not join them through another member either.
-    const vetoed = new Set<number>();
-    for (const c of candidates) {
-      const other = records[c];
-      if (!other) continue;
-      stats.comparisons++;
-      const score = scorePair(model, record, other);
-      if (score.conflict) {
-        vetoed.add(find(c));
-        if (score.probability >= model.threshold) stats.conflicts++;
-        continue;
-      }
-      if (!isLink(model, score)) continue;
-      stats.links++;
-      links.push({ candidate: c, probability: score.probability });
+    // Candidate clusters with all their members (newest first): the record is judged against whole clusters.
+    const byRoot = new Map<number, number>();
+    for (const c of candidates) byRoot.set(find(c), (byRoot.get(find(c)) ?? 0) + 1);
+    const clusters = [...byRoot.keys()]
+      .sort((x, y) => x - y)
+      .map((root) => ({
+        id: String(root),
+        size: size[root] ?? 1,
+        members: (members.get(root) ?? [root])
+          .slice(-60)
+          .reverse()
+          .map((m) => records[m] ?? record),
+      }));
+    const decision = decideLinks(model, record, clusters);
+    stats.comparisons += decision.comparisons;
+    for (const refusal of decision.refusals) {
+      if (refusal.reason === 'conflict') stats.conflicts++;
+      else stats.vetoedMerges++;
     }
-    // Strongest links first, so that the cluster-size cap, if it bites, refuses the weakest ones.
-    links.sort((x, y) => y.probability - x.probability || x.candidate - y.candidate);
-    let joined = false;
-    for (const { candidate } of links) {
+    for (const join of decision.joins) {
+      stats.links++;
       const a = find(i);
-      const b = find(candidate);
+      const b = Number(join.id);
       if (a === b) continue;
-      if (vetoed.has(b) || vetoed.has(a)) {
-        stats.vetoedMerges++;
-        continue;
-      }
       if ((size[a] ?? 1) + (size[b] ?? 1) > maxClusterSize) {
         stats.refusedMerges++;
         continue;
@@ -155,9 +154,10 @@ export function resolveIncrementallyWithStats(
       const [survivor, merged] = a < b ? [a, b] : [b, a];
       parent[merged] = survivor;
       size[survivor] = (size[survivor] ?? 1) + (size[merged] ?? 1);
+      members.set(survivor, [...(members.get(survivor) ?? [survivor]), ...(members.get(merged) ?? [merged])]);
+      members.delete(merged);
       // Joining the first cluster is the new record's link; every further one merges two earlier clusters.
-      if (joined) stats.merges++;
-      joined = true;
+      if (a !== i) stats.merges++;
     }
 
     for (const key of keys) {

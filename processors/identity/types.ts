@@ -47,4 +47,9 @@ export interface MergeEntry {
   readonly matchWeight: number | null;
   readonly sourceEventId: string;
   readonly eventTimeMs: number;
+  /**
+   * The identities that moved: the merged-away cluster's members at the merge. Only their global id changed, so only
+   * they get new links (absent in entries written before this field existed: then every survivor member is re-linked).
+   */
+  readonly movedKeys?: readonly string[];
 }

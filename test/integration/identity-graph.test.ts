@@ -132,6 +132,7 @@ describe('register', () => {
           matchWeight: null,
           sourceEventId: m.eventId,
           eventTimeMs: m.eventTimeMs,
+          movedKeys: ['app:b2', 'shop:b'],
         },
       ],
     });
@@ -185,23 +186,53 @@ describe('candidates and records', () => {
     });
   });
 
-  it('returns candidates with their records and current roots in one call, as candidates + records would', async () => {
+  it('returns the clusters of the candidates whole, with sizes and member records, the own cluster first', async () => {
     const graph = open();
-    await graph.register(rec('shop:1', { lastName: 'smith' }), ['ln:smith', 'pc:1000'], meta());
+    await graph.register(rec('shop:1', { lastName: 'smith', emailSha256: 'e1' }), ['ln:smith', 'pc:1000'], meta());
+    await graph.register(rec('shop:0', { emailSha256: 'e1' }), [], meta()); // shop:1's cluster, no shared block
     await graph.register(rec('shop:2', { lastName: 'smyth' }), ['ln:smith'], meta());
     await graph.register(rec('shop:3', { emailSha256: 'e3' }), ['pc:1000', 'city:x'], meta());
-    await graph.register(rec('shop:4', { emailSha256: 'e3' }), ['city:x'], meta()); // joins shop:3's cluster
+    await graph.register(rec('shop:4', { emailSha256: 'e3' }), [], meta()); // shop:3's cluster, found through it
     const blocks = ['ln:smith', 'pc:1000', 'city:x'];
-    const { keys, skippedBlocks } = await graph.candidates(blocks, 'shop:1', 10);
-    const combined = await graph.candidateRecords(blocks, 'shop:1', 10);
-    expect(combined.skippedBlocks).toBe(skippedBlocks);
-    expect(new Map([...combined.records].sort(([a], [b]) => a.localeCompare(b)))).toEqual(await graph.records(keys));
-    expect(combined.records.get('shop:4')?.globalId).toBe(combined.records.get('shop:3')?.globalId);
-    expect((await graph.candidateRecords(blocks, 'shop:1', 1)).skippedBlocks).toBe(3); // each block holds two
+    const found = await graph.clusterCandidates('shop:1', blocks, { maxBlockSize: 10, maxMembers: 10 });
+    const roots = await graph.globalIdOf(['shop:1', 'shop:2', 'shop:3']);
+    expect(found.own).toBe(roots.get('shop:1'));
+    expect(found.skippedBlocks).toBe(0);
+    expect(found.clusters.map((c) => [c.id, c.size, c.members.map((m) => m.key)])).toEqual([
+      [roots.get('shop:1'), 2, ['shop:0', 'shop:1']],
+      [roots.get('shop:2'), 1, ['shop:2']],
+      [roots.get('shop:3'), 2, ['shop:3', 'shop:4']],
+    ]);
+    expect(found.clusters[2]?.members[0]).toEqual(rec('shop:3', { emailSha256: 'e3' }));
+    const capped = await graph.clusterCandidates('shop:1', blocks, { maxBlockSize: 1, maxMembers: 1 });
+    expect(capped.skippedBlocks).toBe(2); // ln:smith and pc:1000 hold two each
+    expect(capped.clusters.map((c) => [c.size, c.members.length])).toEqual([
+      [2, 1],
+      [2, 1],
+    ]);
   });
 });
 
 describe('union', () => {
+  it('writes nothing and says stale when a cluster the caller judged changed before the union', async () => {
+    const graph = open();
+    for (const key of ['s:a', 's:b', 's:x', 's:d']) await graph.register(rec(key), [], meta()); // c-1 … c-4
+    await graph.union('s:b', [match('s:a')], meta()); // c-2 → c-1: s:b's root is no longer the c-2 judged
+    const moved = await graph.union('s:x', [{ ...match('s:b'), expected: { root: 'c-2', size: 1 } }], meta());
+    expect(moved).toMatchObject({ stale: true, merges: [], globalId: 'c-3' });
+    const grown = await graph.union('s:x', [{ ...match('s:a'), expected: { root: 'c-1', size: 1 } }], meta());
+    expect(grown).toMatchObject({ stale: true, merges: [] }); // c-1 has two members now
+    const ownChanged = await graph.union('s:x', [match('s:a')], meta(), { root: 'c-3', size: 2 });
+    expect(ownChanged).toMatchObject({ stale: true, merges: [] });
+    expect(await graph.members('c-3')).toEqual(['s:x']);
+    const current = await graph.union('s:x', [{ ...match('s:a'), expected: { root: 'c-1', size: 2 } }], meta(), {
+      root: 'c-3',
+      size: 1,
+    });
+    expect(current).toMatchObject({ stale: false, globalId: 'c-1' });
+    expect(await graph.members('c-1')).toEqual(['s:a', 's:b', 's:x']);
+  });
+
   it('merges into the oldest root with the score as evidence, and refuses what would exceed the cap', async () => {
     const graph = open({ maxClusterSize: 3 });
     await graph.register(rec('s:a1', { emailSha256: 'ea' }), [], meta()); // c-1
@@ -211,7 +242,7 @@ describe('union', () => {
     await graph.register(rec('s:c1'), [], meta()); // c-3
 
     const refused = await graph.union('s:a1', [match('s:b1')], meta());
-    expect(refused).toEqual({ alreadyApplied: false, globalId: 'c-1', merges: [], refused: 1 });
+    expect(refused).toEqual({ alreadyApplied: false, globalId: 'c-1', merges: [], refused: 1, stale: false });
 
     // From the younger side, with two matches into c-1: the most confident one is the evidence; b is still too big.
     const m = meta();
@@ -224,6 +255,7 @@ describe('union', () => {
       alreadyApplied: false,
       globalId: 'c-1',
       refused: 1,
+      stale: false,
       merges: [
         {
           mergeId: 'merge:c-1:c-3',
@@ -234,6 +266,7 @@ describe('union', () => {
           matchWeight: 13.25,
           sourceEventId: m.eventId,
           eventTimeMs: m.eventTimeMs,
+          movedKeys: ['s:c1'],
         },
       ],
     });
@@ -309,7 +342,7 @@ describe('watermarks', () => {
     const union = await graph.union('app:1', [match('shop:1')], meta({ watermark: { field, offset: 7 } }));
     expect(union).toMatchObject({ alreadyApplied: false, globalId: 'c-1', merges: [{ mergedId: 'c-2' }] });
     const redelivered = await graph.union('app:1', [match('shop:1')], meta({ watermark: { field, offset: 7 } }));
-    expect(redelivered).toEqual({ alreadyApplied: true, globalId: 'c-1', merges: [], refused: 0 });
+    expect(redelivered).toEqual({ alreadyApplied: true, globalId: 'c-1', merges: [], refused: 0, stale: false });
     expect(await graph.getWatermarks([field], 'union')).toEqual(new Map([[field, 7]]));
 
     await expect(graph.register(v2, [], meta({ watermark: { field, offset: 2 ** 53 } }))).rejects.toThrow(RangeError);

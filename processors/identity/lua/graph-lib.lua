@@ -75,6 +75,7 @@ local function mergeInto(survivor, loser, method, confidence, matchWeight, event
   redis.call('HSET', K.parent, loser, survivor)
   local loserMembers = memKey(loser)
   local moved = redis.call('SMEMBERS', loserMembers)
+  table.sort(moved) -- the MergeEntry lists them: the same merge always reads the same
   for i = 1, #moved do
     redis.call('HSET', K.idc, moved[i], survivor)
   end
@@ -91,6 +92,7 @@ local function mergeInto(survivor, loser, method, confidence, matchWeight, event
     .. ',"matchWeight":' .. matchWeight
     .. ',"sourceEventId":' .. cjson.encode(eventId)
     .. ',"eventTimeMs":' .. eventTimeMs
+    .. ',"movedKeys":' .. (#moved > 0 and cjson.encode(moved) or '[]') -- cjson writes an empty table as {}
     .. '}'
   redis.call('HSET', K.outbox, mergeId, json)
   redis.call('ZADD', K.outboxOrder, redis.call('HINCRBY', K.counters, 'merge', 1), mergeId)
@@ -140,7 +142,7 @@ end
 
 -- Identity keys in the union of the blocking sets ARGV[from..], without `exclude`, in first-seen order, and the number
 -- of sets skipped for holding more than maxBlock identities (a hot key would make scoring quadratic; its evidence is
--- weak anyway). Shared by candidates.lua and candidate-records.lua.
+-- weak anyway). Shared by candidates.lua and cluster-candidates.lua.
 local function collectCandidates(exclude, maxBlock, from)
   local seen, keys, skipped = {}, {}, 0
   for i = from, #ARGV do
