@@ -49,7 +49,7 @@ export const LEVELS: Readonly<Record<Attribute, readonly string[]>> = {
   address: ['exact', 'jw>=0.9', 'token-overlap', 'different'],
   city: NAME_LEVELS,
   postcode: ['exact', 'one-edit', 'different'],
-  birthDate: ['exact', 'one-component|day-month-swap', 'age-group-equal', 'different'],
+  birthDate: ['exact', 'one-component|day-month-swap', 'within-31-days', 'age-group-equal', 'different'],
   deviceFingerprint: EQUALITY_LEVELS,
   emailSha256: EQUALITY_LEVELS,
   phoneSha256: EQUALITY_LEVELS,
@@ -160,7 +160,8 @@ export function postcodeLevel(a: string | null, b: string | null): number {
 }
 
 /**
- * Birth date: exact / one of year, month, day differs or day and month are swapped / (without a date on both sides)
+ * Birth date: exact / one of year, month, day differs or day and month are swapped / within 31 days (a date moved by
+ * days often changes day and month) / (without a date on both sides)
  * equal age groups / different dates or different age groups.
  */
 export function birthLevel(a: PreparedRecord, b: PreparedRecord): number {
@@ -172,12 +173,14 @@ export function birthLevel(a: PreparedRecord, b: PreparedRecord): number {
     const differing = (ya === yb ? 0 : 1) + (ma === mb ? 0 : 1) + (da === db ? 0 : 1);
     if (differing === 0) return 0;
     if (differing === 1 || (ya === yb && ma === db && da === mb)) return 1;
-    return 3;
+    // A date misremembered or mistyped by days often changes both day and month (31 Jan vs 2 Feb).
+    const days = Math.abs(Date.UTC(+ya, +ma - 1, +da) - Date.UTC(+yb, +mb - 1, +db)) / 86_400_000;
+    return days <= 31 ? 2 : 4;
   }
   const ga = a.record.ageGroup;
   const gb = b.record.ageGroup;
   if (!ga || !gb) return NULL_LEVEL;
-  return ga === gb ? 2 : 3;
+  return ga === gb ? 3 : 4;
 }
 
 /** Opaque values (hashes, device fingerprints): equal / different. */

@@ -88,9 +88,14 @@ export function formatModel(model: MatchModel): string {
 
 /** The model as JSON laid out the way prettier formats it (one line per m or u), so a retrained file stays clean. */
 export function modelJson(model: MatchModel): string {
-  const list = (xs: readonly number[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  // One line per m or u while it fits prettier's 120 columns, else the numbers on a line of their own, as prettier does.
+  const line = (key: string, xs: readonly number[], comma: string) => {
+    const numbers = xs.map((x) => JSON.stringify(x)).join(', ');
+    const flat = `      "${key}": [${numbers}]${comma}`;
+    return flat.length <= 120 ? flat : `      "${key}": [\n        ${numbers}\n      ]${comma}`;
+  };
   const attributes = Object.entries(model.attributes).map(
-    ([name, { m, u }]) => `    ${JSON.stringify(name)}: {\n      "m": ${list(m)},\n      "u": ${list(u)}\n    }`,
+    ([name, { m, u }]) => `    ${JSON.stringify(name)}: {\n${line('m', m, ',')}\n${line('u', u, '')}\n    }`,
   );
   return [
     '{',
@@ -99,7 +104,11 @@ export function modelJson(model: MatchModel): string {
     `  "threshold": ${JSON.stringify(model.threshold)},`,
     '  "attributes": {',
     attributes.join(',\n'),
-    '  }',
+    model.termFrequencies ? '  },' : '  }',
+    // Term-frequency tables (one value per line, as prettier lays out a JSON object written expanded).
+    ...(model.termFrequencies
+      ? [`  "termFrequencies": ${JSON.stringify(model.termFrequencies, null, 2).replace(/\n/g, '\n  ')}`]
+      : []),
     '}',
     '',
   ].join('\n');

@@ -70,14 +70,17 @@ describe('comparison levels', () => {
     expect(postcodeLevel(null, '3762')).toBe(NULL_LEVEL);
   });
 
-  it('birth date: exact / one component or day-month swap / age group equal / different / null', () => {
+  it('birth date: exact / one component or day-month swap / within 31 days / age group equal / different / null', () => {
     expect(birth({ birthDate: '1980-03-07' }, { birthDate: '1980-03-07' })).toBe(0);
     expect(birth({ birthDate: '1980-03-07' }, { birthDate: '1980-03-17' })).toBe(1);
     expect(birth({ birthDate: '1980-03-07' }, { birthDate: '1908-03-07' })).toBe(1);
     expect(birth({ birthDate: '1980-03-07' }, { birthDate: '1980-07-03' })).toBe(1);
-    expect(birth({ birthDate: '1980-03-07' }, { birthDate: '1981-04-07' })).toBe(3);
-    expect(birth({ birthDate: '1980-03-07', ageGroup: '45-54' }, { ageGroup: '45-54' })).toBe(2);
-    expect(birth({ ageGroup: '45-54' }, { ageGroup: '25-34' })).toBe(3);
+    expect(birth({ birthDate: '1980-01-31' }, { birthDate: '1980-02-03' })).toBe(2); // day and month differ
+    expect(birth({ birthDate: '1979-12-20' }, { birthDate: '1980-01-20' })).toBe(2); // across a year end
+    expect(birth({ birthDate: '1980-01-31' }, { birthDate: '1980-03-03' })).toBe(4); // 32 days
+    expect(birth({ birthDate: '1980-03-07' }, { birthDate: '1981-04-07' })).toBe(4);
+    expect(birth({ birthDate: '1980-03-07', ageGroup: '45-54' }, { ageGroup: '45-54' })).toBe(3);
+    expect(birth({ ageGroup: '45-54' }, { ageGroup: '25-34' })).toBe(4);
     expect(birth({ birthDate: '1980-03-07' }, {})).toBe(NULL_LEVEL);
   });
 
