@@ -6,8 +6,6 @@
  *   that only decodes the same records.
  * - identity-messy: the generated messy benchmark (~50,000 records of ~5,000 people, no identifier) through the real
  *   identity resolver: precision, recall, F1, the largest cluster, records/s against the same decode-only consumer.
- * - identity-messy: the generated messy benchmark (~50,000 records of ~5,000 people, no identifier) through the real
- *   identity resolver: precision, recall, F1, the largest cluster, records/s against the same decode-only consumer.
  * - features: ≥ 1 million generated resolved events through the feature processor, against a decode-only consumer.
  * - features-cpu: the feature processor's per-update CPU in process (fold, features, hash, score record, checkpoint).
  * - pipeline: raw events → resolver → features → scorer → Redis at 5,000 events/s and at maximum throughput: event-to-
@@ -22,7 +20,6 @@ import { apiBench } from './api.js';
 import { evaluateFiles } from '../../processors/identity/eval-cli.js';
 import { featuresBench } from './features.js';
 import { identityMessyBench } from './identity-messy.js';
-import { identityMessyBench } from './identity-messy.js';
 import { featuresCpuBench } from './features-cpu.js';
 import { pipelineBench } from './pipeline.js';
 import { scaleBench } from './scale.js';
@@ -35,7 +32,6 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   'features-cpu': featuresCpuBench,
   pipeline: pipelineBench,
   scale: scaleBench,
-  'identity-messy': identityMessyBench,
   'identity-messy': identityMessyBench,
   async identity() {
     const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
