@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IHeaders, KafkaMessage, Producer } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
 import type { DeadLetter } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import type { ErrorCode } from './errors.js';
@@ -46,13 +47,33 @@ export function deadLetterOf(processor: string, failed: FailedRecord, failedAtMs
   };
 }
 
+const DEAD_LETTERS = 'dead_letters_total';
+
+/** One counter per registry, shared by every publisher registered on it. */
+function deadLetterCounter(registry: Registry): Counter<'processor' | 'source_topic' | 'reason'> {
+  const existing = registry.getSingleMetric(DEAD_LETTERS);
+  if (existing instanceof Counter) return existing;
+  return new Counter({
+    name: DEAD_LETTERS,
+    help: 'Records parked on a dead-letter topic, by processor, source topic and reason (the error code)',
+    labelNames: ['processor', 'source_topic', 'reason'],
+    registers: [registry],
+  });
+}
+
 export class DeadLetterPublisher {
+  private readonly counter: Counter<'processor' | 'source_topic' | 'reason'> | undefined;
+
   constructor(
     private readonly processor: string,
     private readonly producer: Producer,
     private readonly serde: EventSerde,
     private readonly dlqSpecs: ReadonlyMap<string, TopicSpec>,
-  ) {}
+    /** Where dead_letters_total is counted (the dead-letter spike alert reads it). */
+    registry?: Registry,
+  ) {
+    this.counter = registry ? deadLetterCounter(registry) : undefined;
+  }
 
   /** Produces every failed record to its source topic's DLQ and waits for acks=all. */
   async publish(failed: readonly FailedRecord[], nowMs = Date.now()): Promise<void> {
@@ -80,5 +101,6 @@ export class DeadLetterPublisher {
       acks: -1,
       topicMessages: [...byTopic].map(([spec, messages]) => ({ topic: spec.name, messages })),
     });
+    for (const f of failed) this.counter?.inc({ processor: this.processor, source_topic: f.topic, reason: f.code });
   }
 }

@@ -15,7 +15,7 @@
  * with its cause. Entrypoints pass `exitOnFatal`: a bounded best-effort shutdown, then exit code 1.
  */
 import type { Consumer, EachBatchPayload } from 'kafkajs';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -68,6 +68,18 @@ export class ProcessorStalledError extends Error {
 }
 
 const CRASHES = 'processor_crashes_total';
+const LAG = 'kafka_consumer_lag';
+
+function lagGauge(registry: Registry): Gauge<'processor' | 'topic' | 'partition'> {
+  const existing = registry.getSingleMetric(LAG);
+  if (existing instanceof Gauge) return existing;
+  return new Gauge({
+    name: LAG,
+    help: "Records behind the partition's high watermark after the consumer's last finished batch",
+    labelNames: ['processor', 'topic', 'partition'],
+    registers: [registry],
+  });
+}
 
 function crashCounter(registry: Registry): Counter<'processor' | 'restart'> {
   const existing = registry.getSingleMetric(CRASHES);
@@ -88,6 +100,7 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
   const maxRestarts = options.maxRestarts ?? 5;
   const now = options.now ?? Date.now;
   const crashes = crashCounter(options.registry);
+  const lag = lagGauge(options.registry);
   /** Per `topic|partition`: the position failing and since when. Cleared by any finished batch of the partition. */
   const failing = new Map<string, { offset: string; attempts: number; sinceMs: number }>();
   let restartsWithoutProgress = 0;
@@ -165,6 +178,8 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
         }
         failing.delete(key);
         restartsWithoutProgress = 0;
+        const behind = Number(payload.batch.offsetLag());
+        if (Number.isFinite(behind)) lag.set({ processor, topic, partition: String(partition) }, Math.max(0, behind));
       };
     },
   };
