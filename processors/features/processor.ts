@@ -191,7 +191,7 @@ export class FeatureProcessor {
       const target = topics.all.find((t) => t.name === spec.deadLetterTopic);
       if (target) dlq.set(spec.name, target);
     }
-    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq);
+    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq, deps.metrics.registry);
   }
 
   private inputs(): TopicSpec[] {

@@ -223,7 +223,7 @@ export class IdentityResolver {
       const spec = topics.all.find((t) => t.name === route.spec.deadLetterTopic);
       if (spec) dlq.set(route.spec.name, spec);
     }
-    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq);
+    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlq, deps.metrics.registry);
   }
 
   /** When this instance received its first batch (epoch ms), for throughput figures that exclude the group join. */

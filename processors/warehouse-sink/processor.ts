@@ -141,7 +141,7 @@ export class WarehouseSink {
       const dlq = topics.all.find((d) => d.name === t.deadLetterTopic);
       if (dlq) dlqByTopic.set(t.name, dlq);
     }
-    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlqByTopic);
+    this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlqByTopic, deps.metrics.registry);
   }
 
   /** Why the sink stopped making progress, once it has. */
