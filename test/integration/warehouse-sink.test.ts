@@ -205,7 +205,7 @@ describe('warehouse sink', () => {
       messages: [{ key: 'shopwave:anon', value: await ctx.serde.encode(ctx.topics.clicksRaw, badClick) }],
     });
     await producer.disconnect();
-    await startSink();
+    const { metrics } = await startSink();
 
     const letters = await readDeadLetters(spec.deadLetterTopic!, 7);
     expect(letters).toHaveLength(7);
@@ -229,6 +229,18 @@ describe('warehouse sink', () => {
 
     const clickLetters = await readDeadLetters(ctx.topics.clicksRaw.deadLetterTopic!, 1);
     expect(clickLetters[0]?.reason).toMatch(/no identifier/);
+    // What the dead-letter spike alert reads: counted by source topic and reason (the error code).
+    const counted = (await metrics.registry.getSingleMetric('dead_letters_total')?.get())?.values ?? [];
+    const byReason = (topic: string, reason: string) =>
+      counted.find((v) => v.labels['source_topic'] === topic && v.labels['reason'] === reason)?.value ?? 0;
+    expect(byReason(spec.name, 'RECORD_UNDECODABLE')).toBe(2);
+    expect(byReason(spec.name, 'RECORD_INVALID')).toBe(5);
+    expect(byReason(ctx.topics.clicksRaw.name, 'RECORD_INVALID')).toBe(1);
+    // What the consumer-lag alert reads: every partition of the topic reports its lag after a finished batch.
+    const lags = (await metrics.registry.getSingleMetric('kafka_consumer_lag')?.get())?.values ?? [];
+    const lagOf = lags.filter((v) => v.labels['topic'] === spec.name);
+    expect(lagOf.length).toBeGreaterThan(0);
+    for (const v of lagOf) expect(v.value).toBe(0);
 
     await waitFor(
       () => count(`SELECT count() AS n FROM fact_transaction FINAL WHERE event_id LIKE 'good-%'`),
