@@ -9,7 +9,7 @@ import { createClickHouse } from '../runtime/clickhouse.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
 import { createLogger } from '../runtime/log.js';
-import { createMetrics, serveMetrics } from '../runtime/metrics.js';
+import { createMetrics, serveProcessorMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
 import { exitOnFatal } from '../runtime/liveness.js';
 import { onShutdown } from '../runtime/shutdown.js';
@@ -31,7 +31,7 @@ const snapshotter =
         log,
       })
     : undefined;
-const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+const server = await serveProcessorMetrics(metrics.registry, PROCESSOR, config.METRICS_PORT, log);
 const close = async () => {
   await app.stop();
   await snapshotter?.stop();

@@ -7,7 +7,7 @@ import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
 import { exitOnFatal } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
-import { createMetrics, serveMetrics } from '../runtime/metrics.js';
+import { createMetrics, serveProcessorMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { IdentityApp } from './app.js';
@@ -16,7 +16,7 @@ import { PROCESSOR } from './processor.js';
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
-const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+const server = await serveProcessorMetrics(metrics.registry, PROCESSOR, config.METRICS_PORT, log);
 const close = async () => {
   await app.stop();
   server?.close();

@@ -146,8 +146,8 @@ export const configSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Partitions a processor instance works on at once (each stays in offset order). */
   PROCESSOR_PARTITION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  /** Port of the Prometheus /metrics endpoint of a processor; 0 disables it. */
-  METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+  /** Port of a processor's Prometheus /metrics on 127.0.0.1; unset: its default (runtime/metrics.ts); 0: off. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Prediction API (`npm run start:api`): bind address; loopback unless the operator opens it. */
   API_HOST: z.string().min(1).default('127.0.0.1'),

@@ -76,6 +76,42 @@ export async function serveMetrics(registry: Registry, port: number, host = '127
       },
     );
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject); // e.g. EADDRINUSE: the caller decides what a missing endpoint means
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return server;
+}
+
+/**
+ * Where each entrypoint serves /metrics when METRICS_PORT is not set: fixed loopback ports, so the local stack's
+ * Prometheus (and an operator's) knows where to scrape. The prediction API serves /metrics on its own port.
+ */
+export const DEFAULT_METRICS_PORTS = {
+  'identity-resolver': 18091,
+  'feature-processor': 18092,
+  'warehouse-sink': 18093,
+} as const;
+
+/**
+ * Serves an entrypoint's /metrics on METRICS_PORT, else its default port; 0 turns it off. A port already taken (a
+ * second instance on one host) is reported and the processor runs on without it: metrics are not worth a stopped stream.
+ */
+export async function serveProcessorMetrics(
+  registry: Registry,
+  processor: keyof typeof DEFAULT_METRICS_PORTS,
+  configured: number | undefined,
+  log: { warn: (msg: string, fields?: Record<string, unknown>) => void },
+): Promise<Server | undefined> {
+  const port = configured ?? DEFAULT_METRICS_PORTS[processor];
+  if (port === 0) return undefined;
+  try {
+    return await serveMetrics(registry, port);
+  } catch (err) {
+    log.warn('metrics endpoint not served: set METRICS_PORT to a free port (0: off)', { port, error: String(err) });
+    return undefined;
+  }
 }

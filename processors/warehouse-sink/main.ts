@@ -8,7 +8,7 @@ import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
 import { exitOnFatal } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
-import { createMetrics, serveMetrics } from '../runtime/metrics.js';
+import { createMetrics, serveProcessorMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { PROCESSOR, WarehouseSink } from './processor.js';
@@ -17,7 +17,7 @@ const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, { processor: PROCESSOR });
 const metrics = createMetrics(true);
 const clickhouse = createClickHouse(config);
-const server = config.METRICS_PORT > 0 ? await serveMetrics(metrics.registry, config.METRICS_PORT) : undefined;
+const server = await serveProcessorMetrics(metrics.registry, PROCESSOR, config.METRICS_PORT, log);
 const close = async () => {
   await sink.stop();
   await clickhouse.close();
@@ -35,4 +35,4 @@ const sink: WarehouseSink = new WarehouseSink({
 });
 onShutdown(log, close);
 await sink.start();
-log.info('started', { metricsPort: config.METRICS_PORT || null });
+log.info('started', { metrics: server ? server.address() : null });
