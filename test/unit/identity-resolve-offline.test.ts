@@ -2,7 +2,9 @@ import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadModel, scorePair } from '../../processors/identity/model.js';
+import { generateMessy } from '../../processors/identity/messy-logic.js';
+import { loadModel, scorePair, trainEm } from '../../processors/identity/model.js';
+import { febrlEvents } from '../../processors/producers/replay.js';
 import { toIdentityRecord } from '../../processors/identity/record.js';
 import {
   blockingRecall,
@@ -139,4 +141,23 @@ describe('pairwiseMetrics and blockingRecall', () => {
       ]),
     ).toBe(0.5);
   });
+});
+
+describe('stable customer ids', () => {
+  it('keeps every id of earlier people when records of unrelated people arrive after them', () => {
+    const { rows } = generateMessy({ people: 160, seed: 4 });
+    const person = (recId: string) => Number(/^rec-(\d+)-/.exec(recId)?.[1]);
+    const records = febrlEvents(rows, 'm', { salt: 's', baseTimeMs: Date.UTC(2026, 0, 1) }).map((e) =>
+      toIdentityRecord('m', e.platformCustomerId ?? '', e.identity ?? NO_ATTRIBUTES),
+    );
+    const earlier = records.filter((r) => person(r.key.slice(2)) < 80);
+    const later = records.filter((r) => person(r.key.slice(2)) >= 80);
+    const trained = trainEm(records, { randomPairs: 50_000 });
+    const before = resolveIncrementally(earlier, trained);
+    const after = resolveIncrementally([...earlier, ...later], trained);
+    const changed = earlier.filter((r) => after.get(r.key) !== before.get(r.key));
+    expect(changed).toEqual([]);
+    // And the later people did get linked among themselves (the check is not vacuous).
+    expect(new Set(later.map((r) => after.get(r.key))).size).toBeLessThan(later.length / 3);
+  }, 30_000); // EM on 1,500 records: a few seconds on a loaded machine
 });
