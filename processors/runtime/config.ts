@@ -149,6 +149,12 @@ export const configSchema = z.object({
   /** Port of a processor's Prometheus /metrics on 127.0.0.1; unset: its default (runtime/metrics.ts); 0: off. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** How often `npm run start:monitor` re-runs the online model monitoring job and refreshes its gauges. */
+  MONITOR_EVERY_MS: z.coerce
+    .number()
+    .int()
+    .min(10_000)
+    .default(60 * 60 * 1000),
   /** Prediction API (`npm run start:api`): bind address; loopback unless the operator opens it. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65_535).default(18_080),

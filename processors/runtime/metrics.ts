@@ -94,6 +94,7 @@ export const DEFAULT_METRICS_PORTS = {
   'identity-resolver': 18091,
   'feature-processor': 18092,
   'warehouse-sink': 18093,
+  monitor: 18094,
 } as const;
 
 /**
