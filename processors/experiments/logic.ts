@@ -13,14 +13,7 @@
  * comparison and counted as `crossed` (it saw both arms, so it measures neither).
  */
 import type { AdThresholds } from '../api/logic.js';
-import {
-  activeWindow,
-  isActive,
-  type AdExperiment,
-  type AdVariant,
-  type Experiment,
-  type Variant,
-} from './definitions.js';
+import { isActive, type AdExperiment, type AdVariant, type Experiment, type Variant } from './definitions.js';
 
 const encoder = new TextEncoder();
 
@@ -168,7 +161,7 @@ export interface ExperimentCounts {
   readonly variants: readonly VariantCounts[];
   /** Persons whose exposures (resolved through merges) span more than one variant: excluded. */
   readonly crossed: number;
-  /** Exposures recorded under a merged-away id, counted under its survivor. */
+  /** Exposures recorded under a merged-away id and counted under its survivor (crossed persons' are not counted). */
   readonly resolvedThroughMerges: number;
   /** Exposures whose variant the declaration does not name (a renamed or removed variant): excluded. */
   readonly unknownVariant: number;
@@ -188,8 +181,7 @@ export function countConversions(
 ): ExperimentCounts {
   const windowMs = Math.round(e.metric.windowDays * 86_400_000);
   const known = new Set(e.variants.map((v) => v.name));
-  const persons = new Map<string, { variants: Set<string>; firstMs: number; exposures: number }>();
-  let resolvedThroughMerges = 0;
+  const persons = new Map<string, { variants: Set<string>; firstMs: number; exposures: number; resolved: number }>();
   let unknownVariant = 0;
   for (const g of groups) {
     if (!known.has(g.variant)) {
@@ -197,13 +189,16 @@ export function countConversions(
       continue;
     }
     const person = resolveSurvivor(g.customerId, mergedInto);
-    if (person !== g.customerId) resolvedThroughMerges += g.exposures;
+    const resolved = person === g.customerId ? 0 : g.exposures;
     const p = persons.get(person);
     if (p) {
       p.variants.add(g.variant);
       p.firstMs = Math.min(p.firstMs, g.firstMs);
       p.exposures += g.exposures;
-    } else persons.set(person, { variants: new Set([g.variant]), firstMs: g.firstMs, exposures: g.exposures });
+      p.resolved += resolved;
+    } else {
+      persons.set(person, { variants: new Set([g.variant]), firstMs: g.firstMs, exposures: g.exposures, resolved });
+    }
   }
   const bought = new Map<string, number[]>();
   for (const c of purchases) {
@@ -217,6 +212,7 @@ export function countConversions(
     e.variants.map((v) => [v.name, { exposures: 0, customers: 0, conversions: 0, windowOpen: 0 }]),
   );
   let crossed = 0;
+  let resolvedThroughMerges = 0;
   for (const [person, p] of persons) {
     if (p.variants.size > 1) {
       crossed++;
@@ -226,6 +222,7 @@ export function countConversions(
     if (!c) continue;
     c.exposures += p.exposures;
     c.customers++;
+    resolvedThroughMerges += p.resolved;
     const end = p.firstMs + windowMs;
     if ((bought.get(person) ?? []).some((t) => t >= p.firstMs && t < end)) c.conversions++;
     if (end > asOfMs) c.windowOpen++;
@@ -241,11 +238,4 @@ export function countConversions(
     resolvedThroughMerges,
     unknownVariant,
   };
-}
-
-/** The time range whose purchases can convert an exposure of `e` (for the warehouse query). */
-export function purchaseRange(e: AdExperiment, firstExposureMs: number, lastExposureMs: number): [number, number] {
-  const windowMs = Math.round(e.metric.windowDays * 86_400_000);
-  const { endMs } = activeWindow(e);
-  return [firstExposureMs, Math.max(lastExposureMs, endMs ?? lastExposureMs) + windowMs];
 }
