@@ -7,6 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { TopicCatalog } from '../../topics/catalog.js';
+import type { Experiment } from '../experiments/definitions.js';
+import { loadExperiments } from '../experiments/load.js';
+import { variantThresholdProblems } from '../experiments/logic.js';
 import { FeatureStore } from '../features/store.js';
 import { IdentityGraph } from '../identity/graph-store.js';
 import { DEV_API_KEY, type Config } from '../runtime/config.js';
@@ -31,6 +34,8 @@ export interface ApiAppDeps {
   readonly metrics: ProcessorMetrics;
   /** The creative catalog; default: the file API_CREATIVES_PATH names. */
   readonly catalog?: CreativeCatalog;
+  /** The A/B experiments; default: the file EXPERIMENTS_PATH names. */
+  readonly experiments?: readonly Experiment[];
   /** The API's clock (tests). @default Date.now */
   readonly now?: () => number;
 }
@@ -42,6 +47,7 @@ export class ApiApp {
   readonly models: ModelWatcher;
   readonly reader: CustomerReader;
   readonly catalog: CreativeCatalog;
+  readonly experiments: readonly Experiment[];
   readonly producer: SerialProducer;
   readonly exposures: ExposurePublisher;
   private server: FastifyInstance | undefined;
@@ -77,6 +83,14 @@ export class ApiApp {
       maxScoreAgeMs: config.SCORES_TTL_SECONDS * 1000,
     });
     this.catalog = deps.catalog ?? CreativeCatalog.load(config.API_CREATIVES_PATH);
+    this.experiments = deps.experiments ?? loadExperiments(config.EXPERIMENTS_PATH);
+    const thresholdProblems = variantThresholdProblems(this.experiments, {
+      high: config.AD_THRESHOLD_HIGH,
+      medium: config.AD_THRESHOLD_MEDIUM,
+    });
+    if (thresholdProblems.length > 0) {
+      throw new AppError('CONFIG_INVALID', `experiments ${config.EXPERIMENTS_PATH}: ${thresholdProblems.join('; ')}`);
+    }
     this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
       log.warn('exposure send failed; the next send uses a fresh producer', { error: String(err) });
     });
@@ -99,6 +113,7 @@ export class ApiApp {
     this.server = await buildServer({
       reader: this.reader,
       catalog: this.catalog,
+      experiments: this.experiments,
       exposures: this.exposures,
       registry: this.deps.metrics.registry,
       log,

@@ -14,6 +14,8 @@ import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provi
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AdDecision } from '../../schemas/generated/types.js';
+import type { Experiment } from '../experiments/definitions.js';
+import { enrol } from '../experiments/logic.js';
 import type { Logger } from '../runtime/log.js';
 import { decideAd, describeRef, type AdThresholds, type CustomerRef } from './logic.js';
 import type { CreativeCatalog } from './creatives.js';
@@ -23,6 +25,8 @@ import type { CustomerReader, PredictOutcome } from './reader.js';
 export interface ServerDeps {
   readonly reader: CustomerReader;
   readonly catalog: CreativeCatalog;
+  /** A/B experiments: an ad decision is enrolled in the running ad experiment and uses its variant's thresholds. */
+  readonly experiments: readonly Experiment[];
   readonly exposures: ExposurePublisher;
   readonly registry: Registry;
   readonly log: Logger;
@@ -330,14 +334,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       async (req) => {
         const ref = refOf(req.body);
         const prediction = await one(ref);
+        const decidedAt = now();
+        // Assigned by the global id answered for, so a merged-away id gets its survivor's variant.
+        const enrolment = enrol(deps.experiments, prediction.customer_id, decidedAt, deps.adThresholds);
         const choice = decideAd(
           prediction.customer_id,
           prediction.intent_score,
           prediction.predicted_category,
           deps.catalog,
-          deps.adThresholds,
+          enrolment.thresholds,
         );
-        const decidedAt = now();
         const record: AdDecision = {
           eventId: randomUUID(),
           eventTimeMs: decidedAt,
@@ -352,8 +358,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
           predictedCategory: prediction.predicted_category,
           modelVersion: prediction.model_version,
           scoreSource: prediction.source === 'cache' ? 'CACHE' : 'COMPUTED',
-          experiment: null,
-          variant: null,
+          experiment: enrolment.experiment,
+          variant: enrolment.variant,
         };
         try {
           await deps.exposures.publish(record);

@@ -174,6 +174,8 @@ export const configSchema = z.object({
   API_BATCH_MAX: z.coerce.number().int().min(1).max(10_000).default(500),
   /** The creative catalog of POST /ad-decision (JSON; see processors/api/creatives.ts). */
   API_CREATIVES_PATH: z.string().min(1).default('processors/api/creatives.sample.json'),
+  /** A/B experiments (JSON; see processors/experiments/definitions.ts): the API enrols ad decisions in the running one. */
+  EXPERIMENTS_PATH: z.string().min(1).default('processors/experiments/experiments.json'),
   /** Ad decisions: score >= this → product ad for the predicted category... */
   AD_THRESHOLD_HIGH: z.coerce.number().min(0).max(1).default(0.7),
   /** ...score >= this → category ad; below → brand ad. */

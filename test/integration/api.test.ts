@@ -2,7 +2,7 @@
 // a trained model, warehouse sink), then the API answers what the ad server would read from Redis, scores on demand
 // when the cached score is gone or too old, follows merges, refuses bad input with reasons, and records every ad
 // decision as an exposure that reaches the warehouse.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +71,8 @@ async function customersInRedis(): Promise<{ scored: string[]; merged: [string, 
 beforeAll(async () => {
   models = mkdtempSync(join(tmpdir(), 'patternos-api-'));
   trainSyntheticModel(models, VERSION);
+  // No experiment runs here, so the default rule applies to every decision (experiments.test.ts covers enrolment).
+  writeFileSync(join(models, 'experiments.json'), JSON.stringify({ experiments: [] }));
   ctx = await createTestContext({
     topics: true,
     warehouse: true,
@@ -84,6 +86,7 @@ beforeAll(async () => {
       API_PORT: '0',
       API_KEYS: `${KEY},${OTHER_KEY}`,
       API_BATCH_MAX: '20',
+      EXPERIMENTS_PATH: join(models, 'experiments.json'),
     },
   });
   pipeline = new Pipeline({
