@@ -18,7 +18,7 @@ import { SerialProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
-import { ModelWatcher } from '../scoring/model.js';
+import { watchModels, type ModelWatcher } from '../scoring/model.js';
 import { Scorer } from '../scoring/scorer.js';
 import { CreativeCatalog } from './creatives.js';
 import { ExposurePublisher } from './exposures.js';
@@ -70,15 +70,7 @@ export class ApiApp {
       featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
       scoresTtlSeconds: config.SCORES_TTL_SECONDS,
     });
-    this.models = new ModelWatcher(
-      config.MODEL_DIR,
-      (from, to) => {
-        log.info('model loaded', { from, to });
-      },
-      (err) => {
-        log.error('model load failed; keeping the current one', { error: String(err) });
-      },
-    );
+    this.models = watchModels(config.MODEL_DIR, log);
     this.reader = new CustomerReader(this.redis, this.graph, this.store, new Scorer(this.models, deps.metrics), {
       maxScoreAgeMs: config.SCORES_TTL_SECONDS * 1000,
     });

@@ -11,7 +11,7 @@ import type { Config } from '../runtime/config.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
-import { ModelWatcher } from '../scoring/model.js';
+import { watchModels, type ModelWatcher } from '../scoring/model.js';
 import { Scorer } from '../scoring/scorer.js';
 import { CutPointsSource } from './cutpoints.js';
 import { FeatureProcessor, type FlushTiming } from './processor.js';
@@ -55,15 +55,7 @@ export class FeatureApp {
     this.cutPoints = new CutPointsSource(this.redis, config.TOPIC_PREFIX, (err) => {
       log.warn('cut points refresh failed', { error: String(err) });
     });
-    this.models = new ModelWatcher(
-      config.MODEL_DIR,
-      (from, to) => {
-        log.info('model loaded', { from, to });
-      },
-      (err) => {
-        log.error('model load failed; keeping the current one', { error: String(err) });
-      },
-    );
+    this.models = watchModels(config.MODEL_DIR, log);
     this.scorer = new Scorer(this.models, metrics);
     this.processor = new FeatureProcessor({
       config,

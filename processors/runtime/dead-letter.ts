@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IHeaders, KafkaMessage, Producer } from 'kafkajs';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { sharedCounter } from './metrics.js';
 import type { DeadLetter } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import type { ErrorCode } from './errors.js';
@@ -47,20 +48,6 @@ export function deadLetterOf(processor: string, failed: FailedRecord, failedAtMs
   };
 }
 
-const DEAD_LETTERS = 'dead_letters_total';
-
-/** One counter per registry, shared by every publisher registered on it. */
-function deadLetterCounter(registry: Registry): Counter<'processor' | 'source_topic' | 'reason'> {
-  const existing = registry.getSingleMetric(DEAD_LETTERS);
-  if (existing instanceof Counter) return existing;
-  return new Counter({
-    name: DEAD_LETTERS,
-    help: 'Records parked on a dead-letter topic, by processor, source topic and reason (the error code)',
-    labelNames: ['processor', 'source_topic', 'reason'],
-    registers: [registry],
-  });
-}
-
 export class DeadLetterPublisher {
   private readonly counter: Counter<'processor' | 'source_topic' | 'reason'> | undefined;
 
@@ -72,7 +59,14 @@ export class DeadLetterPublisher {
     /** Where dead_letters_total is counted (the dead-letter spike alert reads it). */
     registry?: Registry,
   ) {
-    this.counter = registry ? deadLetterCounter(registry) : undefined;
+    this.counter = registry
+      ? sharedCounter(
+          registry,
+          'dead_letters_total',
+          'Records parked on a dead-letter topic, by processor, source topic and reason (the error code)',
+          ['processor', 'source_topic', 'reason'],
+        )
+      : undefined;
   }
 
   /** Produces every failed record to its source topic's DLQ and waits for acks=all. */

@@ -15,7 +15,8 @@
  * with its cause. Entrypoints pass `exitOnFatal`: a bounded best-effort shutdown, then exit code 1.
  */
 import type { Consumer, EachBatchPayload } from 'kafkajs';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { sharedCounter, sharedGauge } from './metrics.js';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -67,31 +68,6 @@ export class ProcessorStalledError extends Error {
   readonly retriable = false;
 }
 
-const CRASHES = 'processor_crashes_total';
-const LAG = 'kafka_consumer_lag';
-
-function lagGauge(registry: Registry): Gauge<'processor' | 'topic' | 'partition'> {
-  const existing = registry.getSingleMetric(LAG);
-  if (existing instanceof Gauge) return existing;
-  return new Gauge({
-    name: LAG,
-    help: "Records behind the partition's high watermark after the consumer's last finished batch",
-    labelNames: ['processor', 'topic', 'partition'],
-    registers: [registry],
-  });
-}
-
-function crashCounter(registry: Registry): Counter<'processor' | 'restart'> {
-  const existing = registry.getSingleMetric(CRASHES);
-  if (existing instanceof Counter) return existing;
-  return new Counter({
-    name: CRASHES,
-    help: 'Consumer crashes reported by kafkajs; restart=false means kafkajs gave the consumer up',
-    labelNames: ['processor', 'restart'],
-    registers: [registry],
-  });
-}
-
 /** Supervises one kafkajs consumer; call before `consumer.run`, and wrap its eachBatch with the result. */
 export function superviseConsumer(consumer: Consumer, options: SuperviseOptions): ConsumerSupervisor {
   const { processor, log, onFatal } = options;
@@ -99,8 +75,18 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
   const minStallMs = options.minStallMs ?? 30_000;
   const maxRestarts = options.maxRestarts ?? 5;
   const now = options.now ?? Date.now;
-  const crashes = crashCounter(options.registry);
-  const lag = lagGauge(options.registry);
+  const crashes = sharedCounter(
+    options.registry,
+    'processor_crashes_total',
+    'Consumer crashes reported by kafkajs; restart=false means kafkajs gave the consumer up',
+    ['processor', 'restart'],
+  );
+  const lag = sharedGauge(
+    options.registry,
+    'kafka_consumer_lag',
+    "Records behind the partition's high watermark after the consumer's last finished batch",
+    ['processor', 'topic', 'partition'],
+  );
   /** Per `topic|partition`: the position failing and since when. Cleared by any finished batch of the partition. */
   const failing = new Map<string, { offset: string; attempts: number; sinceMs: number }>();
   let restartsWithoutProgress = 0;

@@ -2,6 +2,33 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/**
+ * The counter `name` of `registry`, created on first use: modules that may be built several times on one registry
+ * (publishers, consumer supervisors) share one series set instead of failing on a duplicate registration.
+ */
+export function sharedCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
+  const existing = registry.getSingleMetric(name);
+  if (existing instanceof Counter) return existing;
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+/** The gauge `name` of `registry`, created on first use (see sharedCounter). */
+export function sharedGauge<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Gauge<L> {
+  const existing = registry.getSingleMetric(name);
+  if (existing instanceof Gauge) return existing;
+  return new Gauge({ name, help, labelNames, registers: [registry] });
+}
+
 export interface ProcessorMetrics {
   readonly registry: Registry;
   /** outcome: ok | dead_letter */

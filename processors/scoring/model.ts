@@ -134,3 +134,22 @@ export class ModelWatcher {
     this.model = null;
   }
 }
+
+/** A watcher of `modelDir` that logs every model change and every failed load (the processors' and the API's). */
+export function watchModels(
+  modelDir: string,
+  log: {
+    info: (m: string, f?: Record<string, unknown>) => void;
+    error: (m: string, f?: Record<string, unknown>) => void;
+  },
+): ModelWatcher {
+  return new ModelWatcher(
+    modelDir,
+    (from, to) => {
+      log.info('model loaded', { from, to });
+    },
+    (err) => {
+      log.error('model load failed; keeping the current one', { error: String(err) });
+    },
+  );
+}
