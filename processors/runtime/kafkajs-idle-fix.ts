@@ -25,9 +25,10 @@ const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as {
   prototype: RequestQueueInternals & { __patternosIdleFix?: true };
 };
 
-export function applyKafkajsIdleFix(): void {
+/** Applies the fix once; `KAFKAJS_IDLE_FIX=off` leaves kafkajs as released (to measure what the fix is worth). */
+export function applyKafkajsIdleFix(env: NodeJS.ProcessEnv = process.env): void {
   const proto = RequestQueue.prototype;
-  if (proto.__patternosIdleFix) return;
+  if (proto.__patternosIdleFix || env['KAFKAJS_IDLE_FIX'] === 'off') return;
   const original = proto.scheduleCheckPendingRequests;
   proto.scheduleCheckPendingRequests = function (this: RequestQueueInternals) {
     if (this.pending.length === 0 && this.throttledUntil <= Date.now()) return;
