@@ -23,13 +23,20 @@ async function rows<T>(ch: ClickHouseClient, query: string): Promise<T[]> {
   return rs.json<T>();
 }
 
-/** Exposures of one experiment per (recorded customer, variant): how many decisions, and the first one's time. */
-export async function exposureGroups(ch: ClickHouseClient, experiment: string): Promise<ExposureGroup[]> {
+/**
+ * Exposures of one experiment made up to `untilMs` (inclusive), per (recorded customer, variant): how many decisions,
+ * and the first one's time.
+ */
+export async function exposureGroups(
+  ch: ClickHouseClient,
+  experiment: string,
+  untilMs: number,
+): Promise<ExposureGroup[]> {
   const found = await rows<{ customer_id: string; variant: string; exposures: string | number; first_ms: string }>(
     ch,
     `SELECT global_customer_id AS customer_id, variant, count() AS exposures, min(decided_at_ms) AS first_ms
 FROM fact_ad_decision FINAL
-WHERE experiment = ${quoteString(experiment)}
+WHERE experiment = ${quoteString(experiment)} AND decided_at_ms <= ${Math.floor(untilMs)}
 GROUP BY global_customer_id, variant`,
   );
   return found.map((r) => ({
@@ -94,7 +101,7 @@ export async function experimentReport(
 }
 
 async function conversionReport(ch: ClickHouseClient, e: AdExperiment, asOfMs: number): Promise<ConversionReport> {
-  const groups = (await exposureGroups(ch, e.name)).filter((g) => g.firstMs <= asOfMs);
+  const groups = await exposureGroups(ch, e.name, asOfMs);
   const merges = await mergeMap(ch);
   let purchases: CustomerPurchases[] = [];
   let firstExposureMs: number | null = null;

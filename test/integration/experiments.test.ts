@@ -339,6 +339,11 @@ describe('A/B experiments', () => {
     expect(report.winner).toBeNull();
     expect(report.power?.still_needed).toBeGreaterThan(0);
 
+    // As of a time before the first decision, nothing was exposed yet.
+    const before = (await experimentReport(ctx.clickhouse, [experiment], EXPERIMENT, T - 1)) as ConversionReport;
+    expect(before.first_exposure).toBeNull();
+    expect(before.variants.map((v) => v.exposures + v.customers)).toEqual([0, 0, 0]);
+
     const cli = spawnSync(
       process.execPath,
       ['--import', 'tsx', 'processors/experiments/cli.ts', 'report', EXPERIMENT, '--as-of', String(asOf)],
