@@ -12,7 +12,7 @@ describe('chunksByBytes', () => {
     expect(chunks.length).toBeGreaterThan(1);
     expect(chunks.flat()).toEqual(messages);
     for (const chunk of chunks) {
-      const bytes = chunk.reduce((n, m) => n + m.key.length + m.value.length, 0);
+      const bytes = chunk.reduce((n, m) => n + String(m.key).length + (m.value?.length ?? 0), 0);
       expect(bytes).toBeLessThanOrEqual(MAX_SEND_BYTES);
     }
   });
