@@ -251,6 +251,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => {
     const api = scope.withTypeProvider<TypeBoxTypeProvider>();
     const keys = new Set(deps.apiKeys);
+    const keyIds = new Map<string, string>();
     await api.register(bearerAuth, {
       keys,
       errorResponse: (err) => ({ error: 'unauthorized', message: err.message }),
@@ -259,7 +260,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       max: deps.rateLimitPerMinute,
       timeWindow: 60_000,
       hook: 'preHandler',
-      keyGenerator: (req) => keyId(req.headers.authorization ?? ''),
+      // Runs after auth, so only configured keys reach it: the cache holds at most one entry per key.
+      keyGenerator: (req) => {
+        const header = req.headers.authorization ?? '';
+        let id = keyIds.get(header);
+        if (id === undefined) keyIds.set(header, (id = keyId(header)));
+        return id;
+      },
       errorResponseBuilder: (_req, ctx) => ({
         statusCode: 429,
         error: 'rate_limited',
