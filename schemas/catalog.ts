@@ -12,6 +12,7 @@ export const schemaFiles = {
   deadLetter: 'dead-letter.avsc',
   featureHandoff: 'feature-handoff.avsc',
   adDecision: 'ad-decision.avsc',
+  customerErasure: 'customer-erasure.avsc',
 } as const;
 
 export type SchemaName = keyof typeof schemaFiles;

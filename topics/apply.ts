@@ -19,7 +19,7 @@ export async function readActual(admin: Admin, specs: readonly TopicSpec[]): Pro
     resources: names.map((name) => ({
       type: ConfigResourceTypes.TOPIC,
       name,
-      configNames: ['cleanup.policy', 'retention.ms'],
+      configNames: ['cleanup.policy', 'retention.ms', 'max.compaction.lag.ms', 'delete.retention.ms'],
     })),
   });
   const configs = new Map(

@@ -2,6 +2,14 @@ import type { SchemaName } from '../schemas/catalog.js';
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The longest any delete-policy topic keeps a record: an erased person's records on raw and derived topics are gone
+ * from Kafka at most this long after they were produced (retention bound rather than crypto-shredding; README Erasure).
+ */
+export const ERASURE_BOUND_MS = 30 * DAY_MS;
+/** Compacted topics: a value superseded by an erasure tombstone is cleaned within a day, the tombstone a day later. */
+export const ERASURE_COMPACTION = { maxLagMs: DAY_MS, tombstoneRetentionMs: DAY_MS } as const;
+
 /** One Kafka topic as code. `npm run topics -- apply` makes the cluster match this. */
 export interface TopicSpec {
   readonly name: string;
@@ -10,6 +18,12 @@ export interface TopicSpec {
   /** retention.ms; -1 keeps records forever (compacted topics keep the latest per key regardless). */
   readonly retentionMs: number;
   readonly cleanupPolicy: 'delete' | 'compact';
+  /**
+   * Compacted topics: max.compaction.lag.ms, the longest a record superseded by a newer value or a tombstone stays
+   * readable (the broker rolls and cleans the segment by then), and delete.retention.ms, how long the tombstone itself
+   * (it carries the key) is kept after that. Together they bound how long an erased person's records outlive erasure.
+   */
+  readonly compaction?: { readonly maxLagMs: number; readonly tombstoneRetentionMs: number };
   /** What the record key is: the entity whose state the record changes. */
   readonly key: string;
   /** Avro contract of the value, registered under `<name>-value` (TopicNameStrategy). */
@@ -30,7 +44,8 @@ export type TopicId =
   | 'identityMergeRejections'
   | 'customerScores'
   | 'featureHandoff'
-  | 'adDecisions';
+  | 'adDecisions'
+  | 'customerErasures';
 
 export type TopicCatalog = Readonly<Record<TopicId, TopicSpec>> & {
   /** Every topic including the dead-letter topics, in apply order. */
@@ -119,6 +134,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
       partitions,
       retentionMs: -1,
       cleanupPolicy: 'compact',
+      compaction: ERASURE_COMPACTION,
       key: 'platform identity: <platform>:<platformCustomerId>',
       schema: 'identityLink',
       doc: 'Current global customer of each platform identity (latest wins)',
@@ -126,7 +142,9 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     identityMerges: {
       name: 'identity.merges.v1',
       partitions,
-      retentionMs: -1, // downstream state rebuilt from scratch must see every merge
+      // Bounded like every topic holding people's ids (erasure): as long as the longest resolved-event topic, so a
+      // rebuild from the topics still sees every merge of the events it can read.
+      retentionMs: ERASURE_BOUND_MS,
       cleanupPolicy: 'delete',
       key: 'merged-away global customer id (its owner hands the state on to the survivor)',
       schema: 'identityMerge',
@@ -136,7 +154,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
     identityMergeRejections: {
       name: 'identity.merge-rejections.v1',
       partitions,
-      retentionMs: 90 * DAY_MS,
+      retentionMs: ERASURE_BOUND_MS, // the warehouse keeps them for audit (and erasure reaches it there)
       cleanupPolicy: 'delete',
       key: 'platform identity being resolved',
       schema: 'identityMergeRejection',
@@ -147,6 +165,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
       partitions,
       retentionMs: -1,
       cleanupPolicy: 'compact',
+      compaction: ERASURE_COMPACTION,
       key: 'global customer id',
       schema: 'intentScore',
       doc: 'Latest intent score per customer',
@@ -171,6 +190,16 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
       deadLetterTopic: 'ad.decisions.v1.dlq',
       doc: 'Every ad decision the prediction API made: the exposures A/B experiments count',
     },
+    customerErasures: {
+      name: 'customer.erasures.v1',
+      partitions, // co-partitioned: the erased customer's feature-state owner reads it
+      retentionMs: 7 * DAY_MS, // `npm run erase` deletes each command once the feature processor committed past it
+      cleanupPolicy: 'delete',
+      key: 'global customer id to erase',
+      schema: 'customerErasure',
+      deadLetterTopic: 'customer.erasures.v1.dlq',
+      doc: 'Erasure commands: the owner of the customer drops its in-memory state and keys; resolvers forget cached roots',
+    },
   };
   const withPrefix = (name: string) => `${prefix}${name}`;
   const entries = Object.entries(specs).map(([id, s]) => {
@@ -190,7 +219,7 @@ export function topicCatalog(options: CatalogOptions = {}): TopicCatalog {
             name: s.deadLetterTopic,
             partitions: 1,
             replicationFactor,
-            retentionMs: 90 * DAY_MS, // longer than any source: a fix can take a while
+            retentionMs: ERASURE_BOUND_MS, // original records hold personal data: no longer than any source
             cleanupPolicy: 'delete' as const,
             key: `the original record's key`,
             schema: 'deadLetter' as const,

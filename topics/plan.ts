@@ -22,7 +22,13 @@ export type TopicAction =
 
 /** The topic-level configs the catalog manages; anything else on the cluster is left alone. */
 export function managedConfigs(spec: TopicSpec): Record<string, string> {
-  return { 'cleanup.policy': spec.cleanupPolicy, 'retention.ms': String(spec.retentionMs) };
+  const base = { 'cleanup.policy': spec.cleanupPolicy, 'retention.ms': String(spec.retentionMs) };
+  if (!spec.compaction) return base;
+  return {
+    ...base,
+    'max.compaction.lag.ms': String(spec.compaction.maxLagMs),
+    'delete.retention.ms': String(spec.compaction.tombstoneRetentionMs),
+  };
 }
 
 /** Plans the actions that make `actual` match `desired`, in catalog order. Never plans a destructive change. */

@@ -245,3 +245,15 @@ export type AdType = (typeof AdTypeValues)[number];
 
 export const ScoreSourceValues = ['CACHE', 'COMPUTED'] as const;
 export type ScoreSource = (typeof ScoreSourceValues)[number];
+
+/** A person was erased: the owner of this global customer id drops it from memory and Redis and publishes a score tombstone; identity resolvers forget their cached roots. Keyed by customerId. Carries no personal data beyond the id being erased. */
+export interface CustomerErasure {
+  /** Unique and stable across retries: `<erasureId>|<customerId>` */
+  readonly eventId: string;
+  /** When the erasure was requested (epoch ms) */
+  readonly eventTimeMs: number;
+  /** The erasure request (random; the erasure log's id) */
+  readonly erasureId: string;
+  /** Global customer id to erase (a root or a merged-away id of the person) */
+  readonly customerId: string;
+}

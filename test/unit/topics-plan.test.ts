@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { topicCatalog } from '../../topics/catalog.js';
+import { ERASURE_BOUND_MS, topicCatalog } from '../../topics/catalog.js';
 import { describeAction, managedConfigs, planTopics, type ActualTopic } from '../../topics/plan.js';
 
 const catalog = topicCatalog({ prefix: 'p.' });
@@ -17,7 +17,7 @@ const asActual = (partitions = 3, rf = 1): Map<string, ActualTopic> =>
   );
 
 describe('topic catalog', () => {
-  it('gives every consumed raw and resolved topic a longer-lived dead-letter topic', () => {
+  it('gives every consumed raw and resolved topic a dead-letter topic that lives at least as long', () => {
     for (const t of [
       catalog.transactionsRaw,
       catalog.clicksRaw,
@@ -26,12 +26,25 @@ describe('topic catalog', () => {
     ]) {
       const dlq = catalog.all.find((d) => d.name === t.deadLetterTopic);
       expect(dlq?.schema).toBe('deadLetter');
-      expect(dlq!.retentionMs).toBeGreaterThan(t.retentionMs);
+      expect(dlq!.retentionMs).toBeGreaterThanOrEqual(t.retentionMs);
     }
     expect(catalog.identityLinks.cleanupPolicy).toBe('compact');
     expect(catalog.customerScores.cleanupPolicy).toBe('compact');
     expect(new Set(catalog.all.map((t) => t.name)).size).toBe(catalog.all.length);
     expect(catalog.all.every((t) => t.name.startsWith('p.'))).toBe(true);
+  });
+
+  it('bounds how long any topic keeps a record (erasure): retention, or compaction lag plus tombstone retention', () => {
+    for (const t of catalog.all) {
+      if (t.cleanupPolicy === 'delete') {
+        expect(t.retentionMs, t.name).toBeGreaterThan(0);
+        expect(t.retentionMs, t.name).toBeLessThanOrEqual(ERASURE_BOUND_MS);
+      } else {
+        expect(t.compaction, t.name).toBeDefined();
+        expect(managedConfigs(t)['max.compaction.lag.ms']).toBe(String(t.compaction?.maxLagMs));
+        expect(managedConfigs(t)['delete.retention.ms']).toBe(String(t.compaction?.tombstoneRetentionMs));
+      }
+    }
   });
 });
 
