@@ -140,6 +140,25 @@ export interface StoredIdentity {
   readonly globalId: string;
 }
 
+/** One person removed from the graph by {@link IdentityGraph.erase}. */
+export interface ErasedPerson {
+  /** The person's root cluster id when erased. */
+  readonly root: string;
+  /** Every global id of the person: the root first, then the ids merged into it. */
+  readonly globalIds: readonly string[];
+  /** The platform identities of the person (sorted). */
+  readonly identityKeys: readonly string[];
+  readonly removed: {
+    readonly identities: number;
+    readonly clusters: number;
+    /** Memberships of the person's identities removed from index sets (blocking keys, email, phone). */
+    readonly indexEntries: number;
+    /** Unpublished merges of the person dropped from the outbox. */
+    readonly outbox: number;
+    readonly watermarks: number;
+  };
+}
+
 export interface IdentityGraphOptions {
   /** Namespace of every key; production passes TOPIC_PREFIX, tests a random one. Must not contain `{` or `}`. */
   readonly prefix: string;
@@ -163,6 +182,7 @@ const SCRIPTS = {
   members: 'idgMembers',
   'pending-merges': 'idgPendingMerges',
   'ack-merges': 'idgAckMerges',
+  erase: 'idgErase',
 } as const;
 type ScriptFile = keyof typeof SCRIPTS;
 const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
@@ -518,6 +538,93 @@ export class IdentityGraph {
       if (value != null) result.set(field, Number(value));
     });
     return result;
+  }
+
+  /**
+   * Removes the person whose cluster `globalId` names (a root or a retired id; the whole merged cluster is the person):
+   * every member identity's record and root entry, the cluster and every id merged into it, its unpublished merges,
+   * the members' watermarks (`<topic>|<identity key>` for each of `watermarkTopics`) and every membership of those
+   * identities in an index set (blocking keys, email and phone hashes, including entries left by earlier versions of
+   * a record). Null when the graph never knew `globalId`.
+   *
+   * The index sweep SCANs the graph's keys (O(index sets), without blocking Redis); the removal itself is one script
+   * that first checks the cluster is still what was judged (same root, members and merged ids), so a merge or a new
+   * member arriving meanwhile makes it judge again. Cluster ids are never reused: a record still in flight under an
+   * erased id cannot attach to someone else.
+   */
+  async erase(globalId: string, watermarkTopics: readonly string[]): Promise<ErasedPerson | null> {
+    for (let attempt = 1; attempt <= 10; attempt++) {
+      const reply = asArray(await this.run('members', [globalId])).map(asString);
+      const root = reply[0] ?? '';
+      if (root === '') return null;
+      const identityKeys = reply.slice(1);
+      const globalIds = [root, ...(await this.retiredInto(root))];
+      const indexEntries = await this.sweepIndexes(identityKeys);
+      const fields = identityKeys.flatMap((key) => watermarkTopics.map((topic) => `${topic}|${key}`));
+      const result = asArray(
+        await this.run('erase', [
+          root,
+          String(identityKeys.length),
+          String(globalIds.length),
+          ...globalIds,
+          String(identityKeys.length),
+          ...identityKeys,
+          ...fields,
+        ]),
+      ).map(asNumber);
+      if (result[0] !== 1) continue; // the cluster changed while it was judged: judge again
+      const [, identities = 0, clusters = 0, outbox = 0, watermarks = 0] = result;
+      return {
+        root,
+        globalIds,
+        identityKeys,
+        removed: { identities, clusters, indexEntries, outbox, watermarks },
+      };
+    }
+    throw new Error(`identity graph: the cluster of ${globalId} kept changing while it was being erased`);
+  }
+
+  /** Every retired cluster id whose root is `root` (the parent hash read with HSCAN, without blocking Redis). */
+  private async retiredInto(root: string): Promise<string[]> {
+    const parent = new Map<string, string>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(`${this.base}:parent`, cursor, 'COUNT', 1000);
+      for (let i = 0; i + 1 < flat.length; i += 2) parent.set(flat[i] as string, flat[i + 1] as string);
+      cursor = next;
+    } while (cursor !== '0');
+    const rootOf = (id: string): string => {
+      let current = id;
+      for (let hops = 0; hops <= parent.size; hops++) {
+        const up = parent.get(current);
+        if (up === undefined) return current;
+        current = up;
+      }
+      return current;
+    };
+    return [...parent.keys()].filter((id) => rootOf(id) === root).sort();
+  }
+
+  /** Removes `members` from every set of the graph but its fixed keys; returns how many memberships were removed. */
+  private async sweepIndexes(members: readonly string[]): Promise<number> {
+    if (members.length === 0) return 0;
+    const keyPrefix = this.redis.options.keyPrefix ?? '';
+    const fixed = new Set(this.keys);
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.scriptBase}:*`, 'COUNT', 1000);
+      cursor = next;
+      const sets = keys.map((k) => k.slice(keyPrefix.length)).filter((k) => !fixed.has(k));
+      if (sets.length === 0) continue;
+      const pipeline = this.redis.pipeline();
+      for (const key of sets) pipeline.srem(key, ...members);
+      for (const [err, count] of (await pipeline.exec()) ?? []) {
+        if (!err) removed += Number(count);
+        else if (!String(err).includes('WRONGTYPE')) throw err; // a key of another type: not an index set
+      }
+    } while (cursor !== '0');
+    return removed;
   }
 
   /** Identities known and root clusters (clusters created minus clusters retired), from one MULTI snapshot. */
