@@ -35,6 +35,8 @@ export interface StackEndpoints {
 export interface StackOptions {
   /** Progress lines; default: stderr with a "[stack]" prefix. */
   log?: (line: string) => void;
+  /** Where STACK_*, STACK_DIR and the endpoint variables are read; default process.env (a second, private stack). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ServiceUpResult {
@@ -127,10 +129,12 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
   }
   const projectRoot = findProjectRoot();
   const dataRoot = resolve(projectRoot, envValue(env, 'STACK_DIR') ?? '.stack');
+  // A second stack (another STACK_DIR and ports) can share the first one's downloads.
+  const installDir = envValue(env, 'STACK_INSTALL_DIR');
   return {
     projectRoot,
     dataRoot,
-    installRoot: join(dataRoot, 'install'),
+    installRoot: installDir === undefined ? join(dataRoot, 'install') : resolve(projectRoot, installDir),
     stateRoot: join(dataRoot, 'data'),
     ports,
     env,
@@ -305,7 +309,7 @@ async function upService(
  */
 export async function upStack(opts: StackOptions = {}): Promise<StackUpResult> {
   const log = opts.log ?? defaultLog;
-  const config = stackConfig();
+  const config = stackConfig(opts.env);
   const endpoints = resolveEndpoints(config.env);
   const started = Date.now();
   const services = await withLock(config, log, async () => {
@@ -354,8 +358,8 @@ export async function ensureStack(opts: StackOptions = {}): Promise<StackEndpoin
 // ---- status / down / reset ----
 
 /** State of every service without changing anything: running (ready), starting (alive, not ready), stopped, external. */
-export async function stackStatus(): Promise<ServiceStatus[]> {
-  const config = stackConfig();
+export async function stackStatus(opts: StackOptions = {}): Promise<ServiceStatus[]> {
+  const config = stackConfig(opts.env);
   return Promise.all(
     SERVICES.map(async (def): Promise<ServiceStatus> => {
       const external = envValue(config.env, def.externalEnv);
@@ -374,26 +378,55 @@ export async function stackStatus(): Promise<ServiceStatus[]> {
   );
 }
 
+async function stopOne(
+  def: ServiceDefinition,
+  config: StackConfig,
+  log: (line: string) => void,
+): Promise<ServiceStopResult> {
+  const t = Date.now();
+  if (envValue(config.env, def.externalEnv) !== undefined) return { name: def.name, outcome: 'external', ms: 0 };
+  const ctx = context(def, config, log);
+  const pid = await ownedPid(def, ctx, true);
+  if (pid === undefined) return { name: def.name, outcome: 'not running', ms: 0 };
+  const { forced } = await stopProcess(pid, (cmdline) => def.ownsProcess(cmdline, ctx), 30_000);
+  await rm(ctx.pidFile, { force: true });
+  const result: ServiceStopResult = {
+    name: def.name,
+    outcome: forced ? 'killed' : 'stopped',
+    pid,
+    ms: Date.now() - t,
+  };
+  log(`${def.name}: ${result.outcome} pid ${pid} in ${seconds(result.ms)}`);
+  return result;
+}
+
 async function stopAll(config: StackConfig, log: (line: string) => void): Promise<ServiceStopResult[]> {
-  return Promise.all(
-    SERVICES.map(async (def): Promise<ServiceStopResult> => {
-      const t = Date.now();
-      if (envValue(config.env, def.externalEnv) !== undefined) return { name: def.name, outcome: 'external', ms: 0 };
-      const ctx = context(def, config, log);
-      const pid = await ownedPid(def, ctx, true);
-      if (pid === undefined) return { name: def.name, outcome: 'not running', ms: 0 };
-      const { forced } = await stopProcess(pid, (cmdline) => def.ownsProcess(cmdline, ctx), 30_000);
-      await rm(ctx.pidFile, { force: true });
-      const result: ServiceStopResult = {
-        name: def.name,
-        outcome: forced ? 'killed' : 'stopped',
-        pid,
-        ms: Date.now() - t,
-      };
-      log(`${def.name}: ${result.outcome} pid ${pid} in ${seconds(result.ms)}`);
-      return result;
-    }),
-  );
+  return Promise.all(SERVICES.map((def) => stopOne(def, config, log)));
+}
+
+function serviceNamed(name: ServiceName): ServiceDefinition {
+  const def = SERVICES.find((s) => s.name === name);
+  if (!def) throw new Error(`stack: no service ${name}`);
+  return def;
+}
+
+/**
+ * Stops one service of the stack (as `down` does: SIGTERM, SIGKILL after 30 s; data kept), e.g. to see how the
+ * processors ride out a dependency restart. A service overridden by its env var is not touched.
+ */
+export async function stopService(name: ServiceName, opts: StackOptions = {}): Promise<ServiceStopResult> {
+  const log = opts.log ?? defaultLog;
+  const config = stackConfig(opts.env);
+  return withLock(config, log, () => stopOne(serviceNamed(name), config, log));
+}
+
+/** Starts one service (as `up` does for it) and waits until it is ready; a running one is left as it is. */
+export async function startService(name: ServiceName, opts: StackOptions = {}): Promise<ServiceUpResult> {
+  const log = opts.log ?? defaultLog;
+  const config = stackConfig(opts.env);
+  const def = serviceNamed(name);
+  if (envValue(config.env, def.externalEnv) !== undefined) throw new Error(`stack: ${name} is external`);
+  return withLock(config, log, () => upService(def, config, log));
 }
 
 /**
@@ -402,7 +435,7 @@ async function stopAll(config: StackConfig, log: (line: string) => void): Promis
  */
 export async function stopStack(opts: StackOptions = {}): Promise<ServiceStopResult[]> {
   const log = opts.log ?? defaultLog;
-  const config = stackConfig();
+  const config = stackConfig(opts.env);
   return withLock(config, log, () => stopAll(config, log));
 }
 
@@ -412,7 +445,7 @@ export async function stopStack(opts: StackOptions = {}): Promise<ServiceStopRes
  */
 export async function resetStack(opts: StackOptions = {}): Promise<ServiceStopResult[]> {
   const log = opts.log ?? defaultLog;
-  const config = stackConfig();
+  const config = stackConfig(opts.env);
   return withLock(config, log, async () => {
     const results = await stopAll(config, log);
     await rm(config.stateRoot, { recursive: true, force: true });
