@@ -4,7 +4,20 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['node_modules/', '.stack/', '.venv/', 'out/', 'dist/', 'models/', 'training/', 'schemas/generated/'] },
+  // processors/dashboards/public/ is browser script served as is (no build step), outside the TypeScript project.
+  {
+    ignores: [
+      'node_modules/',
+      '.stack/',
+      '.venv/',
+      'out/',
+      'dist/',
+      'models/',
+      'training/',
+      'schemas/generated/',
+      'processors/dashboards/public/',
+    ],
+  },
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {

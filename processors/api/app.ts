@@ -3,16 +3,19 @@
  * all build it here, so every figure describes what production runs.
  */
 import type { AddressInfo } from 'node:net';
+import type { ClickHouseClient } from '@clickhouse/client';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { TopicCatalog } from '../../topics/catalog.js';
 import type { Experiment } from '../experiments/definitions.js';
+import { dashboards } from '../dashboards/plugin.js';
 import { loadExperiments } from '../experiments/load.js';
 import { variantThresholdProblems } from '../experiments/logic.js';
 import { FeatureStore } from '../features/store.js';
 import { IdentityGraph } from '../identity/graph-store.js';
 import { DEV_API_KEY, type Config } from '../runtime/config.js';
+import { createClickHouse } from '../runtime/clickhouse.js';
 import { AppError } from '../runtime/errors.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
@@ -38,6 +41,8 @@ export interface ApiAppDeps {
   readonly experiments?: readonly Experiment[];
   /** The API's clock (tests). @default Date.now */
   readonly now?: () => number;
+  /** The warehouse the dashboards read; default: a client for CLICKHOUSE_URL / CLICKHOUSE_DATABASE (owned, closed on stop). */
+  readonly clickhouse?: ClickHouseClient;
 }
 
 export class ApiApp {
@@ -50,6 +55,9 @@ export class ApiApp {
   readonly experiments: readonly Experiment[];
   readonly producer: SerialProducer;
   readonly exposures: ExposurePublisher;
+  /** The dashboards' warehouse client (null when DASHBOARDS_ENABLED=false). */
+  readonly clickhouse: ClickHouseClient | null;
+  private readonly ownsClickHouse: boolean;
   private server: FastifyInstance | undefined;
 
   constructor(private readonly deps: ApiAppDeps) {
@@ -89,6 +97,8 @@ export class ApiApp {
     this.exposures = new ExposurePublisher(this.producer, deps.serde, deps.topics.adDecisions, {
       lingerMs: config.API_EXPOSURE_LINGER_MS,
     });
+    this.ownsClickHouse = config.DASHBOARDS_ENABLED && !deps.clickhouse;
+    this.clickhouse = config.DASHBOARDS_ENABLED ? (deps.clickhouse ?? createClickHouse(config)) : null;
   }
 
   /** Loads the model, connects, and listens; resolves with the URL it serves on. */
@@ -116,6 +126,16 @@ export class ApiApp {
       readiness: () => this.readiness(),
       ...(this.deps.now ? { now: this.deps.now } : {}),
     });
+    if (this.clickhouse) {
+      // Its own plugin (routes, error handler, assets) so the prediction routes in server.ts stay as they are.
+      await this.server.register(dashboards, {
+        clickhouse: this.clickhouse,
+        modelDir: config.MODEL_DIR,
+        registry: this.deps.metrics.registry,
+        log,
+        refreshMs: config.DASHBOARDS_REFRESH_MS,
+      });
+    }
     await this.server.listen({ host: config.API_HOST, port: config.API_PORT });
     const address = this.server.server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -141,6 +161,7 @@ export class ApiApp {
     await this.exposures.close();
     await this.producer.disconnect();
     await this.models.stop();
+    if (this.ownsClickHouse) await this.clickhouse?.close();
     this.redis.disconnect();
   }
 }

@@ -185,6 +185,16 @@ export const configSchema = z.object({
    * once its exposure record is acknowledged.
    */
   API_EXPOSURE_LINGER_MS: z.coerce.number().int().min(0).max(1_000).default(2),
+  /**
+   * The dashboards the API serves under /dashboards (aggregates only, no API key; processors/dashboards/plugin.ts).
+   * `false` turns them off where the API port is reachable by more than operators.
+   */
+  DASHBOARDS_ENABLED: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+  /** How often an open dashboard page refetches its data. */
+  DASHBOARDS_REFRESH_MS: z.coerce.number().int().min(1_000).default(30_000),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
