@@ -18,6 +18,12 @@ export class Secret {
 /** The API key that works out of the box on a development machine (never in production: the API warns). */
 export const DEV_API_KEY = 'patternos-local-development-api-key';
 
+/**
+ * The identity graph's personal-data key on a development machine (32 bytes as hex: "patternos-local-dev-identity-key").
+ * Never in production: with NODE_ENV=production IDENTITY_PII_KEY must be set, and the resolver warns when it sees this.
+ */
+export const DEV_IDENTITY_PII_KEY = '7061747465726e6f732d6c6f63616c2d6465762d6964656e746974792d6b6579';
+
 const csv = (v: string) =>
   v
     .split(',')
@@ -61,6 +67,16 @@ export const configSchema = z.object({
     .string()
     .min(8)
     .default('patternos-local-development-salt')
+    .transform((v) => new Secret(v)),
+  /**
+   * Key of the personal data in the identity graph (processors/identity/pii-codec.ts): 32 bytes as 64 hex characters
+   * or base64 (`openssl rand -hex 32`). Required when NODE_ENV=production; elsewhere the development key.
+   */
+  IDENTITY_PII_KEY: z
+    .string()
+    .trim()
+    .regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64')
+    .default(DEV_IDENTITY_PII_KEY)
     .transform((v) => new Secret(v)),
   /** Events stamped later than now + this are rejected as clock errors. */
   EVENT_MAX_FUTURE_MS: z.coerce
@@ -202,8 +218,14 @@ export type Config = Readonly<z.infer<typeof configSchema>>;
 /** Parses the environment once; reports every problem together so a bad deploy fails in one round trip. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const parsed = configSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  // A production deployment must never seal people's data with the key published in this repository.
+  if (env['NODE_ENV'] === 'production' && !env['IDENTITY_PII_KEY']?.trim()) {
+    problems.push('IDENTITY_PII_KEY: required when NODE_ENV=production (32 bytes, e.g. `openssl rand -hex 32`)');
+  }
+  if (!parsed.success || problems.length > 0) {
     throw new AppError('CONFIG_INVALID', problems.join('; '));
   }
   return Object.freeze(parsed.data);
