@@ -163,7 +163,13 @@ export function partInputs(
     identity: { group: `${prefix}${IDENTITY}`, specs: [topics.transactionsRaw, topics.clicksRaw] },
     features: {
       group: `${prefix}${FEATURES}`,
-      specs: [topics.customerTransactions, topics.customerClicks, topics.identityMerges, topics.featureHandoff],
+      specs: [
+        topics.customerTransactions,
+        topics.customerClicks,
+        topics.identityMerges,
+        topics.featureHandoff,
+        topics.customerErasures,
+      ],
     },
     sink: {
       group: `${prefix}warehouse-sink`,

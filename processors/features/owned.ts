@@ -8,6 +8,10 @@
  * hand-off topic (keyed by the survivor); events still published under the merged-away id are forwarded the same
  * way, with their original source offsets. The survivor's owner absorbs a state once (absorbed ids) and folds the
  * forwarded events through the usual watermarks, so a redelivery on either side changes nothing.
+ *
+ * Erasure: an erasure command (customer.erasures.v1, keyed by the customer like its events) drops the customer from
+ * memory, and the next flush deletes its keys and publishes a score tombstone. Records still arriving under an erased
+ * id (published before the graph forgot it) are dropped while this table lives; cluster ids are never reused.
  */
 import type { FeatureHandoff } from '../../schemas/generated/types.js';
 import { foldEvents, type FoldResult, type ServedHash, type SourcedEvent } from './logic.js';
@@ -52,6 +56,10 @@ export class PartitionTable {
   readonly handoffs: OutgoingHandoff[] = [];
   /** Events to forward, by the survivor they go to. */
   private readonly forwards = new Map<string, { fromId: string; events: SourcedEvent[] }[]>();
+  /** Customers erased while this table lived: their records are dropped, never folded into a new state. */
+  readonly erased = new Set<string>();
+  /** Erased customers whose keys the next flush deletes (with a score tombstone). */
+  readonly erasures: string[] = [];
   /** Set when the table is verified as this instance's (epoch claimed and unchanged since). */
   verified = true;
 
@@ -65,7 +73,7 @@ export class PartitionTable {
   /** Ids among `ids` not in memory: the shell loads them before folding. */
   missing(ids: Iterable<string>): string[] {
     const out = new Set<string>();
-    for (const id of ids) if (!this.entries.has(id)) out.add(id);
+    for (const id of ids) if (!this.entries.has(id) && !this.erased.has(id)) out.add(id);
     return [...out];
   }
 
@@ -103,7 +111,8 @@ export class PartitionTable {
   }
 
   /** Folds records published under `id` (offset order); forwards them instead when `id` was merged away. */
-  fold(id: string, records: readonly SourcedEvent[], graceMs: number): FoldResult | 'forwarded' {
+  fold(id: string, records: readonly SourcedEvent[], graceMs: number): FoldResult | 'forwarded' | 'erased' {
+    if (this.erased.has(id)) return 'erased';
     const e = this.entry(id);
     if (e.alias) {
       this.forward(id, e.alias, records);
@@ -148,7 +157,8 @@ export class PartitionTable {
   }
 
   /** Applies a hand-off addressed to `h.toId` (owned here); re-forwards it when that customer was merged on too. */
-  receive(h: FeatureHandoff, graceMs: number): 'absorbed' | 'duplicate' | 'forwarded' | FoldResult {
+  receive(h: FeatureHandoff, graceMs: number): 'absorbed' | 'duplicate' | 'forwarded' | 'erased' | FoldResult {
+    if (this.erased.has(h.toId) || this.erased.has(h.fromId)) return 'erased';
     const e = this.entry(h.toId);
     if (e.alias) {
       this.handoffs.push({ ...h, toId: e.alias, payload: h.payload.toString('utf8') });
@@ -165,6 +175,24 @@ export class PartitionTable {
     e.absorbed.push(h.fromId, ...payload.absorbed.filter((id) => !e.absorbed.includes(id)));
     this.touch(e);
     return 'absorbed';
+  }
+
+  /**
+   * Erases `id`: forgets it (state, alias, pending forwards to it), drops its later records while this table lives,
+   * and has the next flush delete its keys. Idempotent: a redelivered command deletes again, which changes nothing.
+   */
+  erase(id: string): 'erased' | 'duplicate' {
+    const e = this.entries.get(id);
+    if (e) {
+      this.entries.delete(id);
+      this.changed.delete(e);
+      this.unsaved.delete(e);
+    }
+    this.forwards.delete(id);
+    const known = this.erased.has(id);
+    this.erased.add(id);
+    this.erasures.push(id);
+    return known ? 'duplicate' : 'erased';
   }
 
   /** Marks `id` (loaded, not merged away, with state) to be rescored as of `asOfMs` at the next flush. */

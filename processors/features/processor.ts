@@ -17,6 +17,7 @@ import { exhaustMap, interval, merge, Subject, type Subscription } from 'rxjs';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type {
   BehaviorEvent,
+  CustomerErasure,
   FeatureHandoff,
   IdentityMerge,
   IntentScore,
@@ -141,13 +142,19 @@ export class FeatureProcessor {
     this.m = {
       events: new Counter({
         name: 'features_events_total',
-        help: 'Resolved events by effect on state: applied, duplicate (redelivered, skipped), late (older than grace), forwarded (merged-away id)',
+        help: 'Resolved events by effect on state: applied, duplicate (redelivered, skipped), late (older than grace), forwarded (merged-away id), erased (the customer was erased: dropped)',
         labelNames: ['outcome'],
         registers,
       }),
       merges: new Counter({
         name: 'features_merges_total',
         help: 'Merges: handed-off (merged-away side), absorbed (survivor side), duplicate',
+        labelNames: ['outcome'],
+        registers,
+      }),
+      erasures: new Counter({
+        name: 'features_erasures_total',
+        help: 'Erasure commands: erased (state dropped, keys deleted, score tombstoned), duplicate (already erased here)',
         labelNames: ['outcome'],
         registers,
       }),
@@ -196,7 +203,13 @@ export class FeatureProcessor {
 
   private inputs(): TopicSpec[] {
     const { topics } = this.deps;
-    return [topics.identityMerges, topics.featureHandoff, topics.customerTransactions, topics.customerClicks];
+    return [
+      topics.identityMerges,
+      topics.featureHandoff,
+      topics.customerTransactions,
+      topics.customerClicks,
+      topics.customerErasures,
+    ];
   }
 
   get processedCount(): number {
@@ -406,12 +419,28 @@ export class FeatureProcessor {
       this.failedRecords.push(...failed);
       return;
     }
+    if (topic === topics.customerErasures.name) {
+      const spec = topics.customerErasures;
+      const decoded = await decodeBatch<CustomerErasure>(part, spec, serde, erasureProblems, live);
+      const failed = [...decoded.failed];
+      for (const r of decoded.records) {
+        if (r.message.key?.toString() !== r.value.customerId) {
+          const reason = `erasure keyed by ${String(r.message.key)}, not by its customerId: it would reach another partition's owner`;
+          failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
+          continue;
+        }
+        this.m.erasures.inc({ outcome: table.erase(r.value.customerId) });
+      }
+      this.failedRecords.push(...failed);
+      return;
+    }
     if (topic === topics.featureHandoff.name) {
       const decoded = await decodeBatch<FeatureHandoff>(part, topics.featureHandoff, serde, handoffProblems, live);
       await load(decoded.records.map((r) => r.value.toId));
       for (const r of decoded.records) {
         const outcome = table.receive(r.value, grace);
-        if (typeof outcome === 'string') {
+        if (outcome === 'erased') this.m.events.inc({ outcome });
+        else if (typeof outcome === 'string') {
           if (outcome !== 'forwarded' || r.value.kind === 'STATE') this.m.merges.inc({ outcome });
         } else this.countFold(outcome);
       }
@@ -444,7 +473,7 @@ export class FeatureProcessor {
     await load(byCustomer.keys());
     for (const [id, records] of byCustomer) {
       const outcome = table.fold(id, records, grace);
-      if (outcome === 'forwarded') this.m.events.inc({ outcome: 'forwarded' }, records.length);
+      if (outcome === 'forwarded' || outcome === 'erased') this.m.events.inc({ outcome }, records.length);
       else this.countFold(outcome);
     }
     this.failedRecords.push(...failed);
@@ -464,7 +493,8 @@ export class FeatureProcessor {
     if (this.waiting.length > 0 || this.failedRecords.length > 0) return true;
     const due = this.checkpointDue();
     for (const t of this.tables.values()) {
-      if (t.changed.size > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0))) return true;
+      if (t.changed.size > 0 || t.erasures.length > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0)))
+        return true;
     }
     return false;
   }
@@ -499,9 +529,16 @@ export class FeatureProcessor {
     const forget = new Map<number, string[]>();
     const commits: Snapshot['commits'] = [];
     const handoffRecords: Message[] = [];
+    const tombstones: Message[] = [];
     const partitionOf = new Map<string, number>();
     let newestEventMs = 0;
     for (const [p, table] of this.tables) {
+      for (const id of table.erasures.splice(0)) {
+        partitionOf.set(id, p);
+        writes.push({ kind: 'erase', id, epoch: table.epoch });
+        append(forget, p, id);
+        tombstones.push({ key: id, value: null }); // after any score of it this instance sent: the serial producer
+      }
       const checkpointed = new Set<Entry>();
       for (const e of table.changed) {
         partitionOf.set(e.id, p);
@@ -593,12 +630,12 @@ export class FeatureProcessor {
       }
     }
     const messages: Snapshot['messages'] = [];
-    if (scores.length > 0) {
+    if (scores.length > 0 || tombstones.length > 0) {
       const spec = topics.customerScores;
       const encoded = await Promise.all(
         scores.map(async (s) => ({ key: s.customerId, value: await serde.encode(spec, s) })),
       );
-      messages.push({ topic: spec.name, messages: encoded });
+      messages.push({ topic: spec.name, messages: [...encoded, ...tombstones] });
     }
     return {
       startedAtMs,
@@ -838,6 +875,10 @@ function mergeProblems(m: IdentityMerge): string[] {
   if (!m.mergedId) problems.push('mergedId is empty');
   if (m.survivorId === m.mergedId) problems.push('survivorId equals mergedId');
   return problems;
+}
+
+function erasureProblems(e: CustomerErasure): string[] {
+  return e.customerId ? [] : ['customerId is empty'];
 }
 
 function handoffProblems(h: FeatureHandoff): string[] {

@@ -63,6 +63,12 @@ export type CustomerWrite =
       readonly epoch: number;
       readonly version: number;
       readonly survivor: string;
+    }
+  | {
+      /** Erased: the customer's state, features and score keys are deleted (fenced like every write). */
+      readonly kind: 'erase';
+      readonly id: string;
+      readonly epoch: number;
     };
 
 /** Rescoring index changes of a flush, by partition. */
@@ -181,8 +187,10 @@ export class FeatureStore {
         const head = `["${w.epoch}","w","${w.version}",${ttls},"${w.replaceHash ? '1' : '0'}"]`;
         const [state, absorbed] = w.stateJson === null ? ['', '[]'] : [w.stateJson, JSON.stringify(w.absorbed)];
         void run(k1, k2, k3, head, state, absorbed, JSON.stringify([w.hash, w.score, w.deleteFields]));
-      } else {
+      } else if (w.kind === 'alias') {
         void run(k1, k2, k3, `["${w.epoch}","a","${w.version}",${ttls},"0"]`, w.survivor, '[]', '[[],[],[]]');
+      } else {
+        void run(k1, k2, k3, `["${w.epoch}","e","0",${ttls},"0"]`, '', '[]', '[[],[],[]]');
       }
     }
     for (const [p, entries] of index.scored) {
@@ -209,6 +217,24 @@ export class FeatureStore {
 
   async forgetAsOf(partition: number, ids: readonly string[]): Promise<void> {
     if (ids.length > 0) await this.redis.zrem(this.asOfKey(partition), ...ids);
+  }
+
+  /**
+   * Deletes customers' state, features and score keys and their entries in every partition's rescoring index, without
+   * an epoch (erasure tools; the owner's own erase command is fenced like its other writes). Returns keys deleted.
+   */
+  async eraseCustomers(ids: readonly string[], partitions: number): Promise<number> {
+    if (ids.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    pipeline.del(...ids.flatMap((id) => [this.stateKey(id), this.featuresKey(id), this.scoreKey(id)]));
+    for (let p = 0; p < partitions; p++) pipeline.zrem(this.asOfKey(p), ...ids);
+    const replies = (await pipeline.exec()) ?? [];
+    let deleted = 0;
+    for (const [err, n] of replies) {
+      if (err) throw err;
+      deleted += Number(n);
+    }
+    return deleted;
   }
 
   /** The ad server's view of one customer (HGETALL); empty when unknown. */

@@ -283,6 +283,9 @@ export class IdentityResolver {
     const spec = this.deps.topics.identityMerges;
     await follower.connect();
     await follower.subscribe({ topic: spec.name, fromBeginning: false });
+    // Erasures too: an erased person's identities must not resolve from this cache (or from `known`) to an id the
+    // graph no longer has. Erasures are rare, so every cached root and record is forgotten; the graph refills them.
+    await follower.subscribe({ topic: this.deps.topics.customerErasures.name, fromBeginning: false });
     let removeListener: () => void = () => undefined;
     const positioned = new Promise<void>((resolve) => {
       removeListener = follower.on(follower.events.FETCH, () => {
@@ -292,6 +295,16 @@ export class IdentityResolver {
     await follower.run({
       autoCommit: false,
       eachBatch: this.mergeSupervisor.eachBatch(async ({ batch }) => {
+        if (batch.topic === this.deps.topics.customerErasures.name) {
+          if (batch.messages.length > 0) {
+            this.roots.clear();
+            this.known.clear();
+            this.deps.log.info('erasure heard of; root cache and known records cleared', {
+              commands: batch.messages.length,
+            });
+          }
+          return;
+        }
         for (const message of batch.messages) {
           if (!message.value) continue;
           let merge: IdentityMerge;

@@ -215,8 +215,13 @@ export class WarehouseSink {
     const route = this.routes.get(batch.topic);
     if (!route) throw new Error(`no route for ${batch.topic}`);
     const nowMs = Date.now();
+    // A tombstone on a compacted topic is how erasure (and compaction) deletes a key: nothing to store, nothing wrong.
+    const messages =
+      route.spec.cleanupPolicy === 'compact'
+        ? batch.messages.filter((m) => m.value !== null && m.value.length > 0)
+        : batch.messages;
     const { records, failed } = await decodeBatch<never>(
-      batch,
+      { topic: batch.topic, partition: batch.partition, messages },
       route.spec,
       this.deps.serde,
       route.check && ((value) => route.check?.(value, nowMs) ?? []),

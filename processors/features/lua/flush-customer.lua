@@ -1,8 +1,8 @@
 -- One customer's part of a feature-processor flush, fenced by its partition's owner epoch. Every key shares the
 -- customer's hash tag, so this runs unchanged on Redis Cluster.
 -- KEYS[1] state hash (ep, ver, s, mg | alias), KEYS[2] ad-server features hash, KEYS[3] ad-server score hash
--- ARGV[1] JSON array of strings: [writer's epoch for the customer's partition, 'w' (write what is given) or 'a' (merged
---   away), state version (the features hash's state_version), state TTL s, features TTL s, score TTL s, '1' when the
+-- ARGV[1] JSON array of strings: [writer's epoch for the customer's partition, 'w' (write what is given), 'a' (merged
+--   away) or 'e' (erased: delete the three keys), state version (the features hash's state_version), state TTL s, features TTL s, score TTL s, '1' when the
 --   features fields are the whole hash (delete it first)]
 -- ARGV[2] with 'w': the state checkpoint ('' leaves it as it is: states are checkpointed less often than they are
 --   served); with 'a': the survivor's id
@@ -15,6 +15,10 @@ local epoch, mode, version = h[1], h[2], h[3]
 local stateTtl, featuresTtl, scoreTtl, replace = h[4], h[5], h[6], h[7]
 local ep = tonumber(redis.call('HGET', KEYS[1], 'ep') or '0')
 if ep > tonumber(epoch) then return -1 end
+if mode == 'e' then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  return 1
+end
 if mode == 'a' then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'ep', epoch, 'ver', version, 'alias', ARGV[2])
