@@ -165,9 +165,28 @@ export async function ensureAptBinary(
   ctx: ServiceContext,
   externalEnv: string,
 ): Promise<{ path: string; installed: boolean }> {
+  return installAptBinary(binaries, pkg, {
+    env: ctx.config.env,
+    log: (line) => {
+      ctx.log(`${ctx.name}: ${line}`);
+    },
+    otherwise: `set ${externalEnv} to use an instance you run yourself`,
+  });
+}
+
+/**
+ * ensureAptBinary for tools outside the stack (the dashboards' headless browser): looks `binaries` up on PATH and,
+ * when none is there, installs `pkg` with apt-get as root (refreshing the package lists once if the install fails).
+ * `otherwise` ends the error a non-root user gets, saying what else they can do.
+ */
+export async function installAptBinary(
+  binaries: string[],
+  pkg: string,
+  options: { env: NodeJS.ProcessEnv; log: (line: string) => void; otherwise: string },
+): Promise<{ path: string; installed: boolean }> {
   const find = async (): Promise<string | undefined> => {
     for (const binary of binaries) {
-      const found = await which(binary, ctx.config.env);
+      const found = await which(binary, options.env);
       if (found) return found;
     }
     return undefined;
@@ -177,7 +196,7 @@ export async function ensureAptBinary(
   if (process.getuid?.() !== 0) {
     throw new Error(
       `${binaries.join(' or ')} not found on PATH. Install it (sudo apt-get install -y ${pkg}) and rerun, ` +
-        `or set ${externalEnv} to use an instance you run yourself.`,
+        `or ${options.otherwise}.`,
     );
   }
   const job = aptQueue.then(async () => {
@@ -185,7 +204,7 @@ export async function ensureAptBinary(
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const install = (): Promise<RunResult> =>
       run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env, timeoutMs: 15 * 60_000 });
-    ctx.log(`${ctx.name}: apt-get install ${pkg}`);
+    options.log(`apt-get install ${pkg}`);
     try {
       await install();
     } catch {
