@@ -7,8 +7,11 @@ import type {
   IdentityAttributes,
   IdentityLink,
   IdentityMerge,
+  LinkEvidence,
   Transaction,
 } from '../../schemas/generated/types.js';
+import { ATTRIBUTES, describeVector } from './compare.js';
+import { attributeWeights, type MatchModel } from './model.js';
 import type { LinkMethod, MergeEntry } from './types.js';
 
 export type RawEvent = Transaction | BehaviorEvent;
@@ -57,11 +60,36 @@ export function attributesOf(event: RawEvent): IdentityAttributes {
   return event.identity ?? NO_ATTRIBUTES;
 }
 
+/**
+ * The evidence of a probabilistic link from the cluster it joined: the member that matched best, each attribute's
+ * level and log2(m/u), and what the term-frequency adjustment and household penalty added, so that the comparisons'
+ * weights plus `adjustmentWeight` give the link's match weight.
+ */
+export function linkEvidence(
+  model: MatchModel,
+  join: { key: string; matchWeight: number; levels: readonly number[]; clusterLogOdds: number },
+): LinkEvidence {
+  const weights = attributeWeights(model, join.levels);
+  const described = describeVector(join.levels);
+  const comparisons = ATTRIBUTES.map((attribute, i) => ({
+    attribute,
+    level: described[attribute],
+    weight: weights[i] ?? 0,
+  }));
+  const sum = comparisons.reduce((n, c) => n + c.weight, 0);
+  return {
+    matchedIdentityKey: join.key,
+    clusterLogOdds: join.clusterLogOdds,
+    adjustmentWeight: join.matchWeight - sum,
+    comparisons,
+  };
+}
+
 /** The compacted link record of one platform identity. */
 export function linkRecord(
   identity: { platform: string; platformCustomerId: string },
   globalCustomerId: string,
-  how: { method: LinkMethod; confidence: number; matchWeight: number | null },
+  how: { method: LinkMethod; confidence: number; matchWeight: number | null; evidence?: LinkEvidence | null },
   source: { eventId: string; eventTimeMs: number },
   linkVersion: number | null = null,
 ): IdentityLink {
@@ -76,6 +104,7 @@ export function linkRecord(
     matchWeight: how.matchWeight,
     sourceEventId: source.eventId,
     linkVersion,
+    evidence: how.evidence ?? null,
   };
 }
 

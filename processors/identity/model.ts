@@ -129,6 +129,15 @@ export function vectorWeight(model: MatchModel, v: ArrayLike<number>): number {
   return weight;
 }
 
+/** log2(m/u) per attribute of a comparison vector (0 where the level is null): their sum is {@link vectorWeight}. */
+export function attributeWeights(model: MatchModel, v: ArrayLike<number>): number[] {
+  const { weights } = compile(model);
+  return weights.map((w, i) => {
+    const level = v[i] ?? NULL_LEVEL;
+    return level === NULL_LEVEL ? 0 : (w[level] ?? 0);
+  });
+}
+
 /** The posterior match probability of a weight under the model's prior. */
 export function probabilityOf(model: MatchModel, weight: number): number {
   return 1 / (1 + 2 ** -(weight + compile(model).priorLogOdds));

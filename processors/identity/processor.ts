@@ -7,6 +7,7 @@ import type {
   BehaviorEvent,
   IdentityMerge,
   IdentityMergeRejection,
+  LinkEvidence,
   Transaction,
 } from '../../schemas/generated/types.js';
 import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
@@ -33,6 +34,7 @@ import {
   attributesOf,
   chunkTopicMessages,
   identityOf,
+  linkEvidence,
   linkRecord,
   mergeEvent,
   splitIdentityKey,
@@ -88,6 +90,8 @@ interface LinkChange {
   readonly method: LinkMethod;
   readonly confidence: number;
   readonly matchWeight: number | null;
+  /** Why a probabilistic link was made (null for deterministic rules and merges). */
+  readonly evidence?: LinkEvidence | null;
   readonly eventId: string;
   readonly eventTimeMs: number;
 }
@@ -628,6 +632,7 @@ export class IdentityResolver {
         method: 'PROBABILISTIC',
         confidence: strongest.confidence,
         matchWeight: strongest.matchWeight,
+        evidence: linkEvidence(model, strongest),
       };
     }
     return change;

@@ -21,7 +21,7 @@ export interface Source {
   readonly offset: string;
 }
 
-export type Row = Record<string, string | number>;
+export type Row = Record<string, string | number | readonly string[] | readonly number[]>;
 
 /** The warehouse tables the sink writes, in insert order (dimensions before facts). */
 export const sinkTables = [
@@ -164,6 +164,12 @@ export function identityLinkRows(link: IdentityLink): RowSet {
         valid_from_ms: link.eventTimeMs,
         source_event_id: link.sourceEventId,
         link_version: link.linkVersion ?? 0,
+        matched_identity_id: link.evidence?.matchedIdentityKey ?? '',
+        comparison_attributes: link.evidence?.comparisons.map((c) => c.attribute) ?? [],
+        comparison_levels: link.evidence?.comparisons.map((c) => c.level ?? '') ?? [],
+        comparison_weights: link.evidence?.comparisons.map((c) => c.weight) ?? [],
+        adjustment_weight: link.evidence?.adjustmentWeight ?? 0,
+        cluster_log_odds: link.evidence?.clusterLogOdds ?? 0,
       },
     ],
   };

@@ -101,10 +101,31 @@ export interface IdentityLink {
   readonly sourceEventId: string;
   /** Graph-wide version of the snapshot this link was read from: a higher version reflects a later graph state. Orders one identity's links regardless of event time */
   readonly linkVersion: null | number;
+  /** Evidence of a PROBABILISTIC link; null for deterministic rules and merges */
+  readonly evidence: null | LinkEvidence;
 }
 
 export const MappingMethodValues = ['NEW', 'PLATFORM_ID', 'EMAIL_HASH', 'PHONE_HASH', 'PROBABILISTIC', 'MERGE'] as const;
 export type MappingMethod = (typeof MappingMethodValues)[number];
+
+/** Why a probabilistic link was made: the member of the joined cluster that matched best, and the comparison that produced the weight. matchWeight = sum of the comparisons' weights + adjustmentWeight */
+export interface LinkEvidence {
+  /** The platform identity (<platform>:<platformCustomerId>) of the cluster member that matched best */
+  readonly matchedIdentityKey: string;
+  /** Mean bounded log2-odds of the record against the members of the cluster it joined (the cluster-level judgement) */
+  readonly clusterLogOdds: number;
+  /** Term-frequency adjustment minus the household penalty, in bits */
+  readonly adjustmentWeight: number;
+  readonly comparisons: readonly (AttributeComparison)[];
+}
+
+export interface AttributeComparison {
+  readonly attribute: string;
+  /** Comparison level name (e.g. exact, jw>=0.92, within-31-days); null when either side is missing */
+  readonly level: null | string;
+  /** log2(m/u) of the level; 0 when missing */
+  readonly weight: number;
+}
 
 /** Two global customers are one person. Keyed by mergedId: the merged-away customer's partition owner hands its state on to the survivor's. */
 export interface IdentityMerge {
