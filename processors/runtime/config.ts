@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { AppError } from './errors.js';
 
@@ -23,6 +24,16 @@ export const DEV_API_KEY = 'patternos-local-development-api-key';
  * Never in production: with NODE_ENV=production IDENTITY_PII_KEY must be set, and the resolver warns when it sees this.
  */
 export const DEV_IDENTITY_PII_KEY = '7061747465726e6f732d6c6f63616c2d6465762d6964656e746974792d6b6579';
+
+/** Whether croner reads `pattern` as a cron expression (parsing only: nothing is scheduled). */
+function isCronPattern(pattern: string): boolean {
+  try {
+    new Cron(pattern, { paused: true, timezone: 'UTC' }).stop();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const csv = (v: string) =>
   v
@@ -171,6 +182,32 @@ export const configSchema = z.object({
     .int()
     .min(10_000)
     .default(60 * 60 * 1000),
+  /** Prometheus, whose firing alerts (GET /api/v1/alerts) the retrainer polls for ModelAucLow. */
+  PROMETHEUS_URL: z.url().default('http://127.0.0.1:19090'),
+  /** When `npm run start:retrainer` retrains by itself: a cron expression in UTC (minute hour day month weekday), or `off`. */
+  RETRAIN_SCHEDULE: z
+    .string()
+    .trim()
+    .default('0 3 * * 1')
+    .refine((v) => v === 'off' || isCronPattern(v), 'must be a cron expression such as "0 3 * * 1", or "off"'),
+  /** How often the retrainer asks Prometheus whether the model-AUC alert fires (0: never; the webhook still works). */
+  RETRAIN_ALERT_POLL_MS: z.coerce.number().int().min(0).default(60_000),
+  /** After a run started by the alert, the same alert does not start another for this long (it keeps firing). */
+  RETRAIN_ALERT_COOLDOWN_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 60 * 60 * 1000),
+  /** A retraining still running after this is stopped (its whole process group) and counted as failed. */
+  RETRAIN_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .default(4 * 60 * 60 * 1000),
+  /** Months of reference dates a retraining trains on, ending at the warehouse's newest fully labelled day. */
+  RETRAIN_MONTHS: z.coerce.number().int().min(1).max(120).default(6),
+  /** Days between the reference dates of a retraining's training set. */
+  RETRAIN_STEP_DAYS: z.coerce.number().int().min(1).max(90).default(1),
   /** Prediction API (`npm run start:api`): bind address; loopback unless the operator opens it. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65_535).default(18_080),

@@ -122,6 +122,7 @@ export const DEFAULT_METRICS_PORTS = {
   'feature-processor': 18092,
   'warehouse-sink': 18093,
   monitor: 18094,
+  retrainer: 18095,
 } as const;
 
 /**

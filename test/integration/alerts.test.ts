@@ -18,10 +18,10 @@ function promtool(...args: string[]) {
 }
 
 describe('alert rules', () => {
-  it('are valid Prometheus rules, six of them', () => {
+  it('are valid Prometheus rules, eight of them', () => {
     const { status, out } = promtool('check', 'rules', RULES);
     expect(status, out).toBe(0);
-    expect(out).toMatch(/SUCCESS: 6 rules found/);
+    expect(out).toMatch(/SUCCESS: 8 rules found/);
   });
 
   it('pass their promtool unit tests', () => {
@@ -37,14 +37,14 @@ describe('alert rules', () => {
       writeFileSync(generated, prometheusConfig(RULES, scrapeTargets({})));
       const local = promtool('check', 'config', generated);
       expect(local.status, local.out).toBe(0);
-      expect(local.out).toMatch(/SUCCESS: 6 rules found/);
+      expect(local.out).toMatch(/SUCCESS: 8 rules found/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
     const composeFile = join(ROOT, 'processors', 'monitoring', 'prometheus', 'prometheus.compose.yml');
     const compose = promtool('check', 'config', composeFile);
     expect(compose.status, compose.out).toBe(0);
-    expect(compose.out).toMatch(/SUCCESS: 6 rules found/);
+    expect(compose.out).toMatch(/SUCCESS: 8 rules found/);
     const text = readFileSync(composeFile, 'utf8');
     const jobs = [...text.matchAll(/job_name: (\S+)\s+static_configs:\s+- targets: \['([^']+)'\]/g)].map((m) => [
       m[1],

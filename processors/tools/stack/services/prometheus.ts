@@ -18,6 +18,7 @@ export function scrapeTargets(env: NodeJS.ProcessEnv): Record<string, string> {
     'patternos-features': `127.0.0.1:${DEFAULT_METRICS_PORTS['feature-processor']}`,
     'patternos-sink': `127.0.0.1:${DEFAULT_METRICS_PORTS['warehouse-sink']}`,
     'patternos-monitor': `127.0.0.1:${DEFAULT_METRICS_PORTS.monitor}`,
+    'patternos-retrainer': `127.0.0.1:${DEFAULT_METRICS_PORTS.retrainer}`,
   };
 }
 
