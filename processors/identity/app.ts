@@ -13,6 +13,7 @@ import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { IdentityGraph } from './graph-store.js';
 import { loadModel } from './model.js';
+import { PiiCodec } from './pii-codec.js';
 import { IdentityResolver } from './processor.js';
 
 export interface IdentityAppDeps {
@@ -34,9 +35,14 @@ export class IdentityApp {
     const { config } = deps;
     // Auto-pipelining: the identities of a batch resolve concurrently, and their graph scripts share round trips.
     this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
+    const codec = PiiCodec.fromConfig(config);
+    if (codec.isDevelopmentKey) {
+      deps.log.warn('IDENTITY_PII_KEY is the local development key: set your own anywhere but a development machine');
+    }
     this.graph = IdentityGraph.open(this.redis, {
       prefix: config.TOPIC_PREFIX,
       maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
+      codec,
     });
     this.resolver = new IdentityResolver({
       config,
@@ -51,8 +57,10 @@ export class IdentityApp {
     });
   }
 
-  start(): Promise<void> {
-    return this.resolver.start();
+  /** Starts consuming once the graph is known to be sealed with this key (else fails here, before any record). */
+  async start(): Promise<void> {
+    await this.graph.checkFormat();
+    await this.resolver.start();
   }
 
   async stop(): Promise<void> {

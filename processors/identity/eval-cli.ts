@@ -29,6 +29,7 @@ import { readFebrlFile, type BadLine } from './febrl-file.js';
 import { IdentityGraph } from './graph-store.js';
 import { trainEm } from './model.js';
 import { NO_ATTRIBUTES } from './logic.js';
+import { PiiCodec } from './pii-codec.js';
 import { IdentityResolver } from './processor.js';
 import { toIdentityRecord } from './record.js';
 import { blockingRecall, pairwiseMetrics } from './resolve-offline.js';
@@ -153,7 +154,11 @@ export async function evaluateFiles(
       ? await decodeOnlyRate(kafka, serde, [topics.clicksRaw], events.length, `${config.TOPIC_PREFIX}decode-only`)
       : null;
 
-    const graph = IdentityGraph.open(redis, { prefix: graphPrefix, maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE });
+    const graph = IdentityGraph.open(redis, {
+      prefix: graphPrefix,
+      maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
+      codec: PiiCodec.fromConfig(config),
+    });
     const resolver = new IdentityResolver({
       config,
       kafka,

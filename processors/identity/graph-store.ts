@@ -5,12 +5,16 @@
  *
  * Layout (`B` = `<prefix>idg:v1:{<prefix>idg}`; every key carries the one hash tag `{<prefix>idg}`):
  * - `B:counters` hash: `cluster` (last cluster sequence), `merge` (last merge sequence)
- * - `B:rec` hash: identity key → record JSON · `B:idc` hash: identity key → ROOT cluster id (merges rewrite it eagerly)
+ * - `B:meta` hash: `pii-format` (`s1`), `pii-key-id`: how personal data is kept (pii-codec.ts), set on first use
+ * - `B:rec` hash: identity key → SEALED record (AES-256-GCM, `s1.<keyId>.<base64url>`, pii-codec.ts) · `B:idc` hash:
+ *   identity key → ROOT cluster id (merges rewrite it eagerly)
  * - `B:cseq` hash: cluster id → creation sequence (every cluster ever made; ids are `c-<sequence>`)
  * - `B:parent` hash: retired cluster id → the cluster it was merged into (path-compressed by writing scripts)
  * - `B:mem:<clusterId>` set: identity keys of a root cluster (deleted when the cluster is retired)
- * - `B:email:<sha256>`, `B:phone:<sha256>` sets: identity keys ever seen with that exact hash
- * - `B:blk:<blockingKey>` set: identity keys ever seen with that blocking key
+ * - `B:email:<mac>`, `B:phone:<mac>` sets: identity keys ever seen with that exact hash (`mac` = HMAC of the salted
+ *   SHA-256, pii-codec.ts hashIndexName)
+ * - `B:blk:<kind>:<mac>` set: identity keys ever seen with that blocking key (`mac` = HMAC of the whole blocking key,
+ *   pii-codec.ts blockName; the kind, e.g. `ln:`, stays readable)
  * - `B:outbox` hash: mergeId → MergeEntry JSON, and `B:outbox:order` sorted set: mergeId by merge sequence
  * - `B:wm:register`, `B:wm:union` hashes: `<topic>:<partition>` → last applied input offset
  *
@@ -19,6 +23,11 @@
  * (memory, CPU of one node), not out; the hot path is a few O(cluster size) scripts per changed identity. Scripts
  * declare the fixed keys in KEYS and build the per-cluster/per-hash/per-block set names from ARGV[1]; those share the
  * hash tag, so they are in the declared slot, which is what Redis Cluster checks.
+ *
+ * Personal data: callers pass and get plain records and logical blocking keys; this class seals records and keys the
+ * set names with the {@link PiiCodec} it was opened with, so no name, address or birth date is stored in plain text.
+ * A graph opened without a codec (the prediction API) reads roots and members only. The first sealed operation checks
+ * `B:meta`: a graph written by a version before sealing, or sealed with another key, fails with a message saying so.
  *
  * Choices:
  * - Email/phone indexes and blocking sets only grow: when a record's hash or blocking keys change, the old entries stay.
@@ -38,6 +47,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { AppError } from '../runtime/errors.js';
+import { SEALED_FORMAT, type PiiCodec } from './pii-codec.js';
 import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
 /** How a `register` linked the identity (the exact-hash and platform-id rules; probabilistic links come from `union`). */
@@ -168,6 +179,11 @@ export interface IdentityGraphOptions {
    * @default 100
    */
   readonly maxClusterSize?: number;
+  /**
+   * Seals records and keys set names (IDENTITY_PII_KEY). Without it the graph answers roots, members, merges and
+   * watermarks, and refuses what reads or writes personal data (register, candidates, records).
+   */
+  readonly codec?: PiiCodec;
 }
 
 const SCRIPTS = {
@@ -182,6 +198,7 @@ const SCRIPTS = {
   members: 'idgMembers',
   'pending-merges': 'idgPendingMerges',
   'ack-merges': 'idgAckMerges',
+  'pii-format': 'idgPiiFormat',
   erase: 'idgErase',
 } as const;
 type ScriptFile = keyof typeof SCRIPTS;
@@ -261,11 +278,14 @@ export class IdentityGraph {
   /** The same base as Redis sees it: scripts build dynamic key names from it, and ioredis prefixes only KEYS. */
   private readonly scriptBase: string;
   private readonly keys: readonly string[];
+  /** Settled once the graph's personal-data format was found to be this version's (see {@link checkFormat}). */
+  private formatChecked: Promise<void> | undefined;
 
   private constructor(
     private readonly redis: Redis,
-    prefix: string,
+    private readonly prefix: string,
     private readonly maxClusterSize: number,
+    private readonly codec: PiiCodec | undefined,
   ) {
     this.base = `${prefix}idg:v1:{${prefix}idg}`;
     this.scriptBase = `${redis.options.keyPrefix ?? ''}${this.base}`;
@@ -300,7 +320,66 @@ export class IdentityGraph {
     for (const [file, lua] of scriptSources()) {
       redis.defineCommand(SCRIPTS[file], { lua, readOnly: READ_ONLY.has(file) });
     }
-    return new IdentityGraph(redis, options.prefix, maxClusterSize);
+    return new IdentityGraph(redis, options.prefix, maxClusterSize, options.codec);
+  }
+
+  /**
+   * Checks, once per instance, that the graph keeps personal data the way this version does and with this key (an
+   * empty graph is marked so). Throws CONFIG_INVALID on a graph written before sealing or sealed with another key.
+   * Sealed operations call it themselves; entrypoints call it at startup to fail before consuming anything.
+   */
+  checkFormat(): Promise<void> {
+    const codec = this.requireCodec('checkFormat');
+    this.formatChecked ??= this.readFormat(codec).catch((err: unknown) => {
+      this.formatChecked = undefined; // Redis away is not a verdict: the next call asks again
+      throw err;
+    });
+    return this.formatChecked;
+  }
+
+  private async readFormat(codec: PiiCodec): Promise<void> {
+    const reply = asArray(await this.run('pii-format', [SEALED_FORMAT, codec.keyId]));
+    const [format, keyId] = [asString(reply[0]), asString(reply[1])];
+    if (format === '') {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `the identity graph of prefix "${this.prefix}" was written by a version that kept personal data in plain ` +
+          'text: migrate it first (npm run identity:graph -- migrate, with every resolver stopped)',
+      );
+    }
+    if (format !== SEALED_FORMAT) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `the identity graph of prefix "${this.prefix}" has unknown format ${format}`,
+      );
+    }
+    if (keyId !== codec.keyId) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `the identity graph of prefix "${this.prefix}" is sealed with key id ${keyId}, but IDENTITY_PII_KEY has key ` +
+          `id ${codec.keyId}: run with the key it was written with`,
+      );
+    }
+  }
+
+  private requireCodec(operation: string): PiiCodec {
+    if (!this.codec) {
+      throw new Error(
+        `identity graph ${operation}: opened without a PII codec (IDENTITY_PII_KEY), it reads roots only`,
+      );
+    }
+    return this.codec;
+  }
+
+  /** The codec after the format check: what every operation on personal data starts with. */
+  private async sealed(operation: string): Promise<PiiCodec> {
+    const codec = this.requireCodec(operation);
+    await this.checkFormat();
+    return codec;
+  }
+
+  private blockNames(codec: PiiCodec, blockingKeys: readonly string[]): string[] {
+    return [...new Set(blockingKeys)].map((k) => codec.blockName(k));
   }
 
   private run(file: ScriptFile, args: readonly string[]): Promise<unknown> {
@@ -326,18 +405,19 @@ export class IdentityGraph {
     meta: GraphEventMeta,
   ): Promise<RegisterResult> {
     const [eventId, eventTimeMs, field, offset] = metaArgs(meta);
+    const codec = await this.sealed('register');
     const reply = asArray(
       await this.run('register', [
         record.key,
-        JSON.stringify(record),
-        record.emailSha256 ?? '',
-        record.phoneSha256 ?? '',
+        codec.sealRecord(record),
+        record.emailSha256 ? codec.hashIndexName('email', record.emailSha256) : '',
+        record.phoneSha256 ? codec.hashIndexName('phone', record.phoneSha256) : '',
         String(this.maxClusterSize),
         eventId,
         eventTimeMs,
         field,
         offset,
-        ...new Set(blockingKeys),
+        ...this.blockNames(codec, blockingKeys),
       ]),
     );
     if (asNumber(reply[0]) === 1) {
@@ -373,7 +453,10 @@ export class IdentityGraph {
     maxBlockSize: number,
   ): Promise<CandidatesResult> {
     if (blockingKeys.length === 0) return { keys: [], skippedBlocks: 0 };
-    const reply = asArray(await this.run('candidates', [excludeKey, String(maxBlockSize), ...new Set(blockingKeys)]));
+    const codec = await this.sealed('candidates');
+    const reply = asArray(
+      await this.run('candidates', [excludeKey, String(maxBlockSize), ...this.blockNames(codec, blockingKeys)]),
+    );
     return { skippedBlocks: asNumber(reply[0]), keys: reply.slice(1).map(asString) };
   }
 
@@ -388,12 +471,13 @@ export class IdentityGraph {
     blockingKeys: readonly string[],
     options: { maxBlockSize: number; maxMembers: number },
   ): Promise<{ skippedBlocks: number; own: string | null; clusters: CandidateClusterRecords[] }> {
+    const codec = await this.sealed('clusterCandidates');
     const reply = asArray(
       await this.run('cluster-candidates', [
         identityKey,
         String(options.maxBlockSize),
         String(options.maxMembers),
-        ...new Set(blockingKeys),
+        ...this.blockNames(codec, blockingKeys),
       ]),
     );
     const clusters: CandidateClusterRecords[] = [];
@@ -405,8 +489,8 @@ export class IdentityGraph {
       i += 3;
       const members: IdentityRecord[] = [];
       for (let j = 0; j < n; j++, i += 2) {
-        const json = asString(reply[i + 1]);
-        if (json !== '') members.push(JSON.parse(json) as IdentityRecord);
+        const sealed = asString(reply[i + 1]);
+        if (sealed !== '') members.push(codec.openRecord(asString(reply[i]), sealed));
       }
       clusters.push({ id, size, members });
     }
@@ -417,12 +501,13 @@ export class IdentityGraph {
   async records(keys: readonly string[]): Promise<Map<string, StoredIdentity>> {
     const result = new Map<string, StoredIdentity>();
     if (keys.length === 0) return result;
+    const codec = await this.sealed('records');
     const unique = [...new Set(keys)];
     const reply = asArray(await this.run('records', unique));
     unique.forEach((key, i) => {
-      const json = asString(reply[2 * i]);
+      const sealed = asString(reply[2 * i]);
       const globalId = asString(reply[2 * i + 1]);
-      if (json !== '' && globalId !== '') result.set(key, { record: JSON.parse(json) as IdentityRecord, globalId });
+      if (sealed !== '' && globalId !== '') result.set(key, { record: codec.openRecord(key, sealed), globalId });
     });
     return result;
   }
@@ -625,6 +710,79 @@ export class IdentityGraph {
       }
     } while (cursor !== '0');
     return removed;
+  }
+
+  /** How the graph keeps personal data: `format` '' = not marked (empty, or written before sealing). */
+  async piiFormat(): Promise<{ format: string; keyId: string }> {
+    const [format, keyId] = await this.redis.hmget(`${this.base}:meta`, 'pii-format', 'pii-key-id');
+    return { format: format ?? '', keyId: keyId ?? '' };
+  }
+
+  /**
+   * Seals, in place, a graph written before sealing: every plain-JSON record is sealed, every blocking and email/phone
+   * set is renamed to its keyed name (unioned into it if a sealing version already wrote one), then the format marker
+   * is written. Run it with every resolver of the prefix stopped; resolvers of this version refuse the graph until it
+   * is done, and an older version must not run afterwards. Resumable after a crash: sealed records are kept and the
+   * renamed sets are listed in `B:meta:migrated` until the end. On an already sealed graph it only checks the key.
+   */
+  async migrateToSealed(
+    onProgress: (done: { records: number; sets: number }) => void = () => undefined,
+  ): Promise<{ records: number; sets: number; alreadySealed: boolean }> {
+    const codec = this.requireCodec('migrateToSealed');
+    if ((await this.piiFormat()).format !== '') {
+      await this.checkFormat();
+      return { records: 0, sets: 0, alreadySealed: true };
+    }
+    const done = { records: 0, sets: 0 };
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(`${this.base}:rec`, cursor, 'COUNT', 500);
+      cursor = next;
+      const sealed: string[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const [key = '', value = ''] = [flat[i], flat[i + 1]];
+        if (value.startsWith('{')) sealed.push(key, codec.sealRecord(JSON.parse(value) as IdentityRecord));
+        else codec.openRecord(key, value); // sealed by an earlier run: it must open with this key
+      }
+      if (sealed.length > 0) await this.redis.hset(`${this.base}:rec`, ...sealed);
+      done.records += sealed.length / 2;
+      onProgress(done);
+    } while (cursor !== '0');
+
+    const migrated = `${this.base}:meta:migrated`;
+    const redisPrefix = this.redis.options.keyPrefix ?? '';
+    const renames: readonly [string, (plain: string) => string][] = [
+      ['blk', (plain) => codec.blockName(plain)],
+      ['email', (plain) => codec.hashIndexName('email', plain)],
+      ['phone', (plain) => codec.hashIndexName('phone', plain)],
+    ];
+    for (const [kind, rename] of renames) {
+      const from = `${this.base}:${kind}:`;
+      cursor = '0';
+      do {
+        const [next, found] = await this.redis.scan(cursor, 'MATCH', `${redisPrefix}${from}*`, 'COUNT', 1000);
+        cursor = next;
+        const names = found.map((name) => name.slice(redisPrefix.length));
+        // SCAN may return a set this run already renamed to (created after the scan began): never rename twice.
+        const seen = names.length > 0 ? await this.redis.smismember(migrated, ...names) : [];
+        // One transaction per chunk: a set is never half renamed (its members moved but not listed, or both names).
+        const todo = names.filter((_, i) => seen[i] !== 1);
+        if (todo.length > 0) {
+          const tx = this.redis.multi();
+          for (const name of todo) {
+            const target = `${from}${rename(name.slice(from.length))}`;
+            tx.sunionstore(target, target, name).del(name).sadd(migrated, target);
+          }
+          for (const [err] of (await tx.exec()) ?? []) if (err) throw err;
+          done.sets += todo.length;
+        }
+        onProgress(done);
+      } while (cursor !== '0');
+    }
+    await this.redis.hset(`${this.base}:meta`, 'pii-format', SEALED_FORMAT, 'pii-key-id', codec.keyId);
+    await this.redis.del(migrated);
+    await this.checkFormat();
+    return { ...done, alreadySealed: false };
   }
 
   /** Identities known and root clusters (clusters created minus clusters retired), from one MULTI snapshot. */

@@ -8,7 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { IdentityGraph, type UnionMatch } from '../../processors/identity/graph-store.js';
+import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import type { IdentityRecord } from '../../processors/identity/types.js';
+
+// Records are sealed and set names keyed (pii-codec.ts); the key is a test's own.
+const codec = new PiiCodec(randomBytes(32));
 
 const T0 = 1_700_000_000_123;
 const connections: Redis[] = [];
@@ -27,7 +31,7 @@ function newPrefix(): string {
 }
 
 function open(options: { maxClusterSize?: number; redis?: Redis } = {}): IdentityGraph {
-  return IdentityGraph.open(options.redis ?? connect(), { prefix: newPrefix(), ...options });
+  return IdentityGraph.open(options.redis ?? connect(), { prefix: newPrefix(), codec, ...options });
 }
 
 afterAll(async () => {
@@ -448,7 +452,7 @@ describe('concurrent writers', () => {
     await runWith([sequential], shuffle(allOps, seededRandom(1)));
 
     const prefix = newPrefix();
-    const workers = Array.from({ length: 4 }, () => IdentityGraph.open(connect(), { prefix }));
+    const workers = Array.from({ length: 4 }, () => IdentityGraph.open(connect(), { prefix, codec }));
     await runWith(workers, shuffle(allOps, seededRandom(2)));
     const concurrent = workers[0]!;
 

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { Partitioners, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityGraph } from '../../processors/identity/graph-store.js';
+import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import { loadModel } from '../../processors/identity/model.js';
 import { IdentityResolver, type IdentityResolverDeps } from '../../processors/identity/processor.js';
 import { generateSample } from '../../processors/producers/generate.js';
@@ -58,7 +59,8 @@ function resolver(
     commands++;
     return send(...args);
   };
-  const graph = IdentityGraph.open(client, { prefix: ctx.config.TOPIC_PREFIX, maxClusterSize: 100 });
+  const codec = PiiCodec.fromConfig(ctx.config);
+  const graph = IdentityGraph.open(client, { prefix: ctx.config.TOPIC_PREFIX, maxClusterSize: 100, codec });
   const metrics = createMetrics();
   const instance = new IdentityResolver({
     config: ctx.config,
