@@ -29,7 +29,8 @@ import { copartitionedAssigner } from '../runtime/copartition.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
-import { superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
+import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
+import { outageOf } from '../runtime/outage.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
@@ -163,6 +164,9 @@ export class FeatureProcessor {
         help: 'Partitions dropped because a newer owner wrote them (this instance lost them in a rebalance)',
         registers,
       }),
+      // Shared with the consumer's supervisor (one series per processor and dependency).
+      outage: outageSeconds(deps.metrics.registry),
+      fatal: fatalTotal(deps.metrics.registry),
       latency: new Histogram({
         name: 'features_event_latency_seconds',
         help: 'From Kafka append time of a resolved event to its state, features and score being written',
@@ -233,6 +237,7 @@ export class FeatureProcessor {
       processor: PROCESSOR,
       log: this.deps.log,
       registry: this.deps.metrics.registry,
+      maxOutageMs: this.deps.config.PROCESSOR_OUTAGE_MAX_MS,
       onFatal: (failure) => {
         this.fail(new Error(failure.reason));
       },
@@ -243,6 +248,7 @@ export class FeatureProcessor {
       .pipe(exhaustMap(() => this.drain()))
       .subscribe({
         error: (err: unknown) => {
+          this.m.fatal.inc({ processor: PROCESSOR, kind: outageOf(err) ? 'dependency-outage' : 'flush-failed' });
           this.fail(err);
         },
       });
@@ -661,6 +667,8 @@ export class FeatureProcessor {
   private async write(s: Snapshot): Promise<void> {
     const end = this.m.flush.startTimer();
     const writeStarted = Date.now();
+    let failingSinceMs: number | undefined;
+    let failingDependency: string | undefined;
     let fenced: readonly string[] = [];
     for (let attempt = 1; ; attempt++) {
       try {
@@ -686,11 +694,29 @@ export class FeatureProcessor {
         fenced = result.fenced;
         break;
       } catch (err) {
-        if (attempt >= FLUSH_ATTEMPTS) throw new Error(`flush failed ${attempt} times: ${String(err)}`);
-        this.deps.log.warn('flush failed; retrying', { attempt, error: String(err) });
+        // A dependency outage (Redis or Kafka restarting) is ridden out for PROCESSOR_OUTAGE_MAX_MS; anything else
+        // gets FLUSH_ATTEMPTS attempts. Either way the flush is repeated whole, which the fencing script and the
+        // watermarks make idempotent.
+        const outage = outageOf(err);
+        failingSinceMs ??= Date.now();
+        const forMs = Date.now() - failingSinceMs;
+        if (outage ? forMs >= this.deps.config.PROCESSOR_OUTAGE_MAX_MS : attempt >= FLUSH_ATTEMPTS) {
+          const what = outage ? `${outage} unavailable for ${Math.round(forMs / 1000)} s: ` : '';
+          throw new Error(`${what}flush failed ${attempt} times: ${String(err)}`);
+        }
+        if (outage) {
+          failingDependency = outage;
+          this.m.outage.set({ processor: PROCESSOR, dependency: outage }, forMs / 1000);
+        }
+        this.deps.log.warn('flush failed; retrying', {
+          attempt,
+          error: String(err),
+          ...(outage ? { dependency: outage, forSeconds: Math.round(forMs / 1000) } : {}),
+        });
         await sleep(Math.min(5_000, 100 * 2 ** attempt));
       }
     }
+    if (failingDependency) this.m.outage.set({ processor: PROCESSOR, dependency: failingDependency }, 0);
     const lost = new Set<number>();
     for (const id of fenced) lost.add(s.partitionOf.get(id) as number);
     for (const p of lost) {

@@ -18,7 +18,7 @@ import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { forEachLimited } from '../runtime/concurrency.js';
 import { describeError } from '../runtime/errors.js';
-import { SerialProducer } from '../runtime/kafka.js';
+import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
 import {
   superviseConsumer,
   type ConsumerSupervisor,
@@ -206,6 +206,7 @@ export class IdentityResolver {
         processor: PROCESSOR,
         log: deps.log,
         registry: deps.metrics.registry,
+        maxOutageMs: config.PROCESSOR_OUTAGE_MAX_MS,
         onFatal: (failure) => {
           this.fatal ??= failure;
           deps.onFatal?.(failure);
@@ -510,7 +511,7 @@ export class IdentityResolver {
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
     payload.resolveOffset(last.offset);
-    await this.consumer.commitOffsets([
+    await commitOrRejoin(this.consumer, [
       { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
     ]);
     await payload.heartbeat();

@@ -173,6 +173,11 @@ export const configSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Partitions a processor instance works on at once (each stays in offset order). */
   PROCESSOR_PARTITION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /**
+   * How long a processor rides out a dependency outage (Redis, Kafka or ClickHouse down or restarting) before it gives
+   * up and exits non-zero with the reason.
+   */
+  PROCESSOR_OUTAGE_MAX_MS: z.coerce.number().int().min(1_000).default(300_000),
   /** Port of a processor's Prometheus /metrics on 127.0.0.1; unset: its default (runtime/metrics.ts); 0: off. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

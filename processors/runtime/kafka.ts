@@ -3,6 +3,7 @@ import {
   Kafka,
   Partitioners,
   logLevel,
+  type Consumer,
   type Producer,
   type ProducerBatch,
   type ProducerRecord,
@@ -11,6 +12,7 @@ import {
 import type { Config } from './config.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { createLogger } from './log.js';
+import { membershipError } from './outage.js';
 
 applyKafkajsIdleFix();
 
@@ -167,5 +169,24 @@ export class SerialProducer implements Producer {
     this.renewals++;
     if (this.connected) await this.current.connect();
     this.renewNeeded = false;
+  }
+}
+
+/**
+ * `consumer.commitOffsets` inside eachBatch, for consumers that commit themselves. kafkajs wraps a commit refused
+ * with UNKNOWN_MEMBER_ID (this member was dropped from the group: a broker restart, a batch longer than the session
+ * timeout) in a KafkaJSNonRetriableError without its type, so the runner does not see it, crashes the consumer for
+ * good and the process has to exit. Thrown as the protocol error itself, it makes the runner join the group again and
+ * the partitions resume from their last commit (what was processed but not committed is redelivered, as after a
+ * crash). Other failures are thrown as they are.
+ */
+export async function commitOrRejoin(
+  consumer: Pick<Consumer, 'commitOffsets'>,
+  offsets: Parameters<Consumer['commitOffsets']>[0],
+): Promise<void> {
+  try {
+    await consumer.commitOffsets(offsets);
+  } catch (err) {
+    throw membershipError(err) ?? err;
   }
 }

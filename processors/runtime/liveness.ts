@@ -9,16 +9,24 @@
  *   restarted, and the same batch fails again, forever.
  *
  * `superviseConsumer` turns both into one `onFatal` call: the first at once, the second once the same batch position
- * has failed `maxBatchAttempts` times over at least `minStallMs` (a dependency outage shorter than that is ridden out
- * by kafkajs' retries), and a consumer that kafkajs keeps restarting without ever joining its group or finishing a
- * batch after `maxRestarts` restarts. Every crash is counted in `processor_crashes_total{processor,restart}` and logged
- * with its cause. Entrypoints pass `exitOnFatal`: a bounded best-effort shutdown, then exit code 1.
+ * has failed `maxBatchAttempts` times over at least `minStallMs`, and a consumer that kafkajs keeps restarting without
+ * ever joining its group or finishing a batch after `maxRestarts` restarts. A failure that is a dependency outage
+ * (Redis, Kafka or ClickHouse down or restarting: `outageOf`) is ridden out for `maxOutageMs` instead, whatever the
+ * number of attempts, and shows meanwhile in `processor_dependency_outage_seconds{processor,dependency}`; a member
+ * dropped from its group (UNKNOWN_MEMBER_ID after a broker restart) is no failure of the batch at all. Every crash is
+ * counted in `processor_crashes_total{processor,restart}` and logged with its cause; giving up is counted in
+ * `processor_fatal_total{processor,kind}` and logged. Entrypoints pass `exitOnFatal`: a bounded best-effort shutdown,
+ * then exit code 1.
  */
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { sharedCounter, sharedGauge } from './metrics.js';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
+import { membershipError, outageOf } from './outage.js';
+
+/** Default of `maxOutageMs`: long enough for a restart or a failover of a dependency, short enough to page someone. */
+export const DEFAULT_MAX_OUTAGE_MS = 300_000;
 
 /** Why a processor gave up. */
 export interface FatalFailure {
@@ -26,7 +34,7 @@ export interface FatalFailure {
   readonly reason: string;
   readonly error: unknown;
   /** How it was detected. */
-  readonly kind: 'crash' | 'stalled-batch' | 'restart-loop';
+  readonly kind: 'crash' | 'stalled-batch' | 'restart-loop' | 'dependency-outage';
 }
 
 export interface SupervisionLimits {
@@ -36,6 +44,8 @@ export interface SupervisionLimits {
   readonly minStallMs?: number;
   /** kafkajs restarts without a group join or a finished batch in between before giving up. @default 5 */
   readonly maxRestarts?: number;
+  /** How long failures that are dependency outages are ridden out (PROCESSOR_OUTAGE_MAX_MS). @default 300_000 */
+  readonly maxOutageMs?: number;
 }
 
 export interface SuperviseOptions extends SupervisionLimits {
@@ -74,7 +84,10 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
   const maxBatchAttempts = options.maxBatchAttempts ?? 5;
   const minStallMs = options.minStallMs ?? 30_000;
   const maxRestarts = options.maxRestarts ?? 5;
+  const maxOutageMs = options.maxOutageMs ?? DEFAULT_MAX_OUTAGE_MS;
   const now = options.now ?? Date.now;
+  const outageGauge = outageSeconds(options.registry);
+  const fatalCounter = fatalTotal(options.registry);
   const crashes = sharedCounter(
     options.registry,
     'processor_crashes_total',
@@ -90,11 +103,25 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
   /** Per `topic|partition`: the position failing and since when. Cleared by any finished batch of the partition. */
   const failing = new Map<string, { offset: string; attempts: number; sinceMs: number }>();
   let restartsWithoutProgress = 0;
+  /** When the current run of restarts without progress began (ms), for outages. */
+  let restartingSinceMs = 0;
   let failure: FatalFailure | undefined;
+  /** Dependencies failing batches now, and since when. */
+  const outages = new Map<string, number>();
+  const outageSeen = (dependency: string, sinceMs: number) => {
+    const first = Math.min(outages.get(dependency) ?? sinceMs, sinceMs);
+    outages.set(dependency, first);
+    outageGauge.set({ processor, dependency }, (now() - first) / 1000);
+  };
+  const outagesOver = () => {
+    for (const dependency of outages.keys()) outageGauge.set({ processor, dependency }, 0);
+    outages.clear();
+  };
 
   const fatal = (f: FatalFailure) => {
     if (failure) return;
     failure = f;
+    fatalCounter.inc({ processor, kind: f.kind });
     log.error('processor cannot make progress', { processor, kind: f.kind, reason: f.reason });
     onFatal(f);
   };
@@ -108,8 +135,28 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
         fatal({ kind: 'crash', error, reason: `consumer crashed and will not be restarted: ${cause}` });
         return;
       }
+      if (restartsWithoutProgress === 0) restartingSinceMs = now();
       restartsWithoutProgress++;
-      log.warn('consumer crashed; kafkajs restarts it', { processor, error: cause, restartsWithoutProgress });
+      const outage = outageOf(error);
+      log.warn('consumer crashed; kafkajs restarts it', {
+        processor,
+        error: cause,
+        restartsWithoutProgress,
+        ...(outage ? { outage } : {}),
+      });
+      if (outage) {
+        // A broker restart can take minutes; kafkajs restarts the consumer until the broker answers again.
+        outageSeen(outage, restartingSinceMs);
+        const forMs = now() - restartingSinceMs;
+        if (forMs >= maxOutageMs) {
+          fatal({
+            kind: 'dependency-outage',
+            error,
+            reason: `${outage} unavailable for ${Math.round(forMs / 1000)} s (${restartsWithoutProgress} consumer restarts): ${cause}`,
+          });
+        }
+        return;
+      }
       if (restartsWithoutProgress > maxRestarts) {
         fatal({
           kind: 'restart-loop',
@@ -138,6 +185,16 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
         try {
           await handler(payload);
         } catch (err) {
+          if (membershipError(err)) {
+            // Not the batch's failure: kafkajs joins the group again and whoever owns the partition repeats it.
+            log.info('member left the group (a rebalance or broker restart); joining again', {
+              processor,
+              topic,
+              partition,
+              error: describeError(err),
+            });
+            throw err;
+          }
           const prev = failing.get(key);
           const entry =
             prev?.offset === offset
@@ -145,6 +202,28 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
               : { offset, attempts: 1, sinceMs: now() };
           failing.set(key, entry);
           const forMs = now() - entry.sinceMs;
+          const outage = outageOf(err);
+          if (outage) {
+            outageSeen(outage, entry.sinceMs);
+            if (forMs >= maxOutageMs) {
+              const reason =
+                `${outage} unavailable for ${Math.round(forMs / 1000)} s (batch ${topic}/${partition}@${offset}, ` +
+                `${entry.attempts} attempts): ${describeError(err)}`;
+              fatal({ kind: 'dependency-outage', error: err, reason });
+              throw new ProcessorStalledError(reason);
+            }
+            log.warn('dependency unavailable; the batch will be retried', {
+              processor,
+              dependency: outage,
+              topic,
+              partition,
+              offset,
+              attempt: entry.attempts,
+              forSeconds: Math.round(forMs / 1000),
+              error: describeError(err),
+            });
+            throw err;
+          }
           if (entry.attempts >= maxBatchAttempts && forMs >= minStallMs) {
             const reason =
               `batch ${topic}/${partition}@${offset} failed ${entry.attempts} times over ${Math.round(forMs / 1000)} s: ` +
@@ -164,11 +243,32 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
         }
         failing.delete(key);
         restartsWithoutProgress = 0;
+        if (outages.size > 0 && failing.size === 0) outagesOver();
         const behind = Number(payload.batch.offsetLag());
         if (Number.isFinite(behind)) lag.set({ processor, topic, partition: String(partition) }, Math.max(0, behind));
       };
     },
   };
+}
+
+/** `processor_dependency_outage_seconds`: how long a dependency has been failing this processor's work (0: not now). */
+export function outageSeconds(registry: Registry) {
+  return sharedGauge(
+    registry,
+    'processor_dependency_outage_seconds',
+    'How long a dependency (redis, kafka, clickhouse) has been failing this processor, ridden out up to PROCESSOR_OUTAGE_MAX_MS; 0 when it answers',
+    ['processor', 'dependency'],
+  );
+}
+
+/** `processor_fatal_total`: the processor gave up (it exits non-zero right after), by how it was detected. */
+export function fatalTotal(registry: Registry) {
+  return sharedCounter(
+    registry,
+    'processor_fatal_total',
+    'Times the processor found it could not make progress and gave up (the entrypoint then exits 1), by kind',
+    ['processor', 'kind'],
+  );
 }
 
 /**

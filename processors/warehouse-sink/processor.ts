@@ -21,6 +21,8 @@ import { DeadLetterPublisher } from '../runtime/dead-letter.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import {
+  fatalTotal,
+  outageSeconds,
   superviseConsumer,
   type ConsumerSupervisor,
   type FatalFailure,
@@ -65,7 +67,7 @@ export interface WarehouseSinkDeps {
   readonly metrics: ProcessorMetrics;
   /** @default 'warehouse-sink' (+ TOPIC_PREFIX); tests pass their own. */
   readonly groupId?: string;
-  /** Give up retrying an unreachable ClickHouse after this long and crash (kafkajs restarts the consumer). @default 300_000 */
+  /** Give up retrying an unreachable ClickHouse after this long and report the sink fatal. @default PROCESSOR_OUTAGE_MAX_MS */
   readonly maxRetryMs?: number;
   /**
    * Called once when the sink can no longer make progress (its consumer was given up, or one batch keeps failing);
@@ -130,6 +132,7 @@ export class WarehouseSink {
       processor: PROCESSOR,
       log: deps.log,
       registry: deps.metrics.registry,
+      maxOutageMs: config.PROCESSOR_OUTAGE_MAX_MS,
       onFatal: (failure) => {
         this.fatal ??= failure;
         deps.onFatal?.(failure);
@@ -142,6 +145,24 @@ export class WarehouseSink {
       if (dlq) dlqByTopic.set(t.name, dlq);
     }
     this.deadLetters = new DeadLetterPublisher(PROCESSOR, this.producer, deps.serde, dlqByTopic, deps.metrics.registry);
+  }
+
+  /** Reports that ClickHouse stayed unreachable for the whole outage bound (once; counted, logged, onFatal). */
+  private giveUp(error: AppError, forMs: number): void {
+    if (this.fatal) return;
+    const failure: FatalFailure = {
+      kind: 'dependency-outage',
+      error,
+      reason: `clickhouse unavailable for ${Math.round(forMs / 1000)} s: ${describeError(error)}`,
+    };
+    this.fatal = failure;
+    fatalTotal(this.deps.metrics.registry).inc({ processor: PROCESSOR, kind: failure.kind });
+    this.deps.log.error('processor cannot make progress', {
+      processor: PROCESSOR,
+      kind: failure.kind,
+      reason: failure.reason,
+    });
+    this.deps.onFatal?.(failure);
   }
 
   /** Why the sink stopped making progress, once it has. */
@@ -374,16 +395,26 @@ export class WarehouseSink {
 
   /** Runs a ClickHouse call, retrying transient failures with capped exponential backoff until maxRetryMs. */
   private async retrying(what: string, call: () => Promise<void>, heartbeat?: () => Promise<void>): Promise<void> {
-    const deadline = Date.now() + (this.deps.maxRetryMs ?? 300_000);
+    const started = Date.now();
+    const deadline = started + (this.deps.maxRetryMs ?? this.deps.config.PROCESSOR_OUTAGE_MAX_MS);
+    const outage = outageSeconds(this.deps.metrics.registry);
     for (let attempt = 0; ; attempt++) {
       try {
         await call();
+        if (attempt > 0) outage.set({ processor: PROCESSOR, dependency: 'clickhouse' }, 0);
         return;
       } catch (err) {
         if (!isTransientClickHouseError(err)) throw err; // a schema or type error is a bug: crash loudly
         if (Date.now() > deadline || this.stopped) {
-          throw new AppError('DEPENDENCY_UNAVAILABLE', `ClickHouse write to ${what} kept failing`, { cause: err });
+          const error = new AppError('DEPENDENCY_UNAVAILABLE', `ClickHouse write to ${what} kept failing`, {
+            cause: err,
+          });
+          // Retried for the whole outage bound already: the sink cannot make progress. Said once, then the process
+          // exits (a consumer restart would only wait out the same bound again, idle meanwhile).
+          if (!this.stopped) this.giveUp(error, Date.now() - started);
+          throw error;
         }
+        outage.set({ processor: PROCESSOR, dependency: 'clickhouse' }, (Date.now() - started) / 1000);
         this.deps.metrics.retries.inc({ processor: PROCESSOR, dependency: 'clickhouse' });
         const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
         this.deps.log.warn('ClickHouse unavailable; retrying', { what, attempt, waitMs, error: describeError(err) });

@@ -1,5 +1,13 @@
+import { EventEmitter } from 'node:events';
+import { KafkaJSConnectionError, KafkaJSProtocolError, type Consumer, type EachBatchPayload } from 'kafkajs';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { exitOnFatal, type FatalFailure } from '../../processors/runtime/liveness.js';
+import {
+  exitOnFatal,
+  ProcessorStalledError,
+  superviseConsumer,
+  type FatalFailure,
+} from '../../processors/runtime/liveness.js';
 import { createLogger } from '../../processors/runtime/log.js';
 
 const failure: FatalFailure = { kind: 'crash', reason: 'test', error: new Error('test') };
@@ -37,5 +45,134 @@ describe('exitOnFatal', () => {
     );
     await new Promise((r) => setTimeout(r, 200));
     expect(codes).toEqual([1, 1]);
+  });
+});
+
+/** The part of a kafkajs consumer the supervisor uses: its instrumentation events (no Kafka behaviour). */
+function consumerEvents() {
+  const emitter = new EventEmitter();
+  const events = { CRASH: 'consumer.crash', GROUP_JOIN: 'consumer.group_join' };
+  const consumer = {
+    events,
+    on: (name: string, listener: (e: unknown) => void) => {
+      emitter.on(name, listener);
+      return () => emitter.off(name, listener);
+    },
+  };
+  return { consumer: consumer as unknown as Consumer, emit: (name: string, e: unknown) => emitter.emit(name, e) };
+}
+
+function batchPayload(offset = '7'): EachBatchPayload {
+  return {
+    batch: {
+      topic: 't',
+      partition: 0,
+      firstOffset: () => offset,
+      messages: [{ offset }],
+      offsetLag: () => '0',
+    },
+  } as unknown as EachBatchPayload;
+}
+
+describe('superviseConsumer and dependency outages', () => {
+  const setup = (maxOutageMs = 60_000) => {
+    let nowMs = 0;
+    const failures: FatalFailure[] = [];
+    const registry = new Registry();
+    const { consumer, emit } = consumerEvents();
+    const supervisor = superviseConsumer(consumer, {
+      processor: 'p',
+      log: { ...log, warn: () => undefined, info: () => undefined, error: () => undefined },
+      registry,
+      maxOutageMs,
+      onFatal: (f) => failures.push(f),
+      now: () => nowMs,
+    });
+    return { supervisor, failures, registry, emit, advance: (ms: number) => (nowMs += ms) };
+  };
+  const redisDown = () => {
+    // What ioredis rejects a command with when Redis stays unreachable through its reconnection attempts.
+    const error = Object.assign(new Error('Reached the max retries per request limit (which is 3).'), {
+      name: 'MaxRetriesPerRequestError',
+    });
+    return Promise.reject(error);
+  };
+
+  it('rides out an outage for maxOutageMs, however many attempts, and shows it in a gauge', async () => {
+    const { supervisor, failures, registry, advance } = setup();
+    const failing = supervisor.eachBatch(redisDown);
+    for (let i = 0; i < 20; i++) {
+      await expect(failing(batchPayload())).rejects.toThrow(/max retries/);
+      advance(2_000);
+    }
+    expect(failures).toEqual([]);
+    const gauge = await registry.getSingleMetric('processor_dependency_outage_seconds')?.get();
+    expect(gauge?.values).toContainEqual(expect.objectContaining({ labels: { processor: 'p', dependency: 'redis' } }));
+    expect(gauge?.values[0]?.value).toBeGreaterThanOrEqual(38);
+    // Back: the batch finishes and the gauge drops to 0.
+    await supervisor.eachBatch(() => Promise.resolve())(batchPayload());
+    expect((await registry.getSingleMetric('processor_dependency_outage_seconds')?.get())?.values[0]?.value).toBe(0);
+  });
+
+  it('gives up once the outage outlasts maxOutageMs: fatal, counted, the batch stopped for good', async () => {
+    const { supervisor, failures, registry, advance } = setup(30_000);
+    const failing = supervisor.eachBatch(redisDown);
+    await expect(failing(batchPayload())).rejects.toThrow(/max retries/);
+    advance(31_000);
+    await expect(failing(batchPayload())).rejects.toThrow(ProcessorStalledError);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.kind).toBe('dependency-outage');
+    expect(failures[0]?.reason).toMatch(/^redis unavailable for 31 s/);
+    const fatal = await registry.getSingleMetric('processor_fatal_total')?.get();
+    expect(fatal?.values).toEqual([
+      expect.objectContaining({ labels: { processor: 'p', kind: 'dependency-outage' }, value: 1 }),
+    ]);
+  });
+
+  it('does not count a member dropped from its group as a failure of the batch', async () => {
+    const { supervisor, failures, advance } = setup();
+    const unknownMember = new KafkaJSProtocolError({
+      message: 'The coordinator is not aware of this member',
+      type: 'UNKNOWN_MEMBER_ID',
+      code: 25,
+      retriable: false,
+    } as never);
+    const dropped = supervisor.eachBatch(() => Promise.reject(unknownMember));
+    for (let i = 0; i < 10; i++) {
+      await expect(dropped(batchPayload())).rejects.toBe(unknownMember);
+      advance(60_000);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('keeps the short bound for failures that are no outage', async () => {
+    const { supervisor, failures, advance } = setup();
+    const broken = supervisor.eachBatch(() => Promise.reject(new TypeError('bug')));
+    for (let i = 0; i < 4; i++) {
+      await expect(broken(batchPayload())).rejects.toThrow('bug');
+      advance(10_000);
+    }
+    await expect(broken(batchPayload())).rejects.toThrow(ProcessorStalledError);
+    expect(failures[0]?.kind).toBe('stalled-batch');
+  });
+
+  it('lets kafkajs restart a consumer through a broker outage, and gives up after maxOutageMs of restarts', () => {
+    const { failures, emit, advance } = setup(60_000);
+    const refused = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED', {
+      code: 'ECONNREFUSED',
+    });
+    for (let i = 0; i < 10; i++) {
+      emit('consumer.crash', { payload: { error: refused, restart: true } });
+      advance(5_000);
+    }
+    expect(failures).toEqual([]);
+    emit('consumer.group_join', { payload: {} });
+    for (let i = 0; i < 13; i++) {
+      emit('consumer.crash', { payload: { error: refused, restart: true } });
+      advance(5_000);
+    }
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.kind).toBe('dependency-outage');
+    expect(failures[0]?.reason).toMatch(/^kafka unavailable for 60 s/);
   });
 });
