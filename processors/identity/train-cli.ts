@@ -9,15 +9,15 @@
  * FEBRL files become records exactly as the replay maps them (febrlEvents in processors/producers/replay.ts, platform
  * = file name, hashes salted with IDENTITY_HASH_SALT from the environment), so the model sees what the processor sees.
  */
-import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { generateSample } from '../producers/generate.js';
-import { csvRecords, febrlEvents, platformFromFileName, type CsvRecord } from '../producers/replay.js';
+import { febrlEvents, platformFromFileName } from '../producers/replay.js';
 import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { ATTRIBUTES, LEVELS } from './compare.js';
+import { readFebrlFile } from './febrl-file.js';
 import { trainEmWithReport, type MatchModel } from './model.js';
 import { mergeRecord, toIdentityRecord } from './record.js';
 import type { IdentityRecord } from './types.js';
@@ -33,8 +33,10 @@ export const FEBRL_BASE_TIME_MS = Date.parse('2026-01-01T00:00:00Z');
 export async function readFebrlRecords(paths: readonly string[], salt: string): Promise<IdentityRecord[]> {
   const records: IdentityRecord[] = [];
   for (const path of paths) {
-    const rows: CsvRecord[] = [];
-    for await (const row of csvRecords(createReadStream(path), { trim: true })) rows.push(row);
+    // Line by line: a bad line is reported with its number and the rest of the file still trains the model.
+    const rows = await readFebrlFile(path, (bad) => {
+      console.error(`${bad.file}:${bad.line}: skipped: ${bad.reason}`);
+    });
     const platform = platformFromFileName(path);
     for (const event of febrlEvents(rows, platform, { salt, baseTimeMs: FEBRL_BASE_TIME_MS })) {
       if (event.identity && event.platformCustomerId !== null) {

@@ -10,6 +10,9 @@
  * - `--speed X` replays X times faster than real time using the gaps between event times (60 = a minute per second);
  *   without it events go out as fast as the broker acknowledges them.
  * - `--limit N` stops after N events.
+ * - The file is read line by line (csv-lines.ts): a bad line (stray quote, wrong number of columns, not UTF-8, an
+ *   unreadable Quantity, UnitPrice or InvoiceDate) is printed on stderr as `file:line: skipped: reason` and the rest of
+ *   the file still runs; the summary counts lines, records, blank and bad lines.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -21,7 +24,8 @@ import cliProgress from 'cli-progress';
 import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { PlatformProducer, type PlatformEvent } from './platform-producer.js';
-import { csvRecords, febrlEvents, onlineRetailTransactions, platformFromFileName, type CsvRecord } from './replay.js';
+import { CsvLineReader, type BadLine, type CsvLineCounts, type CsvRecord } from './csv-lines.js';
+import { febrlEvents, onlineRetailFile, platformFromFileName } from './replay.js';
 
 const USAGE =
   'usage: npm run replay -- <online-retail|febrl> <file> [--platform NAME] [--speed X] [--limit N] [--base-time ISO]';
@@ -97,25 +101,32 @@ function openFile(file: string, onBytes: (n: number) => void): Readable {
   return counted.pipe(gunzip);
 }
 
-async function* onlineRetailItems(file: string, onBytes: (n: number) => void): AsyncGenerator<Item> {
-  for await (const tx of onlineRetailTransactions(csvRecords(openFile(file, onBytes)))) {
-    yield { kind: 'transaction', event: tx };
-  }
+/** Bad lines: printed on stderr as they are found (`file:line: skipped: reason`), counted by the reader. */
+function printBadLine(bad: BadLine): void {
+  process.stderr.write(`\n${bad.file}:${bad.line}: skipped: ${bad.reason}\n`);
 }
 
-async function febrlItems(options: Options): Promise<Item[]> {
+function onlineRetailItems(
+  file: string,
+  onBytes: (n: number) => void,
+): { items: AsyncGenerator<Item>; counts: CsvLineCounts } {
+  const { transactions, counts } = onlineRetailFile(openFile(file, onBytes), { file, onBadLine: printBadLine });
+  async function* items(): AsyncGenerator<Item> {
+    for await (const tx of transactions) yield { kind: 'transaction', event: tx };
+  }
+  return { items: items(), counts };
+}
+
+async function febrlItems(options: Options): Promise<{ items: Item[]; counts: CsvLineCounts }> {
+  const reader = new CsvLineReader({ file: options.file, trim: true, onBadLine: printBadLine });
   const records: CsvRecord[] = [];
-  for await (const record of csvRecords(
-    openFile(options.file, () => undefined),
-    { trim: true },
-  ))
-    records.push(record);
+  for await (const record of reader.records(openFile(options.file, () => undefined))) records.push(record);
   const platform = options.platform ?? platformFromFileName(options.file);
   const events = febrlEvents(records, platform, {
     salt: loadConfig().IDENTITY_HASH_SALT.reveal(),
     baseTimeMs: options.baseTimeMs,
   });
-  return events.map((event) => ({ kind: 'behavior', event }));
+  return { items: events.map((event) => ({ kind: 'behavior', event })), counts: reader.counts };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -139,15 +150,17 @@ async function main(argv: string[]): Promise<number> {
   let bytesRead = 0;
   let items: AsyncIterable<Item> | Iterable<Item>;
   let total: number;
+  let lines: CsvLineCounts;
   if (options.dataset === 'online-retail') {
-    items = onlineRetailItems(options.file, (n) => {
+    ({ items, counts: lines } = onlineRetailItems(options.file, (n) => {
       bytesRead += n;
-    });
+    }));
     total = fileBytes;
   } else {
-    const all = await febrlItems(options);
-    const limited = options.limit === undefined ? all : all.slice(0, options.limit);
+    const read = await febrlItems(options);
+    const limited = options.limit === undefined ? read.items : read.items.slice(0, options.limit);
     items = limited;
+    lines = read.counts;
     total = limited.length;
   }
 
@@ -208,6 +221,9 @@ async function main(argv: string[]): Promise<number> {
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   console.log(
     `events      ${events} (${acknowledged} acknowledged, ${refused} refused)${stopping ? ' — interrupted' : ''}`,
+  );
+  console.log(
+    `lines       ${lines.lines} (${lines.records} records, ${lines.blank} blank, ${lines.bad} bad: skipped, reported above)`,
   );
   console.log(`event time  ${iso(firstEventMs)} .. ${iso(lastEventMs)}`);
   console.log(`seconds     ${seconds.toFixed(1)}`);

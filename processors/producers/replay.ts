@@ -60,7 +60,8 @@
 import { pipeline, type Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { BehaviorEvent, LineItem, Transaction } from '../../schemas/generated/types.js';
-import { AppError } from '../runtime/errors.js';
+import { AppError, describeError } from '../runtime/errors.js';
+import { CsvLineReader, type BadLine, type CsvLineCounts } from './csv-lines.js';
 import { ageGroupOf, hashIdentifier, hashIdentity } from './identity-hash.js';
 
 /** One CSV record keyed by header name. */
@@ -349,11 +350,16 @@ function invoiceTransaction(inv: OpenInvoice): Transaction {
 /**
  * Groups Online Retail rows into one Transaction per invoice, streaming (see the mapping rules at the top of this
  * file). Transactions come out in order of their invoice's first row, i.e. in event-time order for the date-sorted file.
- * @throws AppError RECORD_INVALID naming the 1-based data row when a Quantity, UnitPrice or InvoiceDate is unreadable.
+ * @throws AppError RECORD_INVALID naming the 1-based data row when a Quantity, UnitPrice or InvoiceDate is unreadable
+ * (unless `onBadRow` takes it).
  */
 export async function* onlineRetailTransactions(
   rows: CsvRecords,
-  options: { closeAfterMs?: number } = {},
+  options: {
+    closeAfterMs?: number;
+    /** Given: a row with an unreadable Quantity, UnitPrice or InvoiceDate is reported here and skipped (not thrown). */
+    onBadRow?: (reason: string) => void;
+  } = {},
 ): AsyncGenerator<Transaction> {
   const closeAfterMs = options.closeAfterMs ?? INVOICE_CLOSE_AFTER_MS;
   const open = new Map<string, OpenInvoice>(); // insertion order = first appearance
@@ -387,6 +393,10 @@ export async function* onlineRetailTransactions(
         unitPriceMinor: priceToMinor(row.UnitPrice ?? ''),
       };
     } catch (err) {
+      if (options.onBadRow) {
+        options.onBadRow(`invoice ${invoiceNo}: ${describeError(err)}`);
+        continue;
+      }
       throw new AppError('RECORD_INVALID', `Online Retail data row ${rowNumber} (invoice ${invoiceNo})`, {
         cause: err,
       });
@@ -409,6 +419,26 @@ export async function* onlineRetailTransactions(
     inv.lines.push(line);
   }
   yield* closeBefore(Number.POSITIVE_INFINITY);
+}
+
+/**
+ * The transactions of an Online Retail CSV byte stream read line by line (csv-lines.ts): a line that is not a record
+ * (stray quote, wrong number of columns, not UTF-8) or whose Quantity, UnitPrice or InvoiceDate is unreadable is
+ * reported to `onBadLine` with its number and reason, and the rest of the file still runs. `counts` fills as it reads.
+ */
+export function onlineRetailFile(
+  input: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  options: { file: string; onBadLine: (bad: BadLine) => void; closeAfterMs?: number },
+): { transactions: AsyncGenerator<Transaction>; counts: CsvLineCounts } {
+  const reader = new CsvLineReader({ file: options.file, onBadLine: options.onBadLine });
+  const transactions = onlineRetailTransactions(reader.records(input), {
+    ...(options.closeAfterMs === undefined ? {} : { closeAfterMs: options.closeAfterMs }),
+    // The generator handles a row before it pulls the next: the reader's line is that row's.
+    onBadRow: (reason) => {
+      reader.refuse(reason);
+    },
+  });
+  return { transactions, counts: reader.counts };
 }
 
 /** FEBRL date_of_birth YYYYMMDD → YYYY-MM-DD when it is a real calendar date, else null. */
