@@ -4,18 +4,23 @@
  *   screenshot <dir> [--url <api>]   opens each dashboard in headless chromium, writes <dir>/<page>.png (1366 px
  *                                    wide, the whole page), and reports any page that errs or chart without data
  *   check [--url <api>]              the same without pictures
+ *   grafana                          rewrites processors/dashboards/grafana/dashboards/*.json from grafana.ts (run it
+ *                                    after changing a named query the Grafana dashboards use)
  *
  * The API defaults to http://API_HOST:API_PORT (what `npm run demo` leaves running). Chromium is Debian's, installed
  * on first use (root), or CHROMIUM_PATH. Exit 0 when every page loaded with data in every chart, 1 otherwise, 2 on
  * bad arguments. The last line is one JSON object.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../runtime/config.js';
 import { checkDashboards, ensureChromium, launchBrowser, problemsOf } from './browser.js';
+import { GRAFANA_DIR, grafanaDashboards, grafanaFileText } from './grafana.js';
 
 const USAGE =
-  'usage: npm run dashboards -- screenshot <dir> [--url http://127.0.0.1:18080] | check [--url …]';
+  'usage: npm run dashboards -- screenshot <dir> [--url http://127.0.0.1:18080] | check [--url …] | grafana';
 
 async function main(argv: readonly string[]): Promise<number> {
   let parsed;
@@ -33,6 +38,15 @@ async function main(argv: readonly string[]): Promise<number> {
   if (parsed.values.help || command === undefined) {
     console.log(USAGE);
     return command === undefined && !parsed.values.help ? 2 : 0;
+  }
+  if (command === 'grafana' && dir === undefined) {
+    const folder = fileURLToPath(new URL('./dashboards/', GRAFANA_DIR));
+    await mkdir(folder, { recursive: true });
+    for (const [file, model] of grafanaDashboards()) {
+      await writeFile(resolve(folder, file), grafanaFileText(model));
+      console.log(`wrote ${resolve(folder, file)}`);
+    }
+    return 0;
   }
   if (
     !(command === 'screenshot' && dir !== undefined && extra.length === 0) &&
