@@ -35,6 +35,34 @@ export function killPlan<P extends string>(
   return plan.sort((x, y) => x.at - y.at);
 }
 
+/** The stack services `npm run chaos` can stop and start again during a replay (CHAOS_DEPENDENCIES). */
+export const DEPENDENCIES = ['redis', 'kafka', 'clickhouse'] as const;
+export type Dependency = (typeof DEPENDENCIES)[number];
+
+export interface PlannedOutage {
+  readonly service: Dependency;
+  /** Starts once the slowest part is this far through the replay (its share of the events committed). */
+  readonly progress: number;
+}
+
+/** CHAOS_DEPENDENCIES (`redis,kafka,clickhouse`, in the order wanted) → the services, checked; '' or unset: none. */
+export function parseDependencies(raw: string | undefined): Dependency[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const out: Dependency[] = [];
+  for (const part of raw.split(',').map((s) => s.trim())) {
+    if (!(DEPENDENCIES as readonly string[]).includes(part)) {
+      throw new Error(`CHAOS_DEPENDENCIES: unknown service "${part}" (known: ${DEPENDENCIES.join(', ')})`);
+    }
+    out.push(part as Dependency);
+  }
+  return out;
+}
+
+/** One outage per service in the given order, spread evenly over the replay: at 1/(n+1), 2/(n+1), … of its progress. */
+export function outagePlan(services: readonly Dependency[]): PlannedOutage[] {
+  return services.map((service, i) => ({ service, progress: (i + 1) / (services.length + 1) }));
+}
+
 /** A Redis hash as HGETALL returns it. */
 export type Hash = Readonly<Record<string, string>>;
 

@@ -19,6 +19,14 @@
  * (the parts that may be killed, default identity,features,sink: to tell which part's crash causes a difference). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
  * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
  * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
+ *
+ * Dependency restarts: CHAOS_DEPENDENCIES=redis,kafka,clickhouse (any of them, in the order wanted) brings up a private
+ * stack of this run's own (CHAOS_STACK_DIR, default <tmpdir>/patternos-chaos-stack; every port CHAOS_STACK_PORT_OFFSET,
+ * default 10,000, above the default stack's; the default stack's downloads), runs both replays on it, and in the chaos
+ * run stops each service in turn (as `npm run stack -- down` does) once the slowest part is 1/(n+1), 2/(n+1), … through
+ * the events, keeps it down CHAOS_OUTAGE_MS (default 15,000) and starts it again; then it measures how long until every
+ * part commits again. The parts are left to recover by themselves: an exit counts as an unexpected exit. Defaults in
+ * this mode: CHAOS_EVENTS 50,000 and CHAOS_KILLS 0. The private stack is stopped at the end (its data kept).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -35,13 +43,18 @@ import { PlatformProducer, type PlatformEvent } from '../../processors/producers
 import { loadConfig } from '../../processors/runtime/config.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import { currentVersion } from '../../processors/scoring/model.js';
+import { startService, stackConfig, stopService, upStack, stopStack } from '../../processors/tools/stack/stack.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import {
   compareRedis,
   compareTable,
   killPlan,
+  outagePlan,
+  parseDependencies,
+  type Dependency,
   type Hash,
   type PlannedKill,
+  type PlannedOutage,
   type RunState,
   type TableComparison,
   type TableCounts,
@@ -293,12 +306,81 @@ interface KillRecord {
   readonly restartMs: number;
 }
 
+interface OutageRecord {
+  readonly service: Dependency;
+  /** When it was stopped, ms after the replay started. */
+  readonly atMs: number;
+  /** The slowest part's share of the events committed when it was stopped. */
+  readonly progress: number;
+  /** From the stop request until it answered again (stop, the outage, start and its readiness). */
+  readonly downMs: number;
+  /** From its readiness until every part had committed again (or had nothing left); null: not within 5 min. */
+  readonly recoveryMs: number | null;
+  /** Per part, from its readiness until that part's first commit after it (0: it had nothing left). */
+  readonly partRecoveryMs: Readonly<Record<PipelinePart, number | null>>;
+}
+
 interface ReplayResult {
   readonly ms: number;
   readonly kills: readonly KillRecord[];
+  readonly outages: readonly OutageRecord[];
   readonly unexpectedExits: readonly string[];
   /** Parts restarted because they stopped committing while records waited (alive, but doing nothing). */
   readonly stalls: readonly string[];
+}
+
+/** The private stack of CHAOS_DEPENDENCIES: its services are stopped and started during the chaos run. */
+interface PrivateStack {
+  /** STACK_DIR, ports, STACK_INSTALL_DIR of the private stack, and no endpoint variables (so it starts its own). */
+  readonly env: NodeJS.ProcessEnv;
+  readonly dir: string;
+}
+
+/**
+ * Brings up a second local stack (own STACK_DIR, every port CHAOS_STACK_PORT_OFFSET above the default, the default
+ * stack's downloads) and points this process's endpoint variables at it, so the scratch runs and the parts use it and
+ * nothing of a shared stack is ever stopped. Prometheus is left out.
+ */
+async function upPrivateStack(say: (line: string) => void): Promise<PrivateStack> {
+  const offset = intSetting('CHAOS_STACK_PORT_OFFSET', 10_000, 1);
+  const dir = process.env['CHAOS_STACK_DIR'] ?? join(tmpdir(), 'patternos-chaos-stack');
+  const shared = stackConfig(process.env);
+  const endpointVars = new Set(['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'REDIS_URL', 'CLICKHOUSE_URL']);
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !endpointVars.has(k)));
+  env['STACK_DIR'] = dir;
+  env['STACK_INSTALL_DIR'] = shared.installRoot;
+  const ports: Record<string, number> = {
+    STACK_KAFKA_PORT: shared.ports.kafka,
+    STACK_KAFKA_CONTROLLER_PORT: shared.ports.kafkaController,
+    STACK_REGISTRY_PORT: shared.ports.registry,
+    STACK_REGISTRY_MANAGEMENT_PORT: shared.ports.registryManagement,
+    STACK_REDIS_PORT: shared.ports.redis,
+    STACK_CLICKHOUSE_HTTP_PORT: shared.ports.clickhouseHttp,
+    STACK_CLICKHOUSE_TCP_PORT: shared.ports.clickhouseTcp,
+    STACK_CLICKHOUSE_INTERSERVER_PORT: shared.ports.clickhouseInterserver,
+    STACK_PROMETHEUS_PORT: shared.ports.prometheus,
+  };
+  for (const [name, port] of Object.entries(ports)) {
+    if (port + offset > 65_535) throw new Error(`CHAOS_STACK_PORT_OFFSET=${offset} puts ${name} past 65535`);
+    env[name] = String(port + offset);
+  }
+  // Not needed by the runs: "external" keeps the stack from starting one.
+  env['PROMETHEUS_URL'] = `http://127.0.0.1:${shared.ports.prometheus + offset}`;
+  say(`private stack in ${dir} (ports +${offset}; installs from ${shared.installRoot})`);
+  const started = Date.now();
+  const up = await upStack({
+    env,
+    log: (line) => {
+      say(`  [private stack] ${line}`);
+    },
+  });
+  say(`  private stack up in ${seconds(Date.now() - started)} s`);
+  process.env['KAFKA_BROKERS'] = up.endpoints.kafkaBrokers.join(',');
+  process.env['SCHEMA_REGISTRY_URL'] = up.endpoints.schemaRegistryUrl;
+  process.env['REDIS_URL'] = up.endpoints.redisUrl;
+  process.env['CLICKHOUSE_URL'] = up.endpoints.clickhouseUrl;
+  process.env['PROMETHEUS_URL'] = env['PROMETHEUS_URL'];
+  return { env, dir };
 }
 
 /** Replays `events` into `run` with every part in its own process, killing parts as `plan` says; waits until done. */
@@ -309,6 +391,9 @@ async function replay(
   plan: readonly PlannedKill<PipelinePart>[],
   planBaseMs: number,
   stallMs: number,
+  outages: readonly PlannedOutage[] = [],
+  stack?: PrivateStack,
+  outageMs = 0,
 ): Promise<ReplayResult> {
   const { config, kafka, serde, topics, admin } = run;
   const logPath = join(tmpdir(), `chaos-${run.id}-${label}.log`);
@@ -339,6 +424,7 @@ async function replay(
     })();
     // A part that commits nothing for stallMs while records wait is alive but stuck (e.g. a consumer that crashed for
     // good in a process that did not exit): say so, and kill and start it, so the run can still be compared.
+    let outageUnderWay = false;
     watchdog = (async () => {
       const last = new Map<PipelinePart, { done: number; sinceMs: number }>();
       while (watching) {
@@ -346,7 +432,8 @@ async function replay(
         for (const part of PARTS) {
           if (!watching) break;
           const now = Date.now();
-          if (parts.restarting(part)) {
+          // A part waiting for a stopped dependency is not stalled: the outage and its recovery are measured instead.
+          if (parts.restarting(part) || outageUnderWay) {
             last.delete(part);
             continue;
           }
@@ -389,11 +476,84 @@ async function replay(
       }
       return records;
     })();
-    const [, kills] = await Promise.all([producing, killing]);
+    // Each planned outage: once the slowest part is that far through the events, the service is stopped (as `stack
+    // down` does), kept down outageMs, started again; then how long until every part commits again.
+    const progressOfRun = async (): Promise<number> => {
+      const inputs = partInputs(topics, config.TOPIC_PREFIX);
+      const raw = [topics.transactionsRaw, topics.clicksRaw];
+      const resolvedSpecs = [topics.customerTransactions, topics.customerClicks];
+      const shares = await Promise.all([
+        progressOf(admin, inputs.identity.group, raw),
+        progressOf(admin, inputs.features.group, resolvedSpecs),
+        progressOf(admin, inputs.sink.group, raw),
+      ]);
+      return Math.min(...shares.map((p) => p.done / events.length));
+    };
+    const partProgress = async () => {
+      const inputs = partInputs(topics, config.TOPIC_PREFIX);
+      const out = new Map<PipelinePart, { done: number; lag: number }>();
+      for (const part of PARTS) out.set(part, await progressOf(admin, inputs[part].group, inputs[part].specs));
+      return out;
+    };
+    const producingSettled = producing.catch(() => undefined);
+    const disrupting = (async () => {
+      const records: OutageRecord[] = [];
+      if (outages.length === 0) return records;
+      if (!stack) throw new Error('outages need the private stack');
+      for (const outage of outages) {
+        let progress = 0;
+        for (;;) {
+          progress = await progressOfRun().catch(() => 0);
+          if (progress >= outage.progress) break;
+          await sleep(500);
+        }
+        // The bench's own producer is no processor: it is not asked to ride out a broker outage.
+        if (outage.service === 'kafka') await producingSettled;
+        const atMs = Date.now() - started;
+        outageUnderWay = true;
+        const stopped = await stopService(outage.service, { env: stack.env, log: () => undefined });
+        say(
+          `  outage at ${seconds(atMs)} s: ${outage.service} ${stopped.outcome} (pid ${stopped.pid ?? '-'}, ` +
+            `${seconds(stopped.ms)} s) with the slowest part ${(progress * 100).toFixed(0)} % through; down for ` +
+            `${seconds(outageMs)} s`,
+        );
+        await sleep(outageMs);
+        const up = await startService(outage.service, { env: stack.env, log: () => undefined });
+        const readyAt = Date.now();
+        const downMs = readyAt - started - atMs;
+        let before: Map<PipelinePart, { done: number; lag: number }> | undefined;
+        while (!before) before = await partProgress().catch(() => undefined);
+        const partRecoveryMs: Record<PipelinePart, number | null> = { identity: null, features: null, sink: null };
+        for (const part of PARTS) if ((before.get(part)?.lag ?? 0) === 0) partRecoveryMs[part] = 0;
+        while (PARTS.some((p) => partRecoveryMs[p] === null) && Date.now() - readyAt < 300_000) {
+          await sleep(500);
+          const now = await partProgress().catch(() => undefined);
+          for (const part of PARTS) {
+            const p = now?.get(part);
+            if (partRecoveryMs[part] !== null || !p) continue;
+            if (p.done > (before.get(part)?.done ?? 0) || p.lag === 0) partRecoveryMs[part] = Date.now() - readyAt;
+          }
+        }
+        outageUnderWay = false;
+        const recovered = PARTS.every((p) => partRecoveryMs[p] !== null);
+        const recoveryMs = recovered ? Math.max(...PARTS.map((p) => partRecoveryMs[p] ?? 0)) : null;
+        records.push({ service: outage.service, atMs, progress, downMs, recoveryMs, partRecoveryMs });
+        say(
+          `  ${outage.service} ready again (pid ${up.pid ?? '-'}) ${seconds(downMs)} s after the stop; every part ` +
+            (recoveryMs === null
+              ? 'had NOT committed again 300 s later'
+              : `committing again ${seconds(recoveryMs)} s later (` +
+                PARTS.map((p) => `${p} ${seconds(partRecoveryMs[p] ?? 0)} s`).join(', ') +
+                ')'),
+        );
+      }
+      return records;
+    })();
+    const [, kills, outageRecords] = await Promise.all([producing, killing, disrupting]);
     await waitUntilCaughtUp(admin, { config, topics, warehouse: true }, 600_000 + events.length * 5);
     const ms = Date.now() - started;
     say(`  caught up after ${seconds(ms)} s (${n(Math.round(events.length / (ms / 1000)))} events/s end to end)`);
-    return { ms, kills, unexpectedExits: parts.unexpectedExits, stalls };
+    return { ms, kills, outages: outageRecords, unexpectedExits: parts.unexpectedExits, stalls };
   } finally {
     watching = false;
     await watchdog;
@@ -490,8 +650,11 @@ async function tableCounts(run: ScratchRun): Promise<Map<string, TableCounts>> {
 }
 
 async function main(): Promise<number> {
-  const eventCount = intSetting('CHAOS_EVENTS', 1_000_000, 1);
-  const killCount = intSetting('CHAOS_KILLS', 10, 0);
+  const dependencies = parseDependencies(process.env['CHAOS_DEPENDENCIES']);
+  const eventCount = intSetting('CHAOS_EVENTS', dependencies.length > 0 ? 50_000 : 1_000_000, 1);
+  // With dependency outages the parts are not killed unless asked: each difference then has one cause.
+  const killCount = intSetting('CHAOS_KILLS', dependencies.length > 0 ? 0 : 10, 0);
+  const outageMs = intSetting('CHAOS_OUTAGE_MS', 15_000, 0);
   const seed = intSetting('CHAOS_SEED', 1, 0);
   const sessionTimeoutMs = intSetting('CHAOS_SESSION_TIMEOUT_MS', 8_000, 6_000);
   const stallMs = intSetting('CHAOS_STALL_MS', 60_000, 10_000);
@@ -504,6 +667,20 @@ async function main(): Promise<number> {
     throw new Error(`CHAOS_PARTS must list parts among ${PARTS.join(', ')}`);
   }
   const graceMs = intSetting('CHAOS_LATE_GRACE_MS', 400 * 86_400_000, 0);
+  // Outages only ever hit a private stack of this run's own, never services others use.
+  const stack =
+    dependencies.length > 0
+      ? await upPrivateStack((line) => {
+          console.log(line);
+        })
+      : undefined;
+  const stopPrivateStack = async () => {
+    if (!stack) return;
+    const stopped = await stopStack({ env: stack.env, log: () => undefined });
+    console.log(
+      `private stack stopped (${stopped.map((s) => `${s.name} ${s.outcome}`).join(', ')}); data in ${stack.dir}`,
+    );
+  };
   const base = loadConfig(process.env);
   const model = await currentVersion(base.MODEL_DIR);
   const env = {
@@ -526,6 +703,14 @@ async function main(): Promise<number> {
       `chaos run (seed ${seed}); ` +
       `KAFKA_SESSION_TIMEOUT_MS=${sessionTimeoutMs}`,
   );
+  if (dependencies.length > 0) {
+    console.log(
+      `  dependency outages in the chaos run: ${dependencies.join(', ')} each stopped for ${seconds(outageMs)} s ` +
+        `(CHAOS_OUTAGE_MS), one after the other, at ${outagePlan(dependencies)
+          .map((o) => `${(o.progress * 100).toFixed(0)} %`)
+          .join(', ')} of the replay`,
+    );
+  }
   console.log(
     `  FEATURES_LATE_GRACE_MS=${graceMs} (${seconds(graceMs / 86_400)} days): a replay needs more than the event-time ` +
       `drift between source partitions, or which events are late depends on timing`,
@@ -560,6 +745,7 @@ async function main(): Promise<number> {
     for (const parts of live) parts.abort();
     void Promise.allSettled([...opening])
       .then(disposeAll)
+      .then(stopPrivateStack)
       .finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
@@ -570,7 +756,17 @@ async function main(): Promise<number> {
 
     const cleanResult = await replay(clean, 'clean', events, [], 0, stallMs);
     const plan = killPlan(seed, killCount, killable);
-    const chaosResult = await replay(chaos, 'chaos', events, plan, cleanResult.ms, stallMs);
+    const chaosResult = await replay(
+      chaos,
+      'chaos',
+      events,
+      plan,
+      cleanResult.ms,
+      stallMs,
+      outagePlan(dependencies),
+      stack,
+      outageMs,
+    );
 
     const resolved = (run: ScratchRun) =>
       eventCopies(run, [run.topics.customerTransactions, run.topics.customerClicks]);
@@ -594,6 +790,14 @@ async function main(): Promise<number> {
     const liveness = (r: ReplayResult) =>
       `${r.unexpectedExits.length} exits on their own, ${r.stalls.length} stalls restarted`;
     console.log(`liveness: clean run ${liveness(cleanResult)}; chaos run ${liveness(chaosResult)}`);
+    for (const o of chaosResult.outages) {
+      console.log(
+        `outage    ${o.service}: down ${seconds(o.downMs)} s at ${(o.progress * 100).toFixed(0)} % of the replay; ` +
+          (o.recoveryMs === null
+            ? 'the parts did not all commit again'
+            : `all parts committing ${seconds(o.recoveryMs)} s after it was back`),
+      );
+    }
     console.log('compared');
     console.log(
       `  customers   ${n(redis.customersCompared)} matched by identity cluster (${n(redis.identities)} identities; ` +
@@ -672,6 +876,15 @@ async function main(): Promise<number> {
       },
       lateGraceMs: graceMs,
       killed: chaosResult.kills.map((k) => k.part),
+      outages: chaosResult.outages.map((o) => ({
+        service: o.service,
+        progress: Number(o.progress.toFixed(3)),
+        downSeconds: Number(seconds(o.downMs)),
+        recoverySeconds: o.recoveryMs === null ? null : Number(seconds(o.recoveryMs)),
+        partRecoverySeconds: Object.fromEntries(
+          PARTS.map((p) => [p, o.partRecoveryMs[p] === null ? null : Number(seconds(o.partRecoveryMs[p] ?? 0))]),
+        ),
+      })),
       unexpectedExits: cleanResult.unexpectedExits.length + chaosResult.unexpectedExits.length,
       stalls: { clean: cleanResult.stalls.length, chaos: chaosResult.stalls.length },
       cleanSeconds: Number(seconds(cleanResult.ms)),
@@ -687,10 +900,12 @@ async function main(): Promise<number> {
       identityDifferences +
       lost +
       doubleCounted;
-    return differences === 0 && cleanComplete ? 0 : 1;
+    const unrecovered = chaosResult.outages.filter((o) => o.recoveryMs === null).length;
+    return differences === 0 && cleanComplete && unrecovered === 0 ? 0 : 1;
   } finally {
     await disposeAll();
     console.log('scratch runs disposed (topics, registry subjects, Redis keys, databases)');
+    await stopPrivateStack();
   }
 }
 

@@ -6,6 +6,8 @@ import {
   compareTable,
   differingFields,
   killPlan,
+  outagePlan,
+  parseDependencies,
   type Hash,
   type RunState,
 } from '../bench/chaos-logic.js';
@@ -22,6 +24,25 @@ function runState(
     warehouseScores: new Map(),
   };
 }
+
+describe('dependency outages', () => {
+  it('parses the services in the order given and refuses unknown ones', () => {
+    expect(parseDependencies(undefined)).toEqual([]);
+    expect(parseDependencies(' ')).toEqual([]);
+    expect(parseDependencies('redis, kafka,clickhouse')).toEqual(['redis', 'kafka', 'clickhouse']);
+    expect(parseDependencies('clickhouse,redis')).toEqual(['clickhouse', 'redis']);
+    expect(() => parseDependencies('redis,registry')).toThrow(/unknown service "registry"/);
+  });
+
+  it('spreads one outage per service evenly over the replay', () => {
+    expect(outagePlan(['redis', 'kafka', 'clickhouse'])).toEqual([
+      { service: 'redis', progress: 0.25 },
+      { service: 'kafka', progress: 0.5 },
+      { service: 'clickhouse', progress: 0.75 },
+    ]);
+    expect(outagePlan([])).toEqual([]);
+  });
+});
 
 describe('kill plan', () => {
   it('is the same for the same seed, ascending, within the window, of the given parts', () => {
