@@ -379,10 +379,11 @@ describe('identity resolver', () => {
     const ctx = await context();
     const client = new Redis(endpointsRedis);
     redis.push(client);
-    // Corrupt state: the graph's identity-record hash replaced by a string. Every read of it answers WRONGTYPE, on
-    // every retry and every restart: a deterministic failure that used to be retried forever.
+    // Corrupt state: the graph's identity → cluster hash replaced by a string. Every read of it answers WRONGTYPE, on
+    // every retry and every restart: a deterministic failure that used to be retried forever. (Not the record hash:
+    // the startup check of the graph's personal-data format reads that one, and would stop the process before any batch.)
     const base = `${ctx.config.TOPIC_PREFIX}idg:v1:{${ctx.config.TOPIC_PREFIX}idg}`;
-    await client.set(`${base}:rec`, 'not a hash');
+    await client.set(`${base}:idc`, 'not a hash');
     const producer = await PlatformProducer.connect(ctx.config, {
       kafka: ctx.kafka,
       serde: ctx.serde,
