@@ -9,6 +9,14 @@ import type { FailedRecord } from './dead-letter.js';
 import { AppError, describeError, dispositionOf } from './errors.js';
 import type { EventSerde } from './serde.js';
 
+/**
+ * Largest record value a processor accepts. The broker takes records up to its message.max.bytes (1 MiB by default),
+ * but a processor re-publishes what it accepts (the resolver re-keys every raw event, with a header more), and an
+ * output over the broker's limit is refused for good. No real event comes near this (an invoice of 1,100 lines is
+ * ~100 KB); what does is dead-lettered as RECORD_INVALID, its value cut to the dead letter's budget.
+ */
+export const MAX_EVENT_BYTES = 512 * 1024;
+
 export interface Decoded<T> {
   readonly message: KafkaMessage;
   readonly value: T;
@@ -36,6 +44,13 @@ export async function decodeBatch<T>(
   for (const message of batch.messages) {
     if (!isLive()) break;
     try {
+      const size = message.value?.length ?? 0;
+      if (size > MAX_EVENT_BYTES) {
+        throw new AppError(
+          'RECORD_INVALID',
+          `record of ${size} bytes: events larger than ${MAX_EVENT_BYTES} are refused`,
+        );
+      }
       const value = await serde.decode<T>(spec, message.value);
       const problems = check?.(value) ?? [];
       if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
