@@ -15,6 +15,11 @@ export interface RuleOptions {
 export const MAX_STRING_LENGTH = 512;
 /** Events before this are certainly corrupt timestamps (seconds sent as ms, zero dates). */
 export const MIN_EVENT_TIME_MS = Date.UTC(2000, 0, 1);
+/**
+ * Largest amount in minor units (10 billion in major units): far above any real order, and far below 2^53, so sums of
+ * amounts in features and the warehouse stay exact. A larger amount is a unit error or a hostile record.
+ */
+export const MAX_AMOUNT_MINOR = 1e12;
 // Real invoices reach ~1,100 lines (Online Retail 573585); the cap only stops runaway payloads.
 const MAX_LINE_ITEMS = 10_000;
 const PLATFORM = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -97,7 +102,12 @@ export function transactionProblems(tx: Transaction, options: RuleOptions): stri
       problems.push(`lineItems[${i}].quantity ${line.quantity} must be < 0 in a RETURN`);
     }
     if (line.unitPriceMinor < 0) problems.push(`lineItems[${i}].unitPriceMinor ${line.unitPriceMinor} is negative`);
+    if (line.unitPriceMinor > MAX_AMOUNT_MINOR) {
+      problems.push(`lineItems[${i}].unitPriceMinor ${line.unitPriceMinor} is above ${MAX_AMOUNT_MINOR}`);
+    }
   });
+  if (Math.abs(tx.totalMinor) > MAX_AMOUNT_MINOR)
+    problems.push(`totalMinor ${tx.totalMinor} is beyond ±${MAX_AMOUNT_MINOR}`);
   if (tx.kind === 'RETURN' && tx.totalMinor > 0) problems.push(`totalMinor ${tx.totalMinor} must be <= 0 in a RETURN`);
   if (tx.kind === 'PURCHASE' && tx.totalMinor < 0)
     problems.push(`totalMinor ${tx.totalMinor} must be >= 0 in a PURCHASE`);
@@ -120,6 +130,9 @@ export function behaviorProblems(ev: BehaviorEvent, options: RuleOptions): strin
   if (ev.type === 'SEARCH' && blank(ev.searchQuery)) problems.push('SEARCH needs searchQuery');
   if (ev.quantity !== null && ev.quantity < 0) problems.push(`quantity ${ev.quantity} is negative`);
   if (ev.priceMinor !== null && ev.priceMinor < 0) problems.push(`priceMinor ${ev.priceMinor} is negative`);
+  if (ev.priceMinor !== null && ev.priceMinor > MAX_AMOUNT_MINOR) {
+    problems.push(`priceMinor ${ev.priceMinor} is above ${MAX_AMOUNT_MINOR}`);
+  }
   if (ev.currency !== null && !isKnownCurrency(ev.currency)) {
     problems.push(`currency "${ev.currency.slice(0, 16)}" is not an ISO 4217 code`);
   }

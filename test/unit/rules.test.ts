@@ -23,6 +23,8 @@ describe('transaction rules', () => {
       [{ platform: 'Shop Wave' }, /platform "Shop Wave" must match/],
       [{ orderId: ' ' }, /orderId is empty/],
       [{ lineItems: [] }, /lineItems is empty/],
+      [{ totalMinor: 2 ** 52 }, /totalMinor 4503599627370496 is beyond ±1000000000000/], // hostile or a unit error
+      [{ lineItems: [{ ...line, unitPriceMinor: 1e13 }] }, /unitPriceMinor 10000000000000 is above/],
       [{ lineItems: [{ ...line, productId: 'x'.repeat(600) }] }, /lineItems\[0\]\.productId is 600 characters/],
       [{ platformCustomerId: '' }, /blank: send null/],
       [{ identity: { ...sampleTransaction().identity!, emailSha256: 'ada@example.org' } }, /raw values must never/],
