@@ -5,6 +5,9 @@
  *   validate [file]                        checks a declaration file (default EXPERIMENTS_PATH), naming every problem
  *   report <name> [--as-of <time>]         exposures, conversions, rate, lift (95 % CI), p-value, winner or the sample
  *          [--database <name>]             still needed, from the warehouse; the last line is one JSON object
+ *   campaign online-retail <file>          the seed's campaign check: top scores held at 00:00 of --from against a random
+ *          --from <day> [--size 5000]      group of the same size, 7- and 14-day purchase rates, lift (95 % CI); one
+ *          [--seed 1] [--step-days 7]      JSON line last (processors/experiments/campaign.ts)
  *
  * Exit 0 on success, 1 on a failure, 2 on bad arguments or an unknown experiment.
  */
@@ -12,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { createClickHouse } from '../runtime/clickhouse.js';
 import { loadConfig } from '../runtime/config.js';
 import { AppError, describeError } from '../runtime/errors.js';
+import { formatCampaign, onlineRetailCampaign } from './campaign.js';
 import { activeWindow, isActive } from './definitions.js';
 import { loadExperiments } from './load.js';
 import { experimentReport } from './report.js';
@@ -20,7 +24,8 @@ import { formatReport } from './report-logic.js';
 const USAGE = `usage:
   npm run experiment -- list
   npm run experiment -- validate [file]
-  npm run experiment -- report <name> [--as-of <ISO-8601 time with zone | date | epoch ms>] [--database <name>]`;
+  npm run experiment -- report <name> [--as-of <ISO-8601 time with zone | date | epoch ms>] [--database <name>]
+  npm run experiment -- campaign online-retail <file.csv.gz> --from YYYY-MM-DD [--size 5000] [--seed 1] [--step-days 7]`;
 
 const usage = (message: string) => new AppError('USAGE', `${message}\n${USAGE}`);
 
@@ -40,7 +45,14 @@ function parse(args: readonly string[]) {
   try {
     return parseArgs({
       args: [...args],
-      options: { 'as-of': { type: 'string' }, database: { type: 'string' } },
+      options: {
+        'as-of': { type: 'string' },
+        database: { type: 'string' },
+        from: { type: 'string' },
+        size: { type: 'string' },
+        seed: { type: 'string' },
+        'step-days': { type: 'string' },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -90,6 +102,29 @@ async function main(argv: readonly string[]): Promise<void> {
       } finally {
         await ch.close();
       }
+      return;
+    }
+    case 'campaign': {
+      const [dataset, file, extra] = positionals;
+      if (dataset !== 'online-retail' || file === undefined || extra !== undefined) {
+        throw usage('campaign takes online-retail and the file');
+      }
+      const from = values.from ?? '';
+      const dayMs = /^\d{4}-\d{2}-\d{2}$/.test(from) ? Date.parse(`${from}T00:00:00Z`) : NaN;
+      if (!Number.isFinite(dayMs)) throw usage('--from must be a day YYYY-MM-DD');
+      const int = (text: string | undefined, fallback: number, flag: string) => {
+        const n = text === undefined ? fallback : Number(text);
+        if (!Number.isSafeInteger(n) || n < 1) throw usage(`${flag} must be a positive whole number`);
+        return n;
+      };
+      const summary = await onlineRetailCampaign({
+        file,
+        dayMs,
+        size: int(values.size, 5_000, '--size'),
+        seed: int(values.seed, 1, '--seed'),
+        stepDays: int(values['step-days'], 7, '--step-days'),
+      });
+      for (const line of formatCampaign(summary)) console.log(line);
       return;
     }
     default:
