@@ -9,7 +9,13 @@ export interface DashboardPage {
   /** One line under the title: what the page answers. */
   readonly summary: string;
   readonly kpis: readonly { readonly key: string; readonly label: string }[];
-  readonly charts: readonly { readonly id: string; readonly title: string; readonly note: string }[];
+  /** `wide`: the chart takes a whole row (many categories on the x axis). */
+  readonly charts: readonly {
+    readonly id: string;
+    readonly title: string;
+    readonly note: string;
+    readonly wide?: boolean;
+  }[];
 }
 
 export const DASHBOARD_PAGES: readonly DashboardPage[] = [
@@ -20,11 +26,15 @@ export const DASHBOARD_PAGES: readonly DashboardPage[] = [
     kpis: [
       { key: 'customers', label: 'Customers tracked' },
       { key: 'scored_customers', label: 'Customers scored' },
-      { key: 'high_intent_customers', label: 'High intent now' },
+      { key: 'high_intent_customers', label: 'HIGH intent now (scored ids)' },
       { key: 'platforms', label: 'Platforms' },
     ],
     charts: [
-      { id: 'intent-levels', title: 'Intent level distribution', note: "Customers by their latest score's level" },
+      {
+        id: 'intent-levels',
+        title: 'Intent level distribution',
+        note: "Scored ids (customers and anonymous sessions) by their latest score's level",
+      },
       {
         id: 'high-intent-by-platform',
         title: 'High-intent customers by platform',
@@ -33,7 +43,8 @@ export const DASHBOARD_PAGES: readonly DashboardPage[] = [
       {
         id: 'top-categories',
         title: 'Top categories by intent',
-        note: 'Predicted category of the latest score: customers, of them HIGH, and the average score',
+        note: 'Predicted category of the latest score: scored ids, of them HIGH, and the average score',
+        wide: true,
       },
     ],
   },

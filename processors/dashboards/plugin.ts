@@ -65,7 +65,7 @@ export function renderPage(page: DashboardPage, refreshMs: number): string {
   const charts = page.charts
     .map(
       (c) =>
-        `<section class="card"><h2>${escapeHtml(c.title)}</h2><p class="note">${escapeHtml(c.note)}</p>` +
+        `<section class="card${c.wide ? ' wide' : ''}"><h2>${escapeHtml(c.title)}</h2><p class="note">${escapeHtml(c.note)}</p>` +
         `<div class="chart" data-chart="${c.id}"></div></section>`,
     )
     .join('');

@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { migrate } from '../../clickhouse/migrate.js';
 import { runNamedQuery } from '../../clickhouse/queries.js';
+import { runModelMonitoring } from '../monitoring/job.js';
 import { ensureStack } from './stack/stack.js';
 import { applyTopics } from '../../topics/apply.js';
 import { topicCatalogOf } from '../../topics/catalog.js';
@@ -128,6 +129,13 @@ async function main(): Promise<void> {
   const rescored = await pipeline.rescoreAsOf(newest);
   await pipeline.waitUntilCaughtUp(admin2, 120_000);
   done(`${rescored} scored (customers and anonymous sessions)`);
+  // The Model Performance dashboard reads this table. Only scores held through a day whose 7-day outcome window has
+  // closed can be judged, so a first demo (trained after the replay, scored at its end) judges no day yet.
+  done = step('online model monitoring (npm run monitor), for the Model Performance dashboard');
+  const judged = await runModelMonitoring(clickhouse, { days: 30 });
+  done(
+    judged.length === 0 ? 'no day judged yet (scores are as of the newest event)' : `${judged.length} days × models`,
+  );
 
   const redis = new Redis(config.REDIS_URL);
   const graph = IdentityGraph.open(redis, {
@@ -204,6 +212,7 @@ Prediction API (left running: pid ${api.pid}, log ${api.log}; kill $(cat out/api
   curl -s -X POST ${api.url}/predict-intent -H 'authorization: Bearer ${apiKey}' -H 'content-type: application/json' -d '{"customer_id":"${example}"}'
   ad decision for ${example}: ${String(decided['ad_type'])} ad ${String(creative['id'])} (intent ${String(decided['intent_level'])}, score ${Number(decided['intent_score']).toFixed(3)}), exposure in fact_ad_decision (${exposures} decisions there, all runs)
   routes: ${api.url}/openapi.json
+  dashboards: ${api.url}/dashboards (Overview, Cross-Platform Insights, Model Performance; npm run dashboards -- screenshot out/dashboards)
 
 Endpoints (the stack stays up; npm run stack -- down stops it)
   KAFKA_BROKERS=${config.KAFKA_BROKERS.join(',')}
