@@ -690,7 +690,10 @@ export class IdentityGraph {
     return [...parent.keys()].filter((id) => rootOf(id) === root).sort();
   }
 
-  /** Removes `members` from every set of the graph but its fixed keys; returns how many memberships were removed. */
+  /**
+   * Removes `members` from every set of the graph but its fixed keys and cluster member sets; returns how many
+   * memberships were removed.
+   */
   private async sweepIndexes(members: readonly string[]): Promise<number> {
     if (members.length === 0) return 0;
     const keyPrefix = this.redis.options.keyPrefix ?? '';
@@ -700,7 +703,10 @@ export class IdentityGraph {
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.scriptBase}:*`, 'COUNT', 1000);
       cursor = next;
-      const sets = keys.map((k) => k.slice(keyPrefix.length)).filter((k) => !fixed.has(k));
+      // Cluster member sets are the script's to check and remove: only index sets are swept here.
+      const sets = keys
+        .map((k) => k.slice(keyPrefix.length))
+        .filter((k) => !fixed.has(k) && !k.startsWith(`${this.base}:mem:`));
       if (sets.length === 0) continue;
       const pipeline = this.redis.pipeline();
       for (const key of sets) pipeline.srem(key, ...members);
