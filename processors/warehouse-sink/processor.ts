@@ -200,7 +200,10 @@ export class WarehouseSink {
     });
     const tick = Math.max(50, Math.floor(this.deps.config.SINK_MAX_WAIT_MS / 2));
     this.timer = setInterval(() => {
-      if (this.bufferedRows > 0 && Date.now() - this.oldestBufferedAt >= this.deps.config.SINK_MAX_WAIT_MS) {
+      // Offsets of batches that gave no row (tombstones, dead letters only) are committed too, or the group would
+      // stay behind them until the next row arrives (an erasure waits for the sink to pass them).
+      const due = Date.now() - this.oldestBufferedAt >= this.deps.config.SINK_MAX_WAIT_MS;
+      if ((this.bufferedRows > 0 && due) || (this.bufferedRows === 0 && this.pendingOffsets.size > 0)) {
         this.flush().catch((err: unknown) => {
           this.deps.log.error('timed flush failed', { error: describeError(err) });
         });
