@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { TopicCatalog } from '../../topics/catalog.js';
+import { erasePerson, type ErasureReport } from '../erasure/erase.js';
+import type { ErasureSubject } from '../erasure/logic.js';
 import type { Experiment } from '../experiments/definitions.js';
 import { dashboards } from '../dashboards/plugin.js';
 import { loadExperiments } from '../experiments/load.js';
@@ -59,6 +61,8 @@ export class ApiApp {
   readonly clickhouse: ClickHouseClient | null;
   private readonly ownsClickHouse: boolean;
   private server: FastifyInstance | undefined;
+  /** Opened by the first erasure request (the API otherwise needs neither). */
+  private erasureClients: Promise<{ admin: Admin; clickhouse: ClickHouseClient; owned: boolean }> | undefined;
 
   constructor(private readonly deps: ApiAppDeps) {
     const { config, log } = deps;
@@ -124,6 +128,7 @@ export class ApiApp {
       batchMax: config.API_BATCH_MAX,
       adThresholds: { high: config.AD_THRESHOLD_HIGH, medium: config.AD_THRESHOLD_MEDIUM },
       readiness: () => this.readiness(),
+      erase: (subject) => this.erase(subject),
       ...(this.deps.now ? { now: this.deps.now } : {}),
     });
     if (this.clickhouse) {
@@ -155,9 +160,30 @@ export class ApiApp {
     return { ready: reasons.length === 0, modelVersion, reasons };
   }
 
+  /** `POST /erasure`: the same erasure as `npm run erase`, on this API's clients. */
+  async erase(subject: ErasureSubject): Promise<ErasureReport> {
+    this.erasureClients ??= (async () => {
+      const admin = this.deps.kafka.admin();
+      await admin.connect();
+      const clickhouse = this.clickhouse ?? createClickHouse(this.deps.config);
+      return { admin, clickhouse, owned: this.clickhouse === null };
+    })().catch((err: unknown) => {
+      this.erasureClients = undefined;
+      throw err;
+    });
+    const { admin, clickhouse } = await this.erasureClients;
+    const { config, kafka, serde, topics, log } = this.deps;
+    return erasePerson({ config, kafka, admin, serde, topics, redis: this.redis, clickhouse, log }, subject);
+  }
+
   /** Stops taking requests, answers those in flight, records their exposures, then closes the clients. */
   async stop(): Promise<void> {
     await this.server?.close();
+    const erasure = await this.erasureClients?.catch(() => undefined);
+    if (erasure) {
+      await erasure.admin.disconnect();
+      if (erasure.owned) await erasure.clickhouse.close();
+    }
     await this.exposures.close();
     await this.producer.disconnect();
     await this.models.stop();

@@ -20,6 +20,8 @@ import type { Logger } from '../runtime/log.js';
 import { decideAd, describeRef, type AdThresholds, type CustomerRef } from './logic.js';
 import type { CreativeCatalog } from './creatives.js';
 import type { ExposurePublisher } from './exposures.js';
+import type { ErasureReport } from '../erasure/erase.js';
+import type { ErasureSubject } from '../erasure/logic.js';
 import type { CustomerReader, PredictOutcome } from './reader.js';
 
 export interface ServerDeps {
@@ -37,8 +39,28 @@ export interface ServerDeps {
   readonly adThresholds: AdThresholds;
   /** Redis reachable and a model loaded; reasons when not. */
   readonly readiness: () => Promise<{ ready: boolean; modelVersion: string | null; reasons: string[] }>;
+  /** Erases one person everywhere (processors/erasure/erase.ts); without it POST /erasure is not served. */
+  readonly erase?: (subject: ErasureSubject) => Promise<ErasureReport>;
   readonly now?: () => number;
 }
+
+const ErasureBody = Type.Object({
+  erasure_id: Type.String({ description: 'The erasure_log row of this request' }),
+  status: Type.Union([Type.Literal('done'), Type.Literal('not_found'), Type.Literal('pending')], {
+    description: 'pending: a processor or warehouse mutation has not finished yet (see pending); repeat the request',
+  }),
+  counts: Type.Object({
+    found: Type.Boolean(),
+    global_ids: Type.Integer(),
+    identities: Type.Integer(),
+    graph_index_entries: Type.Integer(),
+    redis_keys: Type.Integer(),
+    tombstones: Type.Integer(),
+    commands: Type.Integer(),
+    warehouse_rows: Type.Record(Type.String(), Type.Integer(), { description: 'Rows deleted, by table' }),
+  }),
+  pending: Type.Array(Type.String()),
+});
 
 /** A request body that names one customer; which form it uses is checked in the handler (clearer than anyOf). */
 const RefBody = {
@@ -401,6 +423,53 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         };
       },
     );
+
+    const erase = deps.erase;
+    if (erase) {
+      api.post(
+        '/erasure',
+        {
+          schema: {
+            ...secured,
+            summary:
+              'Erase one person everywhere (their whole merged cluster): identity graph, feature state and scores, ' +
+              'compacted topics, warehouse; answers once done (200) or with what is still pending (202)',
+            body: PredictBody,
+            response: { 200: ErasureBody, 202: ErasureBody, ...errors },
+          },
+        },
+        async (req, reply) => {
+          const ref = refOf(req.body);
+          const subject: ErasureSubject =
+            'customer_id' in ref
+              ? { kind: 'global', globalId: ref.customer_id }
+              : { kind: 'platform', platform: ref.platform, platformCustomerId: ref.platform_customer_id };
+          let report: ErasureReport;
+          try {
+            report = await erase(subject);
+          } catch (err) {
+            deps.log.warn('erasure failed', { error: String(err) });
+            throw new HttpError(503, 'unavailable', 'the erasure could not finish; repeat the request');
+          }
+          const c = report.counts;
+          return reply.code(report.status === 'pending' ? 202 : 200).send({
+            erasure_id: report.erasureId,
+            status: report.status,
+            counts: {
+              found: c.found,
+              global_ids: c.globalIds,
+              identities: c.identities,
+              graph_index_entries: c.graphIndexEntries,
+              redis_keys: c.redisKeys,
+              tombstones: c.tombstones,
+              commands: c.commands,
+              warehouse_rows: c.warehouseRows,
+            },
+            pending: [...report.pending],
+          });
+        },
+      );
+    }
   });
   return app;
 }
