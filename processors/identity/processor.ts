@@ -389,11 +389,15 @@ export class IdentityResolver {
       else byKey.set(r.identity.key, [r]);
     }
     let wroteGraph = false;
+    // Resolved in this batch: `known` learns them only once the batch's outputs are published. A batch that fails
+    // before that (Redis or the broker going away mid-batch) is retried by this same process, and must emit the links
+    // of identities it had already resolved then (seen: 230 identities without a link after a Redis restart).
+    const resolvedHere = new Map<string, IdentityRecord>();
     await forEachLimited([...byKey.values()], this.deps.config.IDENTITY_KEY_CONCURRENCY, async (list) => {
       for (const r of list) {
         if (r.identity.kind !== 'identified') continue;
         const { key, platform, platformCustomerId } = r.identity;
-        const resolved = this.known.get(key);
+        const resolved = resolvedHere.get(key) ?? this.known.get(key);
         const incoming = toIdentityRecord(platform, platformCustomerId, attributesOf(r.value));
         const merged = mergeRecord(resolved ?? stored.get(key), incoming);
         if (resolved && sameRecord(resolved, merged)) continue; // nothing new about this person
@@ -407,7 +411,7 @@ export class IdentityResolver {
           },
           rejections,
         );
-        this.known.set(key, merged);
+        resolvedHere.set(key, merged);
         changes.set(key, change);
         // A batch of many new identities can outlast the session timeout on a loaded machine; the group would then
         // drop this member and refuse the commit. kafkajs sends at most one heartbeat per heartbeatInterval.
@@ -507,6 +511,7 @@ export class IdentityResolver {
     for (const topicMessages of chunkTopicMessages(outputs, MAX_SEND_BYTES)) {
       await this.producer.sendBatch({ acks: -1, topicMessages });
     }
+    for (const [key, record] of resolvedHere) this.known.set(key, record);
     if (pending.length > 0) await this.deps.graph.ackMerges(pending.map((m) => m.mergeId));
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
