@@ -147,7 +147,8 @@
             );
           },
         },
-        grid: { left: 8, right: 16, top: 8, bottom: 48, containLabel: true },
+        legend: { show: false },
+        grid: { left: 8, right: 16, top: 8, bottom: 64, containLabel: true },
         xAxis: { type: 'category', data: d.overlap.platforms, splitArea: { show: true } },
         yAxis: { type: 'category', data: d.overlap.platforms, splitArea: { show: true } },
         visualMap: {
