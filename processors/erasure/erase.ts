@@ -29,6 +29,7 @@ import { FeatureStore } from '../features/store.js';
 import { IdentityGraph } from '../identity/graph-store.js';
 import { quoteIdentifier, quoteString } from '../runtime/clickhouse.js';
 import type { Config } from '../runtime/config.js';
+import { createIdempotentProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { PROCESSOR as SINK } from '../warehouse-sink/processor.js';
@@ -111,7 +112,7 @@ export async function erasePerson(
   const person: PersonIds = { globalIds: [...globalIds], identityKeys: [...identityKeys].sort() };
 
   // 2. Kafka: commands to the processors and tombstones on the compacted topics.
-  const producer = deps.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = createIdempotentProducer(deps.kafka); // the partitioner every processor uses: same key, same partition
   await producer.connect();
   let commandOffsets: RecordMetadata[] = [];
   try {
