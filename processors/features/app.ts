@@ -8,6 +8,7 @@ import type { Kafka } from 'kafkajs';
 import type { IntentScore } from '../../schemas/generated/types.js';
 import type { TopicCatalog } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
+import { reportRedisConnection } from '../runtime/outage.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
@@ -46,6 +47,7 @@ export class FeatureApp {
     const { config, log, metrics } = deps;
     // Explicit pipelines carry the flush; auto-pipelining batches the few other commands (loads, epochs, rescoring).
     this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
+    reportRedisConnection(this.redis, log);
     this.store = new FeatureStore(this.redis, {
       prefix: config.TOPIC_PREFIX,
       stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { TopicCatalog } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
+import { reportRedisConnection } from '../runtime/outage.js';
 import type { FatalFailure } from '../runtime/liveness.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
@@ -35,6 +36,7 @@ export class IdentityApp {
     const { config } = deps;
     // Auto-pipelining: the identities of a batch resolve concurrently, and their graph scripts share round trips.
     this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
+    reportRedisConnection(this.redis, deps.log);
     const codec = PiiCodec.fromConfig(config);
     if (codec.isDevelopmentKey) {
       deps.log.warn('IDENTITY_PII_KEY is the local development key: set your own anywhere but a development machine');

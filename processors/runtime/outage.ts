@@ -102,3 +102,34 @@ export function membershipError(err: unknown): Error | undefined {
   }
   return undefined;
 }
+
+/** What `reportRedisConnection` needs of an ioredis client (its connection events). */
+interface RedisEvents {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+}
+
+/**
+ * Logs a processor's Redis connection going away once (ioredis retries it every few seconds and would otherwise print
+ * "Unhandled error event" on every attempt) and coming back. Commands wait meanwhile and fail per the client's
+ * `maxRetriesPerRequest`; the processor's retries decide how long that is ridden out.
+ */
+export function reportRedisConnection(
+  redis: RedisEvents,
+  log: {
+    warn: (msg: string, fields?: Record<string, unknown>) => void;
+    info: (msg: string, fields?: Record<string, unknown>) => void;
+  },
+): void {
+  let down = false;
+  redis.on('error', (err) => {
+    if (down) return;
+    down = true;
+    log.warn('redis connection lost; reconnecting', { error: err.message });
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    log.info('redis connection back');
+  });
+}

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { MaxRetriesPerRequestError } from 'ioredis/built/errors/index.js';
 import {
   KafkaJSConnectionError,
@@ -7,7 +8,7 @@ import {
 } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../processors/runtime/errors.js';
-import { membershipError, outageOf } from '../../processors/runtime/outage.js';
+import { membershipError, outageOf, reportRedisConnection } from '../../processors/runtime/outage.js';
 
 const protocol = (type: string, retriable: boolean) =>
   new KafkaJSProtocolError({ message: type.toLowerCase(), type, code: 0, retriable } as never);
@@ -53,5 +54,25 @@ describe('membershipError', () => {
     expect(membershipError(protocol('REBALANCE_IN_PROGRESS', true))?.message).toBe('rebalance_in_progress');
     expect(membershipError(protocol('COORDINATOR_NOT_AVAILABLE', true))).toBeUndefined();
     expect(membershipError(new Error('no'))).toBeUndefined();
+  });
+});
+
+describe('reportRedisConnection', () => {
+  it('says once that the connection went away, however many reconnection attempts fail, and once that it is back', () => {
+    const redis = new EventEmitter();
+    const lines: string[] = [];
+    reportRedisConnection(redis, {
+      warn: (msg) => lines.push(msg),
+      info: (msg) => lines.push(msg),
+    });
+    for (let i = 0; i < 5; i++) redis.emit('error', new Error('connect ECONNREFUSED 127.0.0.1:16379'));
+    redis.emit('ready');
+    redis.emit('ready');
+    redis.emit('error', new Error('read ECONNRESET'));
+    expect(lines).toEqual([
+      'redis connection lost; reconnecting',
+      'redis connection back',
+      'redis connection lost; reconnecting',
+    ]);
   });
 });
