@@ -329,7 +329,7 @@ describe('prediction API', () => {
     expect(metrics).toMatch(/ad_decisions_total\{ad_type="[A-Z]+",intent_level="[A-Z]+"\} [1-9]/);
     const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/ad-decision', '/health', '/predict-intent', '/predict-intent/batch', '/ready'].sort(),
+      ['/ad-decision', '/erasure', '/health', '/predict-intent', '/predict-intent/batch', '/ready'].sort(),
     );
     expect(api.models.current?.version).toBe(VERSION);
   });
