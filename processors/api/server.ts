@@ -4,7 +4,8 @@
  * /health, /ready, /metrics without a key for orchestrators and Prometheus.
  *
  * Errors always answer `{ error, message }`: 400 bad_request (the reason the body was refused), 401 unauthorized,
- * 404 not_found, 429 rate_limited, 503 unavailable (Redis, Kafka or the model), 500 internal.
+ * 404 not_found, 413 payload_too_large (body over 1 MiB), 415 unsupported_media_type (neither JSON nor text), 429 rate_limited,
+ * 503 unavailable (Redis, Kafka or the model), 500 internal.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import bearerAuth from '@fastify/bearer-auth';
@@ -203,6 +204,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (err.validation) return reply.code(400).send({ error: 'bad_request', message: err.message });
     const status = err.statusCode ?? 500;
     if (status === 429) return reply.code(429).send({ error: 'rate_limited', message: err.message });
+    // The body limit (fastify's 1 MiB) and the content types it parses (JSON, text): say which, so a client knows what to change.
+    if (status === 413) {
+      return reply
+        .code(413)
+        .send({ error: 'payload_too_large', message: `${err.message} (limit ${app.initialConfig.bodyLimit} bytes)` });
+    }
+    if (status === 415) return reply.code(415).send({ error: 'unsupported_media_type', message: err.message });
     if (status >= 400 && status < 500) return reply.code(status).send({ error: 'bad_request', message: err.message });
     deps.log.error('request failed', { route: req.routeOptions.url, error: String(err) });
     return reply.code(500).send({ error: 'internal', message: 'internal error' });
