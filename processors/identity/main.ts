@@ -4,6 +4,7 @@
  */
 import { topicCatalogOf } from '../../topics/catalog.js';
 import { loadConfig } from '../runtime/config.js';
+import { describeError } from '../runtime/errors.js';
 import { createKafka } from '../runtime/kafka.js';
 import { exitOnFatal } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
@@ -31,5 +32,11 @@ const app: IdentityApp = new IdentityApp({
   onFatal: exitOnFatal(log, close),
 });
 onShutdown(log, close);
-await app.start();
+try {
+  await app.start();
+} catch (err) {
+  // E.g. a graph sealed with another IDENTITY_PII_KEY, or written before sealing: say so as a log line, then exit 1.
+  log.error('cannot start', { error: describeError(err) });
+  process.exit(1);
+}
 log.info('started', { model: config.IDENTITY_MODEL_PATH });
