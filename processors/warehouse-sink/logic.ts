@@ -47,7 +47,7 @@ export type RowSet = Partial<Record<SinkTable, Row[]>>;
 export const dimensionKey: Partial<Record<SinkTable, (r: Row) => string>> = {
   dim_platform: (r) => String(r['platform_id']),
   dim_category: (r) => String(r['category_id']),
-  dim_product: (r) => `${r['platform_id']}\u0000${r['product_id']}`,
+  dim_product: (r) => `${String(r['platform_id'])}\u0000${String(r['product_id'])}`,
 };
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
