@@ -32,6 +32,7 @@ import { SOURCE_HEADER } from '../runtime/headers.js';
 import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
 import { outageOf } from '../runtime/outage.js';
 import { SerialProducer } from '../runtime/kafka.js';
+import { chunksByBytes } from '../runtime/send-chunks.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
@@ -851,37 +852,6 @@ function originOf(message: KafkaMessage): { source: string; offset: number } | n
   if (!match) return null;
   return { source: `${match[1] ?? ''}:${match[2] ?? ''}`, offset: Number(match[3]) };
 }
-
-/**
- * Bytes of keys and values per send. kafkajs puts all of a send's messages for one partition in one record batch, and
- * the broker refuses a batch above its message.max.bytes (1 MiB by default): a flush of many customers (the scores of
- * 20,000 updates are ~3 MB) goes out in several sends, one after the other on the serial producer.
- */
-export const MAX_SEND_BYTES = 512 * 1024;
-/** Per-message overhead counted on top of key and value (record headers, lengths, timestamps). */
-const MESSAGE_OVERHEAD_BYTES = 64;
-
-/** `messages` in order, split so that each part holds at most `maxBytes` (a larger single message goes alone). */
-export function chunksByBytes(messages: readonly Message[], maxBytes = MAX_SEND_BYTES): Message[][] {
-  const out: Message[][] = [];
-  let chunk: Message[] = [];
-  let bytes = 0;
-  for (const m of messages) {
-    const size = byteLength(m.key) + byteLength(m.value) + MESSAGE_OVERHEAD_BYTES;
-    if (chunk.length > 0 && bytes + size > maxBytes) {
-      out.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(m);
-    bytes += size;
-  }
-  if (chunk.length > 0) out.push(chunk);
-  return out;
-}
-
-const byteLength = (v: Buffer | string | null | undefined) =>
-  v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 
 function append<K, V>(lists: Map<K, V[]>, key: K, value: V): void {
   const list = lists.get(key);

@@ -127,34 +127,3 @@ export function splitIdentityKey(key: string): { platform: string; platformCusto
   const at = key.indexOf(':');
   return { platform: key.slice(0, at), platformCustomerId: key.slice(at + 1) };
 }
-
-/**
- * Splits per-topic message lists into sends of at most `maxBytes` of keys and values each (a message larger than that
- * goes alone), keeping every topic's messages in order. A consumer batch can hold a megabyte of input and its outputs
- * more than that; the broker refuses a record batch above its message.max.bytes (1 MiB by default), which used to crash
- * the resolver on a large first batch.
- */
-export function chunkTopicMessages<M extends { key?: string | Buffer | null; value: string | Buffer | null }>(
-  outputs: readonly { topic: string; messages: readonly M[] }[],
-  maxBytes: number,
-): { topic: string; messages: M[] }[][] {
-  const chunks: { topic: string; messages: M[] }[][] = [];
-  let current: { topic: string; messages: M[] }[] = [];
-  let bytes = 0;
-  for (const { topic, messages } of outputs) {
-    for (const message of messages) {
-      const size = (message.key?.length ?? 0) + (message.value?.length ?? 0) + 64; // + headers and framing, roughly
-      if (bytes > 0 && bytes + size > maxBytes) {
-        chunks.push(current);
-        current = [];
-        bytes = 0;
-      }
-      const last = current.at(-1);
-      if (last?.topic === topic) last.messages.push(message);
-      else current.push({ topic, messages: [message] });
-      bytes += size;
-    }
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}

@@ -19,6 +19,7 @@ import { decodeBatch } from '../runtime/decode-batch.js';
 import { forEachLimited } from '../runtime/concurrency.js';
 import { describeError } from '../runtime/errors.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
+import { chunkTopicMessages } from '../runtime/send-chunks.js';
 import {
   superviseConsumer,
   type ConsumerSupervisor,
@@ -32,7 +33,6 @@ import { blockingKeys } from './blocking.js';
 import type { IdentityGraph, UnionResult } from './graph-store.js';
 import {
   attributesOf,
-  chunkTopicMessages,
   identityOf,
   linkEvidence,
   linkRecord,
@@ -48,7 +48,6 @@ import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
 export const PROCESSOR = 'identity-resolver';
 /** One send stays well below the broker's default message.max.bytes (1 MiB), headers and compression aside. */
-const MAX_SEND_BYTES = 512 * 1024;
 /** Members of one candidate cluster a changed identity is compared with (honest clusters are far smaller). */
 const MAX_MEMBERS_COMPARED = 60;
 /** Judge-and-union attempts of one record while the clusters it judged keep changing under it; then it stays alone. */
@@ -508,7 +507,7 @@ export class IdentityResolver {
 
     // 4. Dead letters, then outputs (acks=all), then the outbox ack, and only then the offset.
     await this.deadLetters.publish(failed);
-    for (const topicMessages of chunkTopicMessages(outputs, MAX_SEND_BYTES)) {
+    for (const topicMessages of chunkTopicMessages(outputs)) {
       await this.producer.sendBatch({ acks: -1, topicMessages });
     }
     for (const [key, record] of resolvedHere) this.known.set(key, record);

@@ -12,13 +12,14 @@
  * Dead letters go out in sends of at most 512 KiB, so many of them in one batch do not add up to a refused batch.
  */
 import { createHash } from 'node:crypto';
-import type { IHeaders, KafkaMessage, Message, Producer, TopicMessages } from 'kafkajs';
+import type { IHeaders, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Counter, Registry } from 'prom-client';
 import { sharedCounter } from './metrics.js';
 import type { DeadLetter } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import type { ErrorCode } from './errors.js';
 import type { EventSerde } from './serde.js';
+import { sendsOf } from './send-chunks.js';
 
 /** Bytes of the original value a dead letter keeps; a larger value is cut to this. */
 export const MAX_ORIGINAL_VALUE_BYTES = 256 * 1024;
@@ -26,8 +27,6 @@ export const MAX_ORIGINAL_VALUE_BYTES = 256 * 1024;
 export const MAX_ORIGINAL_KEY_BYTES = 8 * 1024;
 /** Bytes of original headers (names and values) a dead letter keeps; headers beyond it are dropped, in order. */
 export const MAX_ORIGINAL_HEADER_BYTES = 8 * 1024;
-/** Bytes of dead letters per send: well under the broker's default message.max.bytes (1 MiB). */
-const MAX_SEND_BYTES = 512 * 1024;
 
 /** A record that failed, with where it came from and why. */
 export interface FailedRecord {
@@ -172,29 +171,4 @@ export class DeadLetterPublisher {
     for (const chunk of sendsOf(messages)) await this.producer.sendBatch({ acks: -1, topicMessages: chunk });
     for (const f of failed) this.counter?.inc({ processor: this.processor, source_topic: f.topic, reason: f.code });
   }
-}
-
-/** Dead letters in order, grouped into sends of at most MAX_SEND_BYTES of keys, values and headers (one alone if larger). */
-export function sendsOf(
-  messages: readonly { topic: string; message: Message }[],
-  maxBytes = MAX_SEND_BYTES,
-): TopicMessages[][] {
-  const sends: TopicMessages[][] = [];
-  let current: TopicMessages[] = [];
-  let bytes = 0;
-  for (const { topic, message } of messages) {
-    let size = 64 + (message.key?.length ?? 0) + (message.value?.length ?? 0);
-    for (const [k, v] of Object.entries(message.headers ?? {})) size += k.length + String(v).length;
-    if (bytes > 0 && bytes + size > maxBytes) {
-      sends.push(current);
-      current = [];
-      bytes = 0;
-    }
-    const last = current.at(-1);
-    if (last?.topic === topic) last.messages.push(message);
-    else current.push({ topic, messages: [message] });
-    bytes += size;
-  }
-  if (current.length > 0) sends.push(current);
-  return sends;
 }

@@ -7,8 +7,8 @@ import {
   MAX_ORIGINAL_HEADER_BYTES,
   MAX_ORIGINAL_KEY_BYTES,
   MAX_ORIGINAL_VALUE_BYTES,
-  sendsOf,
 } from '../../processors/runtime/dead-letter.js';
+import { sendsOf } from '../../processors/runtime/send-chunks.js';
 
 const message = (value: Buffer | null, key: Buffer | null = Buffer.from('shop:1'), headers = {}) => ({
   key,

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { prepare } from '../../processors/identity/compare.js';
-import { chunkTopicMessages, NO_ATTRIBUTES } from '../../processors/identity/logic.js';
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
+import { chunkTopicMessages } from '../../processors/runtime/send-chunks.js';
 import { loadModel, scorePair, termFrequencies, trainEm, type MatchModel } from '../../processors/identity/model.js';
 import { toIdentityRecord } from '../../processors/identity/record.js';
 import type { IdentityRecord } from '../../processors/identity/types.js';
