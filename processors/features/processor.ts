@@ -34,7 +34,7 @@ import { outageOf } from '../runtime/outage.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import { chunksByBytes } from '../runtime/send-chunks.js';
 import type { Logger } from '../runtime/log.js';
-import type { ProcessorMetrics } from '../runtime/metrics.js';
+import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { scoreHashFields } from '../scoring/logic.js';
 import type { Scorer, ScoreRow } from '../scoring/scorer.js';
@@ -134,6 +134,7 @@ export class FeatureProcessor {
   private rescoreTimer: NodeJS.Timeout | undefined;
   private rescoring: Promise<unknown> = Promise.resolve();
   private readonly m;
+  private readonly freshness: InputFreshness;
   private processed = 0;
   /** When this instance received its first batch (epoch ms). */
   firstBatchAtMs: number | null = null;
@@ -141,6 +142,7 @@ export class FeatureProcessor {
   constructor(private readonly deps: FeatureProcessorDeps) {
     const { config, topics } = deps;
     const registers = [deps.metrics.registry];
+    this.freshness = new InputFreshness(deps.metrics.registry, PROCESSOR);
     this.m = {
       events: new Counter({
         name: 'features_events_total',
@@ -457,6 +459,10 @@ export class FeatureProcessor {
     const isTx = topic === topics.customerTransactions.name;
     const spec = isTx ? topics.customerTransactions : topics.customerClicks;
     const decoded = await decodeBatch<Transaction | BehaviorEvent>(part, spec, serde, undefined, live);
+    this.freshness.observe(
+      topic,
+      decoded.records.map((r) => r.value.eventTimeMs),
+    );
     const failed = [...decoded.failed];
     const source = `${topic}:${partition}`;
     const byCustomer = new Map<string, SourcedEvent[]>();

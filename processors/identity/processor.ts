@@ -27,7 +27,7 @@ import {
   type SupervisionLimits,
 } from '../runtime/liveness.js';
 import type { Logger } from '../runtime/log.js';
-import type { ProcessorMetrics } from '../runtime/metrics.js';
+import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
 import type { IdentityGraph, UnionResult } from './graph-store.js';
@@ -118,6 +118,7 @@ export class IdentityResolver {
   private readonly deadLetters: DeadLetterPublisher;
   private readonly threshold: number;
   private readonly identityMetrics;
+  private readonly freshness: InputFreshness;
   /**
    * Records this instance itself fully resolved (registered AND searched): most events repeat such an identity and need
    * no graph work. A record merely read back from Redis does not qualify: an instance killed between registering and
@@ -149,6 +150,7 @@ export class IdentityResolver {
     ]);
     this.threshold = config.IDENTITY_MATCH_THRESHOLD ?? deps.model.threshold;
     const registers = [deps.metrics.registry];
+    this.freshness = new InputFreshness(deps.metrics.registry, PROCESSOR);
     this.identityMetrics = {
       links: new Counter({
         name: 'identity_links_total',
@@ -358,6 +360,10 @@ export class IdentityResolver {
       this.deps.serde,
       (v) => route.check(v, nowMs),
       isLive,
+    );
+    this.freshness.observe(
+      batch.topic,
+      records.map((r) => r.value.eventTimeMs),
     );
     const last = batch.messages.at(-1);
     if (!last || !isLive()) return;

@@ -29,6 +29,60 @@ export function sharedGauge<L extends string>(
   return new Gauge({ name, help, labelNames, registers: [registry] });
 }
 
+/**
+ * Data freshness per input topic: `input_freshness_seconds{processor,topic}` is, at scrape time, now minus the newest
+ * event time this process has read from the topic (the seed asks "now minus the newest event time"). A replay of old
+ * data reads as old; a topic nobody writes to grows until an event arrives. `input_newest_event_time_seconds` is the
+ * event time itself, for alerts that compare across processes.
+ */
+export class InputFreshness {
+  private readonly newest: Map<string, { processor: string; topic: string; ms: number }>;
+
+  constructor(
+    registry: Registry,
+    private readonly processor: string,
+    nowMs: () => number = Date.now,
+  ) {
+    let newest = freshnessStores.get(registry);
+    if (!newest) {
+      const store = new Map<string, { processor: string; topic: string; ms: number }>();
+      newest = store;
+      freshnessStores.set(registry, store);
+      const labelNames = ['processor', 'topic'] as const;
+      new Gauge({
+        name: 'input_freshness_seconds',
+        help: 'Now minus the newest event time read from each input topic',
+        labelNames,
+        registers: [registry],
+        collect() {
+          for (const { processor, topic, ms } of store.values()) this.set({ processor, topic }, (nowMs() - ms) / 1000);
+        },
+      });
+      new Gauge({
+        name: 'input_newest_event_time_seconds',
+        help: 'The newest event time read from each input topic (unix seconds)',
+        labelNames,
+        registers: [registry],
+        collect() {
+          for (const { processor, topic, ms } of store.values()) this.set({ processor, topic }, ms / 1000);
+        },
+      });
+    }
+    this.newest = newest;
+  }
+
+  /** Notes the event times of records just read from `topic`. */
+  observe(topic: string, eventTimesMs: Iterable<number>): void {
+    const key = `${this.processor}\u0000${topic}`;
+    let max = this.newest.get(key)?.ms ?? Number.NEGATIVE_INFINITY;
+    for (const t of eventTimesMs) if (t > max) max = t;
+    if (Number.isFinite(max)) this.newest.set(key, { processor: this.processor, topic, ms: max });
+  }
+}
+
+/** Per registry, the newest event time per (processor, topic): one pair of gauges however many readers share it. */
+const freshnessStores = new WeakMap<Registry, Map<string, { processor: string; topic: string; ms: number }>>();
+
 export interface ProcessorMetrics {
   readonly registry: Registry;
   /** outcome: ok | dead_letter */

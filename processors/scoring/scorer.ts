@@ -38,6 +38,12 @@ export class Scorer {
         labelNames: ['cause', 'model_version'],
         registers,
       }),
+      generated: new Counter({
+        name: 'intent_scores_generated',
+        help: "Intent scores generated (the seed's metric), by intent level and model version, whatever the cause",
+        labelNames: ['level', 'model_version'],
+        registers,
+      }),
       skipped: new Counter({
         name: 'scores_skipped_total',
         help: 'Customers not scored because no model is current yet',
@@ -88,6 +94,9 @@ export class Scorer {
     const byCause = new Map<ScoreRow['cause'], number>();
     for (const r of rows) byCause.set(r.cause, (byCause.get(r.cause) ?? 0) + 1);
     for (const [cause, n] of byCause) this.scoreMetrics.scores.inc({ cause, model_version: model.version }, n);
+    const byLevel = new Map<string, number>();
+    for (const s of scores) byLevel.set(s.intentLevel, (byLevel.get(s.intentLevel) ?? 0) + 1);
+    for (const [level, n] of byLevel) this.scoreMetrics.generated.inc({ level, model_version: model.version }, n);
     end();
     return scores;
   }
