@@ -180,6 +180,7 @@ export function partInputs(
         topics.identityMerges,
         topics.identityMergeRejections,
         topics.customerScores,
+        topics.adDecisions,
         ...topics.all.filter((t) => t.schema === 'deadLetter'),
       ],
     },
