@@ -19,7 +19,7 @@ import { createLogger } from './runtime/log.js';
 import { createMetrics } from './runtime/metrics.js';
 import type { EventSerde } from './runtime/serde.js';
 import type { ModelWatcher } from './scoring/model.js';
-import { WarehouseSink } from './warehouse-sink/processor.js';
+import { sinkInputs, WarehouseSink } from './warehouse-sink/processor.js';
 
 /** The deployable parts: the identity resolver, the feature processor (with the scorer) and the warehouse sink. */
 export type PipelinePart = 'identity' | 'features' | 'sink';
@@ -171,19 +171,7 @@ export function partInputs(
         topics.customerErasures,
       ],
     },
-    sink: {
-      group: `${prefix}warehouse-sink`,
-      specs: [
-        topics.transactionsRaw,
-        topics.clicksRaw,
-        topics.identityLinks,
-        topics.identityMerges,
-        topics.identityMergeRejections,
-        topics.customerScores,
-        topics.adDecisions,
-        ...topics.all.filter((t) => t.schema === 'deadLetter'),
-      ],
-    },
+    sink: { group: `${prefix}warehouse-sink`, specs: sinkInputs(topics) },
   };
 }
 

@@ -32,7 +32,7 @@ import type { Config } from '../runtime/config.js';
 import { createIdempotentProducer } from '../runtime/kafka.js';
 import type { Logger } from '../runtime/log.js';
 import type { EventSerde } from '../runtime/serde.js';
-import { PROCESSOR as SINK } from '../warehouse-sink/processor.js';
+import { PROCESSOR as SINK, sinkInputs } from '../warehouse-sink/processor.js';
 import {
   deletionStatement,
   erasureLogRow,
@@ -152,6 +152,7 @@ export async function erasePerson(
     offset: BigInt(m.baseOffset ?? '0') + 1n,
   }));
   const sinkGroup = `${config.TOPIC_PREFIX}${SINK}`;
+  // What the sink must have read past before rows are deleted.
   const sinkTargets = await endOffsets(deps.admin, sinkInputs(topics));
   if (wait && commandTargets.length > 0) {
     const reached = await waitCommitted(deps.admin, featureGroup, commandTargets, timeoutMs);
@@ -228,20 +229,6 @@ export async function erasePerson(
  */
 export function requestDigest(subject: ErasureSubject, secret: string): string {
   return createHmac('sha256', secret).update(requestText(subject)).digest('hex');
-}
-
-/** The topics the warehouse sink consumes (what it must have read past before rows are deleted). */
-function sinkInputs(topics: TopicCatalog): TopicSpec[] {
-  return [
-    topics.transactionsRaw,
-    topics.clicksRaw,
-    topics.identityLinks,
-    topics.identityMerges,
-    topics.identityMergeRejections,
-    topics.customerScores,
-    topics.adDecisions,
-    ...topics.all.filter((t) => t.schema === 'deadLetter'),
-  ];
 }
 
 interface Target {

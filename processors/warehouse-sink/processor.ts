@@ -50,6 +50,23 @@ import {
 
 export const PROCESSOR = 'warehouse-sink';
 
+/**
+ * The topics the sink consumes: what "caught up" (pipeline.ts) and erasure's wait for the sink (erasure/erase.ts) are
+ * measured on. The constructor refuses routes that differ from it.
+ */
+export function sinkInputs(topics: TopicCatalog): TopicSpec[] {
+  return [
+    topics.transactionsRaw,
+    topics.clicksRaw,
+    topics.identityLinks,
+    topics.identityMerges,
+    topics.identityMergeRejections,
+    topics.customerScores,
+    topics.adDecisions,
+    ...topics.all.filter((t) => t.schema === 'deadLetter'),
+  ];
+}
+
 /** How the sink maps each topic it reads; `check` returns domain problems (a non-empty list dead-letters). */
 interface Route {
   readonly spec: TopicSpec;
@@ -123,6 +140,11 @@ export class WarehouseSink {
       routes.push({ spec: dlq, rows: (d: DeadLetter) => deadLetterRows(d) });
     }
     this.routes = new Map(routes.map((r) => [r.spec.name, r]));
+    const inputs = sinkInputs(topics).map((t) => t.name);
+    if (inputs.join('\n') !== [...this.routes.keys()].join('\n'))
+      throw new Error(
+        `warehouse sink routes ${[...this.routes.keys()].join(', ')} differ from sinkInputs ${inputs.join(', ')}`,
+      );
     const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
     this.consumer = deps.kafka.consumer({ groupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 << 20 });
     this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
