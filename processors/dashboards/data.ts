@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { z } from 'zod';
 import { runNamedQuery } from '../../clickhouse/queries.js';
-import { currentVersion } from '../scoring/model.js';
+import { currentVersion } from '../scoring/current-version.js';
 import { crossPlatformData, modelData, overviewData, type ModelCard } from './logic.js';
 import type { DashboardPage } from './pages.js';
 

@@ -29,6 +29,7 @@ import {
   type RetrainTrigger,
   type TrainingWindow,
 } from './logic.js';
+import { currentVersion } from '../scoring/current-version.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const TRAIN_SCRIPT = join(REPO_ROOT, 'training', 'train.mjs');
@@ -66,16 +67,7 @@ export interface RetrainOptions {
   readonly now?: () => number;
 }
 
-/** MODEL_DIR/current, the served version (read here rather than through the scorer, which loads onnxruntime). */
-export async function currentVersion(modelDir: string): Promise<string | null> {
-  try {
-    const text = (await readFile(join(modelDir, 'current'), 'utf8')).trim();
-    return text.length > 0 ? text : null;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
+export { currentVersion };
 
 export async function readStatus(modelDir: string): Promise<RetrainStatus> {
   try {

@@ -8,6 +8,7 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { z } from 'zod';
 import type { FeatureName } from '../features/definitions.js';
 import { modelFeatureOrder, type CalibrationPoints, type Thresholds } from './logic.js';
+import { currentVersion } from './current-version.js';
 
 const manifestSchema = z.object({
   model_version: z.string().min(1),
@@ -71,16 +72,7 @@ export class LoadedModel {
   }
 }
 
-/** The version `<MODEL_DIR>/current` names, or null when no model was promoted yet. */
-export async function currentVersion(modelDir: string): Promise<string | null> {
-  try {
-    const text = (await readFile(join(modelDir, 'current'), 'utf8')).trim();
-    return text.length > 0 ? text : null;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
+export { currentVersion };
 
 /**
  * Serves the current model and swaps in a newly promoted one without a restart: it polls the `current` pointer, loads
