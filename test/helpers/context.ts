@@ -3,6 +3,9 @@
  * prefix and ClickHouse database from a random suffix, so test files run in parallel without seeing each other.
  */
 import { inject } from 'vitest';
+import { Pipeline, type PipelinePart } from '../../processors/pipeline.js';
+import type { GeneratedSample } from '../../processors/producers/generate.js';
+import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/metrics.js';
@@ -88,4 +91,41 @@ export function envOf(ctx: TestContext): Record<string, string> {
     KAFKA_SESSION_TIMEOUT_MS: ctx.config.KAFKA_SESSION_TIMEOUT_MS.toString(),
     KAFKA_PARTITIONS: ctx.config.KAFKA_PARTITIONS.toString(),
   };
+}
+
+/** The pipeline (all parts, or `parts`) on this context's services, through the one wiring production uses. */
+export function contextPipeline(ctx: TestContext, parts?: readonly PipelinePart[]): Pipeline {
+  return new Pipeline({
+    config: ctx.config,
+    kafka: ctx.kafka,
+    serde: ctx.serde,
+    topics: ctx.topics,
+    clickhouse: ctx.clickhouse,
+    ...(parts ? { parts } : {}),
+  });
+}
+
+/** Publishes `events` to this context's raw topics with the platforms' producer; its counts. */
+export async function publishEvents(
+  ctx: TestContext,
+  events: Iterable<PlatformEvent>,
+): Promise<{ acknowledged: number; refused: number }> {
+  const producer = await PlatformProducer.connect(ctx.config, {
+    kafka: ctx.kafka,
+    serde: ctx.serde,
+    topics: ctx.topics,
+  });
+  try {
+    return await producer.publishAll(events);
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** A generated sample's transactions, then its behavior events, as platform events. */
+export function sampleEvents(sample: Pick<GeneratedSample, 'transactions' | 'behaviors'>): PlatformEvent[] {
+  return [
+    ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
+    ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
+  ];
 }

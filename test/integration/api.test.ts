@@ -7,13 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiApp } from '../../processors/api/app.js';
-import { Pipeline } from '../../processors/pipeline.js';
+import type { Pipeline } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
-import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
-import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import {
+  contextPipeline,
+  createTestContext,
+  publishEvents,
+  sampleEvents,
+  type TestContext,
+  waitFor,
+} from '../helpers/context.js';
 import { trainSyntheticModel } from '../helpers/model.js';
 
 const KEY = 'api-test-key-0123456789';
@@ -89,28 +95,10 @@ beforeAll(async () => {
       EXPERIMENTS_PATH: join(models, 'experiments.json'),
     },
   });
-  pipeline = new Pipeline({
-    config: ctx.config,
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-    clickhouse: ctx.clickhouse,
-  });
+  pipeline = contextPipeline(ctx);
   await pipeline.start();
   const sample = generateSample({ seed: 5, customers: 80, targetTransactions: 200, salt: 'api-test-salt' });
-  const producer = await PlatformProducer.connect(ctx.config, {
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-  });
-  try {
-    await producer.publishAll([
-      ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
-      ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
-    ]);
-  } finally {
-    await producer.disconnect();
-  }
+  await publishEvents(ctx, sampleEvents(sample));
   await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
   ({ app: api, url } = await startApi());
 }, 600_000);

@@ -11,13 +11,19 @@ import { ApiApp } from '../../processors/api/app.js';
 import { checkDashboards, ensureChromium, launchBrowser, problemsOf } from '../../processors/dashboards/browser.js';
 import { DASHBOARD_PAGES } from '../../processors/dashboards/pages.js';
 import { runModelMonitoring } from '../../processors/monitoring/job.js';
-import { Pipeline } from '../../processors/pipeline.js';
+import type { Pipeline } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
-import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
-import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import {
+  contextPipeline,
+  createTestContext,
+  publishEvents,
+  sampleEvents,
+  type TestContext,
+  waitFor,
+} from '../helpers/context.js';
 import { trainSyntheticModel } from '../helpers/model.js';
 
 const VERSION = '20260101T000000Z-dash';
@@ -49,28 +55,10 @@ beforeAll(async () => {
       EXPERIMENTS_PATH: join(models, 'experiments.json'),
     },
   });
-  pipeline = new Pipeline({
-    config: ctx.config,
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-    clickhouse: ctx.clickhouse,
-  });
+  pipeline = contextPipeline(ctx);
   await pipeline.start();
   const sample = generateSample({ seed: 12, customers: 120, targetTransactions: 400, salt: 'dashboards-test-salt' });
-  const producer = await PlatformProducer.connect(ctx.config, {
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-  });
-  try {
-    await producer.publishAll([
-      ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
-      ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
-    ]);
-  } finally {
-    await producer.disconnect();
-  }
+  await publishEvents(ctx, sampleEvents(sample));
   await pipeline.waitUntilCaughtUp(ctx.admin, 300_000);
   await waitFor(
     () => count('SELECT uniqExact(global_customer_id) AS n FROM intent_score'),

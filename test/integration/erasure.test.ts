@@ -12,14 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { ERASURE_BOUND_MS } from '../../topics/catalog.js';
 import { ApiApp } from '../../processors/api/app.js';
-import { Pipeline } from '../../processors/pipeline.js';
+import type { Pipeline } from '../../processors/pipeline.js';
 import { hashIdentity } from '../../processors/producers/identity-hash.js';
-import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
-import { createTestContext, waitFor, type TestContext } from '../helpers/context.js';
+import { contextPipeline, createTestContext, publishEvents, type TestContext, waitFor } from '../helpers/context.js';
 import { trainSyntheticModel } from '../helpers/model.js';
 
 const { ConfigResourceTypes } = kafkajs;
@@ -116,19 +115,6 @@ const personIdentity = () =>
     },
     salt,
   );
-
-async function publish(events: PlatformEvent[]): Promise<void> {
-  const producer = await PlatformProducer.connect(ctx.config, {
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-  });
-  try {
-    await producer.publishAll(events);
-  } finally {
-    await producer.disconnect();
-  }
-}
 
 async function settle(): Promise<void> {
   await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
@@ -250,13 +236,7 @@ beforeAll(async () => {
     },
   });
   salt = ctx.config.IDENTITY_HASH_SALT.reveal();
-  pipeline = new Pipeline({
-    config: ctx.config,
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-    clickhouse: ctx.clickhouse,
-  });
+  pipeline = contextPipeline(ctx);
   await pipeline.start();
   // Others, and the person on shopwave (its cluster is the older one).
   const others = OTHERS.flatMap((o, i) => {
@@ -267,16 +247,16 @@ beforeAll(async () => {
       click('shopwave', o.id, o.id, T0 + 2 * DAY, null),
     ];
   });
-  await publish([
+  await publishEvents(ctx, [
     ...others,
     tx('shopwave', SHOP_ID, 'zq', T0, personIdentity()),
     tx('shopwave', SHOP_ID, 'zq', T0 + DAY, personIdentity()),
   ]);
   await settle();
   // On northbay, first without identity attributes (a customer of its own), then identified by the same email: a merge.
-  await publish([click('northbay', NORTH_ID, 'zq', T0 + 2 * DAY, null)]);
+  await publishEvents(ctx, [click('northbay', NORTH_ID, 'zq', T0 + 2 * DAY, null)]);
   await settle();
-  await publish([
+  await publishEvents(ctx, [
     click(
       'northbay',
       NORTH_ID,
@@ -474,7 +454,7 @@ describe('erasure', () => {
   });
 
   it('starts a new, unlinked customer for a later event of the person', async () => {
-    await publish([tx('shopwave', SHOP_ID, 'zq-later', T0 + 10 * DAY, personIdentity())]);
+    await publishEvents(ctx, [tx('shopwave', SHOP_ID, 'zq-later', T0 + 10 * DAY, personIdentity())]);
     await settle();
     const gid = (await pipeline.graph.globalIdOf([key('shopwave', SHOP_ID)])).get(key('shopwave', SHOP_ID)) as string;
     expect(gid).toMatch(/^c-\d+$/);

@@ -14,14 +14,22 @@ import { loadExperiments } from '../../processors/experiments/load.js';
 import { assignVariant } from '../../processors/experiments/logic.js';
 import { experimentReport } from '../../processors/experiments/report.js';
 import type { ConversionReport } from '../../processors/experiments/report-logic.js';
-import { Pipeline } from '../../processors/pipeline.js';
+import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
+import type { Pipeline } from '../../processors/pipeline.js';
 import { generateSample, type GeneratedSample } from '../../processors/producers/generate.js';
-import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
+import type { PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import { sampleBehavior, sampleTransaction } from '../fixtures/events.js';
-import { createTestContext, envOf, waitFor, type TestContext } from '../helpers/context.js';
+import {
+  contextPipeline,
+  createTestContext,
+  envOf,
+  publishEvents,
+  type TestContext,
+  waitFor,
+} from '../helpers/context.js';
 import { trainSyntheticModel } from '../helpers/model.js';
 
 const KEY = 'experiments-test-key-0123456789';
@@ -78,19 +86,6 @@ async function decide(body: Record<string, string>): Promise<Decision> {
   return (await res.json()) as Decision;
 }
 
-async function publish(events: PlatformEvent[]): Promise<void> {
-  const producer = await PlatformProducer.connect(ctx.config, {
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-  });
-  try {
-    await producer.publishAll(events);
-  } finally {
-    await producer.disconnect();
-  }
-}
-
 async function query<T>(sql: string): Promise<T[]> {
   return (await ctx.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<T>();
 }
@@ -127,16 +122,10 @@ beforeAll(async () => {
       EXPERIMENTS_PATH: join(dir, 'experiments.json'),
     },
   });
-  pipeline = new Pipeline({
-    config: ctx.config,
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-    clickhouse: ctx.clickhouse,
-  });
+  pipeline = contextPipeline(ctx);
   await pipeline.start();
   sample = generateSample({ seed: 11, customers: 80, targetTransactions: 200, salt: 'experiments-test-salt' });
-  await publish([
+  await publishEvents(ctx, [
     ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
     ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
   ]);
@@ -257,21 +246,10 @@ describe('A/B experiments', () => {
         category: null,
         priceMinor: null,
         currency: null,
-        identity: {
-          emailSha256: emailOf.get(y) as string,
-          phoneSha256: null,
-          firstName: null,
-          lastName: null,
-          address: null,
-          city: null,
-          postcode: null,
-          birthDate: null,
-          ageGroup: null,
-          deviceFingerprint: null,
-        },
+        identity: { ...NO_ATTRIBUTES, emailSha256: emailOf.get(y) as string },
       }),
     });
-    await publish([
+    await publishEvents(ctx, [
       ...converters.map((id) => purchase(id, T + 2 * DAY)),
       ...late.map((id) => purchase(id, T + 8 * DAY)),
       purchase(samePair[0], T + 2 * DAY), // bought under one id of the pair: converts the merged person

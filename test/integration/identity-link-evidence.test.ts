@@ -2,37 +2,23 @@
 // (Kafka, registry, Redis, ClickHouse); every PROBABILISTIC row of dim_customer_identity names the member it matched
 // (an identity of the same customer) and the comparison levels and weights that add up to its match weight.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../processors/pipeline.js';
+import type { Pipeline } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
-import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import { ATTRIBUTES } from '../../processors/identity/compare.js';
-import { createTestContext, type TestContext } from '../helpers/context.js';
+import { contextPipeline, createTestContext, publishEvents, type TestContext } from '../helpers/context.js';
 
 let ctx: TestContext;
 let pipeline: Pipeline;
 
 beforeAll(async () => {
   ctx = await createTestContext({ topics: true, warehouse: true, env: { SINK_MAX_WAIT_MS: '200' } });
-  pipeline = new Pipeline({
-    config: ctx.config,
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-    clickhouse: ctx.clickhouse,
-    parts: ['identity', 'sink'],
-  });
+  pipeline = contextPipeline(ctx, ['identity', 'sink']);
   await pipeline.start();
   const sample = generateSample({ seed: 5, customers: 150, targetTransactions: 400, salt: 'link-evidence-salt' });
-  const producer = await PlatformProducer.connect(ctx.config, {
-    kafka: ctx.kafka,
-    serde: ctx.serde,
-    topics: ctx.topics,
-  });
-  try {
-    await producer.publishAll(sample.transactions.map((event) => ({ kind: 'transaction' as const, event })));
-  } finally {
-    await producer.disconnect();
-  }
+  await publishEvents(
+    ctx,
+    sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
+  );
   await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
 }, 400_000);
 
