@@ -4,7 +4,8 @@
  *
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
  * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
- * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends `{ type: 'stop' }`; the part stops cleanly and exits.
+ * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends `{ type: 'usage' }` (answered with the CPU time used so far) and
+ * `{ type: 'stop' }`; the part stops cleanly and exits.
  */
 import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';
@@ -17,7 +18,9 @@ export type PartMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'scores'; readonly atMs: number; readonly eventIds: readonly string[] }
   | { readonly type: 'assigned'; readonly partitions: readonly number[] }
-  | { readonly type: 'failed'; readonly error: string };
+  | { readonly type: 'failed'; readonly error: string }
+  /** Reply to `{ type: 'usage' }`: CPU time this process has used so far (user + system, µs). */
+  | { readonly type: 'usage'; readonly cpuUs: number };
 
 const send = (message: PartMessage) => process.send?.(message);
 
@@ -46,6 +49,10 @@ async function main(): Promise<void> {
     },
   });
   process.on('message', (message: { type?: string }) => {
+    if (message.type === 'usage') {
+      const { user, system } = process.cpuUsage();
+      send({ type: 'usage', cpuUs: user + system });
+    }
     if (message.type !== 'stop') return;
     void pipeline
       .stop()

@@ -64,6 +64,24 @@ export async function startParts(
   return children;
 }
 
+/** CPU time (µs) each part's process has used so far. */
+function cpuOf(children: readonly ChildProcess[]): Promise<number[]> {
+  return Promise.all(
+    children.map(
+      (child) =>
+        new Promise<number>((resolve) => {
+          const onMessage = (message: PartMessage) => {
+            if (message.type !== 'usage') return;
+            child.off('message', onMessage);
+            resolve(message.cpuUs);
+          };
+          child.on('message', onMessage);
+          child.send({ type: 'usage' });
+        }),
+    ),
+  );
+}
+
 /** Asks each part to stop cleanly, SIGKILLs it after `graceMs` (or when the request cannot be sent), waits for all. */
 export async function stopParts(children: readonly ChildProcess[], graceMs = 30_000): Promise<void> {
   await Promise.all(
@@ -158,8 +176,19 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     // Warm-up at the offered rate: group joins, the first model runs and the JIT are start-up cost, not latency.
     await paced(events.slice(0, warmupCount));
 
-    // 1. Fixed offered load.
+    // 1. Fixed offered load, with the CPU each process used meanwhile (which part limits the rate).
+    const cpuBefore = await cpuOf(children);
+    const ownBefore = process.cpuUsage();
+    const pacedStart = clock();
     const measured = await paced(events.slice(warmupCount, warmupCount + pacedCount));
+    const pacedWallUs = (clock() - pacedStart) * 1000;
+    const cpuAfter = await cpuOf(children);
+    const own = process.cpuUsage(ownBefore);
+    const partCpu = Object.fromEntries([
+      ...groups.map((g, i) => [g.join('+'), ((cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0)) / pacedWallUs]),
+      ['producer', (own.user + own.system) / pacedWallUs],
+    ]) as Record<string, number>;
+    const cpuUsPerEvent = (cores: number) => (cores * pacedWallUs) / pacedCount;
     const offeredSeconds = measured.seconds;
     const pacedLatencies = measured.sorted;
     const pacedScored = pacedLatencies.length;
@@ -209,12 +238,18 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       goalP99MsAt5000: 50,
       warehouseSink: warehouse,
       processes: groups.map((g) => g.join('+')),
+      pacedCpuCores: Object.fromEntries(Object.entries(partCpu).map(([k, v]) => [k, Number(v.toFixed(2))])),
     };
     console.log(
       `offered load       ${rate} events/s for ${pacedCount} events (${summary.offeredSeconds} s, after ${warmupCount} to warm up)`,
     );
     console.log(
       `  event → score    p50 ${summary.pacedLatencyP50Ms} ms, p99 ${summary.pacedLatencyP99Ms} ms (${pacedScored} events scored; goal p99 ≤ 50 ms)`,
+    );
+    console.log(
+      `  cpu per part     ${Object.entries(partCpu)
+        .map(([k, v]) => `${k} ${v.toFixed(2)} cores (${Math.round(cpuUsPerEvent(v))} µs/event)`)
+        .join(', ')}`,
     );
     console.log(`maximum throughput ${maxRate} events/s end to end (${rest.length} events)`);
     console.log(
