@@ -22,6 +22,7 @@ export async function sampleBadRecords(
     sessionId: null,
     deviceId: null,
     identity: null,
+    couponCode: null,
   };
   const tx = topics.transactionsRaw.name;
   return [

@@ -13,6 +13,8 @@ export interface RuleOptions {
 
 /** Longest accepted string field; protects the warehouse and Redis from megabyte "names". */
 export const MAX_STRING_LENGTH = 512;
+/** Longest accepted review text (BehaviorEvent.reviewText): reviews are prose, longer than any other field. */
+export const MAX_REVIEW_LENGTH = 4_096;
 /** Events before this are certainly corrupt timestamps (seconds sent as ms, zero dates). */
 export const MIN_EVENT_TIME_MS = Date.UTC(2000, 0, 1);
 /**
@@ -53,8 +55,8 @@ function checkCommon(
 /** Every string field of a (nested) event at most MAX_STRING_LENGTH characters. */
 function checkStringLengths(value: unknown, path: string, problems: string[]): void {
   if (typeof value === 'string') {
-    if (value.length > MAX_STRING_LENGTH)
-      problems.push(`${path} is ${value.length} characters (max ${MAX_STRING_LENGTH})`);
+    const max = path === 'reviewText' ? MAX_REVIEW_LENGTH : MAX_STRING_LENGTH;
+    if (value.length > max) problems.push(`${path} is ${value.length} characters (max ${max})`);
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => {
       checkStringLengths(v, `${path}[${i}]`, problems);

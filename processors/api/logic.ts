@@ -3,7 +3,12 @@
  * hash back into features for an on-demand score, the response, and the ad decision rule. No I/O.
  */
 import type { IntentLevel, IntentScore } from '../../schemas/generated/types.js';
-import { FEATURE_NAMES, type CustomerFeatures, type FeatureName } from '../features/definitions.js';
+import {
+  FEATURE_NAMES,
+  FEATURES_ABSENT_AS_ZERO,
+  type CustomerFeatures,
+  type FeatureName,
+} from '../features/definitions.js';
 import type { AdType, Creative, CreativeCatalog } from './creatives.js';
 
 /** A customer as a caller names it: our global id, or a platform and that platform's own customer id. */
@@ -110,6 +115,10 @@ export function featuresFromHash(hash: Readonly<Record<string, string>>): Custom
   const values = {} as Record<FeatureName, number>;
   for (const name of FEATURE_NAMES) {
     const v = numberField(hash, name);
+    if (v === null && !(name in hash) && FEATURES_ABSENT_AS_ZERO.has(name)) {
+      values[name] = 0; // a hash an older feature processor wrote: it knew no such feature
+      continue;
+    }
     if (v === null) return null;
     values[name] = v;
   }

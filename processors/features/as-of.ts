@@ -8,8 +8,8 @@
  * 2. `features_events` receives the facts of the requested customers up to the latest reference time, each re-keyed
  *    to its current global customer id exactly as the identity resolver keys it (see resolvedEventsSql), so the
  *    identity view and the FINAL reads happen once per request;
- * 3. three aggregations join `features_events` to the pairs (one JOIN each, as ClickHouse 18.16 requires): per pair
- *    scalars, per (pair, session) and per (pair, category). Every window condition is the bucket rule of
+ * 3. four aggregations join `features_events` to the pairs (one JOIN each, as ClickHouse 18.16 requires): per pair
+ *    scalars, per (pair, session), per (pair, category) and per (pair, brand). Every window condition is the bucket rule of
  *    definitions.ts written in SQL, so both executions count the same events.
  */
 import { randomUUID } from 'node:crypto';
@@ -243,9 +243,11 @@ function timeFilter(scope: EventScope): string {
 
 /**
  * The facts in `scope` as one stream of (identity_id, anon_id, t, src, event_type, session_id, category_id,
- * amount_minor): src is 'click' (event_type = the click type), 'tx' (event_type = PURCHASE | RETURN, amount = total)
- * or 'line' (a line item of a purchase: amount and category of the line, time and identity of its transaction,
- * joined on event_id because fact_transaction_line only keeps whole seconds). FINAL collapses re-delivered facts.
+ * amount_minor, brand, coupon, review, sentiment): src is 'click' (event_type = the click type; review = 1 when it
+ * carries a review, sentiment its stored score), 'tx' (event_type = PURCHASE | RETURN, amount = total, coupon = 1 when
+ * one was redeemed) or 'line' (a line item of a purchase: amount, category and brand of the line, time and identity of
+ * its transaction, joined on event_id because fact_transaction_line only keeps whole seconds). FINAL collapses
+ * re-delivered facts.
  */
 function factsSql(scope: EventScope): string {
   const where = timeFilter(scope);
@@ -257,7 +259,11 @@ function factsSql(scope: EventScope): string {
     event_type,
     session_id,
     category_id,
-    toInt64(0) AS amount_minor
+    toInt64(0) AS amount_minor,
+    '' AS brand,
+    toUInt8(0) AS coupon,
+    toUInt8(review_text != '') AS review,
+    toInt64(review_sentiment) AS sentiment
 FROM fact_event FINAL
 WHERE ${where}`;
   const transactions = `SELECT
@@ -268,13 +274,18 @@ WHERE ${where}`;
     kind AS event_type,
     session_id,
     '' AS category_id,
-    total_minor AS amount_minor
+    total_minor AS amount_minor,
+    '' AS brand,
+    toUInt8(coupon_code != '') AS coupon,
+    toUInt8(0) AS review,
+    toInt64(0) AS sentiment
 FROM fact_transaction FINAL
 WHERE ${where}${scope.kinds === 'purchases' ? ` AND kind = 'PURCHASE'` : ''}`;
-  const purchaseLines = `SELECT identity_id, anon_id, t, 'line' AS src, event_type, '' AS session_id, category_id, amount_minor
+  const purchaseLines = `SELECT identity_id, anon_id, t, 'line' AS src, event_type, '' AS session_id, category_id, amount_minor,
+    brand, toUInt8(0) AS coupon, toUInt8(0) AS review, toInt64(0) AS sentiment
 FROM
 (
-    SELECT event_id, category_id, amount_minor
+    SELECT event_id, category_id, amount_minor, brand
     FROM fact_transaction_line FINAL
 )
 ALL INNER JOIN
@@ -308,12 +319,12 @@ function resolvedEventsSql(scope: EventScope): string {
     ? ` WHERE global_customer_id IN (SELECT customer_id FROM ${scope.customersIn})`
     : '';
   const keep = scope.customersIn ? ` AND customer_id IN (SELECT customer_id FROM ${scope.customersIn})` : '';
-  return `SELECT customer_id, t, src, event_type, session_id, category_id, amount_minor
+  return `SELECT customer_id, t, src, event_type, session_id, category_id, amount_minor, brand, coupon, review, sentiment
 FROM
 (
     SELECT
         if(identity_id = '', anon_id, global_customer_id) AS customer_id,
-        t, src, event_type, session_id, category_id, amount_minor
+        t, src, event_type, session_id, category_id, amount_minor, brand, coupon, review, sentiment
     FROM
     (
 ${factsSql(scope)}
@@ -382,6 +393,9 @@ const SCALAR_COLUMNS: readonly (readonly [string, string])[] = [
   ['carts_1h', `countIf(${isClick('ADD_TO_CART')} AND ${W1H})`],
   ['carts_24h', `countIf(${isClick('ADD_TO_CART')} AND ${W24H})`],
   ['carts_7d', `countIf(${isClick('ADD_TO_CART')} AND ${W7D})`],
+  ['coupon_orders_90d', `countIf(${IS_PURCHASE} AND ${W90D} AND coupon = 1)`],
+  ['reviews_90d', `countIf(src = 'click' AND review = 1 AND ${W90D})`],
+  ['review_sentiment_90d', `sumIf(sentiment, src = 'click' AND review = 1 AND ${W90D})`],
   [
     'hour_counts_30d',
     `[${Array.from({ length: 24 }, (_, h) => `countIf(${IS_EVENT} AND ${W30D} AND intDiv(t, ${HOUR_MS}) % 24 = ${h})`).join(', ')}]`,
@@ -439,6 +453,17 @@ WHERE t <= ref_ms
     AND ((${IS_PURCHASE_LINE}) OR (src = 'click' AND event_type IN ('VIEW', 'ADD_TO_CART')))
 GROUP BY customer_id, ref_ms, category_id`;
 
+/** Per pair: purchase lines with a brand in 90 days, and the most of them for one brand (brand consistency). */
+const BRANDS_SQL = `SELECT customer_id, ref_ms, sum(lines) AS branded_lines, max(lines) AS favorite_lines
+FROM
+(
+    SELECT customer_id, ref_ms, brand, count() AS lines
+    FROM ${PAIR_ROWS}
+    WHERE t <= ref_ms AND ${W90D} AND ${IS_PURCHASE_LINE} AND brand != ''
+    GROUP BY customer_id, ref_ms, brand
+)
+GROUP BY customer_id, ref_ms`;
+
 /** Int64/UInt64 arrive as strings in JSON formats; every value here is far below 2^53. */
 type Cell = string | number;
 type Row = Record<string, Cell | Cell[]>;
@@ -465,7 +490,8 @@ async function aggregateChunk(
     );
     await s.command(
       `CREATE TEMPORARY TABLE ${EVENTS} (customer_id String, t Int64, src String, event_type String, ` +
-        `session_id String, category_id String, amount_minor Int64)`,
+        `session_id String, category_id String, amount_minor Int64, brand String, coupon UInt8, review UInt8, ` +
+        `sentiment Int64)`,
     );
     await s.command(
       `INSERT INTO ${EVENTS} ${resolvedEventsSql({ kinds: 'all', maxMs: maxRefMs, customersIn: REQUESTS })}`,
@@ -473,10 +499,11 @@ async function aggregateChunk(
     const scalars = await s.select<Row>(SCALARS_SQL);
     const sessions = new Map((await s.select<Row>(SESSIONS_SQL)).map((r) => [keyOf(r), r]));
     const categories = groupBy(await s.select<Row>(CATEGORIES_SQL), keyOf);
+    const brands = new Map((await s.select<Row>(BRANDS_SQL)).map((r) => [keyOf(r), r]));
     return new Map(
       scalars.map((row) => {
         const key = keyOf(row);
-        return [key, toAggregates(row, sessions.get(key), categories.get(key) ?? [])];
+        return [key, toAggregates(row, sessions.get(key), categories.get(key) ?? [], brands.get(key))];
       }),
     );
   });
@@ -493,7 +520,12 @@ function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string
   return groups;
 }
 
-function toAggregates(row: Row, session: Row | undefined, categoryRows: readonly Row[]): WindowAggregates {
+function toAggregates(
+  row: Row,
+  session: Row | undefined,
+  categoryRows: readonly Row[],
+  brands: Row | undefined,
+): WindowAggregates {
   const orders = num(row, 'orders_lifetime');
   const hours = row['hour_counts_30d'];
   if (!Array.isArray(hours) || hours.length !== 24) throw new Error('ClickHouse returned no 24 hour counts');
@@ -542,5 +574,10 @@ function toAggregates(row: Row, session: Row | undefined, categoryRows: readonly
     abandonedSessions30d: sessionValue('abandoned_sessions'),
     sessionDurationMs30d: sessionValue('duration_ms'),
     categories,
+    couponOrders90d: num(row, 'coupon_orders_90d'),
+    brandedLines90d: brands ? num(brands, 'branded_lines') : 0,
+    favoriteBrandLines90d: brands ? num(brands, 'favorite_lines') : 0,
+    reviews90d: num(row, 'reviews_90d'),
+    reviewSentimentMilli90d: num(row, 'review_sentiment_90d'),
   };
 }

@@ -63,6 +63,14 @@ export interface WindowAggregates {
   readonly sessionDurationMs30d: number;
   /** Per category, over 90 days: purchase lines + VIEW + ADD_TO_CART clicks, purchase line spend, newest of those. */
   readonly categories: readonly CategoryAggregate[];
+  /** PURCHASE transactions with a coupon (a non-empty couponCode) in 90 days. */
+  readonly couponOrders90d: number;
+  /** Line items of PURCHASE transactions with a brand (non-empty) in 90 days, and the most of them for one brand. */
+  readonly brandedLines90d: number;
+  readonly favoriteBrandLines90d: number;
+  /** Clicks carrying a review (a non-empty reviewText) in 90 days, and the sum of their sentiments (thousandths). */
+  readonly reviews90d: number;
+  readonly reviewSentimentMilli90d: number;
 }
 
 export interface CategoryAggregate {
@@ -128,6 +136,10 @@ export const FEATURE_NAMES = [
   'gap_cv_90d',
   'gap_ratio_90d',
   'active_weeks_90d',
+  'brand_consistency_90d',
+  'coupon_usage_rate_90d',
+  'reviews_90d',
+  'review_sentiment_90d',
 ] as const;
 
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -161,6 +173,18 @@ export const EXACT_FEATURES: ReadonlySet<FeatureName> = new Set<FeatureName>([
   'add_to_carts_7d',
   'last_gap_days_90d',
   'active_weeks_90d',
+  'reviews_90d',
+]);
+
+/**
+ * Features added after `features:{id}` hashes were already being written: a hash an older feature processor wrote lacks
+ * them, and reads them as 0, their value without data (that processor folded no coupon, review or brand into the state).
+ */
+export const FEATURES_ABSENT_AS_ZERO: ReadonlySet<FeatureName> = new Set<FeatureName>([
+  'brand_consistency_90d',
+  'coupon_usage_rate_90d',
+  'reviews_90d',
+  'review_sentiment_90d',
 ]);
 
 export interface CustomerFeatures {
@@ -242,6 +266,8 @@ export function topCategoryOf(affinity: ReadonlyMap<string, number>): string {
  * durations (recency_days, days_since_first_purchase, mean_interpurchase_days, purchase_cycle_ratio), which are -1 when
  * undefined; preferred_hour is 0 without events in 30 days (sessions_30d and the counts tell those apart).
  * RFM: r_score is 0 without any purchase, f_score and m_score 0 without a purchase in 90 days; rfm_score = 100 r + 10 f + m.
+ * Brand consistency: the favourite brand's share of the branded purchase lines (ties do not matter: only the count is
+ * used); review sentiment: the mean per-review score (AFINN per word, see sentiment.ts), 0 without a review.
  */
 export function finalizeFeatures(agg: WindowAggregates, cuts: RfmCutPoints): CustomerFeatures {
   const days = (ms: number) => ms / DAY_MS;
@@ -303,6 +329,10 @@ export function finalizeFeatures(agg: WindowAggregates, cuts: RfmCutPoints): Cus
     gap_cv_90d: rhythm.cv,
     gap_ratio_90d: rhythm.gapRatio,
     active_weeks_90d: rhythm.weeks,
+    brand_consistency_90d: ratio(agg.favoriteBrandLines90d, agg.brandedLines90d),
+    coupon_usage_rate_90d: ratio(agg.couponOrders90d, agg.orders90d),
+    reviews_90d: agg.reviews90d,
+    review_sentiment_90d: ratio(agg.reviewSentimentMilli90d, agg.reviews90d) / 1000,
   };
   return { values, topCategory, affinity, featureTimeMs: agg.lastEventMs, refMs: agg.refMs };
 }

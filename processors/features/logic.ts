@@ -4,6 +4,7 @@
  */
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { finalizeFeatures, FEATURE_NAMES, type CustomerFeatures, type RfmCutPoints } from './definitions.js';
+import { reviewSentimentOf } from './sentiment.js';
 import { aggregatesOf, applyEvent, isEmptyState, prune, type FeatureEvent, type FeatureState } from './state.js';
 
 export function transactionEvent(tx: Transaction): FeatureEvent {
@@ -16,8 +17,9 @@ export function transactionEvent(tx: Transaction): FeatureEvent {
     totalMinor: tx.totalMinor,
     sessionId: tx.sessionId ?? null,
     lines: purchase
-      ? tx.lineItems.map((l) => ({ category: l.category, amountMinor: l.quantity * l.unitPriceMinor }))
+      ? tx.lineItems.map((l) => ({ category: l.category, amountMinor: l.quantity * l.unitPriceMinor, brand: l.brand }))
       : [],
+    coupon: Boolean(tx.couponCode), // '' is no coupon, as in the warehouse
   };
 }
 
@@ -29,6 +31,8 @@ export function clickEvent(ev: BehaviorEvent): FeatureEvent {
     type: ev.type,
     sessionId: ev.sessionId ?? null,
     category: ev.category ?? null,
+    // The resolver stamps the score; scoring here is only the fallback for a record it did not stamp.
+    review: ev.reviewText ? (ev.reviewSentiment ?? reviewSentimentOf(ev.reviewText)) : null,
   };
 }
 

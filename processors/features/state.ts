@@ -21,8 +21,14 @@ export type FeatureEvent =
       readonly purchase: boolean; // false: a return
       readonly totalMinor: number;
       readonly sessionId: string | null;
-      /** PURCHASE lines: category and amount (quantity × unit price) in minor units. */
-      readonly lines: readonly { readonly category: string; readonly amountMinor: number }[];
+      /** PURCHASE lines: category, amount (quantity × unit price) in minor units, brand ('' or null: none). */
+      readonly lines: readonly {
+        readonly category: string;
+        readonly amountMinor: number;
+        readonly brand?: string | null;
+      }[];
+      /** A coupon was redeemed (absent in hand-offs written before coupons were read: none). */
+      readonly coupon?: boolean;
     }
   | {
       readonly kind: 'click';
@@ -31,6 +37,8 @@ export type FeatureEvent =
       readonly type: ClickType;
       readonly sessionId: string | null;
       readonly category: string | null;
+      /** The click carries a review: its sentiment in thousandths (sentiment.ts); null or absent: no review. */
+      readonly review?: number | null;
     };
 
 /**
@@ -48,6 +56,10 @@ const D = 8;
 const C = 3;
 /** Session stride: [first ms, last ms, had an add-to-cart (0/1), had a purchase (0/1)]. */
 const S = 4;
+/** Extra day bucket stride: [day, purchases with a coupon, reviews, review sentiment sum (thousandths)]. */
+const X = 4;
+/** Brand day bucket stride: [day, purchase lines of the brand]. */
+const B = 2;
 /** Category: newest interaction and its day buckets (stride C). */
 interface CategoryState {
   l: number;
@@ -91,6 +103,15 @@ export interface FeatureState {
   lt: Record<string, number>;
   /** Events not applied because they were older than their stream's newest − grace. */
   late: number;
+  /**
+   * Coupons and reviews by day (stride X), and brands with their day buckets (names in `bn`, buckets in `bv`, same
+   * order; parallel arrays rather than a record, so a brand named like an Object.prototype member is just a name).
+   * Optional: created by the first coupon, review or branded purchase, so states without any (and every state
+   * written before they existed) carry none of them.
+   */
+  x?: number[];
+  bn?: string[];
+  bv?: number[][];
 }
 
 /** How far back buckets are kept, relative to the newest event's bucket (the longest window using each hop). */
@@ -210,7 +231,11 @@ export function applyEvent(state: FeatureState, ev: FeatureEvent): void {
       state.lp = maxOrNull(state.lp, t);
       state.ol += 1;
       state.sl += ev.totalMinor;
-      for (const line of ev.lines) touchCategory(state, line.category, t, 1, line.amountMinor);
+      for (const line of ev.lines) {
+        touchCategory(state, line.category, t, 1, line.amountMinor);
+        if (line.brand) touchBrand(state, line.brand, day);
+      }
+      if (ev.coupon) add((state.x ??= []), bucket(state.x, X, day) + 1, 1);
     } else {
       add(state.d, d + 3, 1);
     }
@@ -225,7 +250,27 @@ export function applyEvent(state: FeatureState, ev: FeatureEvent): void {
     }
     if (ev.category && (ev.type === 'VIEW' || ev.type === 'ADD_TO_CART')) touchCategory(state, ev.category, t, 1, 0);
     touchSession(state, ev.sessionId, t, ev.type === 'ADD_TO_CART', ev.type === 'PURCHASE');
+    if (ev.review !== undefined && ev.review !== null) {
+      const x = (state.x ??= []);
+      const i = bucket(x, X, day);
+      add(x, i + 2, 1);
+      add(x, i + 3, ev.review);
+    }
   }
+}
+
+/** Counts one purchase line of `brand` on `day`. */
+function touchBrand(state: FeatureState, brand: string, day: number): void {
+  const names = (state.bn ??= []);
+  const buckets = (state.bv ??= []);
+  let i = names.lastIndexOf(brand);
+  if (i < 0) {
+    i = names.length;
+    names.push(brand);
+    buckets.push([]);
+  }
+  const d = buckets[i] as number[];
+  add(d, bucket(d, B, day) + 1, 1);
 }
 
 /** Adds every bucket of `source` into `target` (both stride `n`). */
@@ -266,6 +311,18 @@ export function mergeStates(into: FeatureState, from: FeatureState): void {
     const o = j * S;
     addSession(into, id, at(from.sv, o), at(from.sv, o + 1), at(from.sv, o + 2), at(from.sv, o + 3));
   });
+  if (from.x) addInto((into.x ??= []), from.x, X);
+  from.bn?.forEach((brand, j) => {
+    const names = (into.bn ??= []);
+    const buckets = (into.bv ??= []);
+    const source = from.bv?.[j] ?? [];
+    const i = names.lastIndexOf(brand);
+    if (i >= 0) addInto(buckets[i] as number[], source, B);
+    else {
+      names.push(brand);
+      buckets.push([...source]);
+    }
+  });
   for (const [src, offset] of Object.entries(from.wm)) into.wm[src] = Math.max(into.wm[src] ?? -1, offset);
   for (const [kind, t] of Object.entries(from.lt)) into.lt[kind] = Math.max(into.lt[kind] ?? 0, t);
   into.late += from.late;
@@ -301,6 +358,21 @@ export function prune(state: FeatureState): void {
     const c = state.c[name] as CategoryState;
     pruneBuckets(c.d, C, dayNow - KEEP_DAYS);
     if (c.d.length === 0) Reflect.deleteProperty(state.c, name);
+  }
+  if (state.x) pruneBuckets(state.x, X, dayNow - KEEP_DAYS);
+  const { bn, bv } = state;
+  if (bn && bv) {
+    let keptBrands = 0;
+    for (let i = 0; i < bn.length; i++) {
+      const d = bv[i] as number[];
+      pruneBuckets(d, B, dayNow - KEEP_DAYS);
+      if (d.length === 0) continue;
+      bn[keptBrands] = bn[i] as string;
+      bv[keptBrands] = d;
+      keptBrands++;
+    }
+    bn.length = keptBrands;
+    bv.length = keptBrands;
   }
   const { s, sv } = state;
   let kept = 0;
@@ -472,6 +544,24 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     }
     if (interactions90d > 0) categories.push({ category, interactions90d, spend90dMinor: spend90d, lastMs: c.l });
   }
+  let couponOrders90d = 0;
+  let reviews90d = 0;
+  let reviewSentimentMilli90d = 0;
+  const x = state.x ?? NONE;
+  for (let i = 0; i < x.length; i += X) {
+    if (at(x, i) < day - 90) continue;
+    couponOrders90d += at(x, i + 1);
+    reviews90d += at(x, i + 2);
+    reviewSentimentMilli90d += at(x, i + 3);
+  }
+  let brandedLines90d = 0;
+  let favoriteBrandLines90d = 0;
+  for (const d of state.bv ?? NONE_NESTED) {
+    let lines = 0;
+    for (let i = 0; i < d.length; i += B) if (at(d, i) >= day - 90) lines += at(d, i + 1);
+    brandedLines90d += lines;
+    favoriteBrandLines90d = Math.max(favoriteBrandLines90d, lines);
+  }
   return {
     refMs,
     firstEventMs: state.f,
@@ -506,5 +596,13 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     abandonedSessions30d,
     sessionDurationMs30d,
     categories: categories.sort((a, b) => (a.category < b.category ? -1 : a.category > b.category ? 1 : 0)),
+    couponOrders90d,
+    brandedLines90d,
+    favoriteBrandLines90d,
+    reviews90d,
+    reviewSentimentMilli90d,
   };
 }
+
+const NONE: readonly number[] = [];
+const NONE_NESTED: readonly (readonly number[])[] = [];

@@ -26,6 +26,7 @@ import {
   type FatalFailure,
   type SupervisionLimits,
 } from '../runtime/liveness.js';
+import { withReviewSentiment } from '../features/sentiment.js';
 import type { Logger } from '../runtime/log.js';
 import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
@@ -475,7 +476,11 @@ export class IdentityResolver {
       // Where the event came from: downstream watermarks key on it, so a batch this resolver publishes again after a
       // crash before its commit (new offsets in the resolved topic) is recognised as the redelivery it is.
       const headers = { [SOURCE_HEADER]: `${batch.topic}:${batch.partition}:${r.message.offset}` };
-      resolved.push({ key: gid, value: await this.deps.serde.encode(route.output, r.value), headers });
+      resolved.push({
+        key: gid,
+        value: await this.deps.serde.encode(route.output, withReviewSentiment(r.value)),
+        headers,
+      });
     }
     outputs.push({ topic: route.output.name, messages: resolved });
     const links: Message[] = [];

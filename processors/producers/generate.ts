@@ -13,7 +13,11 @@
  *   common name and city (hard negatives);
  * - purchase intent: persons have their own purchase rates, repeat propensity, category preferences, join and churn
  *   times; most purchases are preceded in the days before by research sessions and sometimes an abandoned cart in the
- *   same category, while background browsing and never-converted carts add realistic noise.
+ *   same category, while background browsing and never-converted carts add realistic noise;
+ * - the optional contract fields: products have brands (six per category), some persons redeem coupons on some
+ *   orders, and some purchases are followed days later by a written review (negative when the order
+ *   came back). These draw from a hash of stable ids ({@link unitHash}), not from the seeded stream, so adding them
+ *   left every other generated value exactly as it was.
  */
 import { Faker, base, en, en_GB, generateMersenne53Randomizer } from '@faker-js/faker';
 import type {
@@ -1253,6 +1257,8 @@ class Generator {
           currency: null,
           orderId: null,
           identity: null,
+          reviewText: null,
+          reviewSentiment: null,
           ...s.fields,
         });
       });
@@ -1296,12 +1302,15 @@ class Generator {
       sessionId,
       deviceId,
       identity: this.identityOf(account, deviceId),
+      couponCode: couponOf(account.person.id, orderId),
     };
     this.transactions.push(purchase);
 
     // Returns: fashion and jewellery come back most, groceries almost never; a few days to weeks later.
     const factor = lineItems.reduce((m, l) => Math.max(m, CATEGORY_SPECS[l.category as Category].returnFactor), 0);
-    if (!this.chance(RETURN_RATE * factor * 1.22)) return;
+    const returns = this.chance(RETURN_RATE * factor * 1.22);
+    this.emitReview(account, purchase, plan.products[0], returns);
+    if (!returns) return;
     const returnedAt = purchase.eventTimeMs + Math.floor(this.uniform(2, 28) * DAY_MS);
     if (returnedAt >= this.endMs - MINUTE_MS) return;
     const returned = lineItems.filter((_, i) => i === 0 || this.chance(0.4));
@@ -1320,8 +1329,89 @@ class Generator {
       sessionId: null,
       deviceId: null,
       identity: this.identityOf(account, null),
+      couponCode: null,
     });
   }
+
+  /**
+   * Some purchases get a written review 1–14 days later, sent as a VIEW of the product (the page it is written on),
+   * logged in, outside any session. Whether, when and what come from {@link unitHash} of the order, not the seeded
+   * stream; an order that comes back gets a negative review, others mostly positive ones.
+   */
+  private emitReview(account: Account, purchase: Transaction, product: Product | undefined, returned: boolean): void {
+    const key = `${account.person.id}|${purchase.orderId}`;
+    const propensity = 0.6 * unitHash(`review-rate|${account.person.id}`);
+    if (!product || unitHash(`review|${key}`) >= propensity) return;
+    const at = purchase.eventTimeMs + Math.floor((1 + 13 * unitHash(`review-at|${key}`)) * DAY_MS);
+    if (at >= this.endMs - MINUTE_MS) return;
+    const tone = returned ? 0 : unitHash(`review-tone|${key}`) < 0.75 ? 2 : 1;
+    const texts = REVIEW_TEXTS[tone] ?? [];
+    const text = texts[Math.floor(unitHash(`review-text|${key}`) * texts.length)] ?? '';
+    this.behaviors.push({
+      eventId: `${account.platform}:review:${purchase.orderId}`,
+      eventTimeMs: at,
+      platform: account.platform,
+      platformCustomerId: account.customerId,
+      sessionId: null,
+      deviceId: null,
+      type: 'VIEW',
+      productId: product.id,
+      category: product.category,
+      searchQuery: null,
+      quantity: null,
+      priceMinor: product.priceMinor,
+      currency: CURRENCY,
+      orderId: null,
+      identity: null,
+      reviewText: text.replace('{product}', product.name),
+      reviewSentiment: null, // the identity resolver computes it; platforms never send it
+    });
+  }
+}
+
+/** Review texts by tone: negative, mixed, positive (`{product}` is replaced by the product's name). */
+const REVIEW_TEXTS: readonly (readonly string[])[] = [
+  [
+    'Disappointed with the {product}. Poor quality and it broke within a week, sent it back.',
+    'Terrible fit and the colour was nothing like the photos. Returned it.',
+    'Not worth the money. Cheap materials, arrived damaged.',
+    'Awful. The {product} stopped working after two days and support was useless.',
+  ],
+  [
+    'The {product} is okay. Does the job, nothing special.',
+    'Decent value but delivery was slow.',
+    'Fine for the price, though the instructions were confusing.',
+  ],
+  [
+    'Love the {product}! Great quality and fast delivery.',
+    'Excellent, exactly as described. Would recommend.',
+    'Really happy with this, perfect gift and my daughter loves it.',
+    'Brilliant value, works perfectly. Will buy from this brand again.',
+    'Good product, nice packaging, happy with it.',
+  ],
+];
+
+/** Coupon codes the sample platforms hand out. */
+const COUPON_CODES = ['WELCOME10', 'SPRING15', 'FREESHIP', 'LOYAL20', 'FLASH25'] as const;
+
+/**
+ * The coupon a person redeems on an order, or null: each person has a propensity (most none, some now and then, a few
+ * nearly always), each order a draw against it. From {@link unitHash}, not the seeded stream.
+ */
+function couponOf(personId: string, orderId: string): string | null {
+  const propensity = [0, 0, 0, 0.1, 0.3, 0.8][Math.floor(unitHash(`coupon-rate|${personId}`) * 6)] ?? 0;
+  if (unitHash(`coupon|${personId}|${orderId}`) >= propensity) return null;
+  return COUPON_CODES[Math.floor(unitHash(`coupon-code|${orderId}`) * COUPON_CODES.length)] ?? null;
+}
+
+/** A number in [0, 1) from a string (FNV-1a, 32 bits): deterministic draws that leave the seeded stream untouched. */
+export function unitHash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 2 ** 32;
 }
 
 // ---------------------------------------------------------------- pure noise helpers

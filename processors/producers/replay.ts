@@ -344,6 +344,7 @@ function invoiceTransaction(inv: OpenInvoice): Transaction {
     sessionId: null,
     deviceId: null,
     identity: null,
+    couponCode: null, // Online Retail records no coupons
   };
 }
 
@@ -506,6 +507,8 @@ export function febrlEvents(
       currency: null,
       orderId: null,
       identity: { ...identity, phoneSha256: digits === '' ? null : hashIdentifier(options.salt, digits) },
+      reviewText: null,
+      reviewSentiment: null,
     });
     index++;
   }

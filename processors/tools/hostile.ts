@@ -148,6 +148,8 @@ function behavior(i: number, overrides: Partial<BehaviorEvent> = {}): BehaviorEv
     currency: 'GBP',
     orderId: null,
     identity: null,
+    reviewText: null,
+    reviewSentiment: null,
     ...overrides,
   };
 }
@@ -168,6 +170,7 @@ function transaction(i: number, overrides: Partial<Transaction> = {}): Transacti
     sessionId: null,
     deviceId: null,
     identity: null,
+    couponCode: null,
     ...overrides,
   };
 }

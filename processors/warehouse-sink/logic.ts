@@ -13,6 +13,7 @@ import type {
   IntentScore,
   Transaction,
 } from '../../schemas/generated/types.js';
+import { reviewSentimentOf } from '../features/sentiment.js';
 
 /** Where a record came from; stored with facts so any row can be traced back to its Kafka record. */
 export interface Source {
@@ -77,6 +78,7 @@ export function transactionRows(tx: Transaction, source: Source, ingestedAtMs: n
     units: tx.lineItems.reduce((n, l) => n + l.quantity, 0),
     session_id: text(tx.sessionId),
     device_id: text(tx.deviceId),
+    coupon_code: text(tx.couponCode),
     event_time: seconds(tx.eventTimeMs),
     event_time_ms: tx.eventTimeMs,
     event_date: eventDate,
@@ -134,6 +136,9 @@ export function behaviorRows(ev: BehaviorEvent, source: Source, ingestedAtMs: nu
     price_minor: ev.priceMinor ?? 0,
     currency: text(ev.currency),
     order_id: text(ev.orderId),
+    // Scored here from the text, as the resolver scores the resolved click: a raw record's own value is not trusted.
+    review_text: text(ev.reviewText),
+    review_sentiment: reviewSentimentOf(ev.reviewText) ?? 0,
     event_time: seconds(ev.eventTimeMs),
     event_time_ms: ev.eventTimeMs,
     event_date: date(ev.eventTimeMs),

@@ -21,6 +21,8 @@ export interface Transaction {
   readonly sessionId: null | string;
   readonly deviceId: null | string;
   readonly identity: null | IdentityAttributes;
+  /** The coupon or promotion code redeemed on this order, as the platform knows it; null when none (added in version 2 of the contract: records written before it read as null) */
+  readonly couponCode: null | string;
 }
 
 export const TransactionKindValues = ['PURCHASE', 'RETURN'] as const;
@@ -77,6 +79,10 @@ export interface BehaviorEvent {
   /** PURCHASE only: links the click to its Transaction */
   readonly orderId: null | string;
   readonly identity: null | IdentityAttributes;
+  /** A product review the customer wrote, sent with the event the platform records it on (usually the VIEW of the reviewed product); at most 4,096 characters. Personal data: see README */
+  readonly reviewText: null | string;
+  /** Set by PatternOS, not by platforms: the review's AFINN sentiment per word x 1000 (reviewSentimentMilli in processors/features/sentiment.ts), computed by the identity resolver from reviewText; a value sent on a raw topic is replaced. Null without a review */
+  readonly reviewSentiment: null | number;
 }
 
 export const BehaviorTypeValues = ['VIEW', 'SEARCH', 'ADD_TO_CART', 'REMOVE_FROM_CART', 'CHECKOUT_START', 'PURCHASE', 'IDENTIFY'] as const;

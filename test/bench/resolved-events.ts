@@ -51,6 +51,7 @@ export function* resolvedEvents(total: number, customers: number): Generator<Res
         sessionId,
         deviceId: null,
         identity: null,
+        couponCode: null,
       };
       if (tx.kind === 'RETURN') {
         Object.assign(tx, { totalMinor: -price, lineItems: [{ ...tx.lineItems[0], quantity: -1 }] });
@@ -73,6 +74,8 @@ export function* resolvedEvents(total: number, customers: number): Generator<Res
         currency: null,
         orderId: null,
         identity: null,
+        reviewText: null,
+        reviewSentiment: null,
       };
       yield { key, kind: 'click', value: ev };
     }

@@ -76,6 +76,7 @@ function tx(platform: string, customer: string, prefix: string, atMs: number, id
     sessionId: `${prefix}-sess-1`,
     deviceId: `${prefix}-dev-1`,
     identity,
+    couponCode: null,
   };
   return { kind: 'transaction' as const, event };
 }
@@ -98,6 +99,8 @@ function click(platform: string, customer: string, prefix: string, atMs: number,
     currency: 'GBP',
     orderId: null,
     identity,
+    reviewText: null,
+    reviewSentiment: null,
   };
   return { kind: 'behavior' as const, event };
 }

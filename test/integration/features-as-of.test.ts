@@ -53,7 +53,8 @@ interface Tx {
   total: number;
   t: number;
   session?: string;
-  lines: readonly { category: string; amount: number }[];
+  coupon?: string;
+  lines: readonly { category: string; amount: number; brand?: string }[];
 }
 
 interface Click {
@@ -65,6 +66,9 @@ interface Click {
   session?: string;
   device?: string;
   category?: string;
+  /** A review and the score the sink stored for it (this test writes the rows, so it picks the score). */
+  review?: string;
+  sentiment?: number;
 }
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -83,6 +87,7 @@ async function insertTransactions(ctx: TestContext, txs: readonly Tx[]): Promise
     units: tx.lines.length,
     session_id: tx.session ?? '',
     device_id: '',
+    coupon_code: tx.coupon ?? '',
     event_time: seconds(tx.t),
     event_time_ms: tx.t,
     event_date: isoDate(tx.t),
@@ -101,7 +106,7 @@ async function insertTransactions(ctx: TestContext, txs: readonly Tx[]): Promise
       kind: tx.kind ?? 'PURCHASE',
       product_id: `p-${l.category}`,
       category_id: l.category,
-      brand: '',
+      brand: l.brand ?? '',
       quantity: l.amount < 0 ? -1 : 1,
       unit_price_minor: Math.abs(l.amount),
       amount_minor: l.amount,
@@ -129,6 +134,8 @@ async function insertClicks(ctx: TestContext, clicks: readonly Click[]): Promise
     price_minor: 0,
     currency: '',
     order_id: '',
+    review_text: c.review ?? '',
+    review_sentiment: c.sentiment ?? 0,
     event_time: seconds(c.t),
     event_time_ms: c.t,
     event_date: isoDate(c.t),
@@ -172,7 +179,8 @@ const ALICE_TX: Tx[] = [
     total: 1000,
     t: T - 100 * DAY_MS,
     session: 'sa0',
-    lines: [{ category: 'toys', amount: 1000 }],
+    coupon: 'OLD10', // before the 90-day window
+    lines: [{ category: 'toys', amount: 1000, brand: 'Acme' }],
   },
   {
     // First millisecond of the oldest day of the 90-day window: inside it.
@@ -181,9 +189,10 @@ const ALICE_TX: Tx[] = [
     customer: 'a-9',
     total: 2000,
     t: DAY_START - 90 * DAY_MS,
+    coupon: 'SAVE5',
     lines: [
-      { category: 'books', amount: 1500 },
-      { category: 'toys', amount: 500 },
+      { category: 'books', amount: 1500, brand: 'Acme' },
+      { category: 'toys', amount: 500, brand: 'Zenith' },
     ],
   },
   {
@@ -192,7 +201,7 @@ const ALICE_TX: Tx[] = [
     total: 3000,
     t: T - 2 * HOUR_MS,
     session: 'sa1',
-    lines: [{ category: 'books', amount: 3000 }],
+    lines: [{ category: 'books', amount: 3000, brand: 'Acme' }],
   },
   {
     id: 'a-tx4',
@@ -200,7 +209,8 @@ const ALICE_TX: Tx[] = [
     kind: 'RETURN',
     total: -500,
     t: T - 5 * DAY_MS,
-    lines: [{ category: 'books', amount: -500 }],
+    coupon: 'RET', // a return: not a purchase with a coupon
+    lines: [{ category: 'books', amount: -500, brand: 'Zenith' }],
   },
   // 1 ms after the reference time: counts for nothing.
   {
@@ -209,12 +219,22 @@ const ALICE_TX: Tx[] = [
     total: 9999,
     t: T + 1,
     session: 'sa2',
-    lines: [{ category: 'books', amount: 9999 }],
+    coupon: 'LATE',
+    lines: [{ category: 'books', amount: 9999, brand: 'Zenith' }],
   },
 ];
 
 const ALICE_CLICKS: Click[] = [
-  { id: 'a-c1', customer: 'alice', type: 'VIEW', category: 'books', session: 'sa1', t: T - 3 * HOUR_MS },
+  {
+    id: 'a-c1',
+    customer: 'alice',
+    type: 'VIEW',
+    category: 'books',
+    session: 'sa1',
+    t: T - 3 * HOUR_MS,
+    review: 'Love it',
+    sentiment: 1500,
+  },
   { id: 'a-c2', customer: 'alice', type: 'ADD_TO_CART', category: 'books', session: 'sa1', t: T - 130 * MINUTE_MS },
   { id: 'a-c3', customer: 'alice', type: 'SEARCH', session: 'sa2', t: T - 30 * MINUTE_MS },
   { id: 'a-c4', customer: 'alice', type: 'ADD_TO_CART', category: 'garden', session: 'sa2', t: T - 20 * MINUTE_MS },
@@ -223,12 +243,30 @@ const ALICE_CLICKS: Click[] = [
   { id: 'a-c6', customer: 'alice', type: 'VIEW', category: 'garden', t: T - HOUR_MS - 1 },
   { id: 'a-c7', platform: 'app', customer: 'a-9', type: 'IDENTIFY', t: T - 40 * DAY_MS },
   // One session across the start of the 30-day window: its first event is outside, so the session is too.
-  { id: 'a-c9', customer: 'alice', type: 'VIEW', category: 'toys', session: 'sa-old', t: T - 31 * DAY_MS },
-  { id: 'a-c10', customer: 'alice', type: 'VIEW', category: 'toys', session: 'sa-old', t: T - 29 * DAY_MS },
+  // a-c9: a score without a text is no review (only the text decides); a-c10: a review.
+  {
+    id: 'a-c9',
+    customer: 'alice',
+    type: 'VIEW',
+    category: 'toys',
+    session: 'sa-old',
+    t: T - 31 * DAY_MS,
+    sentiment: 777,
+  },
+  {
+    id: 'a-c10',
+    customer: 'alice',
+    type: 'VIEW',
+    category: 'toys',
+    session: 'sa-old',
+    t: T - 29 * DAY_MS,
+    review: 'Meh, poor',
+    sentiment: -400,
+  },
   // Exactly on the first hour of the 24 h window, and 1 ms before it.
   { id: 'a-c11', customer: 'alice', type: 'SEARCH', t: HOUR_START - 24 * HOUR_MS },
   { id: 'a-c12', customer: 'alice', type: 'SEARCH', t: HOUR_START - 24 * HOUR_MS - 1 },
-  { id: 'a-c8', customer: 'alice', type: 'VIEW', category: 'books', t: T + 1 },
+  { id: 'a-c8', customer: 'alice', type: 'VIEW', category: 'books', t: T + 1, review: 'Great', sentiment: 3000 },
 ];
 
 const BOB_CLICKS: Click[] = [
@@ -309,6 +347,11 @@ const ALICE_AT_T: WindowAggregates = {
     { category: 'garden', interactions90d: 3, spend90dMinor: 0, lastMs: T - 20 * MINUTE_MS },
     { category: 'toys', interactions90d: 3, spend90dMinor: 500, lastMs: T - 29 * DAY_MS },
   ],
+  couponOrders90d: 1, // a-tx2 (a-tx1 is before the window, a-tx4 a return, a-tx5 after T)
+  brandedLines90d: 3, // Acme: a-tx2, a-tx3; Zenith: a-tx2
+  favoriteBrandLines90d: 2,
+  reviews90d: 2, // a-c1, a-c10 (a-c8 is after T)
+  reviewSentimentMilli90d: 1100,
 };
 
 /** Nothing counted; refMs and first/last event come from each expectation. */
@@ -368,6 +411,11 @@ describe('aggregatesAsOf', () => {
       ordersLifetime: 2,
       orders90d: 1,
       lastPurchaseMs: DAY_START - 90 * DAY_MS,
+      couponOrders90d: 1,
+      brandedLines90d: 2,
+      favoriteBrandLines90d: 1,
+      reviews90d: 1, // a-c10
+      reviewSentimentMilli90d: -400,
       searches1h: 2, // a-c11 and a-c12 are now 30 min and 30 min + 1 ms old
       searches24h: 2,
       sessions30d: 1, // sa-old now begins on the first day of the window

@@ -67,6 +67,10 @@ function oracle(events: readonly FeatureEvent[], refMs: number): WindowAggregate
   for (const p of purchases) for (const l of p.lines) touch(l.category, p.timeMs, l.amountMinor);
   for (const c of clicks)
     if (c.category && (c.type === 'VIEW' || c.type === 'ADD_TO_CART')) touch(c.category, c.timeMs, 0);
+  const brands = new Map<string, number>();
+  for (const p of ordersIn(90 * DAY_MS))
+    for (const l of p.lines) if (l.brand) brands.set(l.brand, (brands.get(l.brand) ?? 0) + 1);
+  const reviews = clicks.filter((c) => c.review != null && inWin(c.timeMs, 90 * DAY_MS, DAY_MS));
   const times = evs.map((e) => e.timeMs);
   const ptimes = purchases.map((p) => p.timeMs);
   const sum = (xs: readonly { totalMinor: number }[]) => xs.reduce((n, x) => n + x.totalMinor, 0);
@@ -108,11 +112,18 @@ function oracle(events: readonly FeatureEvent[], refMs: number): WindowAggregate
     categories: [...cats]
       .map(([category, c]) => ({ category, ...c }))
       .sort((a, b) => (a.category < b.category ? -1 : 1)),
+    couponOrders90d: ordersIn(90 * DAY_MS).filter((p) => p.coupon).length,
+    brandedLines90d: [...brands.values()].reduce((n, v) => n + v, 0),
+    favoriteBrandLines90d: Math.max(0, ...brands.values()),
+    reviews90d: reviews.length,
+    reviewSentimentMilli90d: reviews.reduce((n, c) => n + (c.review ?? 0), 0),
   };
 }
 
 const CLICK_TYPES: readonly ClickType[] = ['VIEW', 'VIEW', 'VIEW', 'SEARCH', 'ADD_TO_CART', 'PURCHASE', 'IDENTIFY'];
 const CATEGORIES = ['books', 'garden', 'toys'];
+/** '' is no brand, as null is; 'constructor' and '__proto__' are brands like any other. */
+const BRANDS = ['Acme', 'Zenith', 'constructor', '__proto__', '', null];
 
 /** A customer's history over ~150 days, dense near the end so every window has events at its edges. */
 function history(seed: number, n: number): FeatureEvent[] {
@@ -128,6 +139,7 @@ function history(seed: number, n: number): FeatureEvent[] {
       const lines = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => ({
         category: pick(CATEGORIES),
         amountMinor: 100 + Math.floor(rnd() * 5_000),
+        brand: pick(BRANDS),
       }));
       const totalMinor = lines.reduce((a, l) => a + l.amountMinor, 0);
       return {
@@ -138,6 +150,7 @@ function history(seed: number, n: number): FeatureEvent[] {
         totalMinor: purchase ? totalMinor : -totalMinor,
         sessionId,
         lines: purchase ? lines : [],
+        coupon: rnd() < 0.3,
       };
     }
     const type = pick(CLICK_TYPES);
@@ -148,6 +161,7 @@ function history(seed: number, n: number): FeatureEvent[] {
       type,
       sessionId,
       category: rnd() < 0.7 ? pick(CATEGORIES) : null,
+      review: rnd() < 0.15 ? Math.floor(rnd() * 2_000) - 1_000 : null,
     };
   });
 }
