@@ -1,7 +1,8 @@
 // One definition, two executions: a generated dataset replayed through the real stream (identity resolver → feature
 // processor → Redis, and the warehouse sink → ClickHouse) up to event time T; then every feature of every customer as
 // the ad server reads it from Redis equals the same feature computed from ClickHouse as of that customer's feature
-// time, and features aged to T + 3 days from the Redis state equal ClickHouse as of T + 3 days.
+// time, and features aged to T + 3 days from the Redis state equal ClickHouse as of T + 3 days. The sample carries
+// brands, coupons and reviews, so the features of the optional contract fields are compared too.
 import { afterAll, describe, expect, it } from 'vitest';
 import { featuresAsOf, pairKey } from '../../processors/features/as-of.js';
 import {
@@ -106,6 +107,13 @@ describe('feature parity: Redis (stream) and ClickHouse (point in time)', () => 
       const withSessions = requests.filter((r) => Number(hashes.get(r.customerId)!['sessions_30d']) > 0).length;
       expect(withPurchases).toBeGreaterThan(50); // the comparison covered real RFM values...
       expect(withSessions).toBeGreaterThan(50); // ...and behaviour
+      // ...and the features of the optional contract fields: brands, coupons, reviews (scored by the resolver in the
+      // stream, by the sink in the warehouse, with the same function).
+      const nonZero = (name: string) => requests.filter((r) => Number(hashes.get(r.customerId)![name]) !== 0).length;
+      expect(nonZero('brand_consistency_90d')).toBeGreaterThan(50);
+      expect(nonZero('coupon_usage_rate_90d')).toBeGreaterThan(5);
+      expect(nonZero('reviews_90d')).toBeGreaterThan(5);
+      expect(nonZero('review_sentiment_90d')).toBeGreaterThan(5);
 
       // 2. As of T + 3 days: features aged from the Redis state (no new events) against ClickHouse at that time.
       const later = T + 3 * DAY_MS;
