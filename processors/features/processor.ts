@@ -4,7 +4,8 @@
  * owns partition p keeps p's customers in process memory (owned.ts) and folds events there; Redis holds a checkpoint
  * of each customer's state (restored lazily, on first touch after an assignment) and what the ad server reads.
  *
- * A flush runs whenever work is waiting and the previous flush is done (and at least every FEATURES_FLUSH_MAX_MS):
+ * A flush runs whenever work is waiting and the previous flush is done (and at least every FEATURES_FLUSH_MAX_MS); while
+ * the processor is behind, once FEATURES_FLUSH_MAX_RECORDS records are folded (coalescing a customer's events):
  *   snapshot every changed customer (features, state JSON) → one ONNX run (the scoring stage) → hand-offs to other
  *   partitions (only when a merge needs them) → in parallel: one pipelined Redis round trip (state + features hash +
  *   score per customer, fenced by the partition's owner epoch) and one Kafka batch (scores, dead letters) → commit.
@@ -120,6 +121,10 @@ export class FeatureProcessor {
   private flushes: Subscription | undefined;
   private supervisor: ConsumerSupervisor | undefined;
   private buffered = 0;
+  /** When the first record not yet in a flush was folded (epoch ms; 0: none). */
+  private bufferedSinceMs = 0;
+  /** Records left in Kafka after the last folded chunk, per `<topic>:<partition>` (from the fetch's high watermark). */
+  private readonly lag = new Map<string, { partition: number; records: number }>();
   private failedCommits = 0;
   private failedRecords: FailedRecord[] = [];
   private appendTimes: number[] = [];
@@ -327,6 +332,7 @@ export class FeatureProcessor {
       }
     }
     this.assigned = mine;
+    for (const [key, { partition }] of this.lag) if (!mine.has(partition)) this.lag.delete(key);
     this.deps.log.info('partitions assigned', { partitions: this.ownedPartitions });
     this.deps.onAssigned?.(this.ownedPartitions);
   }
@@ -376,15 +382,19 @@ export class FeatureProcessor {
         if (!live() || this.tables.get(batch.partition) !== table) return;
         table.pending.set(batch.topic, BigInt(last.offset) + 1n);
         for (const m of messages) this.appendTimes.push(Number(m.timestamp));
+        if (this.buffered === 0) this.bufferedSinceMs = Date.now();
         this.buffered += messages.length;
+        const left = Number(BigInt(batch.highWatermark) - 1n - BigInt(last.offset));
+        this.lag.set(`${batch.topic}:${batch.partition}`, { partition: batch.partition, records: Math.max(0, left) });
         payload.resolveOffset(last.offset);
       } finally {
         this.inBatch--;
       }
       this.kick$.next();
-      // Backpressure: do not fold further ahead of Redis and Kafka than one flush's worth, and keep heartbeating
-      // while waiting (kafkajs heartbeats only between batches: a long wait would cost the group membership).
-      if (this.buffered >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS) {
+      // Backpressure: do not fold further ahead of Redis and Kafka than two flushes' worth (one being written, the next
+      // one folding meanwhile), and keep heartbeating while waiting (kafkajs heartbeats only between batches: a long
+      // wait would cost the group membership).
+      if (this.buffered >= 2 * this.deps.config.FEATURES_FLUSH_MAX_RECORDS) {
         let flushed = false;
         const done = this.flushNow().then(() => (flushed = true));
         while (!flushed && live()) {
@@ -505,11 +515,29 @@ export class FeatureProcessor {
   private hasWork(): boolean {
     if (this.waiting.length > 0 || this.failedRecords.length > 0) return true;
     const due = this.checkpointDue();
+    let changed = false;
     for (const t of this.tables.values()) {
-      if (t.changed.size > 0 || t.erasures.length > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0)))
-        return true;
+      if (t.erasures.length > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0))) return true;
+      if (t.changed.size > 0) changed = true;
     }
-    return false;
+    return changed && this.flushDue();
+  }
+
+  /**
+   * Caught up, changed customers are flushed at once (latency). Behind, a flush waits for FEATURES_FLUSH_MAX_RECORDS
+   * folded records (or FEATURES_FLUSH_BEHIND_MAX_MS): a customer with several of them is then written and scored once,
+   * the coalescing Kafka Streams' record cache does, which is what lets a backlog be worked off faster than it grew.
+   */
+  private flushDue(): boolean {
+    let waitingInKafka = 0;
+    for (const { records } of this.lag.values()) waitingInKafka += records;
+    return flushDue({
+      buffered: this.buffered,
+      bufferedForMs: Date.now() - this.bufferedSinceMs,
+      waitingInKafka,
+      maxRecords: this.deps.config.FEATURES_FLUSH_MAX_RECORDS,
+      behindMaxMs: this.deps.config.FEATURES_FLUSH_BEHIND_MAX_MS,
+    });
   }
 
   /** Flushes until nothing is waiting (rxjs' exhaustMap keeps one drain at a time). */
@@ -614,6 +642,7 @@ export class FeatureProcessor {
     }
     const records = this.buffered;
     this.buffered = 0;
+    this.bufferedSinceMs = 0;
     const failed = this.failedRecords;
     this.failedRecords = [];
     const appendTimesMs = this.appendTimes;
@@ -845,6 +874,23 @@ export class FeatureProcessor {
     }
     return total;
   }
+}
+
+/**
+ * Whether changed customers should be flushed now: at once when caught up (fewer than a quarter of `maxRecords` waiting
+ * in Kafka) or with nothing folded since the last flush (rescoring, merges); while behind, once `maxRecords` records
+ * are folded or the first of them waited `behindMaxMs`.
+ */
+export function flushDue(s: {
+  readonly buffered: number;
+  readonly bufferedForMs: number;
+  readonly waitingInKafka: number;
+  readonly maxRecords: number;
+  readonly behindMaxMs: number;
+}): boolean {
+  if (s.buffered === 0 || s.buffered >= s.maxRecords) return true;
+  if (s.waitingInKafka < s.maxRecords / 4) return true;
+  return s.bufferedForMs >= s.behindMaxMs;
 }
 
 /**

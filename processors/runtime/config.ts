@@ -137,16 +137,24 @@ export const configSchema = z.object({
   /**
    * Feature processor: a flush (state, features hash and score of every changed customer in one Redis round trip, the
    * scores in one Kafka batch, then the offset commit) starts as soon as the previous one is done and work is waiting,
-   * and at least this often.
+   * and at least this often, while the processor is caught up (see FEATURES_FLUSH_MAX_RECORDS for when it is behind).
    */
   FEATURES_FLUSH_MAX_MS: z.coerce.number().int().min(1).max(60_000).default(100),
+  /**
+   * Feature processor, while behind (a quarter of FEATURES_FLUSH_MAX_RECORDS or more waiting in Kafka): a flush waits
+   * for FEATURES_FLUSH_MAX_RECORDS folded records, or this long since the first of them.
+   */
+  FEATURES_FLUSH_BEHIND_MAX_MS: z.coerce.number().int().min(1).max(600_000).default(2_000),
   /**
    * Feature processor: how often each changed customer's state is checkpointed to Redis and the input offsets are
    * committed (served features and scores are written every flush). A crash repeats at most this much input.
    */
   FEATURES_CHECKPOINT_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
-  /** Feature processor: records folded ahead of the last flush before consumption waits for the next one. */
-  FEATURES_FLUSH_MAX_RECORDS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /**
+   * Feature processor: records per flush while behind (coalescing: a customer with many of them is written and scored
+   * once); twice this folded ahead of the last flush makes consumption wait for it.
+   */
+  FEATURES_FLUSH_MAX_RECORDS: z.coerce.number().int().min(1).max(1_000_000).default(50_000),
   /** Feature snapshots into feat_customer_rfm every this many days of event time; 0 turns them off. */
   FEATURES_SNAPSHOT_PERIOD_DAYS: z.coerce.number().int().min(0).max(366).default(1),
   /** How often the feature processor re-reads the RFM cut points from Redis. */

@@ -14,6 +14,7 @@
  * Needs a current model (`npm run train`, or `npm run eval`, which trains one when there is none).
  * BENCH_PIPELINE_SINK=0 leaves the warehouse sink out (to see what ClickHouse inserts on the same cores cost);
  * BENCH_PIPELINE_PROCESSES=1 runs all parts in one process (as the demo and the evaluation do).
+ * BENCH_PART_CPU_PROFILE_DIR=<dir> writes a V8 CPU profile of each part's process into <dir> when it exits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const clock = () => performance.timeOrigin + performance.now();
 const PART_ENTRY = fileURLToPath(new URL('./pipeline-part.ts', import.meta.url));
 
+/** Node options of each part: BENCH_PART_CPU_PROFILE_DIR=<dir> writes a V8 CPU profile of each when it exits. */
+function partArgs(): string[] {
+  const dir = process.env['BENCH_PART_CPU_PROFILE_DIR'];
+  return ['--import', 'tsx', ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+}
+
 /** Forks one process per group of parts and resolves once all of them consume. */
 export async function startParts(
   groups: readonly (readonly PipelinePart[])[],
@@ -41,7 +48,7 @@ export async function startParts(
   onMessage: (message: PartMessage) => void,
 ): Promise<ChildProcess[]> {
   const children = groups.map((parts) =>
-    fork(PART_ENTRY, [parts.join(',')], { env: { ...env }, execArgv: ['--import', 'tsx'], stdio: 'inherit' }),
+    fork(PART_ENTRY, [parts.join(',')], { env: { ...env }, execArgv: partArgs(), stdio: 'inherit' }),
   );
   await Promise.all(
     children.map(
