@@ -6,6 +6,8 @@
  *   training-set --from <date> --to <date> [--step-days 1] [--horizon-days 7] [--ref-times random|midnight] --out <file.csv>
  *   cutpoints --as-of <time> [--publish]                   compute, print and store RFM cut points (Redis too)
  *   snapshot --day <date>                                  write the feat_customer_rfm snapshot of one UTC day
+ *   backfill [--from <date>] [--to <date>] [--only sentiment|snapshots]   fill the history of the coupon, brand and
+ *                                                          review features (backfill.ts); idempotent
  *
  * Every command takes --database <name> (default CLICKHOUSE_DATABASE). Times are ISO-8601 with a zone
  * (2011-09-01T12:00:00Z), a date (2011-09-01, UTC midnight) or epoch milliseconds. CSV goes to stdout or --out;
@@ -47,6 +49,7 @@ import {
   type RfmCutPoints,
   type WindowAggregates,
 } from './definitions.js';
+import { backfillReviewSentiment, backfillSnapshots, type BackfillRange } from './backfill.js';
 import { snapshotDay } from './snapshots.js';
 
 const USAGE = `usage:
@@ -56,6 +59,7 @@ const USAGE = `usage:
                                    [--ref-times random|midnight] --out <file.csv>
   npm run features -- cutpoints --as-of <time> [--publish]
   npm run features -- snapshot --day <date>
+  npm run features -- backfill [--from <date>] [--to <date>] [--only sentiment|snapshots]
 every command: [--database <name>]; a time is ISO-8601 with a zone, a date (UTC midnight) or epoch ms`;
 
 /** Pairs per ClickHouse round trip: bounds the memory of both sides however many customers there are. */
@@ -440,11 +444,57 @@ async function writeSnapshot(ch: ClickHouseClient, dayStartMs: number): Promise<
   console.log(JSON.stringify({ ...result, cutPoints: cuts.source }));
 }
 
+/** See backfill.ts: stored review scores, then the snapshot days, within [--from, --to) when given. */
+function backfillCommand(args: readonly string[]): Command {
+  const { values } = parseCommand(
+    args,
+    { from: { type: 'string' }, to: { type: 'string' }, only: { type: 'string' } },
+    0,
+  );
+  const range: BackfillRange = {
+    ...(values.from === undefined ? {} : { fromMs: parseDay(values.from, '--from') }),
+    ...(values.to === undefined ? {} : { toMs: parseDay(values.to, '--to') }),
+  };
+  if (range.fromMs !== undefined && range.toMs !== undefined && range.toMs <= range.fromMs) {
+    throw usage('--to must be after --from');
+  }
+  const only = values.only;
+  if (only !== undefined && only !== 'sentiment' && only !== 'snapshots') {
+    throw usage(`--only: sentiment or snapshots, got "${only}"`);
+  }
+  return {
+    database: values.database,
+    run: async (ch) => {
+      const sentiment = only === 'snapshots' ? null : await backfillReviewSentiment(ch, range);
+      if (sentiment) console.error(`review scores: ${sentiment.reviews} reviews, ${sentiment.rescored} rescored`);
+      const snapshots =
+        only === 'sentiment'
+          ? null
+          : await backfillSnapshots(ch, range, {
+              chunkSize: CHUNK_SIZE,
+              onDay: (r) => {
+                console.error(`snapshot ${r.snapshotDate}: ${r.customers} customers`);
+              },
+            });
+      console.log(
+        JSON.stringify({
+          sentiment,
+          snapshots: snapshots && {
+            days: snapshots.length,
+            rows: snapshots.reduce((n, r) => n + r.customers, 0),
+          },
+        }),
+      );
+    },
+  };
+}
+
 const COMMANDS: Readonly<Record<string, (args: readonly string[]) => Command>> = {
   'as-of': asOfCommand,
   'training-set': trainingSetCommand,
   cutpoints: cutPointsCommand,
   snapshot: snapshotCommand,
+  backfill: backfillCommand,
 };
 
 async function main(argv: readonly string[]): Promise<void> {
