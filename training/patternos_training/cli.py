@@ -21,7 +21,7 @@ from .contract import DEFINITIONS_PATH, REPO_ROOT, ContractError, load_features
 from .dataset import DataError, SplitConfig, read_training_csv
 from .export import ParityError
 from .gate import GateConfig
-from .pipeline import TrainOptions, TrainResult, log, train
+from .pipeline import TrainOptions, TrainResult, comparison_lines, log, train
 from .registry import (
     ModelStore,
     RegistryError,
@@ -66,6 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--test-fraction", type=float, default=0.2, help="newest share of reference times (default 0.2)")
     t.add_argument("--min-improvement", type=float, default=0.0, help="gate margin on ROC-AUC (default 0)")
     t.add_argument("--min-roc-auc", type=float, default=0.5, help="floor a model must exceed to be current")
+    t.add_argument(
+        "--min-improvement-over-logistic",
+        type=float,
+        default=0.0,
+        help="gate margin over the run's logistic-regression baseline on ROC-AUC (default 0)",
+    )
+    t.add_argument(
+        "--bootstrap-resamples",
+        type=int,
+        default=1000,
+        help="customer resamples for the comparison's confidence intervals (default 1000)",
+    )
+    t.add_argument(
+        "--data-source",
+        help="what the training data is (e.g. online-retail), recorded as training_data.dataset in the manifest so "
+        "an evaluation can refuse a model trained on other data",
+    )
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     _common(t)
@@ -148,11 +165,16 @@ def _print_summary(result: TrainResult) -> None:
             f" {mark} {name:<9} validation ROC-AUC {c.validation.roc_auc:.4f} PR-AUC {c.validation.pr_auc:.4f} | "
             f"test ROC-AUC {c.test.roc_auc:.4f} PR-AUC {c.test.pr_auc:.4f}"
         )
+    for line in comparison_lines(result.comparison, result.selected):
+        print(line)
     print(f"files: {result.version_dir}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     version = check_version(args.version or new_version())
+    if args.bootstrap_resamples < 100:
+        raise DataError("--bootstrap-resamples must be at least 100 for a 95 % interval to mean anything")
+    data_source = f" --data-source {shlex.quote(args.data_source)}" if args.data_source else ""
     features = load_features(args.definitions)
     clickhouse = _clickhouse(args)
     if clickhouse is not None:
@@ -166,11 +188,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         models_dir=_models_dir(args),
         version=version,
         split=SplitConfig(args.horizon_days, args.validation_fraction, args.test_fraction),
-        gate=GateConfig(args.min_improvement, args.min_roc_auc),
+        gate=GateConfig(args.min_improvement, args.min_roc_auc, args.min_improvement_over_logistic),
         seed=args.seed,
         threads=max(1, args.threads),
         clickhouse=clickhouse,
-        reproduce=f"{source.reproduce} --seed {args.seed} --version <new version>",
+        reproduce=f"{source.reproduce}{data_source} --seed {args.seed} --version <new version>",
+        bootstrap_resamples=args.bootstrap_resamples,
+        data_source=args.data_source,
     )
     result = train(dataset, options)
     _print_summary(result)

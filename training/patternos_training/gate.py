@@ -3,7 +3,9 @@
 Both models are scored through onnxruntime on the new training set's test split (its newest reference period), so
 the comparison is on identical rows and labels and with the artifacts that would actually be served. Better means a
 higher ROC-AUC by more than the margin; when ROC-AUC ties, a higher PR-AUC by more than the margin. Every model must
-also clear a floor (ROC-AUC above 0.5 by default: better than chance) to become current, the first one included.
+also clear a floor (ROC-AUC above 0.5 by default: better than chance) and beat the run's logistic-regression baseline
+(baselines.py: RFM-style features, fitted on the same train rows) on the same test rows to become current, the first
+one included: a model that a logistic regression on purchase history matches is not worth serving.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Score:
 class GateConfig:
     min_improvement: float = 0.0
     min_roc_auc: float = 0.5
+    # Margin by which the new model must beat the logistic-regression baseline (same ordering as `better`).
+    min_improvement_over_logistic: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,28 +65,54 @@ def better(new: Score, old: Score, margin: float) -> bool:
     return new.roc_auc - old.roc_auc > margin
 
 
-def decide(new: Score, baseline: Baseline | None, config: GateConfig, period: str) -> Decision:
-    """Promote or not, with the reason recorded in the registry. `period` describes the rows both were scored on."""
+def decide(
+    new: Score, baseline: Baseline | None, config: GateConfig, period: str, logistic: Score | None = None
+) -> Decision:
+    """Promote or not, with the reason recorded in the registry. `period` describes the rows all were scored on;
+    `logistic` is the run's logistic-regression baseline on the same rows (None: no such requirement).
+
+    The reason starts with what decided it: the floor, then the comparison with the current model when that fails,
+    else the logistic regression when that fails; both comparisons are in it whenever both were made.
+    """
     floor = config.min_roc_auc
     if new.roc_auc <= floor:
         return Decision(False, f"below the floor: ROC-AUC {new.roc_auc:.4f} <= {floor}; scored on {period}", baseline)
+    beats_logistic = True
+    versus_logistic = ""
+    if logistic is not None:
+        margin = config.min_improvement_over_logistic
+        beats_logistic = better(new, logistic, margin)
+        versus_logistic = (
+            f"{'beats' if beats_logistic else 'does not beat'} the logistic-regression baseline: ROC-AUC "
+            f"{new.roc_auc:.4f} vs {logistic.roc_auc:.4f}, PR-AUC {new.pr_auc:.4f} vs {logistic.pr_auc:.4f} "
+            f"(margin {margin})"
+        )
     if baseline is None:
-        return Decision(True, f"first model: {new.text()} (floor ROC-AUC > {floor}); scored on {period}", None)
+        first = f"first model: {new.text()} (floor ROC-AUC > {floor})"
+        if not beats_logistic:
+            return Decision(False, f"{versus_logistic}; {first}, none is current; scored on {period}", None)
+        return Decision(True, "; ".join(x for x in (first, versus_logistic) if x) + f"; scored on {period}", None)
     old = baseline.score
     if old is None:
         return Decision(
             False,
             f"current model {baseline.version} could not be scored on the same data ({baseline.problem}); "
-            "not replacing it automatically: promote by hand if intended",
+            "not replacing it automatically: promote by hand if intended"
+            + (f"; {versus_logistic}" if versus_logistic else ""),
             baseline,
         )
-    promote = better(new, old, config.min_improvement)
+    beats_current = better(new, old, config.min_improvement)
     rule = "ROC-AUC tie, decided on PR-AUC" if abs(new.roc_auc - old.roc_auc) <= TIE_EPSILON else "decided on ROC-AUC"
+    versus_current = (
+        f"{'beats' if beats_current else 'does not beat'} current {baseline.version}: ROC-AUC {new.roc_auc:.4f} vs "
+        f"{old.roc_auc:.4f}, PR-AUC {new.pr_auc:.4f} vs {old.pr_auc:.4f} ({rule}, margin {config.min_improvement})"
+    )
+    decided_by_logistic = beats_current and not beats_logistic
+    parts = [versus_logistic, versus_current] if decided_by_logistic else [versus_current, versus_logistic]
+    scope = "all" if logistic is not None else "both"
     return Decision(
-        promote,
-        f"{'beats' if promote else 'does not beat'} current {baseline.version}: ROC-AUC {new.roc_auc:.4f} vs "
-        f"{old.roc_auc:.4f}, PR-AUC {new.pr_auc:.4f} vs {old.pr_auc:.4f} ({rule}, margin {config.min_improvement}); "
-        f"both scored on {period}",
+        beats_current and beats_logistic,
+        "; ".join(x for x in parts if x) + f"; {scope} scored on {period}",
         baseline,
     )
 

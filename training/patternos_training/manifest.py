@@ -72,6 +72,9 @@ def build_manifest(
     model_bytes: bytes,
     parity: Parity,
     seed: int,
+    data_source: str | None = None,
+    baselines: dict[str, Any] | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -107,6 +110,8 @@ def build_manifest(
         },
         "thresholds": {"high": THRESHOLD_HIGH, "medium": THRESHOLD_MEDIUM, "applies_to": "intent_score"},
         "training_data": {
+            # What the data is (`train --data-source`, e.g. "online-retail"); null when the run did not say.
+            "dataset": data_source,
             "source": dataset.source,
             "sha256": dataset.sha256,
             "rows": dataset.rows,
@@ -123,6 +128,10 @@ def build_manifest(
                 name: {"validation": _summary(c.validation), "test": _summary(c.test)} for name, c in candidates.items()
             },
             "feature_importance_gain": importance_ranking(dataset, selected.model),
+            # Fitted on the same rows as the candidates (baselines.py); the gate requires beating the logistic one.
+            "baselines": baselines or {},
+            # Every candidate and baseline on the test split with paired-bootstrap intervals (bootstrap.py).
+            "comparison": comparison or {},
         },
         "parity": {
             "rows": parity.rows,
@@ -136,6 +145,8 @@ def build_manifest(
             "python": platform.python_version(),
             "libraries": {name: package_version(name) for name in LIBRARIES},
             "params": selected.model.params,
+            # How the selected model's hyperparameters were chosen (null: a fixed configuration).
+            "search": selected.model.extra.get("search"),
             "seed": seed,
         },
     }

@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import card
+from .baselines import LOGISTIC, RFM_QUINTILES, LogisticBaseline, fit_logistic, rfm_quintile_scores
+from .bootstrap import DEFAULT_RESAMPLES, ModelComparison, compare
 from .calibration import apply as apply_calibration
 from .calibration import fit_isotonic
 from .clickhouse import ClickHouse
@@ -42,6 +44,10 @@ class TrainOptions:
     clickhouse: ClickHouse | None = None
     # The command that rebuilds this model (printed in the model card).
     reproduce: str = ""
+    # Customer resamples of the paired bootstrap behind the comparison's confidence intervals.
+    bootstrap_resamples: int = DEFAULT_RESAMPLES
+    # What the training data is (e.g. "online-retail"), recorded as training_data.dataset; None: not said.
+    data_source: str | None = None
 
 
 @dataclass
@@ -54,6 +60,7 @@ class TrainResult:
     candidates: dict[str, CandidateReport]
     new_score: Score
     manifest: dict[str, Any]
+    comparison: list[ModelComparison] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def summary_json(self) -> dict[str, Any]:
@@ -74,6 +81,7 @@ class TrainResult:
                 for name, c in self.candidates.items()
             },
             "gate": {"roc_auc": self.new_score.roc_auc, "pr_auc": self.new_score.pr_auc},
+            "comparison": {c.name: c.to_json() for c in self.comparison},
             "test_calibrated": {
                 "roc_auc": metrics["test_calibrated"]["roc_auc"],
                 "pr_auc": metrics["test_calibrated"]["pr_auc"],
@@ -96,10 +104,11 @@ def _train_candidates(
     ds: Dataset, splits: Splits, options: TrainOptions, watch: Stopwatch
 ) -> dict[str, CandidateReport]:
     x_train, y_train = ds.x[splits.train.index], ds.y[splits.train.index]
+    validation = (ds.x[splits.validation.index], ds.y[splits.validation.index])
     reports: dict[str, CandidateReport] = {}
     for algorithm in ALGORITHMS:
         started = time.perf_counter()
-        model = TRAINERS[algorithm](x_train, y_train, options.seed, options.threads)
+        model = TRAINERS[algorithm](x_train, y_train, options.seed, options.threads, validation)
         watch.lap(f"train_{algorithm}", started)
         reports[algorithm] = CandidateReport(
             model=model,
@@ -169,6 +178,9 @@ class Fitted:
     # The exported model's score on the test split, through onnxruntime: what the gate compares.
     score: Score
     manifest: dict[str, Any]
+    # The logistic-regression baseline's score on the same test rows (the gate requires beating it).
+    logistic_score: Score
+    comparison: list[ModelComparison]
 
 
 def fit(ds: Dataset, options: TrainOptions, watch: Stopwatch) -> Fitted:
@@ -188,6 +200,27 @@ def fit(ds: Dataset, options: TrainOptions, watch: Stopwatch) -> Fitted:
     calibration = fit_isotonic(selected.model.predict(x_val), y_val)
     test_raw = selected.model.predict(x_test)
     test_calibrated = evaluate(y_test, apply_calibration(calibration, test_raw))
+
+    started = time.perf_counter()
+    logistic = fit_logistic(ds.feature_names, ds.x[splits.train.index], ds.y[splits.train.index], x_val, y_val)
+    watch.lap("train_logistic_regression", started)
+    test_scores = {
+        selected_name: test_raw,
+        **{name: c.model.predict(x_test) for name, c in candidates.items() if name != selected_name},
+        LOGISTIC: logistic.predict(x_test),
+        RFM_QUINTILES: rfm_quintile_scores(ds.feature_names, x_test),
+    }
+    started = time.perf_counter()
+    comparison = compare(
+        test_scores,
+        y_test,
+        ds.customer_ids[splits.test.index],
+        reference=selected_name,
+        resamples=options.bootstrap_resamples,
+        seed=options.seed,
+    )
+    watch.lap("bootstrap", started)
+    baselines = _baselines_json(ds, splits, logistic)
 
     started = time.perf_counter()
     metadata = {"model_version": options.version, "feature_names": ",".join(ds.feature_names)}
@@ -213,6 +246,18 @@ def fit(ds: Dataset, options: TrainOptions, watch: Stopwatch) -> Fitted:
         model_bytes=model_bytes,
         parity=parity,
         seed=options.seed,
+        data_source=options.data_source,
+        baselines=baselines,
+        comparison={
+            "split": "test",
+            "reference": selected_name,
+            "method": f"paired bootstrap over customers: {options.bootstrap_resamples} resamples of the test split's "
+            "customers with replacement, each with all of its rows, every model scored on the same resamples; 95 % "
+            "percentile intervals; estimate = the full test split",
+            "resamples": options.bootstrap_resamples,
+            "seed": options.seed,
+            "models": {c.name: c.to_json() for c in comparison},
+        },
     )
     return Fitted(
         splits=splits,
@@ -223,7 +268,46 @@ def fit(ds: Dataset, options: TrainOptions, watch: Stopwatch) -> Fitted:
         model_bytes=model_bytes,
         score=score_of(y_test, onnx_probabilities(session(model_bytes), x_test)),
         manifest=manifest,
+        logistic_score=score_of(y_test, test_scores[LOGISTIC]),
+        comparison=comparison,
     )
+
+
+def _baselines_json(ds: Dataset, splits: Splits, logistic: LogisticBaseline) -> dict[str, Any]:
+    """The baselines as the manifest records them: enough to apply the logistic regression anywhere."""
+    x_val, y_val = ds.x[splits.validation.index], ds.y[splits.validation.index]
+    x_test, y_test = ds.x[splits.test.index], ds.y[splits.test.index]
+    rfm = {
+        "definition": "r_score + f_score + m_score (quintiles against the RFM cut points); nothing fitted",
+        "validation": _short(evaluate(y_val, rfm_quintile_scores(ds.feature_names, x_val))),
+        "test": _short(evaluate(y_test, rfm_quintile_scores(ds.feature_names, x_test))),
+    }
+    return {
+        LOGISTIC: {
+            **logistic.to_json(),
+            "fitted_on": "train",
+            "validation": _short(evaluate(y_val, logistic.predict(x_val))),
+            "test": _short(evaluate(y_test, logistic.predict(x_test))),
+        },
+        RFM_QUINTILES: rfm,
+    }
+
+
+def _short(m: Metrics) -> dict[str, Any]:
+    return {"roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "rows": m.rows, "positives": m.positives}
+
+
+def comparison_lines(comparison: list[ModelComparison], reference: str) -> list[str]:
+    """The side-by-side table printed by `train` and logged: estimate [95 % CI], and the difference to the reference."""
+    lines = [f"test split, 95 % paired-bootstrap intervals over customers; differences are model − {reference}:"]
+    for c in comparison:
+        diff = (
+            f" | Δ ROC-AUC {c.roc_auc_diff.text(signed=True)}, Δ PR-AUC {c.pr_auc_diff.text(signed=True)}"
+            if c.roc_auc_diff and c.pr_auc_diff
+            else " | (reference)"
+        )
+        lines.append(f"  {c.name:<19} ROC-AUC {c.roc_auc.text()}  PR-AUC {c.pr_auc.text()}{diff}")
+    return lines
 
 
 def register(ds: Dataset, fitted: Fitted, options: TrainOptions) -> tuple[Decision, Path]:
@@ -235,7 +319,7 @@ def register(ds: Dataset, fitted: Fitted, options: TrainOptions) -> tuple[Decisi
         warning = repair_pointer(store, registry)
         if warning:
             log(f"warning: {warning}")
-        decision = _gate(store, registry, ds, splits, fitted.score, options)
+        decision = _gate(store, registry, ds, splits, fitted.score, fitted.logistic_score, options)
         log(f"promotion: {'current' if decision.promote else 'candidate'}: {decision.reason}")
         selected = fitted.candidates[fitted.selected]
         model_card = card.render(
@@ -284,12 +368,19 @@ def train(ds: Dataset, options: TrainOptions) -> TrainResult:
         candidates=fitted.candidates,
         new_score=fitted.score,
         manifest=fitted.manifest,
+        comparison=fitted.comparison,
         timings_s=watch.timings,
     )
 
 
 def _gate(
-    store: ModelStore, registry: Registry, ds: Dataset, splits: Splits, new_score: Score, options: TrainOptions
+    store: ModelStore,
+    registry: Registry,
+    ds: Dataset,
+    splits: Splits,
+    new_score: Score,
+    logistic_score: Score,
+    options: TrainOptions,
 ) -> Decision:
     period = f"the newest period, {splits.test.describe(splits.horizon_ms)}"
     baseline = None
@@ -297,4 +388,5 @@ def _gate(
         baseline = score_stored_model(store.version_dir(registry.current), registry.current, ds, splits.test.index)
         if baseline.score is not None:
             log(f"current {registry.current} on the same test split: {baseline.score.text()}")
-    return decide(new_score, baseline, options.gate, period)
+    log(f"logistic-regression baseline on the same test split: {logistic_score.text()}")
+    return decide(new_score, baseline, options.gate, period, logistic_score)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from patternos_training.export import onnx_probabilities, session
+from patternos_training.cli import main
 from tests.conftest import run_cli, train_args
 from patternos_training.contract import load_features
 
@@ -89,9 +90,36 @@ def test_first_model_is_promoted_with_a_complete_version_directory(
     assert np.abs(got - np.array(sample["probabilities"])).max() <= 1e-5
 
     card = (version_dir / "model-card.md").read_text()
-    for heading in ("## Metrics", "## Calibration (test split)", "## Feature importance", "## Reproduce"):
+    for heading in (
+        "## Metrics",
+        "## Against the baselines (test split)",
+        "## Calibration (test split)",
+        "## Feature importance",
+        "## Reproduce",
+    ):
         assert heading in card
     assert "| xgboost | test |" in card and "| lightgbm | validation |" in card
+
+    # Every run fits the baselines on the same rows and compares all on the test split with paired intervals.
+    selected = summary["selected"]
+    comparison = manifest["metrics"]["comparison"]
+    assert comparison["reference"] == selected and comparison["resamples"] == 1000
+    assert set(comparison["models"]) == {"xgboost", "lightgbm", "logistic_regression", "rfm_quintiles"}
+    for name, m in comparison["models"].items():
+        assert m["roc_auc"]["ci_low"] <= m["roc_auc"]["estimate"] <= m["roc_auc"]["ci_high"]
+        assert (m["roc_auc_minus_reference"] is None) == (name == selected)
+        assert f"| {name} | {m['roc_auc']['estimate']:.4f} [" in card
+    assert summary["comparison"] == comparison["models"]
+    logistic = manifest["metrics"]["baselines"]["logistic_regression"]
+    estimate = comparison["models"]["logistic_regression"]["roc_auc"]["estimate"]
+    assert logistic["test"]["roc_auc"] == pytest.approx(estimate, abs=1e-12)
+    assert "beats the logistic-regression baseline" in summary["reason"]
+    # The synthetic signal is partly behavioural (views, add-to-carts), which the RFM-only baseline cannot see.
+    assert comparison["models"][selected]["roc_auc"]["estimate"] > logistic["test"]["roc_auc"]
+    # LightGBM's shape was chosen on the validation split, with early stopping there.
+    if selected == "lightgbm":
+        assert len(manifest["training"]["search"]["tried"]) >= 2
+    assert manifest["training_data"]["dataset"] is None  # no --data-source given
 
     entry = _registry(models)["models"][0]
     assert entry["manifest_path"] == f"{V1}/feature-manifest.json" and entry["baseline_version"] == ""
@@ -121,14 +149,18 @@ def test_a_better_model_is_promoted_and_the_old_one_retired_then_rolled_back_by_
     good_csv: Path, noise_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     models = tmp_path / "models"
-    assert run_cli(capsys, *train_args(noise_csv, models, V1, "--min-roc-auc", "0"))[0] == 0
+    # A model of coin flips becomes current only with both the floor and the logistic-regression requirement off
+    # (a margin of -1 over it always passes): the point here is replacing a current model.
+    noise_args = ("--min-roc-auc", "0", "--min-improvement-over-logistic", "-1")
+    assert run_cli(capsys, *train_args(noise_csv, models, V1, *noise_args))[0] == 0
     assert _pointer(models) == V1
     code, summary, err = run_cli(capsys, *train_args(good_csv, models, V2))
     assert code == 0, err
     assert summary is not None and summary["status"] == "current"
     assert summary["reason"].startswith(f"beats current {V1}: ROC-AUC ")
     period = "refs 2026-02-10 … 2026-02-19 (labels through 2026-02-26), 1,500 rows, 23.3% positive"
-    assert summary["reason"].endswith(f"both scored on the newest period, {period}")
+    assert "beats the logistic-regression baseline: ROC-AUC " in summary["reason"]
+    assert summary["reason"].endswith(f"all scored on the newest period, {period}")
     assert _pointer(models) == V2 and _statuses(models) == {V1: "retired", V2: "current"}
     retired = next(m for m in _registry(models)["models"] if m["version"] == V1)
     assert retired["reason"] == f"replaced by {V2}"
@@ -154,3 +186,18 @@ def test_versions_are_immutable(good_csv: Path, tmp_path: Path, capsys: pytest.C
 def test_version_names_must_sort_by_time(good_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, *train_args(good_csv, tmp_path / "models", "latest"))
     assert code == 1 and "UTC timestamp" in err and not (tmp_path / "models").exists()
+
+
+def test_the_data_source_is_recorded_and_the_comparison_printed(
+    good_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    code = main(train_args(good_csv, models, V1, "--data-source", "online-retail", "--bootstrap-resamples", "200"))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    manifest = json.loads((models / V1 / "feature-manifest.json").read_text())
+    assert manifest["training_data"]["dataset"] == "online-retail"
+    assert manifest["metrics"]["comparison"]["resamples"] == 200
+    assert "test split, 95 % paired-bootstrap intervals over customers" in out
+    assert "logistic_regression" in out and "rfm_quintiles" in out and "Δ ROC-AUC" in out
+    assert "--data-source online-retail" in (models / V1 / "model-card.md").read_text()
