@@ -20,9 +20,10 @@
  *
  * Redis Cluster: a merge touches two arbitrary clusters plus the shared indexes in one atomic script, and a script may
  * only touch keys of one slot, so the whole graph of one prefix lives in ONE slot, i.e. on one shard. It scales up
- * (memory, CPU of one node), not out; the hot path is a few O(cluster size) scripts per changed identity. Scripts
- * declare the fixed keys in KEYS and build the per-cluster/per-hash/per-block set names from ARGV[1]; those share the
- * hash tag, so they are in the declared slot, which is what Redis Cluster checks.
+ * (memory, CPU of one node), not out; the hot path is two scripts per group of changed identities (registerAndSearch,
+ * unionMany), each O(group size × cluster size). Scripts declare the fixed keys in KEYS and build the per-cluster,
+ * per-hash and per-block set names from ARGV[1]; those share the hash tag, so they are in the declared slot, which is
+ * what Redis Cluster checks.
  *
  * Personal data: callers pass and get plain records and logical blocking keys; this class seals records and keys the
  * set names with the {@link PiiCodec} it was opened with, so no name, address or birth date is stored in plain text.
@@ -145,6 +146,33 @@ export interface CandidateClusterRecords {
   readonly members: IdentityRecord[];
 }
 
+/** One identity of a {@link IdentityGraph.registerAndSearch} group: its (already merged) record and blocking keys. */
+export interface RegisterSearchItem {
+  readonly record: IdentityRecord;
+  readonly blockingKeys: readonly string[];
+  readonly meta: GraphEventMeta;
+}
+
+/** What {@link IdentityGraph.registerAndSearch} found for one identity. */
+export interface RegisterSearchResult {
+  /** The registration (null when the group was only searched). */
+  readonly registered: RegisterResult | null;
+  readonly skippedBlocks: number;
+  /** The identity's root when searched; null when it is unknown. */
+  readonly own: string | null;
+  /** The identity's own cluster first (when it has one), then the candidates' clusters, as clusterCandidates. */
+  readonly clusters: CandidateClusterRecords[];
+}
+
+/** One identity's union in a {@link IdentityGraph.unionMany} group. */
+export interface UnionItem {
+  readonly key: string;
+  readonly matches: readonly UnionMatch[];
+  /** eventId and eventTimeMs only: unions of a group take no watermark. */
+  readonly meta: GraphEventMeta;
+  readonly expectedOwn?: { readonly root: string; readonly size: number };
+}
+
 /** A stored identity with its cluster's current root. */
 export interface StoredIdentity {
   readonly record: IdentityRecord;
@@ -191,6 +219,8 @@ const SCRIPTS = {
   union: 'idgUnion',
   candidates: 'idgCandidates',
   'cluster-candidates': 'idgClusterCandidates',
+  'register-search': 'idgRegisterSearch',
+  'union-batch': 'idgUnionBatch',
   records: 'idgRecords',
   'root-of': 'idgRootOf',
   'global-id-of': 'idgGlobalIdOf',
@@ -267,6 +297,31 @@ function asNumber(value: unknown): number {
 }
 
 const parseMerges = (values: unknown[]): MergeEntry[] => values.map((v) => JSON.parse(asString(v)) as MergeEntry);
+
+/** A register reply (register.lua, registerOne in graph-lib.lua). */
+function parseRegister(reply: unknown[]): RegisterResult {
+  if (asNumber(reply[0]) === 1) {
+    const current = orNull(asString(reply[1]));
+    return {
+      alreadyApplied: true,
+      globalId: current,
+      isNew: false,
+      method: 'PLATFORM_ID',
+      previousGlobalId: current,
+      merges: [],
+      refused: 0,
+    };
+  }
+  return {
+    alreadyApplied: false,
+    globalId: asString(reply[1]),
+    isNew: asNumber(reply[2]) === 1,
+    method: asString(reply[3]) as RegisterMethod,
+    previousGlobalId: orNull(asString(reply[4])),
+    refused: asNumber(reply[5]),
+    merges: parseMerges(reply.slice(6)),
+  };
+}
 
 /**
  * The identity graph of one prefix on one Redis connection. Several instances (on several connections or processes)
@@ -420,27 +475,7 @@ export class IdentityGraph {
         ...this.blockNames(codec, blockingKeys),
       ]),
     );
-    if (asNumber(reply[0]) === 1) {
-      const current = orNull(asString(reply[1]));
-      return {
-        alreadyApplied: true,
-        globalId: current,
-        isNew: false,
-        method: 'PLATFORM_ID',
-        previousGlobalId: current,
-        merges: [],
-        refused: 0,
-      };
-    }
-    return {
-      alreadyApplied: false,
-      globalId: asString(reply[1]),
-      isNew: asNumber(reply[2]) === 1,
-      method: asString(reply[3]) as RegisterMethod,
-      previousGlobalId: orNull(asString(reply[4])),
-      refused: asNumber(reply[5]),
-      merges: parseMerges(reply.slice(6)),
-    };
+    return parseRegister(reply);
   }
 
   /**
@@ -555,6 +590,105 @@ export class IdentityGraph {
       stale: asNumber(reply[3]) === 1,
       merges: parseMerges(reply.slice(4)),
     };
+  }
+
+  /**
+   * Registers a group of identities (each as {@link register}), then searches the clusters each might join (each as
+   * {@link clusterCandidates}, whose answers it shares), in ONE script and one round trip: every identity of the group
+   * is registered before any of them searches, so records of one person in one group see each other. With
+   * `register: false` the group is only searched (a record judged again). A group's records and its clusters' members
+   * are read once however many identities list them.
+   */
+  async registerAndSearch(
+    items: readonly RegisterSearchItem[],
+    options: { register: boolean; maxBlockSize: number; maxMembers: number },
+  ): Promise<RegisterSearchResult[]> {
+    if (items.length === 0) return [];
+    const codec = await this.sealed('registerAndSearch');
+    const args = [
+      String(this.maxClusterSize),
+      String(options.maxBlockSize),
+      String(options.maxMembers),
+      options.register ? '1' : '0',
+    ];
+    for (const { record, blockingKeys, meta } of items) {
+      const blocks = this.blockNames(codec, blockingKeys);
+      if (options.register) {
+        args.push(
+          record.key,
+          codec.sealRecord(record),
+          record.emailSha256 ? codec.hashIndexName('email', record.emailSha256) : '',
+          record.phoneSha256 ? codec.hashIndexName('phone', record.phoneSha256) : '',
+          ...metaArgs(meta),
+        );
+      } else {
+        args.push(record.key, '', '', '', '', '0', '', '0');
+      }
+      args.push(String(blocks.length), ...blocks);
+    }
+    const [identities = [], flatRecords = []] = asArray(await this.run('register-search', args)).map(asArray);
+    const records = new Map<string, IdentityRecord>();
+    for (let i = 0; i + 1 < flatRecords.length; i += 2) {
+      const key = asString(flatRecords[i]);
+      const sealed = asString(flatRecords[i + 1]);
+      if (sealed !== '') records.set(key, codec.openRecord(key, sealed));
+    }
+    return identities.map((value) => {
+      const [registered = [], skipped, own, clusters = []] = asArray(value);
+      return {
+        registered: options.register ? parseRegister(asArray(registered)) : null,
+        skippedBlocks: asNumber(skipped),
+        own: orNull(asString(own)),
+        clusters: asArray(clusters).map((c) => {
+          const [id, size, members = []] = asArray(c);
+          return {
+            id: asString(id),
+            size: asNumber(size),
+            members: asArray(members).flatMap((m) => {
+              const record = records.get(asString(m));
+              return record ? [record] : [];
+            }),
+          };
+        }),
+      };
+    });
+  }
+
+  /**
+   * The unions of a group of identities (each as {@link union}, without watermarks), applied in order in ONE script:
+   * each is judged stale on its own, and one whose matches are all in its identity's cluster already (another record
+   * of the group made that link first) is done, not stale. An identity the graph no longer knows is an error.
+   */
+  async unionMany(items: readonly UnionItem[]): Promise<UnionResult[]> {
+    if (items.length === 0) return [];
+    const args = [String(this.maxClusterSize)];
+    for (const { key, matches, meta, expectedOwn } of items) {
+      const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
+      args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0));
+      args.push(String(matches.length));
+      for (const m of matches) {
+        args.push(
+          m.key,
+          jsonNumber(m.confidence, 'confidence'),
+          jsonNumber(m.matchWeight, 'matchWeight'),
+          m.expected?.root ?? '',
+          String(m.expected?.size ?? 0),
+        );
+      }
+    }
+    const replies = asArray(await this.run('union-batch', args)).map(asArray);
+    return replies.map((reply, i) => {
+      if (asNumber(reply[0]) === -1) {
+        throw new Error(`identity graph: union of an unregistered identity: ${items[i]?.key ?? ''}`);
+      }
+      return {
+        alreadyApplied: asNumber(reply[0]) === 1,
+        globalId: asString(reply[1]),
+        refused: asNumber(reply[2]),
+        stale: asNumber(reply[3]) === 1,
+        merges: parseMerges(reply.slice(4)),
+      };
+    });
   }
 
   /**

@@ -16,7 +16,6 @@ import type { Config } from '../runtime/config.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
-import { forEachLimited } from '../runtime/concurrency.js';
 import { describeError } from '../runtime/errors.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
 import { chunkTopicMessages } from '../runtime/send-chunks.js';
@@ -31,7 +30,14 @@ import type { Logger } from '../runtime/log.js';
 import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
-import type { IdentityGraph, UnionResult } from './graph-store.js';
+import type {
+  CandidateClusterRecords,
+  IdentityGraph,
+  RegisterResult,
+  RegisterSearchItem,
+  RegisterSearchResult,
+  UnionResult,
+} from './graph-store.js';
 import {
   attributesOf,
   identityOf,
@@ -369,7 +375,8 @@ export class IdentityResolver {
     const last = batch.messages.at(-1);
     if (!last || !isLive()) return;
 
-    // 1. Resolve each identity in offset order: a later record must see what earlier ones registered.
+    // 1. Resolve the batch's changed identities together: each registers before any of them searches (records of one
+    // person in one batch see each other, as concurrent instances do), in groups of one script each.
     const changes = new Map<string, LinkChange>();
     const rejections: IdentityMergeRejection[] = [];
     const identified = records.map((r) => ({ ...r, identity: identityOf(r.value) }));
@@ -384,9 +391,8 @@ export class IdentityResolver {
     if (unknown.length > 0) {
       for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s.record);
     }
-    // Records of one identity stay in offset order; different identities resolve concurrently. That is as safe as
-    // concurrent instances (each record registers before it searches), and the watermark is per identity, because a
-    // per-partition offset would let a later record's write hide an earlier one still in flight.
+    // Records of one identity stay in offset order. The watermark is per identity, because a per-partition offset would
+    // let a later record's write hide an earlier one still in flight.
     const byKey = new Map<string, typeof identified>();
     for (const r of identified) {
       if (r.identity.kind !== 'identified') continue;
@@ -394,36 +400,49 @@ export class IdentityResolver {
       if (list) list.push(r);
       else byKey.set(r.identity.key, [r]);
     }
-    let wroteGraph = false;
     // Resolved in this batch: `known` learns them only once the batch's outputs are published. A batch that fails
     // before that (Redis or the broker going away mid-batch) is retried by this same process, and must emit the links
     // of identities it had already resolved then (seen: 230 identities without a link after a Redis restart).
     const resolvedHere = new Map<string, IdentityRecord>();
-    await forEachLimited([...byKey.values()], this.deps.config.IDENTITY_KEY_CONCURRENCY, async (list) => {
+    // Each identity's records of the batch fold, in offset order, into the one record it registers (with the blocking
+    // keys of every version it went through, as registering each version would have indexed them), at the offset of
+    // the last record that changed it. Records that change nothing about a person this instance resolved are skipped.
+    const jobs: IdentityJob[] = [];
+    for (const [key, list] of byKey) {
+      const known = this.known.get(key);
+      let current = known ?? stored.get(key);
+      let changedBy: (typeof list)[number] | undefined;
+      const keys = new Set<string>();
       for (const r of list) {
         if (r.identity.kind !== 'identified') continue;
-        const { key, platform, platformCustomerId } = r.identity;
-        const resolved = resolvedHere.get(key) ?? this.known.get(key);
-        const incoming = toIdentityRecord(platform, platformCustomerId, attributesOf(r.value));
-        const merged = mergeRecord(resolved ?? stored.get(key), incoming);
-        if (resolved && sameRecord(resolved, merged)) continue; // nothing new about this person
-        wroteGraph = true;
-        const change = await this.resolveIdentity(
-          merged,
-          {
-            eventId: r.value.eventId,
-            eventTimeMs: r.value.eventTimeMs,
-            watermark: { field: `${batch.topic}|${key}`, offset: Number(r.message.offset) },
-          },
-          rejections,
-        );
-        resolvedHere.set(key, merged);
-        changes.set(key, change);
-        // A batch of many new identities can outlast the session timeout on a loaded machine; the group would then
-        // drop this member and refuse the commit. kafkajs sends at most one heartbeat per heartbeatInterval.
-        await payload.heartbeat();
+        const { platform, platformCustomerId } = r.identity;
+        const merged = mergeRecord(current, toIdentityRecord(platform, platformCustomerId, attributesOf(r.value)));
+        if ((known || changedBy) && current && sameRecord(current, merged)) continue; // nothing new about this person
+        current = merged;
+        changedBy = r;
+        for (const k of blockingKeys(merged)) keys.add(k);
       }
-    });
+      if (!current || !changedBy) continue;
+      jobs.push({
+        record: current,
+        blockingKeys: [...keys],
+        meta: {
+          eventId: changedBy.value.eventId,
+          eventTimeMs: changedBy.value.eventTimeMs,
+          watermark: { field: `${batch.topic}|${key}`, offset: Number(changedBy.message.offset) },
+        },
+      });
+    }
+    const wroteGraph = jobs.length > 0;
+    // Group after group: a group's unions are applied before the next group registers, so a record is judged against
+    // clusters that already hold the earlier records of the batch, not against a batch of unjoined singletons.
+    const groupSize = this.deps.config.IDENTITY_KEY_CONCURRENCY;
+    for (let i = 0; i < jobs.length; i += groupSize) {
+      const group = jobs.slice(i, i + groupSize);
+      for (const [key, change] of await this.resolveIdentities(group, rejections, () => payload.heartbeat()))
+        changes.set(key, change);
+      for (const job of group) resolvedHere.set(job.record.key, job.record);
+    }
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
 
     // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
@@ -547,21 +566,26 @@ export class IdentityResolver {
   }
 
   /**
-   * Registers the identity (deterministic rules run atomically inside the graph), then looks for probabilistic
-   * matches among the candidates its blocking keys find and unions with every cluster that matches. Registering before
-   * searching is what makes concurrent instances safe: of two records of one person processed at once, the later
-   * registration's search sees the earlier one.
+   * Registers the identities (deterministic rules run atomically inside the graph), then looks for probabilistic
+   * matches among the candidates their blocking keys find and unions each with every cluster that matches. Every
+   * identity of a group registers before any of them searches, which is what makes concurrent records and instances
+   * safe: of two records of one person processed at once, each search sees the other's registration. Round trips are
+   * per group, not per identity: one script registers and searches a group, one applies its unions.
    */
-  private async resolveIdentity(
-    record: IdentityRecord,
-    meta: { eventId: string; eventTimeMs: number; watermark: { field: string; offset: number } },
+  private async resolveIdentities(
+    jobs: readonly IdentityJob[],
     rejections: IdentityMergeRejection[],
-  ): Promise<LinkChange> {
+    heartbeat: () => Promise<void>,
+  ): Promise<Map<string, LinkChange>> {
+    const { graph, model, config } = this.deps;
+    const changes = new Map<string, LinkChange>();
     const reject = (
+      job: IdentityJob,
       reason: IdentityMergeRejection['reason'],
       globalCustomerId: string,
       candidate?: { key: string; globalId: string; probability: number; weight: number },
     ) => {
+      const { record, meta } = job;
       this.identityMetrics.blocked.inc({ reason: reason === 'CONFLICT' ? 'conflict' : 'cluster_cap' });
       rejections.push({
         eventId: `reject:${meta.eventId}:${record.key}:${candidate?.key ?? reason}:${rejections.length}`,
@@ -576,81 +600,129 @@ export class IdentityResolver {
         sourceEventId: meta.eventId,
       });
     };
-    const { graph, model, config } = this.deps;
-    const keys = blockingKeys(record);
-    const registered = await graph.register(record, keys, meta);
-    for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
-    for (let i = 0; i < registered.refused; i++) reject('CLUSTER_CAP', registered.globalId ?? '');
-    let change: LinkChange = {
-      method: registered.method,
-      confidence: 1,
-      matchWeight: null,
-      eventId: meta.eventId,
-      eventTimeMs: meta.eventTimeMs,
+    const search = { maxBlockSize: config.IDENTITY_MAX_BLOCK_SIZE, maxMembers: MAX_MEMBERS_COMPARED };
+    const found = await graph.registerAndSearch(jobs, { register: true, ...search });
+    await heartbeat();
+
+    interface Judged {
+      readonly job: IdentityJob;
+      readonly registered: RegisterResult;
+      candidates: RegisterSearchResult;
+      decision: LinkDecision | null;
+      own: CandidateClusterRecords | undefined;
+      others: CandidateClusterRecords[];
+    }
+    const finish = (j: Judged, united: UnionResult | null) => {
+      const { job, registered, decision } = j;
+      for (const refusal of decision?.refusals ?? []) {
+        if (refusal.probability < this.threshold) continue; // never a link on its own: nothing was refused
+        reject(job, 'CONFLICT', registered.globalId ?? '', {
+          key: refusal.key,
+          globalId: refusal.id,
+          probability: refusal.probability,
+          weight: refusal.weight,
+        });
+      }
+      if (!united || !decision || decision.joins.length === 0) return;
+      for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
+      if (united.refused > 0)
+        this.deps.log.warn('merge refused: cluster cap', { key: job.record.key, refused: united.refused });
+      const strongest = decision.joins.reduce((a, b) => (b.matchWeight > a.matchWeight ? b : a));
+      if (registered.isNew || united.merges.length > 0) {
+        changes.set(job.record.key, {
+          ...(changes.get(job.record.key) as LinkChange),
+          method: 'PROBABILISTIC',
+          confidence: strongest.confidence,
+          matchWeight: strongest.matchWeight,
+          evidence: linkEvidence(model, strongest),
+        });
+      }
     };
-    if (keys.length === 0) return change;
+
+    let pending: Judged[] = [];
+    jobs.forEach((job, i) => {
+      const candidates = found[i];
+      const registered = candidates?.registered;
+      if (!candidates || !registered) throw new Error(`identity graph: no registration for ${job.record.key}`);
+      for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
+      for (let r = 0; r < registered.refused; r++) reject(job, 'CLUSTER_CAP', registered.globalId ?? '');
+      changes.set(job.record.key, {
+        method: registered.method,
+        confidence: 1,
+        matchWeight: null,
+        eventId: job.meta.eventId,
+        eventTimeMs: job.meta.eventTimeMs,
+      });
+      if (job.blockingKeys.length > 0)
+        pending.push({ job, registered, candidates, decision: null, own: undefined, others: [] });
+    });
+
     // Judged against whole clusters (cluster-link.ts): a member the record contradicts, or clusters that disagree on
-    // average, keep it out; merging two clusters needs evidence across both. The union then applies only if every
+    // average, keep it out; merging two clusters needs evidence across both. A union then applies only if every
     // cluster judged is still what it was (root and size): a concurrent change means judging again, so a record never
-    // joins a cluster through members it was not compared with (two records of one batch could otherwise each join the
-    // other's singleton while those merge elsewhere: a chain nobody judged).
-    let decision: LinkDecision | null = null;
-    let united: UnionResult | null = null;
-    for (let attempt = 0; attempt < MAX_JUDGE_ATTEMPTS && !united; attempt++) {
-      const candidates = await graph.clusterCandidates(record.key, keys, {
-        maxBlockSize: config.IDENTITY_MAX_BLOCK_SIZE,
-        maxMembers: MAX_MEMBERS_COMPARED,
-      });
-      this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
-      const own = candidates.clusters.find((c) => c.id === candidates.own);
-      const others = candidates.clusters.filter((c) => c.id !== candidates.own);
-      if (attempt === 0) this.identityMetrics.candidates.observe(others.reduce((n, c) => n + c.members.length, 0));
-      if (others.length === 0) return change;
-      decision = decideLinks(model, record, others, {
-        threshold: this.threshold,
-        maxMembers: MAX_MEMBERS_COMPARED,
-        ...(own && own.size > 1 ? { own } : {}),
-      });
-      if (decision.joins.length === 0) break;
-      const sizes = new Map(others.map((c) => [c.id, c.size]));
-      const result = await graph.union(
-        record.key,
-        decision.joins.map((j) => ({
-          key: j.key,
-          confidence: j.confidence,
-          matchWeight: j.matchWeight,
-          expected: { root: j.id, size: sizes.get(j.id) ?? 0 },
-        })),
-        { eventId: meta.eventId, eventTimeMs: meta.eventTimeMs },
-        own ? { root: own.id, size: own.size } : undefined,
+    // joins a cluster through members it was not compared with (two records could otherwise each join the other's
+    // singleton while those merge elsewhere: a chain nobody judged).
+    for (let attempt = 0; attempt < MAX_JUDGE_ATTEMPTS && pending.length > 0; attempt++) {
+      const toUnite: Judged[] = [];
+      for (const j of pending) {
+        const { candidates } = j;
+        this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
+        j.own = candidates.clusters.find((c) => c.id === candidates.own);
+        j.others = candidates.clusters.filter((c) => c.id !== candidates.own);
+        if (attempt === 0) this.identityMetrics.candidates.observe(j.others.reduce((n, c) => n + c.members.length, 0));
+        if (j.others.length === 0) continue; // nothing to judge: the record stays where it is, nothing refused
+        j.decision = decideLinks(model, j.job.record, j.others, {
+          threshold: this.threshold,
+          maxMembers: MAX_MEMBERS_COMPARED,
+          ...(j.own && j.own.size > 1 ? { own: j.own } : {}),
+        });
+        if (j.decision.joins.length === 0) finish(j, null);
+        else toUnite.push(j);
+      }
+      const united = await graph.unionMany(
+        toUnite.map((j) => {
+          const sizes = new Map(j.others.map((c) => [c.id, c.size]));
+          return {
+            key: j.job.record.key,
+            matches: (j.decision?.joins ?? []).map((m) => ({
+              key: m.key,
+              confidence: m.confidence,
+              matchWeight: m.matchWeight,
+              expected: { root: m.id, size: sizes.get(m.id) ?? 0 },
+            })),
+            meta: j.job.meta,
+            ...(j.own ? { expectedOwn: { root: j.own.id, size: j.own.size } } : {}),
+          };
+        }),
       );
-      if (result.stale) this.identityMetrics.staleJudgements.inc();
-      else united = result;
-    }
-    for (const refusal of decision?.refusals ?? []) {
-      if (refusal.probability < this.threshold) continue; // never a link on its own: nothing was refused
-      reject('CONFLICT', registered.globalId ?? '', {
-        key: refusal.key,
-        globalId: refusal.id,
-        probability: refusal.probability,
-        weight: refusal.weight,
+      const stale: Judged[] = [];
+      toUnite.forEach((j, i) => {
+        const result = united[i];
+        if (result && !result.stale) finish(j, result);
+        else {
+          this.identityMetrics.staleJudgements.inc();
+          stale.push(j);
+        }
       });
+      pending = stale;
+      if (stale.length > 0 && attempt + 1 < MAX_JUDGE_ATTEMPTS) {
+        const again = await graph.registerAndSearch(
+          stale.map((j) => j.job),
+          { register: false, ...search },
+        );
+        stale.forEach((j, i) => {
+          const candidates = again[i];
+          if (candidates) j.candidates = candidates;
+        });
+      }
+      await heartbeat();
     }
-    if (!united || !decision || decision.joins.length === 0) return change;
-    const matches = decision.joins;
-    for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
-    if (united.refused > 0)
-      this.deps.log.warn('merge refused: cluster cap', { key: record.key, refused: united.refused });
-    const strongest = matches.reduce((a, b) => (b.matchWeight > a.matchWeight ? b : a));
-    if (registered.isNew || united.merges.length > 0) {
-      change = {
-        ...change,
-        method: 'PROBABILISTIC',
-        confidence: strongest.confidence,
-        matchWeight: strongest.matchWeight,
-        evidence: linkEvidence(model, strongest),
-      };
-    }
-    return change;
+    for (const j of pending) finish(j, null); // clusters kept changing under it: it stays where it is
+    return changes;
   }
+}
+
+/** One changed identity of a batch: its record folded from the batch's records, and the event it registers under. */
+interface IdentityJob extends RegisterSearchItem {
+  readonly meta: { eventId: string; eventTimeMs: number; watermark: { field: string; offset: number } };
 }

@@ -103,7 +103,10 @@ export const configSchema = z.object({
   IDENTITY_MODEL_PATH: z.string().default('processors/identity/model.json'),
   /** Link when the match probability reaches this; empty = the model's own threshold. */
   IDENTITY_MATCH_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
-  /** Identities of one batch resolved at once (each identity's own records stay in order). */
+  /**
+   * Identities of one batch resolved together: registered and searched in one graph script, their unions in one more
+   * (each identity's records fold into one registration, in offset order).
+   */
   IDENTITY_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
   /** A merge that would make a cluster larger than this many platform identities is refused (and counted). */
   IDENTITY_MAX_CLUSTER_SIZE: z.coerce.number().int().min(2).max(100_000).default(100),

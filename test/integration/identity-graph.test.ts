@@ -217,6 +217,71 @@ describe('candidates and records', () => {
   });
 });
 
+describe('groups (registerAndSearch, unionMany)', () => {
+  it('registers a whole group before it searches, and answers as register and clusterCandidates do', async () => {
+    const graph = open();
+    await graph.register(rec('shop:0', { lastName: 'smith', emailSha256: 'e0' }), ['ln:smith'], meta());
+    await graph.register(rec('shop:9', { emailSha256: 'e0' }), [], meta()); // shop:0's cluster, no shared block
+    const a = rec('shop:a', { lastName: 'smith', firstName: 'ann' });
+    const b = rec('shop:b', { lastName: 'smyth', firstName: 'ann', emailSha256: 'e0' });
+    const found = await graph.registerAndSearch(
+      [
+        {
+          record: a,
+          blockingKeys: ['ln:smith', 'fn:ann'],
+          meta: meta({ watermark: { field: 't|shop:a', offset: 5 } }),
+        },
+        { record: b, blockingKeys: ['fn:ann'], meta: meta() },
+      ],
+      { register: true, maxBlockSize: 10, maxMembers: 10 },
+    );
+    expect(found.map((f) => f.registered?.method)).toEqual(['NEW', 'EMAIL_HASH']);
+    const roots = await graph.globalIdOf(['shop:0', 'shop:a']);
+    // a sees b although b registered after it in the same group; b joined shop:0's cluster by its email.
+    expect(found[0]?.own).toBe(roots.get('shop:a'));
+    expect(found[0]?.clusters.map((c) => [c.id, c.size, c.members.map((m) => m.key)])).toEqual([
+      [roots.get('shop:a'), 1, ['shop:a']],
+      [roots.get('shop:0'), 3, ['shop:0', 'shop:9', 'shop:b']],
+    ]);
+    expect(found[0]?.clusters[1]?.members[2]).toEqual(b);
+    expect(found[1]?.clusters.map((c) => c.id)).toEqual([roots.get('shop:0'), roots.get('shop:a')]);
+    // A search-only group writes nothing; the watermark of the registration was kept.
+    const again = await graph.registerAndSearch([{ record: a, blockingKeys: ['ln:smith'], meta: meta() }], {
+      register: false,
+      maxBlockSize: 1,
+      maxMembers: 10,
+    });
+    expect(again[0]).toMatchObject({ registered: null, skippedBlocks: 1, own: roots.get('shop:a') });
+    expect(await graph.getWatermarks(['t|shop:a'])).toEqual(new Map([['t|shop:a', 5]]));
+  });
+
+  it('applies unions in order, each stale on its own, and one already made by the group is done', async () => {
+    const graph = open();
+    for (const key of ['s:a', 's:b', 's:x', 's:y']) await graph.register(rec(key), [], meta()); // c-1 … c-4
+    const results = await graph.unionMany([
+      { key: 's:a', matches: [{ ...match('s:b'), expected: { root: 'c-2', size: 1 } }], meta: meta() },
+      // s:b judged joining s:a's singleton: s:a's union made that link, so this one is done, not stale.
+      {
+        key: 's:b',
+        matches: [{ ...match('s:a'), expected: { root: 'c-1', size: 1 } }],
+        meta: meta(),
+        expectedOwn: { root: 'c-2', size: 1 },
+      },
+      // s:x judged s:a's cluster when it was a singleton: stale now.
+      { key: 's:x', matches: [{ ...match('s:a'), expected: { root: 'c-1', size: 1 } }], meta: meta() },
+      { key: 's:y', matches: [{ ...match('s:x'), expected: { root: 'c-3', size: 1 } }], meta: meta() },
+    ]);
+    expect(results.map((r) => [r.stale, r.globalId, r.merges.length])).toEqual([
+      [false, 'c-1', 1],
+      [false, 'c-1', 0],
+      [true, 'c-3', 0],
+      [false, 'c-3', 1],
+    ]);
+    expect(await graph.members('c-1')).toEqual(['s:a', 's:b']);
+    expect(await graph.members('c-3')).toEqual(['s:x', 's:y']);
+  });
+});
+
 describe('union', () => {
   it('writes nothing and says stale when a cluster the caller judged changed before the union', async () => {
     const graph = open();

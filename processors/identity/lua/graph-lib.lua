@@ -140,17 +140,27 @@ local function growCluster(current, candidates, cap, eventId, eventTimeMs)
   return current, joined, merges, refused
 end
 
--- Identity keys in the union of the blocking sets ARGV[from..], without `exclude`, in first-seen order, and the number
--- of sets skipped for holding more than maxBlock identities (a hot key would make scoring quadratic; its evidence is
--- weak anyway). Shared by candidates.lua and cluster-candidates.lua.
-local function collectCandidates(exclude, maxBlock, from)
+-- Identity keys in the union of the blocking sets `blocks` (set names), without `exclude`, in first-seen order, and the
+-- number of sets skipped for holding more than maxBlock identities (a hot key would make scoring quadratic; its
+-- evidence is weak anyway). `cache` (optional) keeps each set's members (false = skipped) across calls of one script.
+local function candidatesOfBlocks(exclude, maxBlock, blocks, cache)
   local seen, keys, skipped = {}, {}, 0
-  for i = from, #ARGV do
-    local block = BASE .. ':blk:' .. ARGV[i]
-    if redis.call('SCARD', block) > maxBlock then
+  for i = 1, #blocks do
+    local members = cache and cache[blocks[i]]
+    if members == nil then
+      local block = BASE .. ':blk:' .. blocks[i]
+      if redis.call('SCARD', block) > maxBlock then
+        members = false
+      else
+        members = redis.call('SMEMBERS', block)
+      end
+      if cache then
+        cache[blocks[i]] = members
+      end
+    end
+    if members == false then
       skipped = skipped + 1
     else
-      local members = redis.call('SMEMBERS', block)
       for j = 1, #members do
         local m = members[j]
         if m ~= exclude and not seen[m] then
@@ -161,4 +171,209 @@ local function collectCandidates(exclude, maxBlock, from)
     end
   end
   return keys, skipped
+end
+
+-- The same over the blocking set names ARGV[from..]. Shared by candidates.lua and cluster-candidates.lua.
+local function collectCandidates(exclude, maxBlock, from)
+  local blocks = {}
+  for i = from, #ARGV do
+    blocks[#blocks + 1] = ARGV[i]
+  end
+  return candidatesOfBlocks(exclude, maxBlock, blocks, nil)
+end
+
+-- Roots of many identity keys with one HMGET: `B:idc` always names a root (merges rewrite it eagerly), so a parent
+-- lookup is needed only for an entry that is somehow not one; those (checked with one HMGET of the parent hash over
+-- the distinct roots) take the slow path. Returns a table key -> root ('' for an unknown identity).
+local function rootsOfKeys(keys)
+  local result = {}
+  local n = #keys
+  if n == 0 then
+    return result
+  end
+  local roots = {}
+  for from = 1, n, 1000 do
+    local to = math.min(n, from + 999)
+    local part = redis.call('HMGET', K.idc, unpack(keys, from, to))
+    for i = 1, #part do
+      roots[from + i - 1] = part[i]
+    end
+  end
+  local distinct, seen = {}, {}
+  for i = 1, n do
+    local r = roots[i]
+    if r and not seen[r] then
+      seen[r] = true
+      distinct[#distinct + 1] = r
+    end
+  end
+  local fixed = {}
+  for from = 1, #distinct, 1000 do
+    local to = math.min(#distinct, from + 999)
+    local parents = redis.call('HMGET', K.parent, unpack(distinct, from, to))
+    for i = 1, #parents do
+      if parents[i] then
+        local id = distinct[from + i - 1]
+        fixed[id] = findRoot(id, false) or ''
+      end
+    end
+  end
+  for i = 1, n do
+    local r = roots[i]
+    if r then
+      result[keys[i]] = fixed[r] or r
+    else
+      result[keys[i]] = ''
+    end
+  end
+  return result
+end
+
+-- Stores one identity's (already merged) record and links it by the exact-hash rules (register.lua, register-search.lua).
+-- `blocks` is a list of blocking set names. Returns {1, root or ''} when the watermark says the event was already applied
+-- (nothing written), else {0, root, isNew 0/1, method, previous root or '', refused, MergeEntry JSON...}.
+local function registerOne(key, recordJson, email, phone, cap, eventId, eventTimeMs, wmField, wmOffset, blocks)
+  if wmField ~= '' then
+    local stored = redis.call('HGET', K.wmRegister, wmField)
+    if stored and tonumber(stored) >= tonumber(wmOffset) then
+      return { 1, rootOfKey(key, true) or '' }
+    end
+  end
+
+  local previous = rootOfKey(key, true)
+
+  -- Every cluster holding an identity with the same exact hash, email evidence first (it names the method when a
+  -- cluster shares both). The identity's own cluster is not a candidate.
+  local byRoot = {}
+  local candidates = {}
+  local function collect(indexKey, method)
+    local keys = redis.call('SMEMBERS', indexKey)
+    for i = 1, #keys do
+      if keys[i] ~= key then
+        local root = rootOfKey(keys[i], true)
+        if root and root ~= previous and not byRoot[root] then
+          local c = { id = root, seq = seqOf(root), method = method, confidence = '1', matchWeight = 'null' }
+          byRoot[root] = c
+          candidates[#candidates + 1] = c
+        end
+      end
+    end
+  end
+  if email ~= '' then
+    collect(BASE .. ':email:' .. email, 'EMAIL_HASH')
+  end
+  if phone ~= '' then
+    collect(BASE .. ':phone:' .. phone, 'PHONE_HASH')
+  end
+
+  local root, joined, merges, refused = growCluster(previous, candidates, cap, eventId, eventTimeMs)
+  local isNew, method = 0, 'PLATFORM_ID'
+  if not previous then
+    if joined then
+      method = joined.method
+    else
+      root = newCluster()
+      isNew, method = 1, 'NEW'
+    end
+    redis.call('HSET', K.idc, key, root)
+    redis.call('SADD', memKey(root), key)
+  end
+
+  redis.call('HSET', K.rec, key, recordJson)
+  if email ~= '' then
+    redis.call('SADD', BASE .. ':email:' .. email, key)
+  end
+  if phone ~= '' then
+    redis.call('SADD', BASE .. ':phone:' .. phone, key)
+  end
+  for i = 1, #blocks do
+    redis.call('SADD', BASE .. ':blk:' .. blocks[i], key)
+  end
+  if wmField ~= '' then
+    redis.call('HSET', K.wmRegister, wmField, wmOffset)
+  end
+
+  local reply = { 0, root, isNew, method, previous or '', refused }
+  for i = 1, #merges do
+    reply[#reply + 1] = merges[i]
+  end
+  return reply
+end
+
+-- Links an identity's cluster with the clusters of probabilistic matches (union.lua, union-batch.lua). `matches` is a
+-- list of { key, confidence, matchWeight (JSON number literals), root, size (expected; '' / '0' = any) }. With
+-- `joinedIsDone`, a call whose every match is already in the identity's cluster (another record of the same batch made
+-- that link first) is a no-op rather than stale. Returns {alreadyApplied 0/1, root, refused, stale 0/1, MergeEntry
+-- JSON...}, or nil when the identity is unknown.
+local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRoot, ownSize, matches, joinedIsDone)
+  local root = rootOfKey(key, true)
+  if not root then
+    return nil
+  end
+  if wmField ~= '' then
+    local stored = redis.call('HGET', K.wmUnion, wmField)
+    if stored and tonumber(stored) >= tonumber(wmOffset) then
+      return { 1, root, 0, 0 }
+    end
+  end
+  if joinedIsDone and #matches > 0 then
+    local done = true
+    for i = 1, #matches do
+      if rootOfKey(matches[i].key, false) ~= root then
+        done = false
+        break
+      end
+    end
+    if done then
+      return { 0, root, 0, 0 }
+    end
+  end
+
+  local function changed(actualRoot, expectedRoot, expectedSize)
+    if expectedRoot == '' then
+      return false
+    end
+    if actualRoot ~= expectedRoot then
+      return true
+    end
+    return expectedSize ~= '0' and redis.call('SCARD', memKey(actualRoot)) ~= tonumber(expectedSize)
+  end
+  if changed(root, ownRoot, ownSize) then
+    return { 0, root, 0, 1 }
+  end
+  for i = 1, #matches do
+    local m = matches[i]
+    if changed(rootOfKey(m.key, false), m.root, m.size) then
+      return { 0, root, 0, 1 }
+    end
+  end
+
+  -- One candidate per distinct root; when several matches land in one cluster the most confident one is its evidence.
+  local byRoot = {}
+  local candidates = {}
+  for i = 1, #matches do
+    local m = matches[i]
+    local matchRoot = rootOfKey(m.key, true)
+    if matchRoot and matchRoot ~= root then
+      local c = byRoot[matchRoot]
+      if not c then
+        c = { id = matchRoot, seq = seqOf(matchRoot), method = 'PROBABILISTIC', confidence = m.confidence,
+          matchWeight = m.matchWeight }
+        byRoot[matchRoot] = c
+        candidates[#candidates + 1] = c
+      elseif tonumber(m.confidence) > tonumber(c.confidence) then
+        c.confidence, c.matchWeight = m.confidence, m.matchWeight
+      end
+    end
+  end
+
+  local after, _, merges, refused = growCluster(root, candidates, cap, eventId, eventTimeMs)
+  if wmField ~= '' then
+    redis.call('HSET', K.wmUnion, wmField, wmOffset)
+  end
+  local reply = { 0, after, refused, 0 }
+  for i = 1, #merges do
+    reply[#reply + 1] = merges[i]
+  end
+  return reply
 end
