@@ -11,9 +11,11 @@
  * ROC-AUC and PR-AUC are printed for the model and, from the same file and days, for a recency-only baseline and an
  * RFM-quintile baseline (R + F + M quintiles over the customers with a purchase before d), then one JSON line.
  *
- * With no current model in MODEL_DIR (or with --train) it first trains one (`npm run train`) on the warehouse holding
- * only the events before --from, with reference dates ending 7 days before --from so no label looks past it; the
- * promotion gate then decides whether it replaces the current one.
+ * With no current model in MODEL_DIR (or with --train) it first trains one (`npm run train -- --data-source
+ * online-retail`) on the warehouse holding only the events before --from, with reference dates ending 7 days before
+ * --from so no label looks past it; the promotion gate then decides whether it replaces the current one. Without
+ * --train it refuses (exit 1, before any replay) a current model whose manifest does not say it was trained on Online
+ * Retail, or whose training labels reach past --from (eval-model-check.ts).
  *
  * `npm run eval -- generated [--customers N] [--days N] [--transactions N] [--seed N]`: see {@link evaluateGenerated}.
  */
@@ -34,6 +36,28 @@ function day(value: string | undefined, name: string): number {
   const ms = value && /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : NaN;
   if (!Number.isFinite(ms)) throw new AppError('USAGE', `--${name} must be a date YYYY-MM-DD\n${USAGE}`);
   return ms;
+}
+
+type Interval = { estimate: number; ci_low: number; ci_high: number } | null;
+const interval = (i: Interval, sign = '') =>
+  i
+    ? `${sign && i.estimate >= 0 ? '+' : ''}${i.estimate.toFixed(4)} [${i.ci_low.toFixed(4)}, ${i.ci_high.toFixed(4)}]`
+    : '(reference)';
+
+/** The training run's candidates and baselines on its own test split (the days before --from), if it trained. */
+function trainingComparison(training: unknown): string[] {
+  const t = training as { selected?: string; comparison?: Record<string, Record<string, Interval>> } | null;
+  if (!t?.comparison) return [];
+  const lines = [
+    `training's own test split (before --from), 95 % paired-bootstrap intervals, Δ = model − ${t.selected}:`,
+  ];
+  for (const [name, m] of Object.entries(t.comparison)) {
+    lines.push(
+      `  ${name.padEnd(19)} ROC-AUC ${interval(m['roc_auc'] ?? null)}  PR-AUC ${interval(m['pr_auc'] ?? null)}  ` +
+        `Δ ROC-AUC ${interval(m['roc_auc_minus_reference'] ?? null, '+')}`,
+    );
+  }
+  return lines;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -77,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
   );
   console.log(`recency   ROC-AUC ${String(summary['recencyRocAuc'])}  PR-AUC ${String(summary['recencyPrAuc'])}`);
   console.log(`rfm       ROC-AUC ${String(summary['rfmRocAuc'])}  PR-AUC ${String(summary['rfmPrAuc'])}`);
+  for (const line of trainingComparison(summary['training'])) console.log(line);
   console.log(`wrote ${String(summary['rows'])} rows to ${values.out}`);
   console.log(JSON.stringify(summary));
   return 0;

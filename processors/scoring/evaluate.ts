@@ -17,10 +17,11 @@ import { openScratchRun } from '../tools/scratch-run.js';
 import { generateSample } from '../producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../producers/platform-producer.js';
 import { csvRecords, ONLINE_RETAIL_PLATFORM, onlineRetailTransactions } from '../producers/replay.js';
-import type { Config } from '../runtime/config.js';
+import { loadConfig, type Config } from '../runtime/config.js';
 import { AppError } from '../runtime/errors.js';
 import { prAuc, quintileScores, rocAuc } from './metrics.js';
 import { currentVersion } from './model.js';
+import { checkModelForOnlineRetail, ONLINE_RETAIL_DATASET } from './eval-model-check.js';
 
 export const HORIZON_MS = 7 * DAY_MS;
 
@@ -72,6 +73,11 @@ export async function evaluateOnlineRetail(
     throw new AppError('USAGE', `--to ${iso(toMs)}: labels need 7 days of data after it; the file ends ${iso(last)}`);
   }
   if (fromMs >= toMs) throw new AppError('USAGE', '--from must be before --to');
+  // Before minutes of replay: a current model trained on other data (the demo's generated sample, a deployment's
+  // warehouse) or on these very days would make the figures meaningless.
+  const modelDir = options.modelsDir ?? loadConfig(process.env).MODEL_DIR;
+  const existing = options.train ? null : await currentVersion(modelDir);
+  if (existing) await checkModelForOnlineRetail(modelDir, existing, fromMs);
   const run = await openScratchRun('eval', {
     warehouse: true,
     env: {
@@ -110,17 +116,33 @@ export async function evaluateOnlineRetail(
     log(`history before ${iso(fromMs)} replayed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
     let modelVersion = await currentVersion(config.MODEL_DIR);
+    let training: Record<string, unknown> | null = null;
     if (!modelVersion || options.train) {
       log(`training on the warehouse (events before ${iso(fromMs)}); current model: ${modelVersion ?? 'none'}`);
       // Midnight reference times: this evaluation reads the scores held at 00:00, so that is the moment to learn.
-      await runTraining(
-        ['--to', iso(fromMs - HORIZON_MS), '--ref-times', 'midnight', ...(options.trainArgs ?? [])],
+      training = await runTraining(
+        [
+          '--to',
+          iso(fromMs - HORIZON_MS),
+          '--ref-times',
+          'midnight',
+          '--data-source',
+          ONLINE_RETAIL_DATASET,
+          ...(options.trainArgs ?? []),
+        ],
         config,
         options.modelsDir ? { MODEL_DIR: options.modelsDir } : {},
       );
       await pipeline.models.check();
       modelVersion = pipeline.models.current?.version ?? null;
-      if (!modelVersion) throw new Error('training promoted no model: see its report above');
+      if (!modelVersion) {
+        throw new Error(`training promoted no model: ${String(training['reason'])} (its report is above)`);
+      }
+      // The gate may have kept an older current model: it must pass the same check as without --train.
+      if (training['promoted'] !== true) {
+        log(`the new model was not promoted (${String(training['reason'])}); evaluating the current ${modelVersion}`);
+        await checkModelForOnlineRetail(config.MODEL_DIR, modelVersion, fromMs);
+      }
     } else {
       await pipeline.models.check();
     }
@@ -211,6 +233,16 @@ export async function evaluateOnlineRetail(
       ),
       rfmRocAuc: round(rocAuc(rfm, labels)),
       rfmPrAuc: round(prAuc(rfm, labels)),
+      // The training run of this evaluation, if it trained: its candidates and baselines on its own test split.
+      training: training
+        ? {
+            version: training['version'],
+            promoted: training['promoted'],
+            reason: training['reason'],
+            selected: training['selected'],
+            comparison: training['comparison'],
+          }
+        : null,
       seconds: Math.round((Date.now() - started) / 1000),
     };
   } finally {
