@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { delimiter } from 'node:path';
 import { ensureTrainingVenv, REPO_ROOT, TRAINING_DIR } from './setup.mjs';
 
-const SUBCOMMANDS = new Set(['train', 'status', 'promote', 'ceiling']);
+const SUBCOMMANDS = new Set(['train', 'status', 'promote', 'ceiling', 'compare']);
 
 let python;
 try {

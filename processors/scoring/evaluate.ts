@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -22,6 +22,7 @@ import { AppError } from '../runtime/errors.js';
 import { prAuc, quintileScores, rocAuc } from './metrics.js';
 import { currentVersion } from './model.js';
 import { checkModelForOnlineRetail, ONLINE_RETAIL_DATASET } from './eval-model-check.js';
+import { logisticFromManifest, logisticScore } from './eval-baselines.js';
 
 export const HORIZON_MS = 7 * DAY_MS;
 
@@ -164,6 +165,7 @@ export async function evaluateOnlineRetail(
     const roots = await pipeline.graph.globalIdOf(keys);
     const rows: {
       customer: string;
+      gid: string;
       day: number;
       score: number;
       label: number;
@@ -178,12 +180,12 @@ export async function evaluateOnlineRetail(
         if (before.length === 0) continue;
         const gid = roots.get(`${ONLINE_RETAIL_PLATFORM}:${customer}`);
         const score = gid ? held.get(gid)?.get(d) : undefined;
-        if (score === undefined) throw new Error(`no score held for customer ${customer} at ${iso(d)}`);
+        if (!gid || score === undefined) throw new Error(`no score held for customer ${customer} at ${iso(d)}`);
         const label = purchases.some((p) => p.t >= d && p.t < d + HORIZON_MS) ? 1 : 0;
         const lastT = Math.max(...before.map((p) => p.t));
         const f = before.length;
         const m = before.reduce((n, p) => n + p.amount, 0);
-        rows.push({ customer, day: d, score, label, recency: (d - lastT) / DAY_MS, f, m });
+        rows.push({ customer, gid, day: d, score, label, recency: (d - lastT) / DAY_MS, f, m });
         lines.push(`${Number(customer)},${iso(d)},${score}`);
       }
     }
@@ -199,6 +201,7 @@ export async function evaluateOnlineRetail(
     }
     const labels = rows.map((r) => r.label);
     const round = (x: number) => Number(x.toFixed(4));
+    const heldOut = await heldOutComparison(config, modelVersion, fromMs, toMs, rows, rfm, log);
     return {
       eval: 'online-retail',
       from: iso(fromMs),
@@ -233,6 +236,10 @@ export async function evaluateOnlineRetail(
       ),
       rfmRocAuc: round(rocAuc(rfm, labels)),
       rfmPrAuc: round(prAuc(rfm, labels)),
+      // The model's own training run's logistic regression on these days, and everything with paired intervals.
+      logisticRocAuc: heldOut ? round(heldOut.logisticRocAuc) : null,
+      logisticPrAuc: heldOut ? round(heldOut.logisticPrAuc) : null,
+      heldOut: heldOut?.comparison ?? null,
       // The training run of this evaluation, if it trained: its candidates and baselines on its own test split.
       training: training
         ? {
@@ -249,6 +256,93 @@ export async function evaluateOnlineRetail(
     await pipeline.stop().catch(() => undefined);
     await run.dispose();
   }
+}
+
+/**
+ * The held-out days with the logistic-regression baseline of the model's own training run (its manifest), applied to
+ * the point-in-time features of the same customers at the same 00:00 (`npm run features -- training-set` on the run's
+ * warehouse, which by now holds every event before --to), then every score of the rows compared with paired
+ * customer-bootstrap intervals (`npm run train -- compare`). Null, with a log line, for a model trained before the
+ * baseline existed.
+ */
+async function heldOutComparison(
+  config: Config,
+  modelVersion: string,
+  fromMs: number,
+  toMs: number,
+  rows: readonly { gid: string; customer: string; day: number; score: number; label: number; recency: number }[],
+  rfm: readonly number[],
+  log: (line: string) => void,
+): Promise<{ logisticRocAuc: number; logisticPrAuc: number; comparison: Record<string, unknown> } | null> {
+  const manifest: unknown = JSON.parse(
+    await readFile(join(config.MODEL_DIR, modelVersion, 'feature-manifest.json'), 'utf8'),
+  );
+  const logistic = logisticFromManifest(manifest);
+  if (!logistic) {
+    log(`model ${modelVersion} has no logistic-regression baseline in its manifest (trained before it existed)`);
+    return null;
+  }
+  const work = await mkdtemp(join(tmpdir(), 'patternos-eval-baselines-'));
+  try {
+    const featuresCsv = join(work, 'features.csv');
+    log(`point-in-time features of the held-out days for the logistic-regression baseline`);
+    await runQuiet(
+      'npm',
+      ['run', '-s', 'features', '--', 'training-set', '--from', iso(fromMs), '--to', iso(toMs)].concat([
+        '--ref-times',
+        'midnight',
+        '--out',
+        featuresCsv,
+      ]),
+      { CLICKHOUSE_URL: config.CLICKHOUSE_URL, CLICKHOUSE_DATABASE: config.CLICKHOUSE_DATABASE },
+    );
+    const [header = '', ...lines] = (await readFile(featuresCsv, 'utf8')).trimEnd().split('\n');
+    const column = new Map(header.split(',').map((name, i) => [name, i]));
+    const at = (name: string) => {
+      const i = column.get(name);
+      if (i === undefined) throw new Error(`the training set has no column ${name}`);
+      return i;
+    };
+    const [idCol, refCol] = [at('customer_id'), at('ref_ms')];
+    const wanted = new Set([...logistic.features.filter((f) => column.has(f)), 'recency_days']);
+    const indexes = new Map([...wanted].map((f) => [f, at(f)]));
+    const byRow = new Map<string, number>();
+    for (const line of lines) {
+      const cells = line.split(',');
+      const value = (f: string) => Number(cells[indexes.get(f) ?? -1]);
+      byRow.set(`${cells[idCol] ?? ''}@${cells[refCol] ?? ''}`, logisticScore(logistic, value));
+    }
+    const scores = rows.map((r) => {
+      const p = byRow.get(`${r.gid}@${r.day}`);
+      if (p === undefined) throw new Error(`no point-in-time features for customer ${r.customer} at ${iso(r.day)}`);
+      return p;
+    });
+    const scoresCsv = join(work, 'scores.csv');
+    await writeFile(
+      scoresCsv,
+      ['customer,label,model,logistic_regression,rfm_quintiles,recency']
+        .concat(rows.map((r, i) => `${r.customer},${r.label},${r.score},${scores[i]},${rfm[i]},${-r.recency}`))
+        .join('\n') + '\n',
+    );
+    const comparison = await runTraining(['compare', scoresCsv, '--reference', 'model'], config);
+    const labels = rows.map((r) => r.label);
+    return { logisticRocAuc: rocAuc(scores, labels), logisticPrAuc: prAuc(scores, labels), comparison };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** A command whose output goes to stderr (progress); rejects unless it exits 0. */
+async function runQuiet(command: string, args: readonly string[], env: Record<string, string>): Promise<void> {
+  const child = spawn(command, args, {
+    stdio: ['ignore', process.stderr, process.stderr],
+    env: { ...process.env, ...env },
+  });
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  if (status !== 0) throw new Error(`${command} ${args.join(' ')} failed (exit ${String(status)})`);
 }
 
 /**

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { logisticFromManifest, logisticScore } from '../../processors/scoring/eval-baselines.js';
 import { onlineRetailModelProblem } from '../../processors/scoring/eval-model-check.js';
 
 const DAY_MS = 86_400_000;
@@ -87,4 +88,40 @@ describe('npm run eval -- online-retail without --train', () => {
     );
     expect(run.stderr).toMatch(/Add --train/);
   }, 150_000);
+});
+
+describe('the logistic-regression baseline applied outside Python', () => {
+  const saved = {
+    metrics: {
+      baselines: {
+        logistic_regression: {
+          features: ['recency_days', 'frequency_90d', 'no_purchase'],
+          mean: { recency_days: 2, frequency_90d: 1, no_purchase: 0.1 },
+          scale: { recency_days: 0.5, frequency_90d: 2, no_purchase: 0.3 },
+          coefficients: { recency_days: -0.8, frequency_90d: 0.6, no_purchase: -1.5 },
+          intercept: -2.4,
+        },
+      },
+    },
+  };
+
+  it('reads the manifest and reproduces baselines.py: log1p(max(x, 0)), the no-purchase flag, standardised', () => {
+    const model = logisticFromManifest(saved);
+    expect(model).not.toBeNull();
+    if (!model) return;
+    const features: Record<string, number> = { recency_days: 12.5, frequency_90d: 3 };
+    const z = -2.4 + -0.8 * ((Math.log1p(12.5) - 2) / 0.5) + 0.6 * ((Math.log1p(3) - 1) / 2) + -1.5 * ((0 - 0.1) / 0.3);
+    expect(logisticScore(model, (f) => features[f] ?? NaN)).toBeCloseTo(1 / (1 + Math.exp(-z)), 12);
+    // No purchase yet: recency −1 counts as 0 days and raises the flag.
+    const none: Record<string, number> = { recency_days: -1, frequency_90d: 0 };
+    const z0 = -2.4 + -0.8 * ((0 - 2) / 0.5) + 0.6 * ((0 - 1) / 2) + -1.5 * ((1 - 0.1) / 0.3);
+    expect(logisticScore(model, (f) => none[f] ?? NaN)).toBeCloseTo(1 / (1 + Math.exp(-z0)), 12);
+  });
+
+  it('is absent from a model trained before it existed, and a malformed one is an error', () => {
+    expect(logisticFromManifest({ metrics: {} })).toBeNull();
+    expect(() =>
+      logisticFromManifest({ metrics: { baselines: { logistic_regression: { features: ['x'] } } } }),
+    ).toThrow(/not the shape/);
+  });
 });

@@ -247,6 +247,10 @@ COMMANDS = {"train": cmd_train, "status": cmd_status, "promote": cmd_promote}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        from .compare import main as compare
+
+        return compare(argv[1:])
     if argv[:1] == ["ceiling"]:
         from .ceiling import main as ceiling
 

@@ -297,9 +297,9 @@ def _short(m: Metrics) -> dict[str, Any]:
     return {"roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "rows": m.rows, "positives": m.positives}
 
 
-def comparison_lines(comparison: list[ModelComparison], reference: str) -> list[str]:
-    """The side-by-side table printed by `train` and logged: estimate [95 % CI], and the difference to the reference."""
-    lines = [f"test split, 95 % paired-bootstrap intervals over customers; differences are model − {reference}:"]
+def comparison_lines(comparison: list[ModelComparison], reference: str, what: str = "test split") -> list[str]:
+    """The side-by-side table `train` prints: estimate [95 % CI], and the difference to the reference."""
+    lines = [f"{what}, 95 % paired-bootstrap intervals over customers; differences are model − {reference}:"]
     for c in comparison:
         diff = (
             f" | Δ ROC-AUC {c.roc_auc_diff.text(signed=True)}, Δ PR-AUC {c.pr_auc_diff.text(signed=True)}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -13,6 +16,7 @@ from patternos_training.baselines import (
     rfm_quintile_scores,
 )
 from patternos_training.bootstrap import compare, weighted_metrics
+from patternos_training.cli import main as cli_main
 from patternos_training.contract import ContractError
 
 
@@ -104,3 +108,19 @@ def test_rfm_quintiles_sum_the_three_scores_and_baselines_need_their_features() 
     assert rfm_quintile_scores(names, x).tolist() == [12.0, 0.0]
     with pytest.raises(ContractError, match="m_score"):
         rfm_quintile_scores(["r_score", "f_score"], x[:, :2])
+
+
+def test_compare_command_reads_a_scores_csv_and_prints_the_table_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids, y, good, weak = _clustered(100, 5, seed=6)
+    path = tmp_path / "scores.csv"
+    lines = ["customer,label,model,weak"] + [f"{c},{v},{g},{w}" for c, v, g, w in zip(ids, y, good, weak, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    assert cli_main(["compare", str(path), "--reference", "model", "--resamples", "200"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert summary["rows"] == 500 and summary["customers"] == 100 and summary["reference"] == "model"
+    assert summary["models"]["weak"]["roc_auc"]["estimate"] == pytest.approx(roc_auc_score(y, weak))
+    assert any(line.strip().startswith("weak") and "Δ ROC-AUC" in line for line in out)
+    assert cli_main(["compare", str(path), "--reference", "nope"]) == 1
