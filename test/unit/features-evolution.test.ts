@@ -20,6 +20,7 @@ import { applyEvent, emptyState } from '../../processors/features/state.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { featureMatrix, modelFeatureOrder } from '../../processors/scoring/logic.js';
 import { behaviorRows, transactionRows } from '../../processors/warehouse-sink/logic.js';
+import { behaviorProblems, MAX_REVIEW_LENGTH, MAX_STRING_LENGTH, transactionProblems } from '../../schemas/rules.js';
 import { emptyAggregates } from '../fixtures/aggregates.js';
 import { sampleBehavior, sampleTransaction, T0 } from '../fixtures/events.js';
 
@@ -62,6 +63,22 @@ describe('review sentiment', () => {
     expect(withReviewSentiment(review)).toEqual({ ...review, reviewSentiment: 1_500 });
     const forged = sampleBehavior({ reviewSentiment: 5_000 });
     expect(withReviewSentiment(forged).reviewSentiment).toBe(null);
+  });
+});
+
+describe('contract rules of the new fields', () => {
+  it('take reviews up to 4,096 characters and hold every other string, the coupon code too, to 512', () => {
+    const options = { nowMs: T0 };
+    expect(behaviorProblems(sampleBehavior({ reviewText: 'x'.repeat(MAX_REVIEW_LENGTH) }), options)).toEqual([]);
+    expect(behaviorProblems(sampleBehavior({ reviewText: 'x'.repeat(MAX_REVIEW_LENGTH + 1) }), options)).toEqual([
+      `reviewText is ${MAX_REVIEW_LENGTH + 1} characters (max ${MAX_REVIEW_LENGTH})`,
+    ]);
+    expect(behaviorProblems(sampleBehavior({ searchQuery: 'x'.repeat(MAX_STRING_LENGTH + 1) }), options)).toHaveLength(
+      1,
+    );
+    expect(transactionProblems(sampleTransaction({ couponCode: 'x'.repeat(MAX_STRING_LENGTH + 1) }), options)).toEqual([
+      `couponCode is ${MAX_STRING_LENGTH + 1} characters (max ${MAX_STRING_LENGTH})`,
+    ]);
   });
 });
 
