@@ -5,6 +5,7 @@
 // stream's features equal the warehouse's point-in-time features for both customers.
 import avro from 'avsc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNamedQuery } from '../../clickhouse/queries.js';
 import { featuresAsOf, pairKey } from '../../processors/features/as-of.js';
 import { DEFAULT_CUT_POINTS, EXACT_FEATURES, FEATURE_NAMES } from '../../processors/features/definitions.js';
 import { reviewSentimentMilli } from '../../processors/features/sentiment.js';
@@ -181,6 +182,18 @@ describe('schema evolution: old producers next to new ones', () => {
       expect(reviews).toEqual([
         { review_text: REVIEW, review_sentiment: reviewSentimentMilli(REVIEW) },
         { review_text: OLD_REVIEW, review_sentiment: reviewSentimentMilli(OLD_REVIEW) },
+      ]);
+
+      // The analysts' summary reads the same columns.
+      expect(await runNamedQuery(ctx.clickhouse, 'coupons-and-reviews-by-platform')).toEqual([
+        {
+          platform_id: 'shopwave',
+          purchases: 4,
+          coupon_purchases: 1,
+          coupon_share: 0.25,
+          reviews: 2,
+          mean_review_sentiment: (reviewSentimentMilli(REVIEW) + reviewSentimentMilli(OLD_REVIEW)) / 2 / 1000,
+        },
       ]);
 
       const ids = await query<{ identity_id: string; global_customer_id: string }>(
