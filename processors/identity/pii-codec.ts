@@ -98,7 +98,11 @@ export class PiiCodec {
       cipher.final(),
       cipher.getAuthTag(),
     ]);
-    return `${SEALED_FORMAT}.${this.keyId}.${body.toString('base64url')}`;
+    const sealed = `${SEALED_FORMAT}.${this.keyId}.${body.toString('base64url')}`;
+    // Read back as written (the resolver reads the members it registered again and again): no decryption then. A value
+    // altered in Redis is another string, which is decrypted and checked as ever.
+    this.remember(sealed, record.key, record);
+    return sealed;
   }
 
   /**
@@ -110,9 +114,13 @@ export class PiiCodec {
     const hit = this.opened.get(stored);
     if (hit?.key === identityKey) return hit.record;
     const record = this.decrypt(identityKey, stored);
+    this.remember(stored, identityKey, record);
+    return record;
+  }
+
+  private remember(stored: string, identityKey: string, record: IdentityRecord): void {
     if (this.opened.size >= CACHE_ENTRIES) this.opened.clear();
     this.opened.set(stored, { key: identityKey, record });
-    return record;
   }
 
   private decrypt(identityKey: string, stored: string): IdentityRecord {

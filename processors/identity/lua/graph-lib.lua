@@ -316,10 +316,15 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
       return { 1, root, 0, 0 }
     end
   end
+  -- Each match's root, looked up once for the checks below (the union itself resolves them again as it writes).
+  local matchRoots = {}
+  for i = 1, #matches do
+    matchRoots[i] = rootOfKey(matches[i].key, false)
+  end
   if joinedIsDone and #matches > 0 then
     local done = true
     for i = 1, #matches do
-      if rootOfKey(matches[i].key, false) ~= root then
+      if matchRoots[i] ~= root then
         done = false
         break
       end
@@ -343,7 +348,7 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
   end
   for i = 1, #matches do
     local m = matches[i]
-    if changed(rootOfKey(m.key, false), m.root, m.size) then
+    if changed(matchRoots[i], m.root, m.size) then
       return { 0, root, 0, 1 }
     end
   end
