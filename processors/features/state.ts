@@ -201,11 +201,23 @@ function touchSession(state: FeatureState, id: string | null, t: number, cart: b
   if (id) addSession(state, id, t, t, cart ? 1 : 0, purchase ? 1 : 0);
 }
 
+/**
+ * A category's state. Own properties only, and created by definition rather than assignment: a category named like an
+ * Object.prototype member (`__proto__`, `constructor`) is just a name (before, `__proto__` threw in the fold).
+ */
+function categoryOf(state: FeatureState, category: string): CategoryState | undefined {
+  return Object.hasOwn(state.c, category) ? state.c[category] : undefined;
+}
+
+function addCategory(categories: Record<string, CategoryState>, category: string, c: CategoryState): void {
+  Object.defineProperty(categories, category, { value: c, enumerable: true, writable: true, configurable: true });
+}
+
 function touchCategory(state: FeatureState, category: string, t: number, interactions: number, spend: number): void {
-  let c = state.c[category];
+  let c = categoryOf(state, category);
   if (!c) {
     c = { l: t, d: [] };
-    state.c[category] = c;
+    addCategory(state.c, category, c);
   }
   c.l = Math.max(c.l, t);
   const i = bucket(c.d, C, idx(t, DAY_MS));
@@ -293,12 +305,12 @@ export function mergeStates(into: FeatureState, from: FeatureState): void {
   addInto(into.h, from.h, H);
   addInto(into.d, from.d, D);
   for (const [name, c] of Object.entries(from.c)) {
-    const mine = into.c[name];
+    const mine = categoryOf(into, name);
     if (mine) {
       mine.l = Math.max(mine.l, c.l);
       addInto(mine.d, c.d, C);
     } else {
-      into.c[name] = { l: c.l, d: [...c.d] };
+      addCategory(into.c, name, { l: c.l, d: [...c.d] });
     }
   }
   from.st.forEach((id, j) => {
@@ -431,7 +443,7 @@ export function upgradeState(stored: FeatureState | StateV1): FeatureState {
   if ('v' in stored && stored.v === 2) return stored;
   const v1 = stored as StateV1;
   const c: Record<string, CategoryState> = {};
-  for (const [name, cat] of Object.entries(v1.c)) c[name] = { l: cat.l, d: flatten(cat.d, C) };
+  for (const [name, cat] of Object.entries(v1.c)) addCategory(c, name, { l: cat.l, d: flatten(cat.d, C) });
   // Format 1 minute buckets were [views, searches, carts, all]; hour [views, searches, carts, all]; day as format 2.
   const sessions = Object.entries(v1.s);
   const tombstones = Object.entries(v1.st ?? {});

@@ -121,7 +121,8 @@ function oracle(events: readonly FeatureEvent[], refMs: number): WindowAggregate
 }
 
 const CLICK_TYPES: readonly ClickType[] = ['VIEW', 'VIEW', 'VIEW', 'SEARCH', 'ADD_TO_CART', 'PURCHASE', 'IDENTIFY'];
-const CATEGORIES = ['books', 'garden', 'toys'];
+/** Names of Object.prototype members are categories like any other. */
+const CATEGORIES = ['books', 'garden', 'toys', '__proto__', 'constructor'];
 /** '' is no brand, as null is; 'constructor' and '__proto__' are brands like any other. */
 const BRANDS = ['Acme', 'Zenith', 'constructor', '__proto__', '', null];
 
