@@ -60,6 +60,20 @@ function trainingComparison(training: unknown): string[] {
   return lines;
 }
 
+/** The held-out days: model, the training run's logistic regression, RFM quintiles and recency on the same rows. */
+function heldOutComparison(heldOut: unknown): string[] {
+  const h = heldOut as { models?: Record<string, Record<string, Interval>> } | null;
+  if (!h?.models) return [];
+  const lines = ['held-out days, 95 % paired-bootstrap intervals over customers, Δ = baseline − model:'];
+  for (const [name, m] of Object.entries(h.models)) {
+    lines.push(
+      `  ${name.padEnd(19)} ROC-AUC ${interval(m['roc_auc'] ?? null)}  PR-AUC ${interval(m['pr_auc'] ?? null)}  ` +
+        `Δ ROC-AUC ${interval(m['roc_auc_minus_reference'] ?? null, '+')}  Δ PR-AUC ${interval(m['pr_auc_minus_reference'] ?? null, '+')}`,
+    );
+  }
+  return lines;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -101,6 +115,8 @@ async function main(argv: string[]): Promise<number> {
   );
   console.log(`recency   ROC-AUC ${String(summary['recencyRocAuc'])}  PR-AUC ${String(summary['recencyPrAuc'])}`);
   console.log(`rfm       ROC-AUC ${String(summary['rfmRocAuc'])}  PR-AUC ${String(summary['rfmPrAuc'])}`);
+  console.log(`logistic  ROC-AUC ${String(summary['logisticRocAuc'])}  PR-AUC ${String(summary['logisticPrAuc'])}`);
+  for (const line of heldOutComparison(summary['heldOut'])) console.log(line);
   for (const line of trainingComparison(summary['training'])) console.log(line);
   console.log(`wrote ${String(summary['rows'])} rows to ${values.out}`);
   console.log(JSON.stringify(summary));

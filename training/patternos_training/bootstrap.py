@@ -25,32 +25,32 @@ CHUNK = 64
 
 @dataclass(frozen=True)
 class _Ranked:
-    """One model's scores, sorted once: row order (ascending score) and where each group of tied scores starts."""
+    """One model's rows sorted once by ascending score: their labels and clusters in that order, and where each group
+    of tied scores starts. A resample's weights are then gathered straight into sorted order."""
 
-    order: npt.NDArray[np.int64]
+    positive: npt.NDArray[np.float64]
+    cluster: npt.NDArray[np.int64]
     starts: npt.NDArray[np.int64]
 
 
-def _rank(scores: npt.NDArray[np.floating]) -> _Ranked:
-    order = np.argsort(scores, kind="stable").astype(np.int64)
+def _rank(scores: npt.NDArray[np.floating], y: npt.NDArray[np.integer], cluster: npt.NDArray[np.int64]) -> _Ranked:
+    order = np.argsort(scores, kind="stable")
     s = scores[order]
     starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1]))).astype(np.int64)
-    return _Ranked(order, starts)
+    return _Ranked((y[order] == 1).astype(np.float64), cluster[order], starts)
 
 
-def _weighted(
-    ranked: _Ranked, y: npt.NDArray[np.integer], w: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """ROC-AUC and average precision (sklearn's definitions, with sample weights) for each row of `w`.
+def _weighted(ranked: _Ranked, cluster_weights: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], ...]:
+    """ROC-AUC and average precision (sklearn's definitions, with sample weights) for each row of `cluster_weights`
+    (one weight per cluster; a row weighs what its cluster does).
 
     Ties: ROC-AUC counts a tied positive–negative pair as half; average precision treats a group of tied scores as one
     threshold. NaN where a resample drew no positive or no negative.
     """
-    w = np.atleast_2d(w)
-    pos = (w * (y == 1))[:, ranked.order]
-    neg = (w * (y != 1))[:, ranked.order]
+    w = np.atleast_2d(cluster_weights)[:, ranked.cluster]
+    pos = w * ranked.positive
     pos_g = np.add.reduceat(pos, ranked.starts, axis=1)
-    neg_g = np.add.reduceat(neg, ranked.starts, axis=1)
+    neg_g = np.add.reduceat(w, ranked.starts, axis=1) - pos_g
     total_pos = pos_g.sum(axis=1)
     total_neg = neg_g.sum(axis=1)
     # Ascending scores: negatives strictly below each group, plus half of those tied with it.
@@ -59,8 +59,8 @@ def _weighted(
         roc = (pos_g * (neg_below + 0.5 * neg_g)).sum(axis=1) / (total_pos * total_neg)
         # Descending thresholds: precision at each group, weighted by the recall it adds.
         tp = np.cumsum(pos_g[:, ::-1], axis=1)
-        fp = np.cumsum(neg_g[:, ::-1], axis=1)
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
+        seen = np.cumsum((pos_g + neg_g)[:, ::-1], axis=1)
+        precision = np.where(seen > 0, tp / np.maximum(seen, 1e-300), 0.0)
         ap = (pos_g[:, ::-1] * precision).sum(axis=1) / total_pos
     bad = (total_pos <= 0) | (total_neg <= 0)
     roc[bad] = np.nan
@@ -72,7 +72,8 @@ def weighted_metrics(
     scores: npt.NDArray[np.floating], y: npt.NDArray[np.integer], weights: npt.NDArray[np.floating]
 ) -> tuple[float, float]:
     """ROC-AUC and average precision of `scores` with per-row `weights` (exposed for tests against sklearn)."""
-    roc, ap = _weighted(_rank(np.asarray(scores, dtype=np.float64)), y, np.asarray(weights, dtype=np.float64))
+    rows = np.arange(y.shape[0], dtype=np.int64)  # every row its own cluster
+    roc, ap = _weighted(_rank(np.asarray(scores, dtype=np.float64), y, rows), np.asarray(weights, dtype=np.float64))
     return float(roc[0]), float(ap[0])
 
 
@@ -135,9 +136,10 @@ def compare(
         raise ValueError(f"reference {reference!r} is not among the scored models {list(scores)}")
     _, cluster_of_row = np.unique(clusters, return_inverse=True)
     n_clusters = int(cluster_of_row.max()) + 1
-    ranked = {name: _rank(np.asarray(s, dtype=np.float64)) for name, s in scores.items()}
-    ones = np.ones(y.shape[0])
-    points = {name: _weighted(r, y, ones) for name, r in ranked.items()}
+    cluster_of_row = cluster_of_row.astype(np.int64)
+    ranked = {name: _rank(np.asarray(s, dtype=np.float64), y, cluster_of_row) for name, s in scores.items()}
+    ones = np.ones(n_clusters)
+    points = {name: _weighted(r, ones) for name, r in ranked.items()}
     rng = np.random.default_rng(seed)
     draws: dict[str, tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]] = {
         name: ([], []) for name in scores
@@ -146,9 +148,8 @@ def compare(
     while done < resamples:
         size = min(CHUNK, resamples - done)
         counts = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=size).astype(np.float64)
-        weights = counts[:, cluster_of_row]
         for name, r in ranked.items():
-            roc, ap = _weighted(r, y, weights)
+            roc, ap = _weighted(r, counts)
             draws[name][0].append(roc)
             draws[name][1].append(ap)
         done += size
