@@ -296,6 +296,8 @@ export async function retrain(options: RetrainOptions): Promise<RetrainRun> {
       window.to,
       '--step-days',
       String(stepDays),
+      '--min-improvement-over-logistic',
+      String(config.RETRAIN_MIN_IMPROVEMENT_OVER_LOGISTIC),
       '--horizon-days',
       String(HORIZON_DAYS),
       '--models-dir',

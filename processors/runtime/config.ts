@@ -224,6 +224,11 @@ export const configSchema = z.object({
   RETRAIN_MONTHS: z.coerce.number().int().min(1).max(120).default(6),
   /** Days between the reference dates of a retraining's training set. */
   RETRAIN_STEP_DAYS: z.coerce.number().int().min(1).max(90).default(1),
+  /**
+   * ROC-AUC margin by which a retrained model must beat its run's logistic-regression baseline to be promoted
+   * (`npm run train -- --min-improvement-over-logistic`); negative relaxes the rule, −1 turns it off.
+   */
+  RETRAIN_MIN_IMPROVEMENT_OVER_LOGISTIC: z.coerce.number().min(-1).max(1).default(0),
   /** Prediction API (`npm run start:api`): bind address; loopback unless the operator opens it. */
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).max(65_535).default(18_080),
