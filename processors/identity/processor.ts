@@ -16,6 +16,7 @@ import type { Config } from '../runtime/config.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
+import { forEachLimited } from '../runtime/concurrency.js';
 import { describeError } from '../runtime/errors.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
 import { chunkTopicMessages } from '../runtime/send-chunks.js';
@@ -57,6 +58,8 @@ export const PROCESSOR = 'identity-resolver';
 /** One send stays well below the broker's default message.max.bytes (1 MiB), headers and compression aside. */
 /** Members of one candidate cluster a changed identity is compared with (honest clusters are far smaller). */
 const MAX_MEMBERS_COMPARED = 60;
+/** Groups of identities of one batch being resolved at once (see onBatch). */
+const GROUPS_IN_FLIGHT = 1;
 /** Judge-and-union attempts of one record while the clusters it judged keep changing under it; then it stays alone. */
 const MAX_JUDGE_ATTEMPTS = 4;
 
@@ -434,15 +437,18 @@ export class IdentityResolver {
       });
     }
     const wroteGraph = jobs.length > 0;
-    // Group after group: a group's unions are applied before the next group registers, so a record is judged against
-    // clusters that already hold the earlier records of the batch, not against a batch of unjoined singletons.
+    // GROUPS_IN_FLIGHT groups at a time, the next starting when one ends: a record is judged against clusters that
+    // already hold the batch's earlier records (all but those of groups still in flight), not against a whole batch of
+    // unjoined singletons (tried: F1 0.978 instead of 0.981 on 1,000 messy people). Three in flight measured faster on
+    // a private Redis with the same F1 but is not yet through the integration tests.
     const groupSize = this.deps.config.IDENTITY_KEY_CONCURRENCY;
-    for (let i = 0; i < jobs.length; i += groupSize) {
-      const group = jobs.slice(i, i + groupSize);
+    const groups: IdentityJob[][] = [];
+    for (let i = 0; i < jobs.length; i += groupSize) groups.push(jobs.slice(i, i + groupSize));
+    await forEachLimited(groups, GROUPS_IN_FLIGHT, async (group) => {
       for (const [key, change] of await this.resolveIdentities(group, rejections, () => payload.heartbeat()))
         changes.set(key, change);
       for (const job of group) resolvedHere.set(job.record.key, job.record);
-    }
+    });
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
 
     // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
