@@ -508,8 +508,21 @@ export class FeatureProcessor {
     if (fold.late > 0) this.m.events.inc({ outcome: 'late' }, fold.late);
   }
 
+  /**
+   * Checkpoints every FEATURES_CHECKPOINT_MS, or FEATURES_CHECKPOINT_BEHIND_MS while behind: a checkpoint writes the
+   * whole state of every customer changed since the last one (kilobytes each), which is most of a flush's bytes when a
+   * backlog is worked off; the watermarks make the longer repeat after a crash a no-op all the same.
+   */
   private checkpointDue(): boolean {
-    return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= this.deps.config.FEATURES_CHECKPOINT_MS;
+    const { FEATURES_CHECKPOINT_MS: every, FEATURES_CHECKPOINT_BEHIND_MS: behindEvery } = this.deps.config;
+    const interval = this.waitingInKafka() >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS / 4 ? behindEvery : every;
+    return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= Math.max(every, interval);
+  }
+
+  private waitingInKafka(): number {
+    let records = 0;
+    for (const lag of this.lag.values()) records += lag.records;
+    return records;
   }
 
   private hasWork(): boolean {
@@ -529,12 +542,10 @@ export class FeatureProcessor {
    * the coalescing Kafka Streams' record cache does, which is what lets a backlog be worked off faster than it grew.
    */
   private flushDue(): boolean {
-    let waitingInKafka = 0;
-    for (const { records } of this.lag.values()) waitingInKafka += records;
     return flushDue({
       buffered: this.buffered,
       bufferedForMs: Date.now() - this.bufferedSinceMs,
-      waitingInKafka,
+      waitingInKafka: this.waitingInKafka(),
       maxRecords: this.deps.config.FEATURES_FLUSH_MAX_RECORDS,
       behindMaxMs: this.deps.config.FEATURES_FLUSH_BEHIND_MAX_MS,
     });
@@ -899,10 +910,22 @@ export function flushDue(s: {
  */
 function originOf(message: KafkaMessage): { source: string; offset: number } | null {
   const raw = message.headers?.[SOURCE_HEADER];
-  const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : null;
-  const match = text ? /^(.+):(\d+):(\d+)$/.exec(text) : null;
-  if (!match) return null;
-  return { source: `${match[1] ?? ''}:${match[2] ?? ''}`, offset: Number(match[3]) };
+  const text = Buffer.isBuffer(raw) ? raw.toString('latin1') : typeof raw === 'string' ? raw : null;
+  if (!text) return null;
+  // `<topic>:<partition>:<offset>`, read without a regular expression (once per record on the hot path).
+  const last = text.lastIndexOf(':');
+  const middle = last > 0 ? text.lastIndexOf(':', last - 1) : -1;
+  if (middle <= 0 || !isDigits(text, middle + 1, last) || !isDigits(text, last + 1, text.length)) return null;
+  return { source: text.slice(0, last), offset: Number(text.slice(last + 1)) };
+}
+
+function isDigits(text: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 function append<K, V>(lists: Map<K, V[]>, key: K, value: V): void {
