@@ -685,9 +685,8 @@ export class FeatureProcessor {
     const messages: Snapshot['messages'] = [];
     if (scores.length > 0 || tombstones.length > 0) {
       const spec = topics.customerScores;
-      const encoded = await Promise.all(
-        scores.map(async (s) => ({ key: s.customerId, value: await serde.encode(spec, s) })),
-      );
+      const values = await serde.encodeMany(spec, scores);
+      const encoded: Message[] = scores.map((s, i) => ({ key: s.customerId, value: values[i] ?? null }));
       messages.push({ topic: spec.name, messages: [...encoded, ...tombstones] });
     }
     return {
