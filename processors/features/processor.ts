@@ -508,15 +508,8 @@ export class FeatureProcessor {
     if (fold.late > 0) this.m.events.inc({ outcome: 'late' }, fold.late);
   }
 
-  /**
-   * Checkpoints every FEATURES_CHECKPOINT_MS, or FEATURES_CHECKPOINT_BEHIND_MS while behind: a checkpoint writes the
-   * whole state of every customer changed since the last one (kilobytes each), which is most of a flush's bytes when a
-   * backlog is worked off; the watermarks make the longer repeat after a crash a no-op all the same.
-   */
   private checkpointDue(): boolean {
-    const { FEATURES_CHECKPOINT_MS: every, FEATURES_CHECKPOINT_BEHIND_MS: behindEvery } = this.deps.config;
-    const interval = this.waitingInKafka() >= this.deps.config.FEATURES_FLUSH_MAX_RECORDS / 4 ? behindEvery : every;
-    return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= Math.max(every, interval);
+    return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= this.deps.config.FEATURES_CHECKPOINT_MS;
   }
 
   private waitingInKafka(): number {

@@ -144,14 +144,12 @@ export const configSchema = z.object({
    * Feature processor, while behind (a quarter of FEATURES_FLUSH_MAX_RECORDS or more waiting in Kafka): a flush waits
    * for FEATURES_FLUSH_MAX_RECORDS folded records, or this long since the first of them.
    */
-  FEATURES_FLUSH_BEHIND_MAX_MS: z.coerce.number().int().min(1).max(600_000).default(10_000),
+  FEATURES_FLUSH_BEHIND_MAX_MS: z.coerce.number().int().min(1).max(600_000).default(5_000),
   /**
    * Feature processor: how often each changed customer's state is checkpointed to Redis and the input offsets are
    * committed (served features and scores are written every flush). A crash repeats at most this much input.
    */
   FEATURES_CHECKPOINT_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
-  /** The same while behind (see FEATURES_FLUSH_MAX_RECORDS); never shorter than FEATURES_CHECKPOINT_MS. */
-  FEATURES_CHECKPOINT_BEHIND_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /**
    * Feature processor: records per flush while behind (coalescing: a customer with many of them is written and scored
    * once); twice this folded ahead of the last flush makes consumption wait for it.

@@ -293,7 +293,6 @@ describe('feature processor', () => {
         ...envOf(ctx),
         LOG_LEVEL: 'error',
         FEATURES_CHECKPOINT_MS: '0',
-        FEATURES_CHECKPOINT_BEHIND_MS: '0',
         FEATURES_FLUSH_MAX_RECORDS: '200',
       },
       stdio: 'ignore',
