@@ -53,8 +53,6 @@ export interface FoldResult {
   readonly applied: number;
   readonly duplicates: number;
   readonly late: number;
-  /** Event times of the applied events (for latency and lag metrics). */
-  readonly lateness: readonly number[];
 }
 
 /**
@@ -66,11 +64,18 @@ export function foldEvents(state: FeatureState, records: readonly SourcedEvent[]
   let applied = 0;
   let duplicates = 0;
   let late = 0;
-  const lateness: number[] = [];
+  let source = '';
+  let stream = '';
+  let mark = '';
   for (const r of records) {
     // Per source partition *and* published key: only one key's records are guaranteed to arrive in offset order (a
-    // merged-away id's records are folded as their own group, possibly after the survivor's higher offsets).
-    const mark = `${r.source}|${r.stream}`;
+    // merged-away id's records are folded as their own group, possibly after the survivor's higher offsets). A group's
+    // records nearly always share both, so the key is built once per run of them.
+    if (r.source !== source || r.stream !== stream) {
+      source = r.source;
+      stream = r.stream;
+      mark = `${source}|${stream}`;
+    }
     if (r.offset <= (state.wm[mark] ?? -1)) {
       duplicates++;
       continue;
@@ -84,11 +89,10 @@ export function foldEvents(state: FeatureState, records: readonly SourcedEvent[]
     }
     state.lt[r.stream] = Math.max(newest ?? 0, r.event.timeMs);
     applyEvent(state, r.event);
-    lateness.push(Math.max(0, (newest ?? r.event.timeMs) - r.event.timeMs));
     applied++;
   }
   prune(state);
-  return { applied, duplicates, late, lateness };
+  return { applied, duplicates, late };
 }
 
 /** Features as of the newest event (what the hash holds), or null for a state that never received an event. */

@@ -512,6 +512,12 @@ export class FeatureProcessor {
     return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= this.deps.config.FEATURES_CHECKPOINT_MS;
   }
 
+  private waitingInKafka(): number {
+    let records = 0;
+    for (const lag of this.lag.values()) records += lag.records;
+    return records;
+  }
+
   private hasWork(): boolean {
     if (this.waiting.length > 0 || this.failedRecords.length > 0) return true;
     const due = this.checkpointDue();
@@ -529,12 +535,10 @@ export class FeatureProcessor {
    * the coalescing Kafka Streams' record cache does, which is what lets a backlog be worked off faster than it grew.
    */
   private flushDue(): boolean {
-    let waitingInKafka = 0;
-    for (const { records } of this.lag.values()) waitingInKafka += records;
     return flushDue({
       buffered: this.buffered,
       bufferedForMs: Date.now() - this.bufferedSinceMs,
-      waitingInKafka,
+      waitingInKafka: this.waitingInKafka(),
       maxRecords: this.deps.config.FEATURES_FLUSH_MAX_RECORDS,
       behindMaxMs: this.deps.config.FEATURES_FLUSH_BEHIND_MAX_MS,
     });
@@ -674,9 +678,8 @@ export class FeatureProcessor {
     const messages: Snapshot['messages'] = [];
     if (scores.length > 0 || tombstones.length > 0) {
       const spec = topics.customerScores;
-      const encoded = await Promise.all(
-        scores.map(async (s) => ({ key: s.customerId, value: await serde.encode(spec, s) })),
-      );
+      const values = await serde.encodeMany(spec, scores);
+      const encoded: Message[] = scores.map((s, i) => ({ key: s.customerId, value: values[i] ?? null }));
       messages.push({ topic: spec.name, messages: [...encoded, ...tombstones] });
     }
     return {
@@ -899,10 +902,22 @@ export function flushDue(s: {
  */
 function originOf(message: KafkaMessage): { source: string; offset: number } | null {
   const raw = message.headers?.[SOURCE_HEADER];
-  const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : null;
-  const match = text ? /^(.+):(\d+):(\d+)$/.exec(text) : null;
-  if (!match) return null;
-  return { source: `${match[1] ?? ''}:${match[2] ?? ''}`, offset: Number(match[3]) };
+  const text = Buffer.isBuffer(raw) ? raw.toString('latin1') : typeof raw === 'string' ? raw : null;
+  if (!text) return null;
+  // `<topic>:<partition>:<offset>`, read without a regular expression (once per record on the hot path).
+  const last = text.lastIndexOf(':');
+  const middle = last > 0 ? text.lastIndexOf(':', last - 1) : -1;
+  if (middle <= 0 || !isDigits(text, middle + 1, last) || !isDigits(text, last + 1, text.length)) return null;
+  return { source: text.slice(0, last), offset: Number(text.slice(last + 1)) };
+}
+
+function isDigits(text: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 function append<K, V>(lists: Map<K, V[]>, key: K, value: V): void {

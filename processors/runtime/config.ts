@@ -147,7 +147,7 @@ export const configSchema = z.object({
    * Feature processor, while behind (a quarter of FEATURES_FLUSH_MAX_RECORDS or more waiting in Kafka): a flush waits
    * for FEATURES_FLUSH_MAX_RECORDS folded records, or this long since the first of them.
    */
-  FEATURES_FLUSH_BEHIND_MAX_MS: z.coerce.number().int().min(1).max(600_000).default(2_000),
+  FEATURES_FLUSH_BEHIND_MAX_MS: z.coerce.number().int().min(1).max(600_000).default(5_000),
   /**
    * Feature processor: how often each changed customer's state is checkpointed to Redis and the input offsets are
    * committed (served features and scores are written every flush). A crash repeats at most this much input.

@@ -117,6 +117,31 @@ export class EventSerde {
     }
   }
 
+  /**
+   * Encodes many values of one topic (a flush's scores): the same bytes as {@link encode} for each, without a registry
+   * lookup and a promise per value. The writer schema is the topic's contract, the one {@link register} registered.
+   */
+  async encodeMany(topic: TopicSpec, values: readonly unknown[]): Promise<Buffer[]> {
+    const id = await this.register(topic);
+    const type = avroType(topic.schema);
+    const out: Buffer[] = new Array<Buffer>(values.length);
+    for (let i = 0; i < values.length; i++) {
+      let body: Buffer;
+      try {
+        body = type.toBuffer(values[i]);
+      } catch {
+        out[i] = await this.encode(topic, values[i]); // throws RECORD_INVALID naming the bad fields
+        continue;
+      }
+      const framed = Buffer.allocUnsafe(5 + body.length);
+      framed[0] = 0;
+      framed.writeInt32BE(id, 1);
+      body.copy(framed, 5);
+      out[i] = framed;
+    }
+    return out;
+  }
+
   /** Decodes wire-format bytes into the topic's reader contract. */
   async decode<T>(topic: TopicSpec, bytes: Buffer | null): Promise<T> {
     if (!bytes || bytes.length === 0) throw new AppError('RECORD_UNDECODABLE', 'empty value (tombstone or no payload)');
