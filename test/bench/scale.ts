@@ -70,6 +70,23 @@ async function startInstances(n: number, env: Record<string, string>): Promise<I
   return instances;
 }
 
+/** Waits until the instances' latest assignments split the partitions between all of them, each partition once. */
+async function stableAssignment(instances: readonly Instance[]): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const all = instances.flatMap((i) => i.partitions);
+    if (
+      instances.every((i) => i.partitions.length > 0) &&
+      all.length === PARTITIONS &&
+      new Set(all).size === PARTITIONS
+    )
+      return;
+    if (Date.now() - started > 120_000)
+      throw new Error('the instances never agreed on an assignment of every partition');
+    await sleep(50);
+  }
+}
+
 export async function scaleBench(): Promise<Record<string, unknown>> {
   const total = Number(process.env['BENCH_SCALE_EVENTS'] ?? 400_000);
   const customers = Number(process.env['BENCH_SCALE_CUSTOMERS'] ?? 40_000);
@@ -115,6 +132,9 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
       await stopParts(instances.map((i) => i.child));
       await resetRound(run, groupId, inputs);
       const again = await startInstances(n, env);
+      // The victim's partitions are only known once every instance has joined: a fast run can pass half-way while the
+      // group is still forming, and a kill then would be judged against an assignment the survivors never see again.
+      await stableAssignment(again);
       while (sum(await committedBy(admin, groupId, inputs)) < 0.5 * total) await sleep(100);
       const victim = again[0] as Instance;
       const moved = victim.partitions;
