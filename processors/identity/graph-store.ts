@@ -298,6 +298,17 @@ function asNumber(value: unknown): number {
 
 const parseMerges = (values: unknown[]): MergeEntry[] => values.map((v) => JSON.parse(asString(v)) as MergeEntry);
 
+/** A union script's reply: applied before, the global id, refusals, stale, then the merges it made. */
+function unionResultOf(reply: readonly unknown[]): UnionResult {
+  return {
+    alreadyApplied: asNumber(reply[0]) === 1,
+    globalId: asString(reply[1]),
+    refused: asNumber(reply[2]),
+    stale: asNumber(reply[3]) === 1,
+    merges: parseMerges(reply.slice(4)),
+  };
+}
+
 /** A register reply (register.lua, registerOne in graph-lib.lua). */
 function parseRegister(reply: unknown[]): RegisterResult {
   if (asNumber(reply[0]) === 1) {
@@ -583,13 +594,7 @@ export class IdentityGraph {
         ...groups,
       ]),
     );
-    return {
-      alreadyApplied: asNumber(reply[0]) === 1,
-      globalId: asString(reply[1]),
-      refused: asNumber(reply[2]),
-      stale: asNumber(reply[3]) === 1,
-      merges: parseMerges(reply.slice(4)),
-    };
+    return unionResultOf(reply);
   }
 
   /**
@@ -681,13 +686,7 @@ export class IdentityGraph {
       if (asNumber(reply[0]) === -1) {
         throw new Error(`identity graph: union of an unregistered identity: ${items[i]?.key ?? ''}`);
       }
-      return {
-        alreadyApplied: asNumber(reply[0]) === 1,
-        globalId: asString(reply[1]),
-        refused: asNumber(reply[2]),
-        stale: asNumber(reply[3]) === 1,
-        merges: parseMerges(reply.slice(4)),
-      };
+      return unionResultOf(reply);
     });
   }
 
