@@ -45,7 +45,8 @@ function partArgs(): string[] {
 export async function startParts(
   groups: readonly (readonly PipelinePart[])[],
   env: Readonly<Record<string, string | undefined>>,
-  onMessage: (message: PartMessage) => void,
+  /** Every message of part group `index`, from its first (an assignment can arrive before 'ready'). */
+  onMessage: (message: PartMessage, index: number) => void,
 ): Promise<ChildProcess[]> {
   const children = groups.map((parts) =>
     fork(PART_ENTRY, [parts.join(',')], { env: { ...env }, execArgv: partArgs(), stdio: 'inherit' }),
@@ -57,7 +58,7 @@ export async function startParts(
           child.on('message', (message: PartMessage) => {
             if (message.type === 'ready') resolve();
             else if (message.type === 'failed') reject(new Error(`${groups[i]?.join(',')}: ${message.error}`));
-            onMessage(message);
+            onMessage(message, i);
           });
           child.on('exit', (code) => {
             reject(new Error(`${groups[i]?.join(',')} exited with ${code} before starting`));

@@ -19,7 +19,6 @@ import { deleteKeysByPattern } from '../../processors/tools/bench-tools.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import { startParts, stopParts } from './pipeline.js';
-import type { PartMessage } from './pipeline-part.js';
 import { produceResolvedEvents } from './resolved-events.js';
 
 const PARTITIONS = 8;
@@ -53,21 +52,38 @@ interface Instance {
   partitions: readonly number[];
 }
 
+const trace = (line: string) => {
+  if (process.env['BENCH_SCALE_TRACE']) console.log(`${new Date().toISOString()} ${line}`);
+};
+
 async function startInstances(n: number, env: Record<string, string>): Promise<Instance[]> {
-  const instances: Instance[] = [];
+  trace(`starting ${n} instance(s)`);
+  // Partitions are recorded from the first message on: a member joins the group (and reports its assignment) before
+  // it reports ready, and an assignment missed then is not repeated until the next rebalance.
+  const partitions: (readonly number[])[] = Array.from({ length: n }, () => []);
   const children = await startParts(
     Array.from({ length: n }, () => ['features'] as const),
     env,
-    () => undefined,
+    (m, index) => {
+      if (m.type === 'assigned') {
+        partitions[index] = m.partitions;
+        trace(`instance ${index} assigned [${m.partitions.join(',')}]`);
+      }
+      if (m.type === 'failed') console.log(`instance ${index} failed: ${m.error}`);
+    },
   );
-  children.forEach((child) => {
-    const instance: Instance = { child, partitions: [] };
-    child.on('message', (m: PartMessage) => {
-      if (m.type === 'assigned') instance.partitions = m.partitions;
+  children.forEach((child, index) => {
+    child.on('exit', (code, signal) => {
+      trace(`instance ${index} exited ${code ?? signal}`);
     });
-    instances.push(instance);
   });
-  return instances;
+  trace(`${n} instance(s) ready`);
+  return children.map((child, index) => ({
+    child,
+    get partitions() {
+      return partitions[index] ?? [];
+    },
+  }));
 }
 
 /** Waits until the instances' latest assignments split the partitions between all of them, each partition once. */
@@ -81,8 +97,10 @@ async function stableAssignment(instances: readonly Instance[]): Promise<void> {
       new Set(all).size === PARTITIONS
     )
       return;
-    if (Date.now() - started > 120_000)
-      throw new Error('the instances never agreed on an assignment of every partition');
+    if (Date.now() - started > 120_000) {
+      const seen = instances.map((i, n) => `instance ${n} [${i.partitions.join(',')}]`).join(', ');
+      throw new Error(`the instances never agreed on an assignment of every partition in 120 s (latest: ${seen})`);
+    }
     await sleep(50);
   }
 }
