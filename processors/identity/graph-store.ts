@@ -4,13 +4,16 @@
  * without ever giving one person two ids or losing a merge.
  *
  * Layout (`B` = `<prefix>idg:v1:{<prefix>idg}`; every key carries the one hash tag `{<prefix>idg}`):
- * - `B:counters` hash: `cluster` (last cluster sequence), `merge` (last merge sequence)
+ * - `B:counters` hash: `cluster` (last cluster sequence), `merge` (last merge sequence), `erasures` (people erased: a
+ *   reader holding sets or clusters in process forgets them when it moves)
  * - `B:meta` hash: `pii-format` (`s1`), `pii-key-id`: how personal data is kept (pii-codec.ts), set on first use
  * - `B:rec` hash: identity key → SEALED record (AES-256-GCM, `s1.<keyId>.<base64url>`, pii-codec.ts) · `B:idc` hash:
  *   identity key → ROOT cluster id (merges rewrite it eagerly)
  * - `B:cseq` hash: cluster id → creation sequence (every cluster ever made; ids are `c-<sequence>`)
  * - `B:parent` hash: retired cluster id → the cluster it was merged into (path-compressed by writing scripts)
  * - `B:mem:<clusterId>` set: identity keys of a root cluster (deleted when the cluster is retired)
+ * - `B:cver` hash: root cluster id → version, bumped by every change of its members or of a member's record (what the
+ *   resolver's in-process copy of a cluster is checked against, graph-cache.ts); retired and erased ids have none
  * - `B:email:<mac>`, `B:phone:<mac>` sets: identity keys ever seen with that exact hash (`mac` = HMAC of the salted
  *   SHA-256, pii-codec.ts hashIndexName)
  * - `B:blk:<kind>:<mac>` set: identity keys ever seen with that blocking key (`mac` = HMAC of the whole blocking key,
@@ -49,6 +52,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { AppError } from '../runtime/errors.js';
+import { GraphReadCache, type CachedCluster } from './graph-cache.js';
 import { SEALED_FORMAT, type PiiCodec } from './pii-codec.js';
 import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
@@ -143,7 +147,7 @@ export interface CandidatesResult {
 export interface CandidateClusterRecords {
   readonly id: string;
   readonly size: number;
-  readonly members: IdentityRecord[];
+  readonly members: readonly IdentityRecord[];
 }
 
 /** One identity of a {@link IdentityGraph.registerAndSearch} group: its (already merged) record and blocking keys. */
@@ -344,6 +348,8 @@ export class IdentityGraph {
   /** The same base as Redis sees it: scripts build dynamic key names from it, and ioredis prefixes only KEYS. */
   private readonly scriptBase: string;
   private readonly keys: readonly string[];
+  /** Blocking sets, roots and clusters read by {@link registerAndSearch}, checked against the graph on every use. */
+  private readonly cache = new GraphReadCache();
   /** Settled once the graph's personal-data format was found to be this version's (see {@link checkFormat}). */
   private formatChecked: Promise<void> | undefined;
 
@@ -366,6 +372,7 @@ export class IdentityGraph {
       `${b}:outbox:order`,
       `${b}:wm:register`,
       `${b}:wm:union`,
+      `${b}:cver`,
     ];
   }
 
@@ -601,8 +608,12 @@ export class IdentityGraph {
    * Registers a group of identities (each as {@link register}), then searches the clusters each might join (each as
    * {@link clusterCandidates}, whose answers it shares), in ONE script and one round trip: every identity of the group
    * is registered before any of them searches, so records of one person in one group see each other. With
-   * `register: false` the group is only searched (a record judged again). A group's records and its clusters' members
-   * are read once however many identities list them.
+   * `register: false` the group is only searched (a record judged again).
+   *
+   * Blocking sets, roots and clusters with their opened records are kept in this process (graph-cache.ts): the script
+   * checks each against the graph (a set's size, a cluster's version) and returns only what changed, so an unchanged
+   * candidate cluster costs Redis two O(1) lookups instead of its members and their sealed records. The answer is the
+   * one the graph gives at the script's moment, as without the cache.
    */
   async registerAndSearch(
     items: readonly RegisterSearchItem[],
@@ -610,14 +621,71 @@ export class IdentityGraph {
   ): Promise<RegisterSearchResult[]> {
     if (items.length === 0) return [];
     const codec = await this.sealed('registerAndSearch');
+    const cache = this.cache;
+    cache.bound();
+    if (cache.maxMembers !== options.maxMembers) {
+      cache.clear();
+      cache.maxMembers = options.maxMembers;
+    }
+    const sent = cache.erasures;
+
+    // The group's distinct blocking sets, which of its identities register into each, and each identity's sets.
+    const setIndex = new Map<string, number>();
+    const setNames: string[] = [];
+    const joining: string[][] = [];
+    const itemSets: number[][] = items.map(({ record, blockingKeys }) =>
+      this.blockNames(codec, blockingKeys).map((name) => {
+        let j = setIndex.get(name);
+        if (j === undefined) {
+          j = setNames.length;
+          setIndex.set(name, j);
+          setNames.push(name);
+          joining.push([]);
+        }
+        if (options.register) joining[j]?.push(record.key);
+        return j;
+      }),
+    );
+    const groupKeys = new Set(items.map((item) => item.record.key));
+    // A set held is expected at its size plus the group's new members; the roots of its members are named with the
+    // versions held, so the script checks every cluster this picture would use. A member without a known root (or a
+    // set not held) makes the set read again.
+    const held = new Map<string, CachedCluster | undefined>();
+    const hold = (root: string) => {
+      if (!held.has(root)) held.set(root, cache.clusters.get(root));
+    };
+    const expected = setNames.map((name, j) => {
+      const members = sent === null ? undefined : cache.sets.get(name);
+      if (!members) return -1;
+      const roots: string[] = [];
+      for (const key of members) {
+        if (groupKeys.has(key)) continue; // the script answers the group's own roots
+        const root = cache.roots.get(key);
+        if (root === undefined) return -1;
+        roots.push(root);
+      }
+      roots.forEach(hold);
+      let size = members.size;
+      for (const key of joining[j] ?? []) if (!members.has(key)) size++;
+      return size;
+    });
+    for (const key of groupKeys) {
+      const root = cache.roots.get(key);
+      if (root !== undefined) hold(root);
+    }
+
     const args = [
       String(this.maxClusterSize),
       String(options.maxBlockSize),
       String(options.maxMembers),
       options.register ? '1' : '0',
+      sent ?? '',
+      String(held.size),
     ];
-    for (const { record, blockingKeys, meta } of items) {
-      const blocks = this.blockNames(codec, blockingKeys);
+    args.push(...held.keys(), ...[...held.values()].map((cluster) => cluster?.version ?? ''));
+    args.push(String(setNames.length));
+    setNames.forEach((name, j) => args.push(name, String(expected[j] ?? -1)));
+    items.forEach(({ record, meta }, i) => {
       if (options.register) {
         args.push(
           record.key,
@@ -629,34 +697,143 @@ export class IdentityGraph {
       } else {
         args.push(record.key, '', '', '', '', '0', '', '0');
       }
-      args.push(String(blocks.length), ...blocks);
+      const sets = itemSets[i] ?? [];
+      args.push(String(sets.length), ...sets.map((j) => String(j + 1)));
+    });
+    const [erasuresReply, registrations = [], owns = [], setReplies = [], clusterReplies = [], flatRecords = []] =
+      asArray(await this.run('register-search', args));
+    const erasures = asString(erasuresReply);
+    const trusted = sent === erasures; // as the script judged: else it answered everything
+    if (!trusted) {
+      cache.clear();
+      cache.maxMembers = options.maxMembers;
+      cache.erasures = erasures;
     }
-    const [identities = [], flatRecords = []] = asArray(await this.run('register-search', args)).map(asArray);
+
+    asArray(setReplies).forEach((value, j) => {
+      const reply = asArray(value);
+      const name = setNames[j] ?? '';
+      const size = asNumber(reply[0]);
+      if (size === -1) {
+        cache.setMembers(name, null);
+      } else if (trusted && size === expected[j]) {
+        const members = cache.sets.get(name) ?? new Set<string>();
+        for (const key of joining[j] ?? []) cache.addMember(members, key);
+        cache.setMembers(name, members);
+      } else {
+        const members = new Set<string>();
+        for (let k = 1; k + 1 < reply.length; k += 2) {
+          const key = asString(reply[k]);
+          const root = asString(reply[k + 1]);
+          members.add(key);
+          if (root === '') cache.roots.delete(key);
+          else cache.roots.set(key, root);
+        }
+        cache.setMembers(name, members);
+      }
+    });
+    const ownRoots = asArray(owns).map(asString);
+    items.forEach(({ record }, i) => {
+      const root = ownRoots[i] ?? '';
+      if (root === '') cache.roots.delete(record.key);
+      else cache.roots.set(record.key, root);
+    });
+
     const records = new Map<string, IdentityRecord>();
-    for (let i = 0; i + 1 < flatRecords.length; i += 2) {
-      const key = asString(flatRecords[i]);
-      const sealed = asString(flatRecords[i + 1]);
+    const flat = asArray(flatRecords);
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const key = asString(flat[i]);
+      const sealed = asString(flat[i + 1]);
       if (sealed !== '') records.set(key, codec.openRecord(key, sealed));
     }
-    return identities.map((value) => {
-      const [registered = [], skipped, own, clusters = []] = asArray(value);
-      return {
-        registered: options.register ? parseRegister(asArray(registered)) : null,
-        skippedBlocks: asNumber(skipped),
-        own: orNull(asString(own)),
-        clusters: asArray(clusters).map((c) => {
-          const [id, size, members = []] = asArray(c);
-          return {
-            id: asString(id),
-            size: asNumber(size),
-            members: asArray(members).flatMap((m) => {
-              const record = records.get(asString(m));
-              return record ? [record] : [];
-            }),
-          };
-        }),
+    // This snapshot's clusters: those answered, and every other one named as held (current, or it would be answered).
+    const snapshot = new Map<string, CachedCluster>();
+    if (trusted) for (const [id, cluster] of held) if (cluster) snapshot.set(id, cluster);
+    const movedTo = new Map<string, string>(); // retired id → its root, erased or unknown id → ''
+    for (const value of asArray(clusterReplies)) {
+      const reply = asArray(value);
+      const id = asString(reply[0]);
+      const root = asString(reply[1]);
+      if (root !== id) {
+        movedTo.set(id, root);
+        snapshot.delete(id);
+        cache.clusters.delete(id);
+        continue;
+      }
+      const members = reply.slice(4).flatMap((m) => {
+        const record = records.get(asString(m));
+        return record ? [record] : [];
+      });
+      const cluster = { version: asString(reply[3]), size: asNumber(reply[2]), members };
+      snapshot.set(id, cluster);
+      cache.clusters.set(id, cluster);
+    }
+    /** The root of `key` in this snapshot; null when it has none; undefined when the script was not asked (a bug). */
+    const rootOf = (key: string): string | null | undefined => {
+      let root = cache.roots.get(key);
+      if (root === undefined) return undefined;
+      for (let next = movedTo.get(root); next !== undefined; next = movedTo.get(root)) {
+        if (next === '') {
+          cache.roots.delete(key);
+          return null;
+        }
+        root = next;
+        cache.roots.set(key, root);
+      }
+      return snapshot.has(root) ? root : undefined;
+    };
+
+    const results: RegisterSearchResult[] = [];
+    for (const [i, item] of items.entries()) {
+      const own = orNull(ownRoots[i] ?? '');
+      const clusters: CandidateClusterRecords[] = [];
+      const listed = new Set<string>();
+      let complete = true;
+      const add = (root: string) => {
+        if (listed.has(root)) return;
+        listed.add(root);
+        const cluster = snapshot.get(root);
+        if (cluster) clusters.push({ id: root, size: cluster.size, members: cluster.members });
+        else complete = false;
       };
-    });
+      if (own) add(own);
+      let skippedBlocks = 0;
+      const seen = new Set<string>([item.record.key]);
+      for (const j of itemSets[i] ?? []) {
+        const members = cache.sets.get(setNames[j] ?? '');
+        if (members === null) {
+          skippedBlocks++;
+          continue;
+        }
+        if (members === undefined) {
+          complete = false;
+          continue;
+        }
+        for (const key of members) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+          const root = rootOf(key);
+          if (root === undefined) complete = false;
+          else if (root !== null) add(root);
+        }
+      }
+      if (!complete) {
+        // The script was not asked about something this picture uses: never judge on it. Start again from the graph.
+        cache.clear();
+        const again = await this.registerAndSearch(items, { ...options, register: false });
+        return again.map((found, k) => ({
+          ...found,
+          registered: options.register ? parseRegister(asArray(asArray(registrations)[k])) : null,
+        }));
+      }
+      results.push({
+        registered: options.register ? parseRegister(asArray(asArray(registrations)[i])) : null,
+        skippedBlocks,
+        own,
+        clusters,
+      });
+    }
+    return results;
   }
 
   /**

@@ -255,6 +255,46 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(await graph.getWatermarks(['t|shop:a'])).toEqual(new Map([['t|shop:a', 5]]));
   });
 
+  it('answers from the graph as it is now, whatever this process read before: other writers, merges, erasure', async () => {
+    const prefix = newPrefix();
+    const [reader, writer] = [connect(), connect()].map((redis) => IdentityGraph.open(redis, { prefix, codec }));
+    if (!reader || !writer) throw new Error('two graphs expected');
+    const search = { maxBlockSize: 10, maxMembers: 10 };
+    const item = (record: IdentityRecord, blockingKeys = ['ln:smith']) => ({ record, blockingKeys, meta: meta() });
+    const clustersOf = async (record: IdentityRecord) => {
+      const [found] = await reader.registerAndSearch([item(record)], { register: false, ...search });
+      const clusters = found?.clusters.map((c) => [
+        c.id,
+        c.size,
+        c.members.map((m) => `${m.key}:${m.firstName ?? ''}`),
+      ]);
+      return clusters?.sort((x, y) => String(x[0]).localeCompare(String(y[0]))); // a set's members come unordered
+    };
+    const a = rec('s:a', { lastName: 'smith', firstName: 'ann' });
+    await reader.registerAndSearch([item(a), item(rec('s:b', { lastName: 'smith' }))], { register: true, ...search });
+    const [ra, rb] = ['c-1', 'c-2'];
+    expect(await clustersOf(a)).toEqual([
+      [ra, 1, ['s:a:ann']],
+      [rb, 1, ['s:b:']],
+    ]);
+    // Another process adds a member to a block this one holds, rewrites a held member's record, and merges clusters.
+    await writer.register(rec('s:c', { lastName: 'smith' }), ['ln:smith'], meta());
+    await writer.register(rec('s:b', { lastName: 'smith', firstName: 'bob' }), ['ln:smith'], meta());
+    expect(await clustersOf(a)).toEqual([
+      [ra, 1, ['s:a:ann']],
+      [rb, 1, ['s:b:bob']],
+      ['c-3', 1, ['s:c:']],
+    ]);
+    await writer.union('s:c', [match('s:b')], meta());
+    expect(await clustersOf(a)).toEqual([
+      [ra, 1, ['s:a:ann']],
+      [rb, 2, ['s:b:bob', 's:c:']],
+    ]);
+    // An erasure (by any process) makes every process forget what it holds: the erased person is never a candidate.
+    expect(await writer.erase(rb, [])).toMatchObject({ identityKeys: ['s:b', 's:c'] });
+    expect(await clustersOf(a)).toEqual([[ra, 1, ['s:a:ann']]]);
+  });
+
   it('applies unions in order, each stale on its own, and one already made by the group is done', async () => {
     const graph = open();
     for (const key of ['s:a', 's:b', 's:x', 's:y']) await graph.register(rec(key), [], meta()); // c-1 … c-4

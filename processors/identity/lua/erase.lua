@@ -45,7 +45,10 @@ local clusters = 0
 for i = 1, n do
   clusters = clusters + redis.call('HDEL', K.cseq, ids[i])
   redis.call('HDEL', K.parent, ids[i])
+  redis.call('HDEL', K.cver, ids[i])
 end
+-- Readers that keep blocking sets and clusters in process (graph-store.ts) forget them all when this count moves.
+redis.call('HINCRBY', K.counters, 'erasures', 1)
 -- Merges of the person not yet published: they would name the erased ids on the merges topic.
 local outbox = 0
 local pending = redis.call('HGETALL', K.outbox)

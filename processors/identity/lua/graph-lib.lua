@@ -16,6 +16,7 @@ local K = {
   outboxOrder = KEYS[7], -- sorted set: mergeId scored by merge sequence, so pending merges come out in order
   wmRegister = KEYS[8], -- hash: `<topic>:<partition>` -> last offset applied by register
   wmUnion = KEYS[9], -- hash: `<topic>:<partition>` -> last offset applied by union
+  cver = KEYS[10], -- hash: root cluster id -> version, bumped by every change of its members or their records
 }
 local BASE = ARGV[1]
 
@@ -56,6 +57,12 @@ local function rootOfKey(key, compress)
   return findRoot(redis.call('HGET', K.idc, key), compress)
 end
 
+-- A cluster's members or one of their records changed: readers that keep clusters (graph-store.ts) read it again.
+-- Only roots have a version; a root of a graph written before versions has none and counts as version '0'.
+local function bumpVersion(root)
+  redis.call('HINCRBY', K.cver, root, 1)
+end
+
 local function seqOf(clusterId)
   return tonumber(redis.call('HGET', K.cseq, clusterId))
 end
@@ -83,6 +90,8 @@ local function mergeInto(survivor, loser, method, confidence, matchWeight, event
     redis.call('SUNIONSTORE', memKey(survivor), memKey(survivor), loserMembers)
   end
   redis.call('DEL', loserMembers)
+  redis.call('HDEL', K.cver, loser)
+  bumpVersion(survivor)
   local mergeId = 'merge:' .. survivor .. ':' .. loser
   local json = '{"mergeId":' .. cjson.encode(mergeId)
     .. ',"survivorId":' .. cjson.encode(survivor)
@@ -292,6 +301,7 @@ local function registerOne(key, recordJson, email, phone, cap, eventId, eventTim
   if wmField ~= '' then
     redis.call('HSET', K.wmRegister, wmField, wmOffset)
   end
+  bumpVersion(root) -- a new member, or a member's record rewritten
 
   local reply = { 0, root, isNew, method, previous or '', refused }
   for i = 1, #merges do

@@ -1,25 +1,58 @@
 -- register-search: for a group of identities, registers each one (registerOne; skipped when ARGV[5] is '0', for a
--- record judged again), THEN finds for each the clusters it might join, as cluster-candidates.lua does. Registering
--- every identity of the group before any search is what concurrent records need (of two records of one person, each
--- search sees the other), and one script per group instead of two per identity is what makes the resolver fast: the
--- script's fixed cost, the round trips and the lookups shared by the group (blocking sets, clusters, records) are paid
--- once. Roots come from one HMGET of `B:idc` (rootsOfKeys), member records from HMGETs of `B:rec`, each record once.
--- ARGV: 1 base, 2 maxClusterSize, 3 maxBlockSize, 4 maxMembers, 5 register '1' / '0', then per identity: key, record
---       JSON, emailSha256 ('' = none), phoneSha256 ('' = none), eventId, eventTimeMs (integer string), watermark field
---       ('' = none), watermark offset, n, then n blocking set names (record … offset are ignored without register)
--- Returns { identities, records }: identities = per identity in argument order { register reply (as register.lua; {}
--- without register), skippedBlocks, own root or '', clusters }, clusters = own cluster first (when the identity has
--- one), then the candidates' roots in first-seen order, each { root, size, { member key... } } with up to maxMembers
--- members (sorted by key); records = { key, record JSON, ... } once per member listed anywhere in the reply.
+-- record judged again), THEN answers what the caller needs to find the clusters each might join. Registering every
+-- identity of the group before any search is what concurrent records need (of two records of one person, each search
+-- sees the other), and one script per group is what makes the resolver fast.
+--
+-- The caller (graph-store.ts) keeps blocking sets, identity roots and clusters in its process; this script answers
+-- only what changed since, so a group costs Redis its registrations and a few O(1) checks, not a re-read of every
+-- candidate cluster:
+-- - a blocking set whose size is the one the caller expects is unchanged (sets only grow; an erasure moves the
+--   erasure count, and the caller then expects nothing); otherwise its members come back with their roots;
+-- - a cluster the caller names with the version it holds is unchanged when that is still its version (every change of
+--   members or records bumps it, graph-lib.lua); otherwise its size, version, up to maxMembers members (sorted by key)
+--   and their records come back. A retired cluster comes back as the root it was merged into (members never leave a
+--   cluster but by erasure), an erased or unknown one with root ''.
+-- Every cluster named, every root of a returned member and every identity's own root is either current as the caller
+-- holds it or answered, all from this one atomic snapshot.
+--
+-- ARGV: 1 base, 2 maxClusterSize, 3 maxBlockSize, 4 maxMembers, 5 register '1' / '0', 6 the erasure count the caller's
+--       state is from ('' = none: it holds nothing), 7 c, then c cluster ids, then their c versions held ('' = none),
+--       then b, then
+--       b pairs (blocking set name, expected size or -1), then per identity: key, record, emailSha256 ('' = none),
+--       phoneSha256 ('' = none), eventId, eventTimeMs (integer string), watermark field ('' = none), watermark offset,
+--       n, then n indexes (1-based) into the b sets (record … offset are ignored without register)
+-- Returns { erasure count, registrations, own roots, sets, clusters, records }: registrations and own roots per
+-- identity in argument order (a register reply as register.lua, {} without register; root or ''); sets per set in
+-- argument order: { -1 } over maxBlockSize, { size } as expected, else { size, key1, root1, ... } (root '' = none);
+-- clusters, for every id answered (not current as held): { id, root } for a retired or unknown id (root ''), else
+-- { id, id, size, version, member... }; records: { key, record, ... } once per member listed.
 local cap, maxBlock, maxMembers, register = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
+local erasures = redis.call('HGET', K.counters, 'erasures') or '0'
+local trusted = ARGV[6] == erasures
 
+local order, named, current = {}, {}, {}
+local function answer(id)
+  if id ~= '' and not named[id] and not current[id] then
+    named[id] = true
+    order[#order + 1] = id
+  end
+end
+
+local c = tonumber(ARGV[7])
+local i = 8 + 2 * c
+local b = tonumber(ARGV[i])
+i = i + 1
+local sets = {}
+for j = 1, b do
+  sets[j] = { name = ARGV[i], expected = tonumber(ARGV[i + 1]) }
+  i = i + 2
+end
 local groups = {}
-local i = 6
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 8])
   local blocks = {}
   for j = 1, n do
-    blocks[j] = ARGV[i + 8 + j]
+    blocks[j] = sets[tonumber(ARGV[i + 8 + j])].name
   end
   groups[#groups + 1] = { key = ARGV[i], record = ARGV[i + 1], email = ARGV[i + 2], phone = ARGV[i + 3],
     eventId = ARGV[i + 4], eventTimeMs = ARGV[i + 5], wmField = ARGV[i + 6], wmOffset = ARGV[i + 7], blocks = blocks }
@@ -37,66 +70,101 @@ for g = 1, #groups do
   end
 end
 
--- Candidate identity keys of every identity, then all their roots at once.
-local blockCache = {}
-local found, skippedOf = {}, {}
-local lookup, inLookup = {}, {}
-for g = 1, #groups do
-  local x = groups[g]
-  local keys, skipped = candidatesOfBlocks(x.key, maxBlock, x.blocks, blockCache)
-  found[g], skippedOf[g] = keys, skipped
-  for _, k in ipairs(keys) do
-    if not inLookup[k] then
-      inLookup[k] = true
-      lookup[#lookup + 1] = k
+-- Clusters the caller holds, checked after the registrations (which change clusters too): one HMGET of their versions
+-- (only roots have one); the current ones need no answer.
+if trusted then
+  for from = 0, c - 1, 4000 do
+    local to = math.min(c - 1, from + 3999)
+    local versions = redis.call('HMGET', K.cver, unpack(ARGV, 8 + from, 8 + to))
+    for k = 1, #versions do
+      local id, version = ARGV[8 + from + k - 1], versions[k]
+      if version and version == ARGV[8 + c + from + k - 1] then
+        current[id] = true
+      else
+        answer(id)
+      end
     end
   end
-  if not inLookup[x.key] then
-    inLookup[x.key] = true
-    lookup[#lookup + 1] = x.key
+end
+-- Sets: size first; members (and, below, their roots) only when the caller's picture of the set is not current.
+local lookup, inLookup = {}, {}
+local function need(k)
+  if not inLookup[k] then
+    inLookup[k] = true
+    lookup[#lookup + 1] = k
   end
 end
+local setReplies = {}
+for j = 1, b do
+  local set = BASE .. ':blk:' .. sets[j].name
+  local size = redis.call('SCARD', set)
+  if size > maxBlock then
+    setReplies[j] = { -1 }
+  elseif trusted and size == sets[j].expected then
+    setReplies[j] = { size }
+  else
+    local members = redis.call('SMEMBERS', set)
+    sets[j].members = members
+    for k = 1, #members do
+      need(members[k])
+    end
+    setReplies[j] = { size }
+  end
+end
+for g = 1, #groups do
+  need(groups[g].key)
+end
 local rootOf = rootsOfKeys(lookup)
+for j = 1, b do
+  local members = sets[j].members
+  if members then
+    local reply = setReplies[j]
+    for k = 1, #members do
+      local root = rootOf[members[k]]
+      reply[#reply + 1] = members[k]
+      reply[#reply + 1] = root
+      answer(root)
+    end
+  end
+end
+local owns = {}
+for g = 1, #groups do
+  owns[g] = rootOf[groups[g].key]
+  answer(owns[g])
+end
 
-local clusterCache = {}
+-- Clusters the caller does not hold as they are now: members and records.
+local clusters = {}
 local needed, recordKeys = {}, {}
-local function clusterOf(root)
-  local c = clusterCache[root]
-  if not c then
-    local members = redis.call('SMEMBERS', memKey(root))
+local at = 1
+while at <= #order do
+  local id = order[at]
+  at = at + 1
+  local version = redis.call('HGET', K.cver, id)
+  local root = id
+  if not version then -- retired, erased, or a root of a graph written before versions
+    root = findRoot(id, false)
+    version = '0'
+  end
+  if root == nil then
+    clusters[#clusters + 1] = { id, '' }
+  elseif root ~= id then
+    clusters[#clusters + 1] = { id, root }
+    answer(root)
+  else
+    local members = redis.call('SMEMBERS', memKey(id))
     table.sort(members)
-    local listed = {}
+    local reply = { id, id, #members, version }
     for j = 1, math.min(#members, maxMembers) do
       local m = members[j]
-      listed[j] = m
+      reply[#reply + 1] = m
       if not needed[m] then
         needed[m] = true
         recordKeys[#recordKeys + 1] = m
       end
     end
-    c = { root, #members, listed }
-    clusterCache[root] = c
+    clusters[#clusters + 1] = reply
   end
-  return c
-end
-
-local identities = {}
-for g = 1, #groups do
-  local x = groups[g]
-  local own = rootOf[x.key]
-  local seen, clusters = {}, {}
-  if own ~= '' then
-    seen[own] = true
-    clusters[1] = clusterOf(own)
-  end
-  for _, k in ipairs(found[g]) do
-    local root = rootOf[k]
-    if root ~= '' and not seen[root] then
-      seen[root] = true
-      clusters[#clusters + 1] = clusterOf(root)
-    end
-  end
-  identities[g] = { registered[g], skippedOf[g], own, clusters }
 end
 
 local records = {}
@@ -108,4 +176,4 @@ for from = 1, #recordKeys, 1000 do
     records[#records + 1] = values[j] or ''
   end
 end
-return { identities, records }
+return { erasures, registered, owns, setReplies, clusters, records }

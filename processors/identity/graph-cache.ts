@@ -1,0 +1,72 @@
+/**
+ * What one resolver process keeps of the identity graph so that a group's search (register-search.lua) reads again
+ * only what changed: blocking sets' members, identities' roots and clusters' members with their opened records.
+ *
+ * Never trusted on its own: every group's script checks what this names against the graph at that moment (a set's
+ * size, a cluster's version, whether a root was retired or erased) and returns what differs, so a judgement is always
+ * made on one atomic snapshot, as without the cache. Why each check is enough:
+ * - blocking sets and clusters only grow, but by an erasure, which bumps the graph's erasure count (erase.lua): a
+ *   different count, or none held, and the script answers everything and this cache starts again;
+ * - an identity's root changes only when its cluster is merged into another (the old root is then retired and the
+ *   script names the survivor, which holds every member of the retired one) or erased;
+ * - every change of a cluster's members or of a member's record bumps its version (graph-lib.lua).
+ * A stale picture costs a longer reply, never a judgement on clusters other than the graph's.
+ */
+import type { IdentityRecord } from './types.js';
+
+/** A root cluster as last read: its version, its size and up to maxMembers members' records (sorted by key). */
+export interface CachedCluster {
+  readonly version: string;
+  readonly size: number;
+  readonly members: readonly IdentityRecord[];
+}
+
+/** Bounds of the cache: past one of them it is dropped whole (the graph refills it). */
+const MAX_SET_MEMBERSHIPS = 2_000_000;
+const MAX_ROOTS = 1_000_000;
+const MAX_CLUSTERS = 300_000;
+
+export class GraphReadCache {
+  /** The graph's erasure count this cache is from; null = holds nothing (first use, or dropped). */
+  erasures: string | null = null;
+  /** Blocking set name → its members (insertion order), or null when it holds more than maxBlockSize. */
+  readonly sets = new Map<string, Set<string> | null>();
+  /** Identity key → its root when last read. */
+  readonly roots = new Map<string, string>();
+  /** Root cluster id → the cluster when last read. */
+  readonly clusters = new Map<string, CachedCluster>();
+  /** Which maxMembers the clusters were read with: another value means reading them again. */
+  maxMembers = 0;
+  private memberships = 0;
+
+  /** Forgets everything (an erasure, a bound reached, another maxMembers). */
+  clear(): void {
+    this.erasures = null;
+    this.sets.clear();
+    this.roots.clear();
+    this.clusters.clear();
+    this.memberships = 0;
+  }
+
+  /** Records a set's members as read from the graph. */
+  setMembers(name: string, members: Set<string> | null): void {
+    const before = this.sets.get(name);
+    this.memberships += (members?.size ?? 0) - (before?.size ?? 0);
+    this.sets.set(name, members);
+  }
+
+  /** Adds a key the group just registered to a set held (its size was checked to be the expected one). */
+  addMember(members: Set<string>, key: string): void {
+    if (!members.has(key)) {
+      members.add(key);
+      this.memberships++;
+    }
+  }
+
+  /** Drops everything when a bound is passed; called between groups. */
+  bound(): void {
+    if (this.memberships > MAX_SET_MEMBERSHIPS || this.roots.size > MAX_ROOTS || this.clusters.size > MAX_CLUSTERS) {
+      this.clear();
+    }
+  }
+}
