@@ -36,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
 import { FeatureStore } from '../../processors/features/store.js';
+import { PROCESSOR_NODE_FLAGS } from '../../processors/runtime/node-flags.js';
 import { PROCESSOR as IDENTITY } from '../../processors/identity/processor.js';
 import { groupLag, partInputs, waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
 import { generateSample } from '../../processors/producers/generate.js';
@@ -149,7 +150,7 @@ class PartProcesses {
     const started = Date.now();
     const child = fork(PART_ENTRY, [part], {
       env: { ...this.env },
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...PROCESSOR_NODE_FLAGS],
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
     });
     this.children.set(part, child);

@@ -19,6 +19,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
+import { PROCESSOR_NODE_FLAGS } from '../../processors/runtime/node-flags.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { decodeOnlyRate } from '../../processors/tools/bench-tools.js';
@@ -38,7 +39,7 @@ const PART_ENTRY = fileURLToPath(new URL('./pipeline-part.ts', import.meta.url))
 /** Node options of each part: BENCH_PART_CPU_PROFILE_DIR=<dir> writes a V8 CPU profile of each when it exits. */
 function partArgs(): string[] {
   const dir = process.env['BENCH_PART_CPU_PROFILE_DIR'];
-  return ['--import', 'tsx', ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+  return ['--import', 'tsx', ...PROCESSOR_NODE_FLAGS, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
 /** Forks one process per group of parts and resolves once all of them consume. */
