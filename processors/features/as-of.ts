@@ -356,6 +356,8 @@ const W24H = inWindow(DAY_MS, HOUR_MS);
 const W7D = inWindow(7 * DAY_MS, DAY_MS);
 const W30D = inWindow(30 * DAY_MS, DAY_MS);
 const W90D = inWindow(90 * DAY_MS, DAY_MS);
+const W180D = inWindow(180 * DAY_MS, DAY_MS);
+const W365D = inWindow(365 * DAY_MS, DAY_MS);
 
 /** A click or a transaction. A line item is part of its transaction, not an event of its own. */
 const IS_EVENT = `src != 'line'`;
@@ -396,6 +398,12 @@ const SCALAR_COLUMNS: readonly (readonly [string, string])[] = [
   ['coupon_orders_90d', `countIf(${IS_PURCHASE} AND ${W90D} AND coupon = 1)`],
   ['reviews_90d', `countIf(src = 'click' AND review = 1 AND ${W90D})`],
   ['review_sentiment_90d', `sumIf(sentiment, src = 'click' AND review = 1 AND ${W90D})`],
+  ['orders_180d', `countIf(${IS_PURCHASE} AND ${W180D})`],
+  ['orders_365d', `countIf(${IS_PURCHASE} AND ${W365D})`],
+  ['spend_180d_minor', `sumIf(amount_minor, ${IS_PURCHASE} AND ${W180D})`],
+  ['spend_365d_minor', `sumIf(amount_minor, ${IS_PURCHASE} AND ${W365D})`],
+  ['returns_365d', `countIf(${IS_RETURN} AND ${W365D})`],
+  ['purchase_days_365d', `groupUniqArrayIf(intDiv(t, ${DAY_MS}), ${IS_PURCHASE} AND ${W365D})`],
   [
     'hour_counts_30d',
     `[${Array.from({ length: 24 }, (_, h) => `countIf(${IS_EVENT} AND ${W30D} AND intDiv(t, ${HOUR_MS}) % 24 = ${h})`).join(', ')}]`,
@@ -579,5 +587,11 @@ function toAggregates(
     favoriteBrandLines90d: brands ? num(brands, 'favorite_lines') : 0,
     reviews90d: num(row, 'reviews_90d'),
     reviewSentimentMilli90d: num(row, 'review_sentiment_90d'),
+    orders180d: num(row, 'orders_180d'),
+    orders365d: num(row, 'orders_365d'),
+    spend180dMinor: num(row, 'spend_180d_minor'),
+    spend365dMinor: num(row, 'spend_365d_minor'),
+    returns365d: num(row, 'returns_365d'),
+    purchaseDays365d: (row['purchase_days_365d'] as (string | number)[]).map(Number).sort((a, b) => a - b),
   };
 }

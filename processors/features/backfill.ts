@@ -7,7 +7,8 @@
  *    version, see SENTIMENT_METHOD, or by a loader that did not score) is inserted again with the new score and a newer
  *    `ingested_at`, which the ReplacingMergeTree keeps (queries read FINAL). Rows already right are left alone.
  * 2. Snapshots: each day in `feat_customer_rfm` is recomputed from the facts (snapshots.ts), which fills the columns
- *    added by migration 0015 on rows written before it (they read 0 until then); a recompute replaces its rows.
+ *    added by migrations 0015 and 0016 on rows written before them (they read 0 until then); a recompute replaces
+ *    its rows.
  *
  * Both steps are idempotent: a second run rescored nothing and writes the same snapshot values again. What the source
  * data cannot give is not invented: orders and clicks written before the contracts had couponCode and reviewText

@@ -71,6 +71,14 @@ export interface WindowAggregates {
   /** Clicks carrying a review (a non-empty reviewText) in 90 days, and the sum of their sentiments (thousandths). */
   readonly reviews90d: number;
   readonly reviewSentimentMilli90d: number;
+  /** PURCHASE transactions and their total in 180 and 365 days, RETURN transactions in 365 days. */
+  readonly orders180d: number;
+  readonly orders365d: number;
+  readonly spend180dMinor: number;
+  readonly spend365dMinor: number;
+  readonly returns365d: number;
+  /** UTC days with at least one PURCHASE in 365 days, ascending (day indexes, as purchaseDays90d). */
+  readonly purchaseDays365d: readonly number[];
 }
 
 export interface CategoryAggregate {
@@ -140,6 +148,15 @@ export const FEATURE_NAMES = [
   'coupon_usage_rate_90d',
   'reviews_90d',
   'review_sentiment_90d',
+  'frequency_180d',
+  'frequency_365d',
+  'monetary_180d_minor',
+  'monetary_365d_minor',
+  'active_days_365d',
+  'mean_gap_days_365d',
+  'gap_cv_365d',
+  'gap_ratio_365d',
+  'repurchase_hazard_365d',
 ] as const;
 
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -174,6 +191,11 @@ export const EXACT_FEATURES: ReadonlySet<FeatureName> = new Set<FeatureName>([
   'last_gap_days_90d',
   'active_weeks_90d',
   'reviews_90d',
+  'frequency_180d',
+  'frequency_365d',
+  'monetary_180d_minor',
+  'monetary_365d_minor',
+  'active_days_365d',
 ]);
 
 /**
@@ -224,6 +246,26 @@ export function purchaseRhythm(days: readonly number[], refMs: number) {
   };
 }
 
+/**
+ * Of the gaps between consecutive purchase days (ascending `days`) longer than the current one (days from the last
+ * purchase day to the reference day), the share that ended within 7 more days: how often, in the customer's own
+ * history, a pause this long was over within a week. -1 without such a gap (fewer than 2 days, or none as long).
+ */
+export function repurchaseHazard(days: readonly number[], refMs: number): number {
+  const last = days.at(-1);
+  if (last === undefined) return -1;
+  const current = Math.floor(refMs / DAY_MS) - last;
+  let longer = 0;
+  let ended = 0;
+  for (let i = 1; i < days.length; i++) {
+    const gap = (days[i] as number) - (days[i - 1] as number);
+    if (gap <= current) continue;
+    longer++;
+    if (gap <= current + 7) ended++;
+  }
+  return longer > 0 ? ended / longer : -1;
+}
+
 /** 1..5 from ascending cut points: how many cut points `value` exceeds, plus one. */
 export function quintile(value: number, cuts: readonly number[]): number {
   let score = 1;
@@ -266,6 +308,8 @@ export function topCategoryOf(affinity: ReadonlyMap<string, number>): string {
  * durations (recency_days, days_since_first_purchase, mean_interpurchase_days, purchase_cycle_ratio), which are -1 when
  * undefined; preferred_hour is 0 without events in 30 days (sessions_30d and the counts tell those apart).
  * RFM: r_score is 0 without any purchase, f_score and m_score 0 without a purchase in 90 days; rfm_score = 100 r + 10 f + m.
+ * The 365-day purchase rhythm (mean gap, its variation, gap ratio: as purchaseRhythm over the 90 days, -1 where
+ * undefined) and the repurchase hazard read the distinct purchase days of 365 days (day hop, as every window).
  * Brand consistency: the favourite brand's share of the branded purchase lines (ties do not matter: only the count is
  * used); review sentiment: the mean per-review score (AFINN per word, see sentiment.ts), 0 without a review.
  */
@@ -286,6 +330,7 @@ export function finalizeFeatures(agg: WindowAggregates, cuts: RfmCutPoints): Cus
   const affinity = categoryAffinity(agg);
   const topCategory = topCategoryOf(affinity);
   const rhythm = purchaseRhythm(agg.purchaseDays90d, agg.refMs);
+  const year = purchaseRhythm(agg.purchaseDays365d, agg.refMs);
   const values: Record<FeatureName, number> = {
     recency_days: recency,
     frequency_7d: agg.orders7d,
@@ -333,6 +378,15 @@ export function finalizeFeatures(agg: WindowAggregates, cuts: RfmCutPoints): Cus
     coupon_usage_rate_90d: ratio(agg.couponOrders90d, agg.orders90d),
     reviews_90d: agg.reviews90d,
     review_sentiment_90d: ratio(agg.reviewSentimentMilli90d, agg.reviews90d) / 1000,
+    frequency_180d: agg.orders180d,
+    frequency_365d: agg.orders365d,
+    monetary_180d_minor: agg.spend180dMinor,
+    monetary_365d_minor: agg.spend365dMinor,
+    active_days_365d: agg.purchaseDays365d.length,
+    mean_gap_days_365d: year.meanGap,
+    gap_cv_365d: year.cv,
+    gap_ratio_365d: year.gapRatio,
+    repurchase_hazard_365d: repurchaseHazard(agg.purchaseDays365d, agg.refMs),
   };
   return { values, topCategory, affinity, featureTimeMs: agg.lastEventMs, refMs: agg.refMs };
 }

@@ -60,6 +60,8 @@ const S = 4;
 const X = 4;
 /** Brand day bucket stride: [day, purchase lines of the brand]. */
 const B = 2;
+/** Year day bucket stride: [day, purchases, spend minor, returns], only for days with a transaction. */
+const Y = 4;
 /** Category: newest interaction and its day buckets (stride C). */
 interface CategoryState {
   l: number;
@@ -112,12 +114,19 @@ export interface FeatureState {
   x?: number[];
   bn?: string[];
   bv?: number[][];
+  /**
+   * Transactions by day over a year (stride Y): the 180- and 365-day purchase history. Optional: created by the first
+   * transaction. A state written before it existed is given one from its day buckets when read ({@link upgradeState}),
+   * which hold the transactions of the last 90 days, so such a customer's longer windows count from there on.
+   */
+  y?: number[];
 }
 
 /** How far back buckets are kept, relative to the newest event's bucket (the longest window using each hop). */
 const KEEP_MINUTES = 60;
 const KEEP_HOUR_DAYS = 30; // hour buckets also feed the 30-day preferred hour
 const KEEP_DAYS = 90;
+const KEEP_YEAR_DAYS = 365;
 const SESSION_DAYS = 30;
 /** How long a pruned session's start is remembered: sessions are assumed to last less than this. */
 const SESSION_TOMBSTONE_DAYS = 7;
@@ -235,7 +244,11 @@ export function applyEvent(state: FeatureState, ev: FeatureEvent): void {
   const day = idx(t, DAY_MS);
   if (ev.kind === 'transaction') {
     const d = bucket(state.d, D, day);
+    const y = (state.y ??= []);
+    const yi = bucket(y, Y, day);
     if (ev.purchase) {
+      add(y, yi + 1, 1);
+      add(y, yi + 2, ev.totalMinor);
       add(state.d, d + 1, 1);
       add(state.d, d + 2, ev.totalMinor);
       add(state.d, d + 4, ev.lines.length);
@@ -250,6 +263,7 @@ export function applyEvent(state: FeatureState, ev: FeatureEvent): void {
       if (ev.coupon) add((state.x ??= []), bucket(state.x, X, day) + 1, 1);
     } else {
       add(state.d, d + 3, 1);
+      add(y, yi + 3, 1);
     }
     touchSession(state, ev.sessionId, t, false, ev.purchase);
   } else {
@@ -324,6 +338,7 @@ export function mergeStates(into: FeatureState, from: FeatureState): void {
     addSession(into, id, at(from.sv, o), at(from.sv, o + 1), at(from.sv, o + 2), at(from.sv, o + 3));
   });
   if (from.x) addInto((into.x ??= []), from.x, X);
+  if (from.y) addInto((into.y ??= []), from.y, Y);
   from.bn?.forEach((brand, j) => {
     const names = (into.bn ??= []);
     const buckets = (into.bv ??= []);
@@ -372,6 +387,7 @@ export function prune(state: FeatureState): void {
     if (c.d.length === 0) Reflect.deleteProperty(state.c, name);
   }
   if (state.x) pruneBuckets(state.x, X, dayNow - KEEP_DAYS);
+  if (state.y) pruneBuckets(state.y, Y, dayNow - KEEP_YEAR_DAYS);
   const { bn, bv } = state;
   if (bn && bv) {
     let keptBrands = 0;
@@ -440,14 +456,14 @@ function flatten(record: Record<string, number[]>, n: number): number[] {
 
 /** A stored or handed-off state in whichever format it was written, as format 2 (format 1 is converted exactly). */
 export function upgradeState(stored: FeatureState | StateV1): FeatureState {
-  if ('v' in stored && stored.v === 2) return stored;
+  if ('v' in stored && stored.v === 2) return withYear(stored);
   const v1 = stored as StateV1;
   const c: Record<string, CategoryState> = {};
   for (const [name, cat] of Object.entries(v1.c)) addCategory(c, name, { l: cat.l, d: flatten(cat.d, C) });
   // Format 1 minute buckets were [views, searches, carts, all]; hour [views, searches, carts, all]; day as format 2.
   const sessions = Object.entries(v1.s);
   const tombstones = Object.entries(v1.st ?? {});
-  return {
+  return withYear({
     ...v1,
     v: 2,
     m: flatten(v1.m, M),
@@ -458,7 +474,23 @@ export function upgradeState(stored: FeatureState | StateV1): FeatureState {
     sv: sessions.flatMap(([, v]) => v.slice(0, S)),
     st: tombstones.map(([id]) => id),
     stv: tombstones.map(([, first]) => first),
-  };
+  });
+}
+
+/**
+ * A state written before the year buckets existed gets them from its day buckets (the transactions it still holds,
+ * those of the last 90 days); one that has them, or has no transaction in its day buckets, is returned as it is.
+ */
+function withYear(state: FeatureState): FeatureState {
+  if (state.y) return state;
+  const { d } = state;
+  let y: number[] | undefined;
+  for (let i = 0; i < d.length; i += D) {
+    if (at(d, i + 1) === 0 && at(d, i + 3) === 0) continue;
+    (y ??= []).push(at(d, i), at(d, i + 1), at(d, i + 2), at(d, i + 3));
+  }
+  if (y) state.y = y;
+  return state;
 }
 
 /**
@@ -566,6 +598,25 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     reviews90d += at(x, i + 2);
     reviewSentimentMilli90d += at(x, i + 3);
   }
+  let orders180d = 0;
+  let orders365d = 0;
+  let spend180dMinor = 0;
+  let spend365dMinor = 0;
+  let returns365d = 0;
+  const purchaseDays365d: number[] = []; // ascending: the buckets are
+  const y = state.y ?? NONE;
+  for (let i = 0; i < y.length; i += Y) {
+    const d = at(y, i);
+    if (d < day - 365) continue;
+    const orders = at(y, i + 1);
+    orders365d += orders;
+    spend365dMinor += at(y, i + 2);
+    returns365d += at(y, i + 3);
+    if (orders > 0) purchaseDays365d.push(d);
+    if (d < day - 180) continue;
+    orders180d += orders;
+    spend180dMinor += at(y, i + 2);
+  }
   let brandedLines90d = 0;
   let favoriteBrandLines90d = 0;
   for (const d of state.bv ?? NONE_NESTED) {
@@ -613,6 +664,12 @@ export function aggregatesOf(state: FeatureState, refMs: number): WindowAggregat
     favoriteBrandLines90d,
     reviews90d,
     reviewSentimentMilli90d,
+    orders180d,
+    orders365d,
+    spend180dMinor,
+    spend365dMinor,
+    returns365d,
+    purchaseDays365d,
   };
 }
 

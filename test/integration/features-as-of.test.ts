@@ -299,6 +299,40 @@ const GUEST_TX: Tx = {
   lines: [{ category: 'toys', amount: 700 }],
 };
 
+/** Carol bought only long ago: each of the 180- and 365-day windows at its first millisecond and 1 ms before it. */
+const CAROL_TX: Tx[] = [
+  {
+    id: 'c-tx1',
+    customer: 'carol',
+    total: 100,
+    t: DAY_START - 365 * DAY_MS - 1,
+    lines: [{ category: 'toys', amount: 100 }],
+  },
+  {
+    id: 'c-tx2',
+    customer: 'carol',
+    total: 200,
+    t: DAY_START - 365 * DAY_MS,
+    lines: [{ category: 'toys', amount: 200 }],
+  },
+  {
+    id: 'c-tx3',
+    customer: 'carol',
+    total: 400,
+    t: DAY_START - 180 * DAY_MS - 1,
+    lines: [{ category: 'toys', amount: 400 }],
+  },
+  {
+    id: 'c-tx4',
+    customer: 'carol',
+    total: 800,
+    t: DAY_START - 180 * DAY_MS,
+    lines: [{ category: 'toys', amount: 800 }],
+  },
+  { id: 'c-tx5', customer: 'carol', kind: 'RETURN', total: -800, t: DAY_START - 179 * DAY_MS, lines: [] },
+  { id: 'c-tx6', customer: 'carol', kind: 'RETURN', total: -100, t: DAY_START - 365 * DAY_MS - 1, lines: [] },
+];
+
 const LINKS = [
   { identity: 'shop:alice', customer: 'g-alice', t: T - 200 * DAY_MS, version: 1 },
   // app:a-9 first became g-old, then merged into g-alice: the current link decides.
@@ -352,6 +386,12 @@ const ALICE_AT_T: WindowAggregates = {
   favoriteBrandLines90d: 2,
   reviews90d: 2, // a-c1, a-c10 (a-c8 is after T)
   reviewSentimentMilli90d: 1100,
+  orders180d: 3,
+  orders365d: 3,
+  spend180dMinor: 6000,
+  spend365dMinor: 6000,
+  returns365d: 1,
+  purchaseDays365d: [Math.floor(T / DAY_MS) - 100, Math.floor(DAY_START / DAY_MS) - 90, Math.floor(T / DAY_MS)],
 };
 
 /** Nothing counted; refMs and first/last event come from each expectation. */
@@ -375,8 +415,11 @@ beforeAll(async () => {
     ALICE_CLICKS.filter((c) => c.id === 'a-c3'),
   );
 });
+/** Contexts of single tests. */
+const contexts: TestContext[] = [];
 afterAll(async () => {
   await ctx?.close();
+  await Promise.all(contexts.map((c) => c.close()));
 });
 
 describe('aggregatesAsOf', () => {
@@ -472,9 +515,40 @@ describe('aggregatesAsOf', () => {
       lines90d: 1,
       activeDays90d: 1,
       purchaseDays90d: [Math.floor((T - 3 * DAY_MS) / DAY_MS)],
+      orders180d: 1,
+      orders365d: 1,
+      spend180dMinor: 700,
+      spend365dMinor: 700,
+      purchaseDays365d: [Math.floor((T - 3 * DAY_MS) / DAY_MS)],
       hourCounts30d: hours({ 12: 1 }),
       sessions30d: 1,
       categories: [{ category: 'toys', interactions90d: 1, spend90dMinor: 700, lastMs: T - 3 * DAY_MS }],
+    });
+  });
+
+  it('counts the 180- and 365-day windows from the first millisecond of their oldest day', async () => {
+    // A database of her own, so that the other tests' customer lists stay as they are.
+    const own = await createTestContext({ warehouse: true });
+    contexts.push(own);
+    await insertLinks(own, [{ identity: 'shop:carol', customer: 'g-carol', t: T - 400 * DAY_MS, version: 1 }]);
+    await insertTransactions(own, CAROL_TX);
+    const day = Math.floor(DAY_START / DAY_MS);
+    const result = await aggregatesAsOf(own.clickhouse, [{ customerId: 'g-carol', refMs: T }]);
+    expect(result.get(pairKey('g-carol', T))).toEqual({
+      ...ZERO,
+      refMs: T,
+      firstEventMs: DAY_START - 365 * DAY_MS - 1,
+      lastEventMs: DAY_START - 179 * DAY_MS,
+      firstPurchaseMs: DAY_START - 365 * DAY_MS - 1,
+      lastPurchaseMs: DAY_START - 180 * DAY_MS,
+      ordersLifetime: 4,
+      spendLifetimeMinor: 1500,
+      orders180d: 1, // c-tx4
+      orders365d: 3, // c-tx2, c-tx3, c-tx4
+      spend180dMinor: 800,
+      spend365dMinor: 1400,
+      returns365d: 1, // c-tx5 (c-tx6 is 1 ms before the window)
+      purchaseDays365d: [day - 365, day - 181, day - 180],
     });
   });
 

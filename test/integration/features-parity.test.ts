@@ -2,7 +2,8 @@
 // processor → Redis, and the warehouse sink → ClickHouse) up to event time T; then every feature of every customer as
 // the ad server reads it from Redis equals the same feature computed from ClickHouse as of that customer's feature
 // time, and features aged to T + 3 days from the Redis state equal ClickHouse as of T + 3 days. The sample carries
-// brands, coupons and reviews, so the features of the optional contract fields are compared too.
+// brands, coupons and reviews, so the features of the optional contract fields are compared too, and spans 500 days,
+// so the 180- and 365-day windows start inside the history.
 import { afterAll, describe, expect, it } from 'vitest';
 import { featuresAsOf, pairKey } from '../../processors/features/as-of.js';
 import {
@@ -48,14 +49,20 @@ function expectSameFeatures(stream: Record<string, string>, warehouse: CustomerF
 
 describe('feature parity: Redis (stream) and ClickHouse (point in time)', () => {
   it('gives every customer the same features from both executions, as of their feature time and later', async () => {
-    // A year of grace: this test is about equal definitions; lateness has its own tests.
+    // Grace longer than the history: this test is about equal definitions; lateness has its own tests.
     const ctx = await createTestContext({
       topics: true,
       warehouse: true,
-      env: { SINK_MAX_WAIT_MS: '200', FEATURES_LATE_GRACE_MS: String(365 * DAY_MS) },
+      env: { SINK_MAX_WAIT_MS: '200', FEATURES_LATE_GRACE_MS: String(1000 * DAY_MS) },
     });
     contexts.push(ctx);
-    const sample = generateSample({ seed: 23, customers: 160, targetTransactions: 450, salt: 'parity-test-salt' });
+    const sample = generateSample({
+      seed: 23,
+      customers: 160,
+      targetTransactions: 1500,
+      days: 500,
+      salt: 'parity-test-salt',
+    });
     const all = [
       ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
       ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
@@ -114,6 +121,12 @@ describe('feature parity: Redis (stream) and ClickHouse (point in time)', () => 
       expect(nonZero('coupon_usage_rate_90d')).toBeGreaterThan(5);
       expect(nonZero('reviews_90d')).toBeGreaterThan(5);
       expect(nonZero('review_sentiment_90d')).toBeGreaterThan(5);
+      // ...and the year: purchases before the 180-day window and before the 365-day one, and a defined hazard.
+      const value = (r: { customerId: string }, name: string) => Number(hashes.get(r.customerId)![name]);
+      const count = (p: (r: { customerId: string }) => boolean) => requests.filter(p).length;
+      expect(count((r) => value(r, 'frequency_180d') < value(r, 'frequency_365d'))).toBeGreaterThan(20);
+      expect(count((r) => value(r, 'frequency_365d') < value(r, 'orders_lifetime'))).toBeGreaterThan(5);
+      expect(count((r) => value(r, 'repurchase_hazard_365d') >= 0)).toBeGreaterThan(20);
 
       // 2. As of T + 3 days: features aged from the Redis state (no new events) against ClickHouse at that time.
       const later = T + 3 * DAY_MS;

@@ -12,6 +12,7 @@ import {
   finalizeFeatures,
   purchaseRhythm,
   quintile,
+  repurchaseHazard,
   topCategoryOf,
   type RfmCutPoints,
   type WindowAggregates,
@@ -306,6 +307,54 @@ describe('purchase rhythm', () => {
       meanGap: 4,
       cv: -1,
       gapRatio: 1.5,
+    });
+  });
+});
+
+describe('repurchase hazard', () => {
+  const day = (d: number) => 20_000 + d; // day indexes
+  const at = (d: number) => day(d) * DAY_MS + 5;
+
+  it('is the share of the past gaps longer than the current one that ended within 7 more days', () => {
+    // Gaps 10, 3, 20, 12; on day 50 the current gap is 5: of the gaps longer than 5 (10, 20, 12), 10 and 12 ended
+    // within 5 + 7 days.
+    expect(repurchaseHazard([day(0), day(10), day(13), day(33), day(45)], at(50))).toBeCloseTo(2 / 3, 12);
+    // Current gap 3: the gap of 3 is not longer; of 10 and 12, the 10 (exactly 3 + 7) counts as ended within a week.
+    expect(repurchaseHazard([day(0), day(3), day(13), day(25)], at(28))).toBe(0.5);
+  });
+
+  it('is -1 without a purchase, with one purchase day, or when no past gap is as long as the current one', () => {
+    expect(repurchaseHazard([], at(0))).toBe(-1);
+    expect(repurchaseHazard([day(0)], at(5))).toBe(-1);
+    expect(repurchaseHazard([day(0), day(4), day(8)], at(20))).toBe(-1);
+  });
+
+  it('is the 365-day feature of finalizeFeatures, with the 365-day rhythm beside it', () => {
+    const days = [day(0), day(10), day(13), day(33)];
+    const f = finalizeFeatures(
+      emptyAggregates(at(38), at(0) - 5, {
+        ordersLifetime: 4,
+        orders180d: 4,
+        orders365d: 4,
+        spend180dMinor: 900,
+        spend365dMinor: 900,
+        purchaseDays365d: days,
+        firstPurchaseMs: at(0),
+        lastPurchaseMs: at(33),
+      }),
+      CUTS,
+    );
+    const rhythm = purchaseRhythm(days, at(38));
+    expect(f.values).toMatchObject({
+      frequency_180d: 4,
+      frequency_365d: 4,
+      monetary_180d_minor: 900,
+      monetary_365d_minor: 900,
+      active_days_365d: 4,
+      mean_gap_days_365d: rhythm.meanGap,
+      gap_cv_365d: rhythm.cv,
+      gap_ratio_365d: rhythm.gapRatio,
+      repurchase_hazard_365d: repurchaseHazard(days, at(38)),
     });
   });
 });

@@ -117,6 +117,14 @@ function oracle(events: readonly FeatureEvent[], refMs: number): WindowAggregate
     favoriteBrandLines90d: Math.max(0, ...brands.values()),
     reviews90d: reviews.length,
     reviewSentimentMilli90d: reviews.reduce((n, c) => n + (c.review ?? 0), 0),
+    orders180d: ordersIn(180 * DAY_MS).length,
+    orders365d: ordersIn(365 * DAY_MS).length,
+    spend180dMinor: sum(ordersIn(180 * DAY_MS)),
+    spend365dMinor: sum(ordersIn(365 * DAY_MS)),
+    returns365d: txs.filter((t) => !t.purchase && inWin(t.timeMs, 365 * DAY_MS, DAY_MS)).length,
+    purchaseDays365d: [...new Set(ordersIn(365 * DAY_MS).map((p) => Math.floor(p.timeMs / DAY_MS)))].sort(
+      (a, b) => a - b,
+    ),
   };
 }
 
@@ -126,13 +134,16 @@ const CATEGORIES = ['books', 'garden', 'toys', '__proto__', 'constructor'];
 /** '' is no brand, as null is; 'constructor' and '__proto__' are brands like any other. */
 const BRANDS = ['Acme', 'Zenith', 'constructor', '__proto__', '', null];
 
-/** A customer's history over ~150 days, dense near the end so every window has events at its edges. */
+/**
+ * A customer's history over ~400 days (the longest window is 365), dense near the end so every window has events at
+ * its edges.
+ */
 function history(seed: number, n: number): FeatureEvent[] {
   const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
-  const end = T0 + 150 * DAY_MS;
+  const end = T0 + 400 * DAY_MS;
   return Array.from({ length: n }, (_, i): FeatureEvent => {
-    const back = rnd() < 0.5 ? rnd() * 2 * DAY_MS : rnd() * 150 * DAY_MS;
+    const back = rnd() < 0.5 ? rnd() * 2 * DAY_MS : rnd() * 400 * DAY_MS;
     const timeMs = Math.floor(end - back);
     const sessionId = rnd() < 0.8 ? `s${Math.floor(timeMs / (2 * HOUR_MS))}` : null;
     if (rnd() < 0.25) {
@@ -414,4 +425,44 @@ describe('feature state', () => {
       expect(aggregatesOf(upgraded, t2)).toEqual(oracle([...events, ...later], t2));
     }
   });
+
+  it('gives a state written before the year buckets its last 90 days of transactions, then keeps the year exactly', () => {
+    for (const seed of [51, 52]) {
+      const events = history(seed, 300);
+      const state = fold(events);
+      const old: Partial<FeatureState> = JSON.parse(JSON.stringify(state)) as FeatureState;
+      delete old.y; // as the previous code wrote it
+      const upgraded = upgradeState(old as FeatureState);
+      const t = newest(events);
+      // What such a state still knows: the day buckets, i.e. the transactions of the days from t's day − 90 on.
+      const kept = events.filter(
+        (e) => e.kind === 'click' || Math.floor(e.timeMs / DAY_MS) >= Math.floor(t / DAY_MS) - 90,
+      );
+      const want = oracle(kept, t);
+      const got = aggregatesOf(upgraded, t);
+      expect(got).toEqual({ ...oracle(events, t), ...pickYear(want) });
+      expect(got.orders365d).toBeLessThan(oracle(events, t).orders365d); // the history did reach further back
+      // ...and from there on the year buckets fold, merge and prune like any state's.
+      const later = history(seed + 100, 80).map((e) => ({ ...e, timeMs: e.timeMs + 30 * DAY_MS }));
+      foldEvents(upgraded, sourced(later, 'topic:9'), NO_GRACE_LIMIT);
+      const t2 = newest([...events, ...later]);
+      expect(aggregatesOf(upgraded, t2)).toEqual({
+        ...oracle([...events, ...later], t2),
+        ...pickYear(oracle([...kept, ...later], t2)),
+      });
+    }
+  });
+
+  it('leaves a state without any transaction in its day buckets without year buckets', () => {
+    const clicks = history(61, 100).filter((e) => e.kind === 'click');
+    const state = fold(clicks);
+    expect(state.y).toBeUndefined();
+    expect(upgradeState(JSON.parse(JSON.stringify(state)) as FeatureState).y).toBeUndefined();
+  });
 });
+
+/** The aggregates of the year buckets. */
+function pickYear(a: WindowAggregates): Partial<WindowAggregates> {
+  const { orders180d, orders365d, spend180dMinor, spend365dMinor, returns365d, purchaseDays365d } = a;
+  return { orders180d, orders365d, spend180dMinor, spend365dMinor, returns365d, purchaseDays365d };
+}

@@ -11,13 +11,14 @@ from patternos_training.contract import ContractError, Feature, check_header, ex
 
 def test_reads_feature_names_in_model_order_with_kinds(features: tuple[Feature, ...]) -> None:
     names = [f.name for f in features]
-    assert len(names) == 46
-    assert names[0] == "recency_days" and names[-1] == "review_sentiment_90d"
+    assert len(names) == 55
+    assert names[0] == "recency_days" and names[-1] == "repurchase_hazard_365d"
     assert len(set(names)) == len(names)
     kinds = {f.name: f.kind for f in features}
     assert kinds["frequency_7d"] == "integer"  # in EXACT_FEATURES
     assert kinds["cart_abandonment_rate"] == "real"
     assert kinds["reviews_90d"] == "integer" and kinds["brand_consistency_90d"] == "real"
+    assert kinds["frequency_365d"] == "integer" and kinds["gap_ratio_365d"] == "real"
 
 
 def _definitions(tmp_path: Path, names: str, exact: str = "'a'") -> Path:
