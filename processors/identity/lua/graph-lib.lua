@@ -86,8 +86,9 @@ local function mergeInto(survivor, loser, method, confidence, matchWeight, event
   for i = 1, #moved do
     redis.call('HSET', K.idc, moved[i], survivor)
   end
-  if #moved > 0 then
-    redis.call('SUNIONSTORE', memKey(survivor), memKey(survivor), loserMembers)
+  -- SADD of the moved members: O(loser), where SUNIONSTORE would rewrite the survivor's whole set.
+  for from = 1, #moved, 1000 do
+    redis.call('SADD', memKey(survivor), unpack(moved, from, math.min(#moved, from + 999)))
   end
   redis.call('DEL', loserMembers)
   redis.call('HDEL', K.cver, loser)
@@ -368,7 +369,7 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
   local candidates = {}
   for i = 1, #matches do
     local m = matches[i]
-    local matchRoot = rootOfKey(m.key, true)
+    local matchRoot = matchRoots[i] -- nothing was written since it was looked up
     if matchRoot and matchRoot ~= root then
       local c = byRoot[matchRoot]
       if not c then
