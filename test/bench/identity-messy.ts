@@ -38,7 +38,9 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
     const raw = result.rawDecodePerSecond ?? 0;
     const ratio = Number((result.recordsPerSecond / Math.max(raw, 1)).toFixed(3));
     const m = result.metrics ?? {};
-    console.log(`identity resolver  ${result.recordsPerSecond} records/s`);
+    console.log(
+      `identity resolver  ${result.recordsPerSecond} records/s, ${result.cpuMicrosPerRecord} µs of process CPU per record`,
+    );
     console.log(`decode-only        ${raw} records/s (same topic, same run: the raw limit)`);
     console.log(`ratio              ${ratio}`);
     console.log(
@@ -62,6 +64,7 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
       largestCluster: result.largestCluster,
       largestTrueCluster: dataset.largestCluster,
       resolverRecordsPerSecond: result.recordsPerSecond,
+      resolverCpuMicrosPerRecord: result.cpuMicrosPerRecord,
       decodeOnlyRecordsPerSecond: raw,
       ratio,
       goalF1: 0.9,

@@ -37,7 +37,10 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
     const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
     const result = await evaluateFiles(files, { measureRawConsumer: true });
     const raw = result.rawDecodePerSecond ?? 0;
-    console.log(`identity resolver  ${result.recordsPerSecond} records/s (${result.records} records, FEBRL4)`);
+    console.log(
+      `identity resolver  ${result.recordsPerSecond} records/s (${result.records} records, FEBRL4), ` +
+        `${result.cpuMicrosPerRecord} µs of process CPU per record`,
+    );
     console.log(`decode-only        ${raw} records/s (same topic, same run: the raw limit)`);
     console.log(`ratio              ${(result.recordsPerSecond / Math.max(raw, 1)).toFixed(3)}`);
     if (result.metrics)
@@ -49,6 +52,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
       dataset: 'febrl4',
       records: result.records,
       resolverRecordsPerSecond: result.recordsPerSecond,
+      resolverCpuMicrosPerRecord: result.cpuMicrosPerRecord,
       decodeOnlyRecordsPerSecond: raw,
       ratio: Number((result.recordsPerSecond / Math.max(raw, 1)).toFixed(3)),
       goalRecordsPerSecond: 5_000,
