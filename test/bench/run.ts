@@ -12,6 +12,8 @@
  *   score latency and events/s, against a decode-only consumer of the raw topics.
  * - scale: the feature processor on 8 partitions with 1, 2 and 4 instances (processes), and the time to restore a
  *   killed instance's partitions on the survivors.
+ * - restore: a partition's feature state restored lazily from the Redis checkpoint (what the processor does) against
+ *   a compacted changelog replay, and what a checkpoint costs each way, on the same states.
  * - api: the prediction API (its own process) under autocannon at 1,000 requests/s and at maximum: cached and computed
  *   predictions, batches of 100, ad decisions, against a bare Redis HGETALL and GET /health.
  */
@@ -22,6 +24,7 @@ import { featuresBench } from './features.js';
 import { identityMessyBench } from './identity-messy.js';
 import { featuresCpuBench } from './features-cpu.js';
 import { pipelineBench } from './pipeline.js';
+import { restoreBench } from './restore.js';
 import { scaleBench } from './scale.js';
 
 const dataDir = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
@@ -32,6 +35,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   'features-cpu': featuresCpuBench,
   pipeline: pipelineBench,
   scale: scaleBench,
+  restore: restoreBench,
   'identity-messy': identityMessyBench,
   async identity() {
     const files = [`${dataDir}febrl4/dataset4a.csv`, `${dataDir}febrl4/dataset4b.csv`];
