@@ -21,6 +21,12 @@ export interface CachedCluster {
   readonly members: readonly IdentityRecord[];
 }
 
+/** A blocking set as last read: its members, and the distinct roots of their clusters then (in members' order). */
+export interface CachedSet {
+  readonly members: Set<string>;
+  roots: string[];
+}
+
 /** Bounds of the cache: past one of them it is dropped whole (the graph refills it). */
 const MAX_SET_MEMBERSHIPS = 2_000_000;
 const MAX_ROOTS = 1_000_000;
@@ -29,9 +35,9 @@ const MAX_CLUSTERS = 300_000;
 export class GraphReadCache {
   /** The graph's erasure count this cache is from; null = holds nothing (first use, or dropped). */
   erasures: string | null = null;
-  /** Blocking set name → its members (insertion order), or null when it holds more than maxBlockSize. */
-  readonly sets = new Map<string, Set<string> | null>();
-  /** Identity key → its root when last read. */
+  /** Blocking set name → its members and their roots, or null when it holds more than maxBlockSize. */
+  readonly sets = new Map<string, CachedSet | null>();
+  /** Identity key → its root when last read (the identities this process registered or searched for). */
   readonly roots = new Map<string, string>();
   /** Root cluster id → the cluster when last read. */
   readonly clusters = new Map<string, CachedCluster>();
@@ -48,18 +54,19 @@ export class GraphReadCache {
     this.memberships = 0;
   }
 
-  /** Records a set's members as read from the graph. */
-  setMembers(name: string, members: Set<string> | null): void {
+  /** Records a set as read from the graph (null: over maxBlockSize). */
+  setMembers(name: string, set: CachedSet | null): void {
     const before = this.sets.get(name);
-    this.memberships += (members?.size ?? 0) - (before?.size ?? 0);
-    this.sets.set(name, members);
+    this.memberships += (set?.members.size ?? 0) - (before?.members.size ?? 0);
+    this.sets.set(name, set);
   }
 
-  /** Adds a key the group just registered to a set held (its size was checked to be the expected one). */
-  addMember(members: Set<string>, key: string): void {
-    if (!members.has(key)) {
-      members.add(key);
+  /** Adds a key the group just registered, in cluster `root`, to a set held (its size was as expected). */
+  addMember(set: CachedSet, key: string, root: string): void {
+    if (!set.members.has(key)) {
+      set.members.add(key);
       this.memberships++;
+      if (root !== '' && !set.roots.includes(root)) set.roots.push(root);
     }
   }
 

@@ -52,7 +52,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { AppError } from '../runtime/errors.js';
-import { GraphReadCache, type CachedCluster } from './graph-cache.js';
+import { GraphReadCache, type CachedCluster, type CachedSet } from './graph-cache.js';
 import { SEALED_FORMAT, type PiiCodec } from './pii-codec.js';
 import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
@@ -647,26 +647,18 @@ export class IdentityGraph {
       }),
     );
     const groupKeys = new Set(items.map((item) => item.record.key));
-    // A set held is expected at its size plus the group's new members; the roots of its members are named with the
-    // versions held, so the script checks every cluster this picture would use. A member without a known root (or a
-    // set not held) makes the set read again.
+    // A set held is expected at its size plus the group's new members, and the roots of its members are named with
+    // the versions held, so the script checks every cluster this picture would use.
     const held = new Map<string, CachedCluster | undefined>();
     const hold = (root: string) => {
       if (!held.has(root)) held.set(root, cache.clusters.get(root));
     };
     const expected = setNames.map((name, j) => {
-      const members = sent === null ? undefined : cache.sets.get(name);
-      if (!members) return -1;
-      const roots: string[] = [];
-      for (const key of members) {
-        if (groupKeys.has(key)) continue; // the script answers the group's own roots
-        const root = cache.roots.get(key);
-        if (root === undefined) return -1;
-        roots.push(root);
-      }
-      roots.forEach(hold);
-      let size = members.size;
-      for (const key of joining[j] ?? []) if (!members.has(key)) size++;
+      const set = sent === null ? undefined : cache.sets.get(name);
+      if (!set) return -1;
+      set.roots.forEach(hold);
+      let size = set.members.size;
+      for (const key of joining[j] ?? []) if (!set.members.has(key)) size++;
       return size;
     });
     for (const key of groupKeys) {
@@ -710,6 +702,14 @@ export class IdentityGraph {
       cache.erasures = erasures;
     }
 
+    const ownRoots = asArray(owns).map(asString);
+    const ownRootOf = new Map<string, string>();
+    items.forEach(({ record }, i) => {
+      const root = ownRoots[i] ?? '';
+      ownRootOf.set(record.key, root);
+      if (root === '') cache.roots.delete(record.key);
+      else cache.roots.set(record.key, root);
+    });
     asArray(setReplies).forEach((value, j) => {
       const reply = asArray(value);
       const name = setNames[j] ?? '';
@@ -717,26 +717,20 @@ export class IdentityGraph {
       if (size === -1) {
         cache.setMembers(name, null);
       } else if (trusted && size === expected[j]) {
-        const members = cache.sets.get(name) ?? new Set<string>();
-        for (const key of joining[j] ?? []) cache.addMember(members, key);
-        cache.setMembers(name, members);
+        const set = cache.sets.get(name) ?? { members: new Set<string>(), roots: [] };
+        for (const key of joining[j] ?? []) cache.addMember(set, key, ownRootOf.get(key) ?? '');
+        cache.setMembers(name, set);
       } else {
-        const members = new Set<string>();
+        const set: CachedSet = { members: new Set<string>(), roots: [] };
+        const roots = new Set<string>();
         for (let k = 1; k + 1 < reply.length; k += 2) {
-          const key = asString(reply[k]);
+          set.members.add(asString(reply[k]));
           const root = asString(reply[k + 1]);
-          members.add(key);
-          if (root === '') cache.roots.delete(key);
-          else cache.roots.set(key, root);
+          if (root !== '') roots.add(root);
         }
-        cache.setMembers(name, members);
+        set.roots = [...roots];
+        cache.setMembers(name, set);
       }
-    });
-    const ownRoots = asArray(owns).map(asString);
-    items.forEach(({ record }, i) => {
-      const root = ownRoots[i] ?? '';
-      if (root === '') cache.roots.delete(record.key);
-      else cache.roots.set(record.key, root);
     });
 
     const records = new Map<string, IdentityRecord>();
@@ -768,23 +762,27 @@ export class IdentityGraph {
       snapshot.set(id, cluster);
       cache.clusters.set(id, cluster);
     }
-    /** The root of `key` in this snapshot; null when it has none; undefined when the script was not asked (a bug). */
-    const rootOf = (key: string): string | null | undefined => {
-      let root = cache.roots.get(key);
-      if (root === undefined) return undefined;
-      for (let next = movedTo.get(root); next !== undefined; next = movedTo.get(root)) {
-        if (next === '') {
-          cache.roots.delete(key);
-          return null;
-        }
-        root = next;
-        cache.roots.set(key, root);
-      }
-      return snapshot.has(root) ? root : undefined;
+    // Roots retired since a set was read stand for the root they were merged into (which holds all their members);
+    // an erased one for nothing.
+    const current = (root: string): string => {
+      let r = root;
+      for (let next = movedTo.get(r); next !== undefined; next = movedTo.get(r)) r = next;
+      return r;
     };
+    if (movedTo.size > 0) {
+      for (const name of setNames) {
+        const set = cache.sets.get(name);
+        if (set && set.roots.some((root) => movedTo.has(root)))
+          set.roots = [...new Set(set.roots.map(current).filter((root) => root !== ''))];
+      }
+      for (const key of groupKeys) {
+        const root = cache.roots.get(key);
+        if (root !== undefined && movedTo.has(root)) cache.roots.set(key, current(root));
+      }
+    }
 
     const results: RegisterSearchResult[] = [];
-    for (const [i, item] of items.entries()) {
+    for (let i = 0; i < items.length; i++) {
       const own = orNull(ownRoots[i] ?? '');
       const clusters: CandidateClusterRecords[] = [];
       const listed = new Set<string>();
@@ -798,24 +796,11 @@ export class IdentityGraph {
       };
       if (own) add(own);
       let skippedBlocks = 0;
-      const seen = new Set<string>([item.record.key]);
       for (const j of itemSets[i] ?? []) {
-        const members = cache.sets.get(setNames[j] ?? '');
-        if (members === null) {
-          skippedBlocks++;
-          continue;
-        }
-        if (members === undefined) {
-          complete = false;
-          continue;
-        }
-        for (const key of members) {
-          if (seen.has(key)) continue;
-          seen.add(key);
-          const root = rootOf(key);
-          if (root === undefined) complete = false;
-          else if (root !== null) add(root);
-        }
+        const set = cache.sets.get(setNames[j] ?? '');
+        if (set === null) skippedBlocks++;
+        else if (set === undefined) complete = false;
+        else set.roots.forEach(add);
       }
       if (!complete) {
         // The script was not asked about something this picture uses: never judge on it. Start again from the graph.
