@@ -158,7 +158,7 @@ def test_a_better_model_is_promoted_and_the_old_one_retired_then_rolled_back_by_
     assert code == 0, err
     assert summary is not None and summary["status"] == "current"
     assert summary["reason"].startswith(f"beats current {V1}: ROC-AUC ")
-    period = "refs 2026-02-10 … 2026-02-19 (labels through 2026-02-26), 1,500 rows, 23.3% positive"
+    period = "refs 2026-02-10 … 2026-02-19 (labels through 2026-02-26), 1,500 rows, 23.1% positive"
     assert "beats the logistic-regression baseline: ROC-AUC " in summary["reason"]
     assert summary["reason"].endswith(f"all scored on the newest period, {period}")
     assert _pointer(models) == V2 and _statuses(models) == {V1: "retired", V2: "current"}
