@@ -21,7 +21,7 @@ import { emptyState, type FeatureState } from '../../processors/features/state.j
 import { encodeState } from '../../processors/features/store.js';
 import { intentScoreRecord, scoreHashFields } from '../../processors/scoring/logic.js';
 import { scoreId } from '../../processors/scoring/scorer.js';
-import { resolvedEvents } from './resolved-events.js';
+import { resolvedEvents, trafficOf } from './resolved-events.js';
 
 interface Customer {
   state: FeatureState;
@@ -38,6 +38,7 @@ const now = () => {
 export function featuresCpuBench(): Promise<Record<string, unknown>> {
   const total = Number(process.env['BENCH_FEATURE_EVENTS'] ?? 1_000_000);
   const customers = Number(process.env['BENCH_FEATURE_CUSTOMERS'] ?? 50_000);
+  const traffic = trafficOf(process.env);
   const flushRecords = Number(process.env['BENCH_CPU_FLUSH_RECORDS'] ?? 5_000);
   const checkpointEvery = Number(process.env['BENCH_CPU_CHECKPOINT_EVERY'] ?? 5);
   const warmup = Math.floor(total * 0.2);
@@ -125,7 +126,7 @@ export function featuresCpuBench(): Promise<Record<string, unknown>> {
     buffer = [];
   };
 
-  for (const ev of resolvedEvents(total, customers)) {
+  for (const ev of resolvedEvents(total, customers, traffic)) {
     // Decoded events become FeatureEvents as the processor's apply() makes them (not timed: decoding is Kafka's part).
     const event = ev.kind === 'transaction' ? transactionEvent(ev.value) : clickEvent(ev.value);
     const stream = `${ev.kind === 'transaction' ? 't' : 'c'}|${ev.key}`;
@@ -140,6 +141,7 @@ export function featuresCpuBench(): Promise<Record<string, unknown>> {
     bench: 'features-cpu',
     events: counted,
     customers,
+    traffic,
     updates,
     updatesPerEvent: Number((updates / Math.max(counted, 1)).toFixed(3)),
     foldUsPerUpdate: perUpdate(us.fold),

@@ -19,7 +19,7 @@ import { decodeOnlyRate } from '../../processors/tools/bench-tools.js';
 import { openScratchRun } from '../../processors/tools/scratch-run.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
-import { produceResolvedEvents } from './resolved-events.js';
+import { produceResolvedEvents, trafficOf } from './resolved-events.js';
 
 /**
  * Weighted percentile of per-flush latencies: a record folded right after the previous flush took its snapshot waits
@@ -41,15 +41,18 @@ function percentile(timings: readonly FlushTiming[], q: number): number {
 export async function featuresBench(): Promise<Record<string, unknown>> {
   const total = Number(process.env['BENCH_FEATURE_EVENTS'] ?? 1_000_000);
   const customers = Number(process.env['BENCH_FEATURE_CUSTOMERS'] ?? 50_000);
+  const traffic = trafficOf(process.env);
   const run = await openScratchRun('bench-features');
   const { config, kafka, serde, topics } = run;
   const redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true });
   try {
     // 1. Produce the events (not timed as part of either figure).
     const produceStarted = Date.now();
-    await produceResolvedEvents(run, total, customers);
+    await produceResolvedEvents(run, total, customers, traffic);
     const produceSeconds = (Date.now() - produceStarted) / 1000;
-    console.log(`produced           ${total} events for ${customers} customers in ${produceSeconds.toFixed(1)} s`);
+    console.log(
+      `produced           ${total} events for ${customers} customers (${traffic} traffic) in ${produceSeconds.toFixed(1)} s`,
+    );
 
     // 2. The raw limit: decode only, same topics, same run.
     const inputs = [topics.customerTransactions, topics.customerClicks];
@@ -131,6 +134,7 @@ export async function featuresBench(): Promise<Record<string, unknown>> {
       bench: 'features',
       events: total,
       customers,
+      traffic,
       model,
       flushes: timings.length,
       processorEventsPerSecond: rate,

@@ -1,7 +1,11 @@
 /**
  * Resolved events for the feature benchmarks: `total` clicks and transactions of `customers` customers over 30 days in
- * event-time order, keyed by global id as the resolver publishes them (customers drawn uniformly, seeded: every run
- * produces the same events).
+ * event-time order, keyed by global id as the resolver publishes them (seeded: every run produces the same events).
+ *
+ * Traffic (`BENCH_FEATURE_TRAFFIC`): `uniform` (default) draws every event's customer uniformly, the worst case for a
+ * processor that coalesces a customer's events (nearly every event of a flush is its own customer); `sessions` is
+ * shaped like shoppers': `SESSION_CONCURRENCY` sessions are open at a time, each a uniformly drawn customer's burst of
+ * 5–40 events, and every event comes from one of the open sessions.
  */
 import { DAY_MS } from '../../processors/features/definitions.js';
 import { seededRandom } from '../../processors/identity/model.js';
@@ -17,12 +21,46 @@ export type ResolvedEvent =
   | { readonly key: string; readonly kind: 'transaction'; readonly value: Transaction }
   | { readonly key: string; readonly kind: 'click'; readonly value: BehaviorEvent };
 
+export const TRAFFIC_SHAPES = ['uniform', 'sessions'] as const;
+export type Traffic = (typeof TRAFFIC_SHAPES)[number];
+const SESSION_CONCURRENCY = 2_000;
+
+/** The traffic shape `BENCH_FEATURE_TRAFFIC` asks for (default uniform); anything else is an error. */
+export function trafficOf(env: Readonly<Record<string, string | undefined>>): Traffic {
+  const asked = env['BENCH_FEATURE_TRAFFIC'] ?? 'uniform';
+  if (!(TRAFFIC_SHAPES as readonly string[]).includes(asked))
+    throw new Error(`BENCH_FEATURE_TRAFFIC must be one of ${TRAFFIC_SHAPES.join(', ')}, not ${asked}`);
+  return asked as Traffic;
+}
+
+/** Which customer each event belongs to, in order. */
+function customerPicker(traffic: Traffic, customers: number, rnd: () => number): () => number {
+  if (traffic === 'uniform') return () => Math.floor(rnd() * customers);
+  const pick = seededRandom(11);
+  const open = Array.from({ length: SESSION_CONCURRENCY }, () => ({
+    customer: Math.floor(pick() * customers),
+    left: 5 + Math.floor(pick() * 36),
+  }));
+  return () => {
+    const i = Math.floor(pick() * open.length);
+    const session = open[i] as { customer: number; left: number };
+    const { customer } = session;
+    if (--session.left === 0) open[i] = { customer: Math.floor(pick() * customers), left: 5 + Math.floor(pick() * 36) };
+    return customer;
+  };
+}
+
 /** The benchmark's events in publishing order (the same seed, so the same events, as every other run). */
-export function* resolvedEvents(total: number, customers: number): Generator<ResolvedEvent> {
+export function* resolvedEvents(
+  total: number,
+  customers: number,
+  traffic: Traffic = 'uniform',
+): Generator<ResolvedEvent> {
   const rnd = seededRandom(7);
+  const nextCustomer = customerPicker(traffic, customers, rnd);
   const start = Date.UTC(2026, 9, 1);
   for (let j = 0; j < total; j++) {
-    const c = Math.floor(rnd() * customers);
+    const c = nextCustomer();
     const key = `c-${c}`;
     const eventTimeMs = start + Math.floor((j / total) * 30 * DAY_MS);
     const category = CATEGORIES[Math.floor(rnd() * CATEGORIES.length)] ?? 'books';
@@ -86,6 +124,7 @@ export async function produceResolvedEvents(
   run: Pick<ScratchRun, 'kafka' | 'serde' | 'topics'>,
   total: number,
   customers: number,
+  traffic: Traffic = 'uniform',
 ): Promise<void> {
   const { kafka, serde, topics } = run;
   const producer = createIdempotentProducer(kafka);
@@ -105,7 +144,7 @@ export async function produceResolvedEvents(
     clicks = [];
   };
   let n = 0;
-  for (const ev of resolvedEvents(total, customers)) {
+  for (const ev of resolvedEvents(total, customers, traffic)) {
     if (ev.kind === 'transaction') {
       txs.push({ key: ev.key, value: await serde.encode(topics.customerTransactions, ev.value) });
     } else {
