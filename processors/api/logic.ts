@@ -107,17 +107,28 @@ export function computedPrediction(score: IntentScore): Prediction {
 
 /**
  * The features the ad server's hash (`features:{id}`, features/logic.ts `hashFields`) holds, as of its newest event:
- * what an on-demand score is computed from. Null when the hash is absent, is a merge alias, or lacks a feature.
+ * what an on-demand score is computed from. Null when the hash is absent, is a merge alias, or lacks a feature the
+ * model needs (`needed`: the current model's inputs; default every feature). A hash an older feature processor wrote
+ * lacks the features added since: one the model does not read is NaN (unused), one of FEATURES_ABSENT_AS_ZERO is 0.
  */
-export function featuresFromHash(hash: Readonly<Record<string, string>>): CustomerFeatures | null {
+export function featuresFromHash(
+  hash: Readonly<Record<string, string>>,
+  needed: ReadonlySet<FeatureName> | null = null,
+): CustomerFeatures | null {
   const featureTime = numberField(hash, 'feature_time_ms');
   if (featureTime === null || hash['merged_into']) return null;
   const values = {} as Record<FeatureName, number>;
   for (const name of FEATURE_NAMES) {
     const v = numberField(hash, name);
-    if (v === null && !(name in hash) && FEATURES_ABSENT_AS_ZERO.has(name)) {
-      values[name] = 0; // a hash an older feature processor wrote: it knew no such feature
-      continue;
+    if (v === null && !(name in hash)) {
+      if (FEATURES_ABSENT_AS_ZERO.has(name)) {
+        values[name] = 0; // a hash an older feature processor wrote: it knew no such feature
+        continue;
+      }
+      if (needed && !needed.has(name)) {
+        values[name] = Number.NaN; // not an input of the model that scores it
+        continue;
+      }
     }
     if (v === null) return null;
     values[name] = v;

@@ -101,10 +101,12 @@ export class CustomerReader {
       const featuresOf = new Map(ids.map((id, i) => [id, hashes[i] ?? {}]));
       const toScore: { readonly p: Pending; readonly features: CustomerFeatures }[] = [];
       const next: Pending[] = [];
+      const inputs = this.scorer.modelFeatures;
+      const needed = inputs ? new Set(inputs) : null;
       for (const p of misses) {
         const hash = featuresOf.get(p.id) ?? {};
         const survivor = hash['merged_into'];
-        const features = featuresFromHash(hash);
+        const features = featuresFromHash(hash, needed);
         if (survivor && p.hops < MAX_ALIAS_HOPS) next.push({ ...p, id: survivor, hops: p.hops + 1 });
         else if (features) toScore.push({ p, features });
         else {

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { Counter, Histogram } from 'prom-client';
 import type { IntentScore } from '../../schemas/generated/types.js';
-import type { CustomerFeatures } from '../features/definitions.js';
+import type { CustomerFeatures, FeatureName } from '../features/definitions.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import { featureMatrix, intentScoreRecord } from './logic.js';
 import type { ModelWatcher } from './model.js';
@@ -62,6 +62,11 @@ export class Scorer {
   /** The model version scores are made with now, or null while none is current. */
   get modelVersion(): string | null {
     return this.models.current?.version ?? null;
+  }
+
+  /** The features the current model reads, or null while none is current. */
+  get modelFeatures(): readonly FeatureName[] | null {
+    return this.models.current?.features ?? null;
   }
 
   /** Scores `rows` in one ONNX run (same order); null when no model is current (the caller remembers them). */

@@ -123,6 +123,35 @@ describe('features from the ad server hash', () => {
     for (const name of FEATURE_NAMES.slice(1)) partial[name] = '1';
     expect(featuresFromHash(partial)).toBe(null);
   });
+
+  it('reads a hash an older processor wrote when the model does not need what it lacks', () => {
+    const features = currentFeatures(
+      (() => {
+        const s = emptyState();
+        applyEvent(s, {
+          kind: 'click',
+          eventId: 'e1',
+          timeMs: NOW - HOUR,
+          type: 'VIEW',
+          sessionId: 's',
+          category: 'books',
+        });
+        return s;
+      })(),
+      DEFAULT_CUT_POINTS,
+    );
+    if (!features) throw new Error('no features');
+    const flat = hashFields(features, 1, NOW);
+    const old: Record<string, string> = {};
+    for (let i = 0; i < flat.length; i += 2) old[flat[i] as string] = flat[i + 1] as string;
+    delete old['frequency_365d']; // written before the year features existed
+    expect(featuresFromHash(old)).toBe(null);
+    const withoutYear = new Set(FEATURE_NAMES.filter((n) => n !== 'frequency_365d'));
+    const read = featuresFromHash(old, withoutYear);
+    expect(read?.values.frequency_365d).toBeNaN();
+    expect(read?.values.frequency_30d).toBe(features.values.frequency_30d);
+    expect(featuresFromHash(old, new Set(FEATURE_NAMES))).toBe(null);
+  });
 });
 
 describe('ad decisions', () => {
