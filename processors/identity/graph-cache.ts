@@ -27,10 +27,13 @@ export interface CachedSet {
   roots: string[];
 }
 
-/** Bounds of the cache: past one of them it is dropped whole (the graph refills it). */
-const MAX_SET_MEMBERSHIPS = 2_000_000;
-const MAX_ROOTS = 1_000_000;
-const MAX_CLUSTERS = 300_000;
+/**
+ * Bounds of the cache: past one of them it is dropped whole (the graph refills it). Roughly 70 bytes a set membership,
+ * 100 a root and 500 a member record held (its strings and the cluster's reference): ~250 MB at most.
+ */
+const MAX_SET_MEMBERSHIPS = 1_000_000;
+const MAX_ROOTS = 500_000;
+const MAX_RECORDS = 250_000;
 
 export class GraphReadCache {
   /** The graph's erasure count this cache is from; null = holds nothing (first use, or dropped). */
@@ -39,19 +42,36 @@ export class GraphReadCache {
   readonly sets = new Map<string, CachedSet | null>();
   /** Identity key → its root when last read (the identities this process registered or searched for). */
   readonly roots = new Map<string, string>();
-  /** Root cluster id → the cluster when last read. */
+  /** Root cluster id → the cluster when last read (change it through setCluster and deleteCluster). */
   readonly clusters = new Map<string, CachedCluster>();
   /** Which maxMembers the clusters were read with: another value means reading them again. */
   maxMembers = 0;
+  /** Moves on every {@link clear}: a call that started before one must not write what it read into the new cache. */
+  generation = 0;
   private memberships = 0;
+  private records = 0;
 
   /** Forgets everything (an erasure, a bound reached, another maxMembers). */
   clear(): void {
+    this.generation++;
     this.erasures = null;
     this.sets.clear();
     this.roots.clear();
     this.clusters.clear();
     this.memberships = 0;
+    this.records = 0;
+  }
+
+  /** Records a cluster as read from the graph. */
+  setCluster(id: string, cluster: CachedCluster): void {
+    this.records += cluster.members.length - (this.clusters.get(id)?.members.length ?? 0);
+    this.clusters.set(id, cluster);
+  }
+
+  /** Forgets a cluster (retired or erased). */
+  deleteCluster(id: string): void {
+    this.records -= this.clusters.get(id)?.members.length ?? 0;
+    this.clusters.delete(id);
   }
 
   /** Records a set as read from the graph (null: over maxBlockSize). */
@@ -72,7 +92,7 @@ export class GraphReadCache {
 
   /** Drops everything when a bound is passed; called between groups. */
   bound(): void {
-    if (this.memberships > MAX_SET_MEMBERSHIPS || this.roots.size > MAX_ROOTS || this.clusters.size > MAX_CLUSTERS) {
+    if (this.memberships > MAX_SET_MEMBERSHIPS || this.roots.size > MAX_ROOTS || this.records > MAX_RECORDS) {
       this.clear();
     }
   }

@@ -653,8 +653,12 @@ export class IdentityGraph {
     const hold = (root: string) => {
       if (!held.has(root)) held.set(root, cache.clusters.get(root));
     };
-    const expected = setNames.map((name, j) => {
-      const set = sent === null ? undefined : cache.sets.get(name);
+    // The pictures this call judges on are its own: another call may drop or replace the cache's meanwhile.
+    const generation = cache.generation;
+    const pictures: (CachedSet | null | undefined)[] = setNames.map((name) =>
+      sent === null ? undefined : cache.sets.get(name),
+    );
+    const expected = pictures.map((set, j) => {
       if (!set) return -1;
       set.roots.forEach(hold);
       let size = set.members.size;
@@ -701,12 +705,15 @@ export class IdentityGraph {
       cache.maxMembers = options.maxMembers;
       cache.erasures = erasures;
     }
+    // What this reply says goes into the cache unless the cache was dropped meanwhile (it may then hold a newer state).
+    const store = !trusted || cache.generation === generation;
 
     const ownRoots = asArray(owns).map(asString);
     const ownRootOf = new Map<string, string>();
     items.forEach(({ record }, i) => {
       const root = ownRoots[i] ?? '';
       ownRootOf.set(record.key, root);
+      if (!store) return;
       if (root === '') cache.roots.delete(record.key);
       else cache.roots.set(record.key, root);
     });
@@ -714,12 +721,12 @@ export class IdentityGraph {
       const reply = asArray(value);
       const name = setNames[j] ?? '';
       const size = asNumber(reply[0]);
+      const picture = pictures[j];
       if (size === -1) {
-        cache.setMembers(name, null);
-      } else if (trusted && size === expected[j]) {
-        const set = cache.sets.get(name) ?? { members: new Set<string>(), roots: [] };
-        for (const key of joining[j] ?? []) cache.addMember(set, key, ownRootOf.get(key) ?? '');
-        cache.setMembers(name, set);
+        pictures[j] = null;
+        if (store) cache.setMembers(name, null);
+      } else if (trusted && size === expected[j] && picture) {
+        for (const key of joining[j] ?? []) cache.addMember(picture, key, ownRootOf.get(key) ?? '');
       } else {
         const set: CachedSet = { members: new Set<string>(), roots: [] };
         const roots = new Set<string>();
@@ -729,7 +736,8 @@ export class IdentityGraph {
           if (root !== '') roots.add(root);
         }
         set.roots = [...roots];
-        cache.setMembers(name, set);
+        pictures[j] = set;
+        if (store) cache.setMembers(name, set);
       }
     });
 
@@ -751,7 +759,7 @@ export class IdentityGraph {
       if (root !== id) {
         movedTo.set(id, root);
         snapshot.delete(id);
-        cache.clusters.delete(id);
+        if (store) cache.deleteCluster(id);
         continue;
       }
       const members = reply.slice(4).flatMap((m) => {
@@ -760,7 +768,7 @@ export class IdentityGraph {
       });
       const cluster = { version: asString(reply[3]), size: asNumber(reply[2]), members };
       snapshot.set(id, cluster);
-      cache.clusters.set(id, cluster);
+      if (store) cache.setCluster(id, cluster);
     }
     // Roots retired since a set was read stand for the root they were merged into (which holds all their members);
     // an erased one for nothing.
@@ -770,12 +778,11 @@ export class IdentityGraph {
       return r;
     };
     if (movedTo.size > 0) {
-      for (const name of setNames) {
-        const set = cache.sets.get(name);
+      for (const set of pictures) {
         if (set && set.roots.some((root) => movedTo.has(root)))
           set.roots = [...new Set(set.roots.map(current).filter((root) => root !== ''))];
       }
-      for (const key of groupKeys) {
+      for (const key of store ? groupKeys : []) {
         const root = cache.roots.get(key);
         if (root !== undefined && movedTo.has(root)) cache.roots.set(key, current(root));
       }
@@ -797,7 +804,7 @@ export class IdentityGraph {
       if (own) add(own);
       let skippedBlocks = 0;
       for (const j of itemSets[i] ?? []) {
-        const set = cache.sets.get(setNames[j] ?? '');
+        const set = pictures[j];
         if (set === null) skippedBlocks++;
         else if (set === undefined) complete = false;
         else set.roots.forEach(add);
