@@ -52,18 +52,33 @@ function checkCommon(
   }
 }
 
-/** Every string field of a (nested) event at most MAX_STRING_LENGTH characters. */
+/**
+ * Every string field of a (nested) event at most MAX_STRING_LENGTH characters (reviewText: MAX_REVIEW_LENGTH). Runs on
+ * every record at every door, so a field's path is only spelled out for a string long enough to be a problem.
+ */
 function checkStringLengths(value: unknown, path: string, problems: string[]): void {
   if (typeof value === 'string') {
-    const max = path === 'reviewText' ? MAX_REVIEW_LENGTH : MAX_STRING_LENGTH;
-    if (value.length > max) problems.push(`${path} is ${value.length} characters (max ${max})`);
+    checkString(value, path, problems);
   } else if (Array.isArray(value)) {
-    value.forEach((v, i) => {
-      checkStringLengths(v, `${path}[${i}]`, problems);
-    });
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === 'string' ? v.length > SHORTEST_LIMIT : v !== null && typeof v === 'object')
+        checkStringLengths(v, `${path}[${i}]`, problems);
+    }
   } else if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
-    for (const [k, v] of Object.entries(value)) checkStringLengths(v, path ? `${path}.${k}` : k, problems);
+    for (const k of Object.keys(value)) {
+      const v = (value as Record<string, unknown>)[k];
+      if (typeof v === 'string' ? v.length > SHORTEST_LIMIT : v !== null && typeof v === 'object')
+        checkStringLengths(v, path ? `${path}.${k}` : k, problems);
+    }
   }
+}
+
+const SHORTEST_LIMIT = Math.min(MAX_STRING_LENGTH, MAX_REVIEW_LENGTH);
+
+function checkString(value: string, path: string, problems: string[]): void {
+  const max = path === 'reviewText' ? MAX_REVIEW_LENGTH : MAX_STRING_LENGTH;
+  if (value.length > max) problems.push(`${path} is ${value.length} characters (max ${max})`);
 }
 
 function checkIdentity(identity: IdentityAttributes | null, problems: string[]): void {

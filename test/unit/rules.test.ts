@@ -52,6 +52,16 @@ describe('transaction rules', () => {
 });
 
 describe('behavior rules', () => {
+  it('limits string fields at every depth, reviews at their own length', () => {
+    const at = (o: Parameters<typeof sampleBehavior>[0]) => behaviorProblems(sampleBehavior(o), options).join('; ');
+    expect(at({ reviewText: 'y'.repeat(1_000) })).toBe('');
+    expect(at({ reviewText: 'y'.repeat(5_000) })).toMatch(/^reviewText is 5000 characters \(max 4096\)$/);
+    expect(at({ productId: 'p'.repeat(513) })).toMatch(/^productId is 513 characters \(max 512\)$/);
+    expect(at({ productId: 'p'.repeat(512) })).toBe('');
+    const identity = { ...sampleTransaction().identity!, city: 'c'.repeat(600) };
+    expect(at({ identity })).toMatch(/identity\.city is 600 characters/);
+  });
+
   it('requires some identifier, and identity on IDENTIFY', () => {
     const none = sampleBehavior({ platformCustomerId: null, sessionId: null, deviceId: null });
     expect(behaviorProblems(none, options).join()).toMatch(/no identifier/);
