@@ -246,7 +246,7 @@ describe('feature processor', () => {
       await first.stop();
       await second.stop();
     }
-  }, 180_000);
+  }, 300_000); // above its two waits (60 s + 120 s), so a slow machine fails with what it was waiting for
 
   it('fences an instance that lost its partition: its writes are refused once the new owner claimed it', async () => {
     const ctx = await context();
