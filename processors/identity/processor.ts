@@ -28,6 +28,7 @@ import {
 } from '../runtime/liveness.js';
 import { withReviewSentiment } from '../features/sentiment.js';
 import type { Logger } from '../runtime/log.js';
+import { boundedStep } from '../runtime/shutdown.js';
 import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
@@ -286,9 +287,10 @@ export class IdentityResolver {
   }
 
   async stop(): Promise<void> {
-    await this.consumer.disconnect();
-    await this.mergeFollower.disconnect();
-    await this.producer.disconnect();
+    const { log } = this.deps;
+    await boundedStep(log, 'resolver consumer disconnect', () => this.consumer.disconnect());
+    await boundedStep(log, 'identity-merges follower disconnect', () => this.mergeFollower.disconnect());
+    await boundedStep(log, 'producer disconnect', () => this.producer.disconnect());
     this.supervisor.dispose();
     this.mergeSupervisor.dispose();
   }

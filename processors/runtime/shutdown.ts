@@ -21,3 +21,23 @@ export function onShutdown(log: Logger, close: () => Promise<void>): void {
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
 }
+
+/**
+ * One step of a stop (a client's disconnect), waited for at most `ms`. A step that does not finish by then is logged
+ * and left behind, so a stop always ends: kafkajs' disconnect waits for the consumer's running batch and fetch, and a
+ * stop that never returns leaves a process alive and idle (seen once: the identity-merges follower's disconnect).
+ */
+export async function boundedStep(log: Logger, what: string, step: () => Promise<void>, ms = 15_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => {
+      resolve('late');
+    }, ms);
+  });
+  try {
+    const outcome = await Promise.race([step().then(() => 'done' as const), late]);
+    if (outcome === 'late') log.warn('a stop step did not finish in time; going on without it', { step: what, ms });
+  } finally {
+    clearTimeout(timer);
+  }
+}
