@@ -58,27 +58,25 @@ function checkCommon(
  */
 function checkStringLengths(value: unknown, path: string, problems: string[]): void {
   if (typeof value === 'string') {
-    checkString(value, path, problems);
+    const max = path === 'reviewText' ? MAX_REVIEW_LENGTH : MAX_STRING_LENGTH;
+    if (value.length > max) problems.push(`${path} is ${value.length} characters (max ${max})`);
   } else if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const v: unknown = value[i];
-      if (typeof v === 'string' ? v.length > SHORTEST_LIMIT : v !== null && typeof v === 'object')
-        checkStringLengths(v, `${path}[${i}]`, problems);
+      if (mayBreakLimit(value[i])) checkStringLengths(value[i], `${path}[${i}]`, problems);
     }
   } else if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
     for (const k of Object.keys(value)) {
       const v = (value as Record<string, unknown>)[k];
-      if (typeof v === 'string' ? v.length > SHORTEST_LIMIT : v !== null && typeof v === 'object')
-        checkStringLengths(v, path ? `${path}.${k}` : k, problems);
+      if (mayBreakLimit(v)) checkStringLengths(v, path ? `${path}.${k}` : k, problems);
     }
   }
 }
 
 const SHORTEST_LIMIT = Math.min(MAX_STRING_LENGTH, MAX_REVIEW_LENGTH);
 
-function checkString(value: string, path: string, problems: string[]): void {
-  const max = path === 'reviewText' ? MAX_REVIEW_LENGTH : MAX_STRING_LENGTH;
-  if (value.length > max) problems.push(`${path} is ${value.length} characters (max ${max})`);
+/** A string over the shortest limit, or something that may hold one: worth spelling out its path for. */
+function mayBreakLimit(v: unknown): boolean {
+  return typeof v === 'string' ? v.length > SHORTEST_LIMIT : v !== null && typeof v === 'object';
 }
 
 function checkIdentity(identity: IdentityAttributes | null, problems: string[]): void {
