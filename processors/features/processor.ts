@@ -32,6 +32,7 @@ import { decodeBatch } from '../runtime/decode-batch.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
 import { outageOf } from '../runtime/outage.js';
+import { boundedStep } from '../runtime/shutdown.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import { chunksByBytes } from '../runtime/send-chunks.js';
 import type { Logger } from '../runtime/log.js';
@@ -292,8 +293,8 @@ export class FeatureProcessor {
     }
     this.flushes?.unsubscribe();
     this.supervisor?.dispose();
-    await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await boundedStep(this.deps.log, 'feature consumer disconnect', () => this.consumer.disconnect());
+    await boundedStep(this.deps.log, 'producer disconnect', () => this.producer.disconnect());
   }
 
   /** Resolves once a flush that started after this call has been written (and, with `checkpoint`, committed). */

@@ -31,6 +31,7 @@ import {
 import type { Logger } from '../runtime/log.js';
 import type { ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
+import { boundedStep } from '../runtime/shutdown.js';
 import {
   behaviorRows,
   deadLetterRows,
@@ -249,8 +250,8 @@ export class WarehouseSink {
     await this.flush().catch((err: unknown) => {
       this.deps.log.warn('final flush failed; the rows will be re-read on restart', { error: describeError(err) });
     });
-    await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await boundedStep(this.deps.log, 'sink consumer disconnect', () => this.consumer.disconnect());
+    await boundedStep(this.deps.log, 'producer disconnect', () => this.producer.disconnect());
     this.supervisor.dispose();
   }
 
