@@ -928,6 +928,43 @@ export class IdentityGraph {
   }
 
   /**
+   * Global ids the records of `<topic>:<partition>` were published under by batches not yet known to be committed:
+   * offset → global id, per batch (`first-last` field). A batch repeated after a crash publishes each record under the
+   * id it had the first time (see {@link recordPublication}), even when a merge has moved that id's identities since:
+   * the feature processor forwards it to the survivor with its first stream, whose watermark the survivor inherited
+   * with the merged-away state, so it is taken for the redelivery it is instead of being counted twice.
+   */
+  async publications(topic: string, partition: number): Promise<PublicationLog> {
+    return PublicationLog.parse(await this.redis.hgetall(this.publicationKey(topic, partition)));
+  }
+
+  /**
+   * Records, before the send, the global id each record of a batch is published under (offset → id); returns the
+   * batch's field for {@link forgetPublications}, or null when there was nothing to record.
+   */
+  async recordPublication(topic: string, partition: number, ids: ReadonlyMap<number, string>): Promise<string | null> {
+    if (ids.size === 0) return null;
+    let first = Infinity;
+    let last = -Infinity;
+    for (const offset of ids.keys()) {
+      first = Math.min(first, offset);
+      last = Math.max(last, offset);
+    }
+    const field = `${first}-${last}`;
+    await this.redis.hset(this.publicationKey(topic, partition), field, JSON.stringify([...ids]));
+    return field;
+  }
+
+  /** Forgets batches' publications once their offsets are committed. */
+  async forgetPublications(topic: string, partition: number, fields: readonly string[]): Promise<void> {
+    if (fields.length > 0) await this.redis.hdel(this.publicationKey(topic, partition), ...fields);
+  }
+
+  private publicationKey(topic: string, partition: number): string {
+    return `${this.base}:pub:${topic}:${partition}`;
+  }
+
+  /**
    * Removes the person whose cluster `globalId` names (a root or a retired id; the whole merged cluster is the person):
    * every member identity's record and root entry, the cluster and every id merged into it, its unpublished merges,
    * the members' watermarks (`<topic>|<identity key>` for each of `watermarkTopics`) and every membership of those
@@ -1107,5 +1144,42 @@ export class IdentityGraph {
     });
     const [identities = 0, created = 0, retired = 0] = counts;
     return { identities, clusters: created - retired };
+  }
+}
+
+/**
+ * The global ids batches of one input partition were published under, until their offsets are committed (at most a
+ * few batches: the one in flight, and one a crashed instance published but never committed). Carries no personal
+ * data: offsets and global ids, gone once committed.
+ */
+export class PublicationLog {
+  private constructor(private readonly batches: readonly { field: string; last: number; ids: Map<number, string> }[]) {}
+
+  static readonly empty = new PublicationLog([]);
+
+  static parse(hash: Record<string, string>): PublicationLog {
+    const batches = Object.entries(hash).map(([field, value]) => {
+      const last = Number(field.slice(field.indexOf('-') + 1));
+      const pairs = JSON.parse(value) as [number, string][];
+      return { field, last, ids: new Map(pairs) };
+    });
+    return batches.length === 0 ? PublicationLog.empty : new PublicationLog(batches);
+  }
+
+  /** The global id the record at `offset` was published under by an earlier attempt, if any. */
+  idAt(offset: number): string | undefined {
+    for (const b of this.batches) {
+      const id = b.ids.get(offset);
+      if (id !== undefined) return id;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    return this.batches.length;
+  }
+
+  fieldsBelow(committed: number): string[] {
+    return this.batches.filter((b) => b.last < committed).map((b) => b.field);
   }
 }

@@ -366,6 +366,10 @@ export class IdentityResolver {
     if (!route) throw new Error(`no route for ${batch.topic}`);
     const isLive = () => payload.isRunning() && !payload.isStale();
     const nowMs = Date.now();
+    // Ids an earlier attempt at these offsets published under (a crash or failure before the commit): read while the
+    // batch decodes, used in step 3.
+    const earlierAttempt = this.deps.graph.publications(batch.topic, batch.partition);
+    earlierAttempt.catch(() => undefined); // awaited below; a batch that fails before then must not leave it unhandled
     const { records, failed } = await decodeBatch<RawEvent>(
       batch,
       route.spec,
@@ -501,11 +505,21 @@ export class IdentityResolver {
     }
     const outputs: { topic: string; messages: Message[] }[] = [];
     // Encoded a whole topic's values at once (one registry lookup, no promise per record).
+    // A record an earlier attempt published keeps the id it had then, even when a merge has moved its identity since:
+    // its copy then reaches the survivor as the redelivery it is (graph-store.ts publications).
+    const earlier = await earlierAttempt;
+    const published = new Map<number, string>();
     const resolvedKeys: string[] = [];
     for (const r of identified) {
-      const gid = r.identity.kind === 'identified' ? roots.get(r.identity.key) : r.identity.key;
+      if (r.identity.kind !== 'identified') {
+        resolvedKeys.push(r.identity.key);
+        continue;
+      }
+      const offset = Number(r.message.offset);
+      const gid = earlier.idAt(offset) ?? roots.get(r.identity.key);
       if (!gid) throw new Error(`identity ${r.identity.key} has no global id after registration`);
       resolvedKeys.push(gid);
+      published.set(offset, gid);
     }
     const resolvedValues = await this.deps.serde.encodeMany(
       route.output,
@@ -556,8 +570,9 @@ export class IdentityResolver {
       });
     }
 
-    // 4. Dead letters, then outputs (acks=all), then the outbox ack, and only then the offset.
+    // 4. Dead letters, then the ids published under, outputs (acks=all), the outbox ack, and only then the offset.
     await this.deadLetters.publish(failed);
+    const publication = await this.deps.graph.recordPublication(batch.topic, batch.partition, published);
     for (const topicMessages of chunkTopicMessages(outputs)) {
       await this.producer.sendBatch({ acks: -1, topicMessages });
     }
@@ -569,6 +584,13 @@ export class IdentityResolver {
     await commitOrRejoin(this.consumer, [
       { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
     ]);
+    const committed = [...earlier.fieldsBelow(Number(last.offset) + 1), ...(publication ? [publication] : [])];
+    // Not waited for: a field left behind is below the committed offset, never read for a record again.
+    this.deps.graph.forgetPublications(batch.topic, batch.partition, committed).catch((err: unknown) => {
+      this.deps.log.warn('committed publications not forgotten; the next commit retries', {
+        error: describeError(err),
+      });
+    });
     await payload.heartbeat();
     this.processed += records.length + failed.length;
     const { metrics } = this.deps;

@@ -375,6 +375,46 @@ describe('identity resolver', () => {
     expect(merges.map((m) => [m.key, m.value.survivorId])).toEqual([[rootY, rootX]]);
   });
 
+  it('a batch repeated after a crash publishes each record under the id its first attempt used, then forgets it', async () => {
+    const ctx = await context();
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    await producer.sendBehavior(sampleBehavior({ eventId: 'again-1', platformCustomerId: 'again' }));
+    await producer.sendBehavior(sampleBehavior({ eventId: 'again-2', platformCustomerId: 'again' }));
+    await producer.disconnect();
+    const topic = ctx.topics.clicksRaw.name;
+    const partition = (await ctx.admin.fetchTopicOffsets(topic)).find((p) => p.high === '2')?.partition;
+    expect(partition).toBeDefined();
+
+    // What an attempt that published offset 0 under `c-first` (say, before a merge moved it) and died before its
+    // commit leaves behind.
+    const { instance, graph } = resolver(ctx);
+    await graph.recordPublication(topic, partition!, new Map([[0, 'c-first']]));
+    await instance.start();
+    try {
+      const resolved = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 2);
+      const root = (await graph.globalIdOf(['shopwave:again'])).get('shopwave:again');
+      expect(root).toMatch(/^c-/);
+      expect(root).not.toBe('c-first');
+      // Different keys, so possibly different partitions of the resolved topic: compared in event order.
+      expect(resolved.map((r) => [r.value.eventId, r.key]).sort()).toEqual([
+        ['again-1', 'c-first'], // the repeated record keeps its first id: downstream takes it for the redelivery
+        ['again-2', root], // a record no attempt had published goes to the current root
+      ]);
+      // Committed: the log is forgotten (it holds ids only while a batch is in flight).
+      await waitFor(
+        async () => (await graph.publications(topic, partition!)).size,
+        (n) => n === 0,
+        { what: 'the publication log forgotten after the commit' },
+      );
+    } finally {
+      await instance.stop();
+    }
+  }, 120_000);
+
   it('the entrypoint exits with a non-zero code, saying why, when a batch fails on every attempt', async () => {
     const ctx = await context();
     const client = new Redis(endpointsRedis);
