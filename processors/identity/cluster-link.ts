@@ -17,8 +17,8 @@
  *
  * The cluster-size cap of the graph stays as the last guard; with these rules honest data never reaches it.
  */
-import { prepare, type PreparedRecord } from './compare.js';
-import { probabilityOf, scorePrepared, type MatchModel } from './model.js';
+import { ATTRIBUTES, prepare, type PreparedRecord } from './compare.js';
+import { isConflict, probabilityOf, weightPreparedInto, type MatchModel } from './model.js';
 import type { IdentityRecord } from './types.js';
 
 /** A member's score counts at most this many bits either way in a cluster's mean. */
@@ -99,6 +99,7 @@ export function decideLinks(
   let comparisons = 0;
   const refusals: ClusterRefusal[] = [];
   const viable: (ClusterJoin & { members: PreparedRecord[]; size: number })[] = [];
+  const v = new Int8Array(ATTRIBUTES.length); // each pair's comparison vector, reused
 
   for (const cluster of clusters) {
     const members = cluster.members.slice(0, maxMembers).map(prepare);
@@ -108,10 +109,10 @@ export function decideLinks(
     let conflict: { key: string; weight: number } | null = null;
     for (const m of members) {
       comparisons++;
-      const score = scorePrepared(model, self, m);
-      if (score.conflict && !conflict) conflict = { key: m.record.key, weight: score.weight };
-      sum += bound(score.weight + priorLogOdds);
-      if (!best || score.weight > best.weight) best = { key: m.record.key, weight: score.weight, levels: score.levels };
+      const weight = weightPreparedInto(model, self, m, v);
+      if (!conflict && isConflict(self, m, v)) conflict = { key: m.record.key, weight };
+      sum += bound(weight + priorLogOdds);
+      if (!best || weight > best.weight) best = { key: m.record.key, weight, levels: v.slice() };
     }
     if (!best || best.weight + priorLogOdds < cut) continue; // no member links at all: not a candidate
     const mean = sum / members.length;
@@ -163,9 +164,9 @@ export function decideLinks(
       for (const a of joined) {
         for (const b of members) {
           comparisons++;
-          const score = scorePrepared(model, a, b);
-          if (score.conflict) conflict = true;
-          sum += bound(score.weight + priorLogOdds);
+          const weight = weightPreparedInto(model, a, b, v);
+          if (isConflict(a, b, v)) conflict = true;
+          sum += bound(weight + priorLogOdds);
           n++;
         }
       }

@@ -17,7 +17,10 @@
  * (reference implementations; declarations in talisman.d.ts), Double Metaphone from `double-metaphone` (typed ESM).
  *
  * Derived values (compacted names, phonetic codes, address tokens, date parts) are computed once per record object by
- * {@link prepare} and cached in a WeakMap, so scoring a record against many candidates does not redo them.
+ * {@link prepare} and cached in a WeakMap, so scoring a record against many candidates does not redo them. Names,
+ * cities and addresses are also interned as {@link Term}s that remember the level they were found at against other
+ * terms: the same few thousand names and the addresses of one household meet again and again (the messy benchmark
+ * scores ~950,000 pairs), and a Jaro–Winkler of two strings is then computed once, not once per pair of records.
  */
 import { doubleMetaphone } from 'double-metaphone';
 import damerauLevenshtein from 'talisman/metrics/damerau-levenshtein.js';
@@ -78,9 +81,76 @@ export interface PreparedRecord {
   readonly addressWords: readonly string[];
   /** Birth date parts [year, month, day] as written. */
   readonly birth: readonly [string, string, string] | null;
+  /** The compacted first and last name and the city as name terms, the address as an address term. */
+  readonly firstTerm: Term | null;
+  readonly lastTerm: Term | null;
+  readonly cityTerm: Term | null;
+  readonly addressTerm: Term | null;
 }
 
 const preparedCache = new WeakMap<IdentityRecord, PreparedRecord>();
+
+/**
+ * An interned value (a name, a city, an address) with the comparison levels found so far against other terms of its
+ * kind, by their ids. A level is a pure function of the two strings (nameLevel, addressLevel), so a remembered one is
+ * the one that would be computed. Ids are never reused, so a term dropped from its table (see {@link TermTable}) stays
+ * a valid, distinct memo key.
+ */
+export class Term {
+  /** Levels against other terms (by id); belongs to memo generation {@link generation}. */
+  levels: Map<number, number> | null = null;
+  generation = -1;
+  constructor(
+    readonly value: string,
+    readonly id: number,
+  ) {}
+}
+
+/**
+ * Past this many remembered levels (over all terms, ~40 bytes each) every memo is forgotten lazily: each term drops
+ * its levels when it next remembers one. Interned values past TERMS_PER_TABLE start a new table.
+ */
+const MAX_REMEMBERED_LEVELS = 2_000_000;
+const TERMS_PER_TABLE = 500_000;
+let nextTermId = 0;
+let memoGeneration = 0;
+let rememberedLevels = 0;
+
+class TermTable {
+  private terms = new Map<string, Term>();
+  /** The term of a value; null for none (or an empty string, which the comparators treat as none). */
+  of(value: string | null): Term | null {
+    if (value === null || value === '') return null;
+    let term = this.terms.get(value);
+    if (term === undefined) {
+      if (this.terms.size >= TERMS_PER_TABLE) this.terms = new Map();
+      term = new Term(value, nextTermId++);
+      this.terms.set(value, term);
+    }
+    return term;
+  }
+}
+/** First names, last names and cities: one table, since names are also compared crosswise and all by nameLevel. */
+const nameTerms = new TermTable();
+const addressTerms = new TermTable();
+
+function recalled(a: Term, b: Term): number | undefined {
+  return a.generation === memoGeneration ? a.levels?.get(b.id) : undefined;
+}
+
+function remember(a: Term, b: Term, level: number): number {
+  if (rememberedLevels >= MAX_REMEMBERED_LEVELS) {
+    memoGeneration++;
+    rememberedLevels = 0;
+  }
+  if (a.generation !== memoGeneration || a.levels === null) {
+    a.levels = new Map();
+    a.generation = memoGeneration;
+  }
+  a.levels.set(b.id, level);
+  rememberedLevels++;
+  return level;
+}
 
 /** Phonetic key of a (compacted) name: primary Double Metaphone, falling back to the name for vowel-only names. */
 export function phoneticCode(name: string): string {
@@ -105,6 +175,10 @@ export function prepare(record: IdentityRecord): PreparedRecord {
     addressNumbers: tokens.filter((t) => /\d/.test(t)),
     addressWords: tokens.filter((t) => !/\d/.test(t)),
     birth: birth?.length === 3 ? [birth[0] ?? '', birth[1] ?? '', birth[2] ?? ''] : null,
+    firstTerm: nameTerms.of(first),
+    lastTerm: nameTerms.of(last),
+    cityTerm: nameTerms.of(record.city),
+    addressTerm: addressTerms.of(record.address),
   };
   preparedCache.set(record, p);
   return p;
@@ -125,6 +199,16 @@ export function nameLevel(a: string | null, b: string | null): number {
   return 3;
 }
 
+/** {@link nameLevel} of two name terms; remembered for the pair when `memo` (else only recalled). */
+function termNameLevel(a: Term | null, b: Term | null, memo: boolean): number {
+  if (a === null || b === null) return NULL_LEVEL;
+  if (a === b) return 0;
+  const known = recalled(a, b);
+  if (known !== undefined) return known;
+  const level = nameLevel(a.value, b.value);
+  return memo ? remember(a, b, level) : level;
+}
+
 /**
  * Address: exact / Jaro–Winkler ≥ 0.9 / token overlap (house numbers agree where both have one, and at least half of
  * the shorter side's words appear in the other: a dropped locality line or flat, a reordered line) / different.
@@ -140,6 +224,18 @@ export function addressLevel(a: PreparedRecord, b: PreparedRecord): number {
   const words = Math.min(a.addressWords.length, b.addressWords.length);
   if (numbersAgree && words > 0 && overlap(a.addressWords, b.addressWords) * 2 >= words) return 2;
   return 3;
+}
+
+/** {@link addressLevel} (it reads nothing but the two addresses), remembered as {@link termNameLevel}. */
+function termAddressLevel(a: PreparedRecord, b: PreparedRecord, memo: boolean): number {
+  const x = a.addressTerm;
+  const y = b.addressTerm;
+  if (x === null || y === null) return NULL_LEVEL;
+  if (x === y) return 0;
+  const known = recalled(x, y);
+  if (known !== undefined) return known;
+  const level = addressLevel(a, b);
+  return memo ? remember(x, y, level) : level;
 }
 
 /** Number of distinct tokens of `a` that also occur in `b` (token lists are a handful long: a scan beats a Set). */
@@ -193,16 +289,21 @@ export function equalityLevel(a: string | null, b: string | null): number {
  * First and last name levels, also trying them swapped (a surname entered as the given name and vice versa): the
  * orientation that agrees better wins, and it must agree better on both names together.
  */
-function nameLevels(a: PreparedRecord, b: PreparedRecord): [first: number, last: number] {
-  const first = nameLevel(a.first, b.first);
-  const last = nameLevel(a.last, b.last);
-  if (first <= 1 && last <= 1) return [first, last];
-  if (first === NULL_LEVEL || last === NULL_LEVEL) return [first, last];
+function nameLevels(a: PreparedRecord, b: PreparedRecord, v: Int8Array, memo: boolean): void {
+  const first = termNameLevel(a.firstTerm, b.firstTerm, memo);
+  const last = termNameLevel(a.lastTerm, b.lastTerm, memo);
+  v[0] = first;
+  v[1] = last;
+  if (first <= 1 && last <= 1) return;
+  if (first === NULL_LEVEL || last === NULL_LEVEL) return;
   // Swapped names share initials crosswise; checking that first skips two Jaro–Winkler calls for almost every pair.
-  if (a.first?.charAt(0) !== b.last?.charAt(0) && a.last?.charAt(0) !== b.first?.charAt(0)) return [first, last];
-  const crossFirst = nameLevel(a.first, b.last);
-  const crossLast = nameLevel(a.last, b.first);
-  return crossFirst + crossLast < first + last ? [crossFirst, crossLast] : [first, last];
+  if (a.first?.charAt(0) !== b.last?.charAt(0) && a.last?.charAt(0) !== b.first?.charAt(0)) return;
+  const crossFirst = termNameLevel(a.firstTerm, b.lastTerm, memo);
+  const crossLast = termNameLevel(a.lastTerm, b.firstTerm, memo);
+  if (crossFirst + crossLast < first + last) {
+    v[0] = crossFirst;
+    v[1] = crossLast;
+  }
 }
 
 /** The comparison vector of two records: one level per attribute in {@link ATTRIBUTES} order. */
@@ -210,13 +311,28 @@ export function compareRecords(a: IdentityRecord, b: IdentityRecord): Int8Array 
   return comparePrepared(prepare(a), prepare(b));
 }
 
-/** {@link compareRecords} on already prepared records. */
+/**
+ * {@link compareRecords} on already prepared records. Levels are recalled but not remembered: EM training compares a
+ * million random pairs that never meet again, where remembering cost more than it saved.
+ */
 export function comparePrepared(a: PreparedRecord, b: PreparedRecord): Int8Array {
+  return levelsInto(a, b, new Int8Array(ATTRIBUTES.length), false);
+}
+
+/**
+ * {@link comparePrepared} into a vector of the caller's (scoring many pairs allocates none), remembering the levels of
+ * names and addresses for the next pair of the same values: the resolver's path. Returns `v`.
+ */
+export function comparePreparedInto(a: PreparedRecord, b: PreparedRecord, v: Int8Array): Int8Array {
+  return levelsInto(a, b, v, true);
+}
+
+function levelsInto(a: PreparedRecord, b: PreparedRecord, v: Int8Array, memo: boolean): Int8Array {
   const ra = a.record;
   const rb = b.record;
-  const [first, last] = nameLevels(a, b);
-  const address = addressLevel(a, b);
-  let city = nameLevel(ra.city, rb.city);
+  nameLevels(a, b, v, memo);
+  const address = termAddressLevel(a, b, memo);
+  let city = termNameLevel(a.cityTerm, b.cityTerm, memo);
   let postcode = postcodeLevel(ra.postcode, rb.postcode);
   // Address, postcode and city describe one location at decreasing precision: once a finer one agrees, agreement of
   // a coarser one is implied, not new evidence (two people at one address always share its postcode), so it is
@@ -224,9 +340,6 @@ export function comparePrepared(a: PreparedRecord, b: PreparedRecord): Int8Array
   const addressAgrees = address !== NULL_LEVEL && address < ADDRESS_DIFFERENT;
   if ((addressAgrees || postcode === 0) && (city === 0 || city === 1)) city = NULL_LEVEL;
   if (addressAgrees && postcode === 0) postcode = NULL_LEVEL;
-  const v = new Int8Array(ATTRIBUTES.length);
-  v[0] = first;
-  v[1] = last;
   v[2] = address;
   v[3] = city;
   v[4] = postcode;

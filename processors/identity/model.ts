@@ -49,6 +49,7 @@ import {
   LEVELS,
   NULL_LEVEL,
   comparePrepared,
+  comparePreparedInto,
   prepare,
   type PreparedRecord,
 } from './compare.js';
@@ -188,14 +189,15 @@ export function tfAdjustment(model: MatchModel, a: PreparedRecord, b: PreparedRe
   if (!tables) return 0;
   const { exactLogU } = compile(model);
   let adjustment = 0;
-  TF_ATTRIBUTES.forEach((attr, t) => {
+  for (let t = 0; t < TF_ATTRIBUTES.length; t++) {
+    const attr = TF_ATTRIBUTES[t] as TfAttribute;
     const table = tables[attr];
-    if (!table || v[TF_INDEX[t] ?? 0] !== 0) return;
+    if (!table || v[TF_INDEX[t] ?? 0] !== 0) continue;
     const value = tfValue(attr, a, b);
-    if (value === null) return;
+    if (value === null) continue;
     const tf = Math.max(table.values[value] ?? table.floor, table.floor);
     adjustment += Math.min(TF_MAX_BOOST, Math.max(-TF_MAX_PENALTY, exactLogU[attr] - Math.log2(tf)));
-  });
+  }
   return adjustment;
 }
 
@@ -244,6 +246,16 @@ export function scorePrepared(
   const v = comparePrepared(pa, pb);
   const weight = vectorWeight(model, v) + tfAdjustment(model, pa, pb, v) - householdPenalty(pa, pb, v);
   return { weight, probability: probabilityOf(model, weight), conflict: isConflict(pa, pb, v), levels: v };
+}
+
+/**
+ * The match weight of {@link scorePrepared}, with the comparison vector written into the caller's `v` (no allocation:
+ * the resolver scores each changed record against every member of its candidate clusters). {@link isConflict} on the
+ * same `v` gives the conflict.
+ */
+export function weightPreparedInto(model: MatchModel, pa: PreparedRecord, pb: PreparedRecord, v: Int8Array): number {
+  comparePreparedInto(pa, pb, v);
+  return vectorWeight(model, v) + tfAdjustment(model, pa, pb, v) - householdPenalty(pa, pb, v);
 }
 
 /** Whether a score is a link under the model: probability ≥ threshold and no conflict. */

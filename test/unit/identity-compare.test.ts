@@ -2,7 +2,9 @@ import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { describe, expect, it } from 'vitest';
 import {
   addressLevel,
+  ATTRIBUTES,
   birthLevel,
+  comparePreparedInto,
   compareRecords,
   describeVector,
   equalityLevel,
@@ -110,5 +112,27 @@ describe('comparison levels', () => {
     expect(describeVector(compareRecords(rec(home), rec({ ...home, address: null, postcode: null })))).toMatchObject({
       city: 'exact',
     });
+  });
+
+  it('remembers the levels of names and addresses per pair of values, and gives the levels it would compute', () => {
+    const people: Partial<IdentityAttributes>[] = [
+      { firstName: 'Catherine', lastName: 'Smith', address: '26 chant street durraween', city: 'Leeds' },
+      { firstName: 'Cathrine', lastName: 'Smith', address: '26 durraween chant st', city: 'leeds' },
+      { firstName: 'Smith', lastName: 'Catherine', address: '40 durraween chant st', city: 'Otley' },
+      { firstName: 'C', lastName: 'Smyth', address: 'Flat 3, 26 Chant Street', city: 'Leeds' },
+      { firstName: 'Jon', lastName: 'Smithers', address: '9 oak avenue', city: 'Leads' },
+    ];
+    // Computed first, by comparePrepared, which never remembers (only the resolver's path does): in this file nothing
+    // has remembered a level yet, so these are the levels as computed.
+    const expected = people.map((a) => people.map((b) => [...compareRecords(rec(a), rec(b))]));
+    const vector = new Int8Array(ATTRIBUTES.length);
+    for (let round = 0; round < 3; round++) {
+      people.forEach((a, i) => {
+        people.forEach((b, j) => {
+          const got = [...comparePreparedInto(prepare(rec(a)), prepare(rec(b)), vector)];
+          expect(got).toEqual(expected[i]?.[j]);
+        });
+      });
+    }
   });
 });
