@@ -15,7 +15,7 @@
  * graph's format marker carry it, so a process with another key fails with a message naming both ids instead of
  * treating undecryptable records as unknown people.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
 import { DEV_IDENTITY_PII_KEY, type Config } from '../runtime/config.js';
 import { AppError } from '../runtime/errors.js';
 import type { IdentityRecord } from './types.js';
@@ -39,6 +39,11 @@ const CACHE_ENTRIES = 50_000;
  * cache was dropped before most repeats came back. ~150 bytes an entry.
  */
 const NAME_CACHE_ENTRIES = 250_000;
+/**
+ * IVs are cut from a pool of CSPRNG bytes refilled every this many records: the same random IVs, without a
+ * randomBytes call (and its Buffer) per record, which cost about a third of sealing one.
+ */
+const IVS_PER_FILL = 1024;
 
 /**
  * The 32 key bytes from 64 hex characters or base64 (44 characters with padding); throws naming the expected forms.
@@ -69,6 +74,8 @@ export class PiiCodec {
   /** Sealed value → its identity key and record (the key is checked on a hit: the AAD binds the two). */
   private readonly opened = new Map<string, { readonly key: string; readonly record: IdentityRecord }>();
   private readonly names = new Map<string, string>();
+  private readonly ivPool = Buffer.alloc(IV_BYTES * IVS_PER_FILL);
+  private ivAt = this.ivPool.length;
 
   constructor(key: Buffer) {
     if (key.length !== 32) throw new AppError('CONFIG_INVALID', 'IDENTITY_PII_KEY must be 32 bytes');
@@ -95,7 +102,13 @@ export class PiiCodec {
 
   /** The record as stored: AES-256-GCM over its JSON, bound to its identity key. */
   sealRecord(record: IdentityRecord): string {
-    const iv = randomBytes(IV_BYTES);
+    if (this.ivAt === this.ivPool.length) {
+      randomFillSync(this.ivPool);
+      this.ivAt = 0;
+    }
+    // Each IV is used once: the pool is refilled before any byte of it is cut twice.
+    const iv = this.ivPool.subarray(this.ivAt, this.ivAt + IV_BYTES);
+    this.ivAt += IV_BYTES;
     const cipher = createCipheriv('aes-256-gcm', this.encKey, iv);
     cipher.setAAD(Buffer.from(record.key, 'utf8'));
     const body = Buffer.concat([
