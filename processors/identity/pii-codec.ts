@@ -44,6 +44,13 @@ const NAME_CACHE_ENTRIES = 250_000;
  * randomBytes call (and its Buffer) per record, which cost about a third of sealing one.
  */
 const IVS_PER_FILL = 1024;
+/** Characters of an IV in base64url (12 bytes, no padding): the start of a sealed value's payload. */
+const IV_CHARS = 16;
+/**
+ * Entries of the cache of records by the name of their sealing ({@link PiiCodec.recordOfTag}): as many as the graph
+ * cache holds member records (graph-cache.ts), ~120 bytes each besides the record, which the graph cache shares.
+ */
+const TAGGED_ENTRIES = 250_000;
 
 /**
  * The 32 key bytes from 64 hex characters or base64 (44 characters with padding); throws naming the expected forms.
@@ -74,6 +81,8 @@ export class PiiCodec {
   /** Sealed value → its identity key and record (the key is checked on a hit: the AAD binds the two). */
   private readonly opened = new Map<string, { readonly key: string; readonly record: IdentityRecord }>();
   private readonly names = new Map<string, string>();
+  /** {@link tagOf} a sealed value → its identity key and record (those this process sealed or opened). */
+  private readonly tagged = new Map<string, { readonly key: string; readonly record: IdentityRecord }>();
   private readonly ivPool = Buffer.alloc(IV_BYTES * IVS_PER_FILL);
   private ivAt = this.ivPool.length;
 
@@ -139,7 +148,29 @@ export class PiiCodec {
 
   private remember(stored: string, identityKey: string, record: IdentityRecord): void {
     if (this.opened.size >= CACHE_ENTRIES) this.opened.clear();
-    this.opened.set(stored, { key: identityKey, record });
+    const entry = { key: identityKey, record };
+    this.opened.set(stored, entry);
+    if (this.tagged.size >= TAGGED_ENTRIES) this.tagged.clear();
+    this.tagged.set(stored.slice(0, this.tagLength), entry);
+  }
+
+  /**
+   * Length of a sealed value's tag: its first characters, `s1.<keyId>.` and the IV. The IV is 96 random bits drawn
+   * for each sealing and never reused, so the tag names one sealed value: the graph can send it instead of the value
+   * (~300 characters) when the reader already holds the record, which it does for every record it sealed or opened.
+   */
+  get tagLength(): number {
+    return SEALED_FORMAT.length + 1 + this.keyId.length + 1 + IV_CHARS;
+  }
+
+  /**
+   * The record of `identityKey` sealed in the value whose tag ({@link tagLength}) is `tag`, when this process sealed
+   * or opened that value (and has not dropped it since); undefined otherwise: read the value whole then. A value
+   * altered in Redis behind an unchanged tag is not noticed this way: the record returned is the one sealed.
+   */
+  recordOfTag(identityKey: string, tag: string): IdentityRecord | undefined {
+    const hit = this.tagged.get(tag);
+    return hit?.key === identityKey ? hit.record : undefined;
   }
 
   private decrypt(identityKey: string, stored: string): IdentityRecord {
