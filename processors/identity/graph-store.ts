@@ -20,6 +20,8 @@
  *   pii-codec.ts blockName; the kind, e.g. `ln:`, stays readable)
  * - `B:outbox` hash: mergeId → MergeEntry JSON, and `B:outbox:order` sorted set: mergeId by merge sequence
  * - `B:wm:register`, `B:wm:union` hashes: `<topic>:<partition>` → last applied input offset
+ * - `B:pub:<topic>:<partition>` hash: the global ids a batch's records were published under, until its commit
+ * - `B:judged` hash: identity key → SHA-1 of its stored record when it was last judged ({@link IdentityGraph.markJudged})
  *
  * Redis Cluster: a merge touches two arbitrary clusters plus the shared indexes in one atomic script, and a script may
  * only touch keys of one slot, so the whole graph of one prefix lives in ONE slot, i.e. on one shard. It scales up
@@ -153,6 +155,11 @@ export interface CandidateClusterRecords {
 /** One identity of a {@link IdentityGraph.registerAndSearch} group: its (already merged) record and blocking keys. */
 export interface RegisterSearchItem {
   readonly record: IdentityRecord;
+  /**
+   * The record's stored form, when it is the one stored (an unchanged identity this process did not know): registered
+   * as it is, so whether it was judged before still holds ({@link RegisterSearchResult.judged}).
+   */
+  readonly sealed?: string;
   readonly blockingKeys: readonly string[];
   readonly meta: GraphEventMeta;
 }
@@ -166,6 +173,10 @@ export interface RegisterSearchResult {
   readonly own: string | null;
   /** The identity's own cluster first (when it has one), then the candidates' clusters, as clusterCandidates. */
   readonly clusters: CandidateClusterRecords[];
+  /** The record as stored now was judged before ({@link IdentityGraph.markJudged}): judging it again changes nothing. */
+  readonly judged: boolean;
+  /** Names the stored record for {@link IdentityGraph.markJudged} ('' when none is stored). */
+  readonly recordSha: string;
 }
 
 /** One identity's union in a {@link IdentityGraph.unionMany} group. */
@@ -181,6 +192,8 @@ export interface UnionItem {
 export interface StoredIdentity {
   readonly record: IdentityRecord;
   readonly globalId: string;
+  /** The record as stored (sealed). */
+  readonly sealed: string;
 }
 
 /** One person removed from the graph by {@link IdentityGraph.erase}. */
@@ -234,6 +247,7 @@ const SCRIPTS = {
   'ack-merges': 'idgAckMerges',
   'pii-format': 'idgPiiFormat',
   erase: 'idgErase',
+  'mark-judged': 'idgMarkJudged',
 } as const;
 type ScriptFile = keyof typeof SCRIPTS;
 const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
@@ -373,6 +387,7 @@ export class IdentityGraph {
       `${b}:wm:register`,
       `${b}:wm:union`,
       `${b}:cver`,
+      `${b}:judged`,
     ];
   }
 
@@ -560,7 +575,8 @@ export class IdentityGraph {
     unique.forEach((key, i) => {
       const sealed = asString(reply[2 * i]);
       const globalId = asString(reply[2 * i + 1]);
-      if (sealed !== '' && globalId !== '') result.set(key, { record: codec.openRecord(key, sealed), globalId });
+      if (sealed !== '' && globalId !== '')
+        result.set(key, { record: codec.openRecord(key, sealed), globalId, sealed });
     });
     return result;
   }
@@ -617,13 +633,7 @@ export class IdentityGraph {
    */
   async registerAndSearch(
     items: readonly RegisterSearchItem[],
-    options: {
-      register: boolean;
-      maxBlockSize: number;
-      maxMembers: number;
-      /** Records come back whole, not as tags: the retry when one changed between the script and reading it. */
-      wholeRecords?: boolean;
-    },
+    options: { register: boolean; maxBlockSize: number; maxMembers: number },
   ): Promise<RegisterSearchResult[]> {
     if (items.length === 0) return [];
     const codec = await this.sealed('registerAndSearch');
@@ -681,7 +691,6 @@ export class IdentityGraph {
       String(options.maxBlockSize),
       String(options.maxMembers),
       options.register ? '1' : '0',
-      options.wholeRecords ? '0' : String(codec.tagLength),
       sent ?? '',
       String(held.size),
     ];
@@ -692,7 +701,7 @@ export class IdentityGraph {
       if (options.register) {
         args.push(
           record.key,
-          codec.sealRecord(record),
+          items[i]?.sealed ?? codec.sealRecord(record),
           record.emailSha256 ? codec.hashIndexName('email', record.emailSha256) : '',
           record.phoneSha256 ? codec.hashIndexName('phone', record.phoneSha256) : '',
           ...metaArgs(meta),
@@ -703,36 +712,19 @@ export class IdentityGraph {
       const sets = itemSets[i] ?? [];
       args.push(String(sets.length), ...sets.map((j) => String(j + 1)));
     });
-    const [erasuresReply, registrations = [], owns = [], setReplies = [], clusterReplies = [], flatRecords = []] =
-      asArray(await this.run('register-search', args));
-    // Records come back as tags (the name of their sealing): those this process sealed or opened are taken from its
-    // codec, the few others read whole, here, once. A record rewritten in between (another tag) means this reply is
-    // not one snapshot with what is read now: the group is searched again with records sent whole.
-    const records = new Map<string, IdentityRecord>();
-    const unread: { key: string; tag: string }[] = [];
-    const flat = asArray(flatRecords);
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const key = asString(flat[i]);
-      const value = asString(flat[i + 1]);
-      if (value === '') continue;
-      const record = options.wholeRecords ? codec.openRecord(key, value) : codec.recordOfTag(key, value);
-      if (record) records.set(key, record);
-      else unread.push({ key, tag: value });
-    }
-    let recordsChanged = false;
-    if (unread.length > 0) {
-      const whole = asArray(
-        await this.run(
-          'records',
-          unread.map((u) => u.key),
-        ),
-      );
-      unread.forEach(({ key, tag }, k) => {
-        const value = asString(whole[2 * k]);
-        if (value !== '' && value.startsWith(tag)) records.set(key, codec.openRecord(key, value));
-        else recordsChanged = true;
-      });
-    }
+    const [
+      erasuresReply,
+      registrations = [],
+      owns = [],
+      setReplies = [],
+      clusterReplies = [],
+      flatRecords = [],
+      judgedReplies = [],
+    ] = asArray(await this.run('register-search', args));
+    const judged = asArray(judgedReplies).map((value) => {
+      const [sha, flag] = asArray(value);
+      return { recordSha: asString(sha), judged: asNumber(flag) === 1 };
+    });
     const erasures = asString(erasuresReply);
     const trusted = sent === erasures; // as the script judged: else it answered everything
     if (!trusted) {
@@ -741,7 +733,7 @@ export class IdentityGraph {
       cache.erasures = erasures;
     }
     // What this reply says goes into the cache unless the cache was dropped meanwhile (it may then hold a newer state).
-    const store = (!trusted || cache.generation === generation) && !recordsChanged;
+    const store = !trusted || cache.generation === generation;
 
     const ownRoots = asArray(owns).map(asString);
     const ownRootOf = new Map<string, string>();
@@ -776,6 +768,13 @@ export class IdentityGraph {
       }
     });
 
+    const records = new Map<string, IdentityRecord>();
+    const flat = asArray(flatRecords);
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const key = asString(flat[i]);
+      const sealed = asString(flat[i + 1]);
+      if (sealed !== '') records.set(key, codec.openRecord(key, sealed));
+    }
     // This snapshot's clusters: those answered, and every other one named as held (current, or it would be answered).
     const snapshot = new Map<string, CachedCluster>();
     if (trusted) for (const [id, cluster] of held) if (cluster) snapshot.set(id, cluster);
@@ -837,18 +836,14 @@ export class IdentityGraph {
         else if (set === undefined) complete = false;
         else set.roots.forEach(add);
       }
-      if (!complete || recordsChanged) {
-        // The script was not asked about something this picture uses (or a record changed before it was read): never
-        // judge on it. Start again from the graph.
+      if (!complete) {
+        // The script was not asked about something this picture uses: never judge on it. Start again from the graph.
         cache.clear();
-        const again = await this.registerAndSearch(items, {
-          ...options,
-          register: false,
-          wholeRecords: recordsChanged,
-        });
+        const again = await this.registerAndSearch(items, { ...options, register: false });
         return again.map((found, k) => ({
           ...found,
           registered: options.register ? parseRegister(asArray(asArray(registrations)[k])) : null,
+          ...(judged[k] ?? { recordSha: '', judged: false }),
         }));
       }
       results.push({
@@ -856,6 +851,7 @@ export class IdentityGraph {
         skippedBlocks,
         own,
         clusters,
+        ...(judged[i] ?? { recordSha: '', judged: false }),
       });
     }
     return results;
@@ -958,6 +954,16 @@ export class IdentityGraph {
       if (value != null) result.set(field, Number(value));
     });
     return result;
+  }
+
+  /**
+   * Marks identities as judged in the form register-search found them stored (`recordSha`, {@link
+   * RegisterSearchResult.recordSha}); one re-registered since stays unjudged. Returns how many were marked.
+   */
+  async markJudged(items: readonly { key: string; recordSha: string }[]): Promise<number> {
+    const args = items.filter((item) => item.recordSha !== '').flatMap((item) => [item.key, item.recordSha]);
+    if (args.length === 0) return 0;
+    return asNumber(await this.run('mark-judged', args));
   }
 
   /**

@@ -32,12 +32,14 @@ import { boundedStep } from '../runtime/shutdown.js';
 import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
+import { PublicationLog } from './graph-store.js';
 import type {
   CandidateClusterRecords,
   IdentityGraph,
   RegisterResult,
   RegisterSearchItem,
   RegisterSearchResult,
+  StoredIdentity,
   UnionResult,
 } from './graph-store.js';
 import {
@@ -137,6 +139,11 @@ export class IdentityResolver {
    */
   private readonly known = new Map<string, IdentityRecord>();
   private processed = 0;
+  /**
+   * Input partitions (`topic:partition`) whose publication log this instance knows to be empty: it committed their last
+   * batch and has owned them since. Their next batch needs no read of it (graph-store.ts publications).
+   */
+  private readonly publicationLogEmpty = new Set<string>();
 
   constructor(private readonly deps: IdentityResolverDeps) {
     const { topics, config } = deps;
@@ -192,6 +199,11 @@ export class IdentityResolver {
         help: 'Blocking sets too large to use as candidate sources (IDENTITY_MAX_BLOCK_SIZE)',
         registers,
       }),
+      alreadyJudged: new Counter({
+        name: 'identity_judgements_repeated_skipped_total',
+        help: 'Identities not judged again: their stored record was judged before (a repeated batch, a restart)',
+        registers,
+      }),
       staleJudgements: new Counter({
         name: 'identity_stale_judgements_total',
         help: 'Unions not applied because a judged cluster changed meanwhile (the record is judged again)',
@@ -228,6 +240,7 @@ export class IdentityResolver {
     this.supervisor = supervise(this.consumer);
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assigned = payload.memberAssignment;
+      this.publicationLogEmpty.clear(); // another member may have published batches of them since
     });
     this.mergeFollower = deps.kafka.consumer({
       groupId: `${deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`}.roots.${randomUUID()}`,
@@ -368,7 +381,10 @@ export class IdentityResolver {
     const nowMs = Date.now();
     // Ids an earlier attempt at these offsets published under (a crash or failure before the commit): read while the
     // batch decodes, used in step 3.
-    const earlierAttempt = this.deps.graph.publications(batch.topic, batch.partition);
+    const logName = `${batch.topic}:${batch.partition}`;
+    const earlierAttempt = this.publicationLogEmpty.delete(logName)
+      ? Promise.resolve(PublicationLog.empty)
+      : this.deps.graph.publications(batch.topic, batch.partition);
     earlierAttempt.catch(() => undefined); // awaited below; a batch that fails before then must not leave it unhandled
     const { records, failed } = await decodeBatch<RawEvent>(
       batch,
@@ -396,9 +412,10 @@ export class IdentityResolver {
         ),
       ),
     ];
-    const stored = new Map<string, IdentityRecord>(); // the base to merge into, not proof of resolution
+    // The base to merge into, not proof of resolution (that is the graph's `judged` mark, read at registration).
+    const stored = new Map<string, StoredIdentity>();
     if (unknown.length > 0) {
-      for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s.record);
+      for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s);
     }
     // Records of one identity stay in offset order. The watermark is per identity, because a per-partition offset would
     // let a later record's write hide an earlier one still in flight.
@@ -419,7 +436,7 @@ export class IdentityResolver {
     const jobs: IdentityJob[] = [];
     for (const [key, list] of byKey) {
       const known = this.known.get(key);
-      let current = known ?? stored.get(key);
+      let current = known ?? stored.get(key)?.record;
       let changedBy: (typeof list)[number] | undefined;
       const keys = new Set<string>();
       for (const r of list) {
@@ -432,7 +449,11 @@ export class IdentityResolver {
         for (const k of blockingKeys(merged)) keys.add(k);
       }
       if (!current || !changedBy) continue;
+      // Unchanged from what the graph stores (an identity this process has not resolved yet): registered in its stored
+      // form, so the graph can tell it was judged before (after a crash or restart) and it is not judged again.
+      const storedForm = stored.get(key);
       jobs.push({
+        ...(storedForm && sameRecord(storedForm.record, current) ? { sealed: storedForm.sealed } : {}),
         record: current,
         blockingKeys: [...keys],
         meta: {
@@ -587,10 +608,11 @@ export class IdentityResolver {
     const committed = [...earlier.fieldsBelow(Number(last.offset) + 1), ...(publication ? [publication] : [])];
     // Not waited for: a field left behind is below the committed offset, never read for a record again.
     this.deps.graph.forgetPublications(batch.topic, batch.partition, committed).catch((err: unknown) => {
-      this.deps.log.warn('committed publications not forgotten; the next commit retries', {
+      this.deps.log.warn('committed publications not forgotten; they are below the committed offset, never read', {
         error: describeError(err),
       });
     });
+    this.publicationLogEmpty.add(logName);
     await payload.heartbeat();
     this.processed += records.length + failed.length;
     const { metrics } = this.deps;
@@ -696,7 +718,10 @@ export class IdentityResolver {
         eventId: job.meta.eventId,
         eventTimeMs: job.meta.eventTimeMs,
       });
-      if (job.blockingKeys.length > 0)
+      // Judged before as it is stored now (its first attempt before a crash, or before a restart): not judged again, so
+      // clusters do not depend on where batches, crashes and restarts fell.
+      if (candidates.judged) this.identityMetrics.alreadyJudged.inc();
+      else if (job.blockingKeys.length > 0)
         pending.push({ job, registered, candidates, decision: null, own: undefined, others: [] });
     });
 
@@ -761,6 +786,12 @@ export class IdentityResolver {
       await heartbeat();
     }
     for (const j of pending) finish(j, null); // clusters kept changing under it: it stays where it is
+    await graph.markJudged(
+      jobs.flatMap((job, i) => {
+        const candidates = found[i];
+        return candidates && !candidates.judged ? [{ key: job.record.key, recordSha: candidates.recordSha }] : [];
+      }),
+    );
     return changes;
   }
 }

@@ -17,6 +17,7 @@ local K = {
   wmRegister = KEYS[8], -- hash: `<topic>:<partition>` -> last offset applied by register
   wmUnion = KEYS[9], -- hash: `<topic>:<partition>` -> last offset applied by union
   cver = KEYS[10], -- hash: root cluster id -> version, bumped by every change of its members or their records
+  judged = KEYS[11], -- hash: identity key -> SHA-1 of its stored record when it was last judged (mark-judged.lua)
 }
 local BASE = ARGV[1]
 
