@@ -633,7 +633,13 @@ export class IdentityGraph {
    */
   async registerAndSearch(
     items: readonly RegisterSearchItem[],
-    options: { register: boolean; maxBlockSize: number; maxMembers: number },
+    options: {
+      register: boolean;
+      maxBlockSize: number;
+      maxMembers: number;
+      /** Records come back whole, not as tags: the retry when one changed between the script and reading it. */
+      wholeRecords?: boolean;
+    },
   ): Promise<RegisterSearchResult[]> {
     if (items.length === 0) return [];
     const codec = await this.sealed('registerAndSearch');
@@ -691,6 +697,7 @@ export class IdentityGraph {
       String(options.maxBlockSize),
       String(options.maxMembers),
       options.register ? '1' : '0',
+      options.wholeRecords ? '0' : String(codec.tagLength),
       sent ?? '',
       String(held.size),
     ];
@@ -721,6 +728,34 @@ export class IdentityGraph {
       flatRecords = [],
       judgedReplies = [],
     ] = asArray(await this.run('register-search', args));
+    // Records come back as tags (the name of their sealing): those this process sealed or opened are taken from its
+    // codec, the few others read whole, here, once. A record rewritten in between (another tag) means this reply is
+    // not one snapshot with what is read now: the group is searched again with records sent whole.
+    const records = new Map<string, IdentityRecord>();
+    const unread: { key: string; tag: string }[] = [];
+    const flat = asArray(flatRecords);
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const key = asString(flat[i]);
+      const value = asString(flat[i + 1]);
+      if (value === '') continue;
+      const record = options.wholeRecords ? codec.openRecord(key, value) : codec.recordOfTag(key, value);
+      if (record) records.set(key, record);
+      else unread.push({ key, tag: value });
+    }
+    let recordsChanged = false;
+    if (unread.length > 0) {
+      const whole = asArray(
+        await this.run(
+          'records',
+          unread.map((u) => u.key),
+        ),
+      );
+      unread.forEach(({ key, tag }, k) => {
+        const value = asString(whole[2 * k]);
+        if (value !== '' && value.startsWith(tag)) records.set(key, codec.openRecord(key, value));
+        else recordsChanged = true;
+      });
+    }
     const judged = asArray(judgedReplies).map((value) => {
       const [sha, flag] = asArray(value);
       return { recordSha: asString(sha), judged: asNumber(flag) === 1 };
@@ -733,7 +768,7 @@ export class IdentityGraph {
       cache.erasures = erasures;
     }
     // What this reply says goes into the cache unless the cache was dropped meanwhile (it may then hold a newer state).
-    const store = !trusted || cache.generation === generation;
+    const store = (!trusted || cache.generation === generation) && !recordsChanged;
 
     const ownRoots = asArray(owns).map(asString);
     const ownRootOf = new Map<string, string>();
@@ -768,13 +803,6 @@ export class IdentityGraph {
       }
     });
 
-    const records = new Map<string, IdentityRecord>();
-    const flat = asArray(flatRecords);
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const key = asString(flat[i]);
-      const sealed = asString(flat[i + 1]);
-      if (sealed !== '') records.set(key, codec.openRecord(key, sealed));
-    }
     // This snapshot's clusters: those answered, and every other one named as held (current, or it would be answered).
     const snapshot = new Map<string, CachedCluster>();
     if (trusted) for (const [id, cluster] of held) if (cluster) snapshot.set(id, cluster);
@@ -836,10 +864,15 @@ export class IdentityGraph {
         else if (set === undefined) complete = false;
         else set.roots.forEach(add);
       }
-      if (!complete) {
-        // The script was not asked about something this picture uses: never judge on it. Start again from the graph.
+      if (!complete || recordsChanged) {
+        // The script was not asked about something this picture uses (or a record changed before it was read): never
+        // judge on it. Start again from the graph.
         cache.clear();
-        const again = await this.registerAndSearch(items, { ...options, register: false });
+        const again = await this.registerAndSearch(items, {
+          ...options,
+          register: false,
+          wholeRecords: recordsChanged,
+        });
         return again.map((found, k) => ({
           ...found,
           registered: options.register ? parseRegister(asArray(asArray(registrations)[k])) : null,

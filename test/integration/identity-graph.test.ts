@@ -12,7 +12,8 @@ import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import type { IdentityRecord } from '../../processors/identity/types.js';
 
 // Records are sealed and set names keyed (pii-codec.ts); the key is a test's own.
-const codec = new PiiCodec(randomBytes(32));
+const codecKey = randomBytes(32);
+const codec = new PiiCodec(codecKey);
 
 const T0 = 1_700_000_000_123;
 const connections: Redis[] = [];
@@ -295,6 +296,37 @@ describe('groups (registerAndSearch, unionMany)', () => {
     // An erasure (by any process) makes every process forget what it holds: the erased person is never a candidate.
     expect(await writer.erase(rb, [])).toMatchObject({ identityKeys: ['s:b', 's:c'] });
     expect(await clustersOf(a)).toEqual([[ra, 1, ['s:a:ann']]]);
+  });
+
+  it('sends back records this process holds as the name of their sealing, and reads the others whole', async () => {
+    const prefix = newPrefix();
+    // Another process: the same key, but its own codec, so it holds none of the records the writer sealed.
+    const readerRedis = connect();
+    const reader = IdentityGraph.open(readerRedis, { prefix, codec: new PiiCodec(codecKey) });
+    const writer = IdentityGraph.open(connect(), { prefix, codec });
+    const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
+    const probe = { record: rec('s:p', { lastName: 'smith' }), blockingKeys: ['ln:smith'], meta: meta() };
+    const names = async () =>
+      (await reader.registerAndSearch([probe], search))[0]?.clusters.flatMap((c) =>
+        c.members.map((m) => `${m.key}:${m.firstName ?? ''}`),
+      );
+    await writer.register(rec('s:a', { lastName: 'smith', firstName: 'ann' }), ['ln:smith'], meta());
+    expect(await names()).toEqual(['s:a:ann']);
+    // A record rewritten between the search and the read of the records it named: the search runs again, whole.
+    const command = readerRedis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const readRecords = command['idgRecords'];
+    if (!readRecords) throw new Error('records script not defined');
+    let rewrites = 0;
+    command['idgRecords'] = async (...args: unknown[]) => {
+      if (rewrites++ === 0) {
+        await writer.register(rec('s:a', { lastName: 'smith', firstName: 'anna' }), ['ln:smith'], meta());
+      }
+      return readRecords.apply(readerRedis, args);
+    };
+    await writer.register(rec('s:b', { lastName: 'smith', firstName: 'bob' }), ['ln:smith'], meta());
+    await writer.register(rec('s:a', { lastName: 'smith', firstName: 'ann' }), ['ln:smith'], meta());
+    expect((await names())?.sort()).toEqual(['s:a:anna', 's:b:bob']);
+    expect(rewrites).toBe(1);
   });
 
   it('applies unions in order, each stale on its own, and one already made by the group is done', async () => {

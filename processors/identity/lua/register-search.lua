@@ -15,9 +15,11 @@
 -- Every cluster named, every root of a returned member and every identity's own root is either current as the caller
 -- holds it or answered, all from this one atomic snapshot.
 --
--- ARGV: 1 base, 2 maxClusterSize, 3 maxBlockSize, 4 maxMembers, 5 register '1' / '0', 6 the erasure count the caller's
---       state is from ('' = none: it holds nothing), 7 c, then c cluster ids, then their c versions held ('' = none),
---       then b, then
+-- ARGV: 1 base, 2 maxClusterSize, 3 maxBlockSize, 4 maxMembers, 5 register '1' / '0', 6 how records come back: '0'
+--       whole, else as their first ARGV[6] characters (format, key id and IV: the name of one sealing, pii-codec.ts
+--       tagLength; the caller holds the records it sealed or opened by that name and reads whole only those it lacks),
+--       7 the erasure count the caller's state is from ('' = none: it holds nothing), 8 c, then c cluster ids, then
+--       their c versions held ('' = none), then b, then
 --       b pairs (blocking set name, expected size or -1), then per identity: key, record, emailSha256 ('' = none),
 --       phoneSha256 ('' = none), eventId, eventTimeMs (integer string), watermark field ('' = none), watermark offset,
 --       n, then n indexes (1-based) into the b sets (record … offset are ignored without register)
@@ -25,11 +27,12 @@
 -- identity in argument order (a register reply as register.lua, {} without register; root or ''); sets per set in
 -- argument order: { -1 } over maxBlockSize, { size } as expected, else { size, key1, root1, ... } (root '' = none);
 -- clusters, for every id answered (not current as held): { id, root } for a retired or unknown id (root ''), else
--- { id, id, size, version, member... }; records: { key, record, ... } once per member listed; judged per identity:
--- { SHA-1 of its stored record ('' = none), 1 when that record was judged before }.
+-- { id, id, size, version, member... }; records: { key, record or its tag (ARGV[6]), ... } once per member listed;
+-- judged per identity: { SHA-1 of its stored record ('' = none), 1 when that record was judged before }.
 local cap, maxBlock, maxMembers, register = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local erasures = redis.call('HGET', K.counters, 'erasures') or '0'
-local trusted = ARGV[6] == erasures
+local trusted = ARGV[7] == erasures
+local tagChars = tonumber(ARGV[6])
 
 local order, named, current = {}, {}, {}
 local function answer(id)
@@ -39,8 +42,8 @@ local function answer(id)
   end
 end
 
-local c = tonumber(ARGV[7])
-local i = 8 + 2 * c
+local c = tonumber(ARGV[8])
+local i = 9 + 2 * c
 local b = tonumber(ARGV[i])
 i = i + 1
 local sets = {}
@@ -76,10 +79,10 @@ end
 if trusted then
   for from = 0, c - 1, 4000 do
     local to = math.min(c - 1, from + 3999)
-    local versions = redis.call('HMGET', K.cver, unpack(ARGV, 8 + from, 8 + to))
+    local versions = redis.call('HMGET', K.cver, unpack(ARGV, 9 + from, 9 + to))
     for k = 1, #versions do
-      local id, version = ARGV[8 + from + k - 1], versions[k]
-      if version and version == ARGV[8 + c + from + k - 1] then
+      local id, version = ARGV[9 + from + k - 1], versions[k]
+      if version and version == ARGV[9 + c + from + k - 1] then
         current[id] = true
       else
         answer(id)
@@ -174,7 +177,11 @@ for from = 1, #recordKeys, 1000 do
   local values = redis.call('HMGET', K.rec, unpack(recordKeys, from, to))
   for j = 1, to - from + 1 do
     records[#records + 1] = recordKeys[from + j - 1]
-    records[#records + 1] = values[j] or ''
+    local value = values[j] or ''
+    if tagChars > 0 then
+      value = string.sub(value, 1, tagChars)
+    end
+    records[#records + 1] = value
   end
 end
 -- Whether each identity's record, as stored now, was judged before (mark-judged.lua): a batch repeated after a crash,
