@@ -81,6 +81,8 @@ export interface PreparedRecord {
   readonly addressWords: readonly string[];
   /** Birth date parts [year, month, day] as written. */
   readonly birth: readonly [string, string, string] | null;
+  /** The birth date as Date.UTC milliseconds (NaN when its parts are not numbers), for the within-31-days level. */
+  readonly birthMs: number;
   /** The compacted first and last name and the city as name terms, the address as an address term. */
   readonly firstTerm: Term | null;
   readonly lastTerm: Term | null;
@@ -175,6 +177,7 @@ export function prepare(record: IdentityRecord): PreparedRecord {
     addressNumbers: tokens.filter((t) => /\d/.test(t)),
     addressWords: tokens.filter((t) => !/\d/.test(t)),
     birth: birth?.length === 3 ? [birth[0] ?? '', birth[1] ?? '', birth[2] ?? ''] : null,
+    birthMs: birth?.length === 3 ? Date.UTC(+(birth[0] ?? ''), +(birth[1] ?? '') - 1, +(birth[2] ?? '')) : NaN,
     firstTerm: nameTerms.of(first),
     lastTerm: nameTerms.of(last),
     cityTerm: nameTerms.of(record.city),
@@ -270,7 +273,7 @@ export function birthLevel(a: PreparedRecord, b: PreparedRecord): number {
     if (differing === 0) return 0;
     if (differing === 1 || (ya === yb && ma === db && da === mb)) return 1;
     // A date misremembered or mistyped by days often changes both day and month (31 Jan vs 2 Feb).
-    const days = Math.abs(Date.UTC(+ya, +ma - 1, +da) - Date.UTC(+yb, +mb - 1, +db)) / 86_400_000;
+    const days = Math.abs(a.birthMs - b.birthMs) / 86_400_000;
     return days <= 31 ? 2 : 4;
   }
   const ga = a.record.ageGroup;

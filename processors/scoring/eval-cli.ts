@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { AppError, describeError } from '../runtime/errors.js';
 import { evaluateGenerated, evaluateOnlineRetail } from './evaluate.js';
 
-const USAGE = `usage: npm run eval -- online-retail <file.csv.gz> --from YYYY-MM-DD --to YYYY-MM-DD --out <scores.csv> [--train]
+const USAGE = `usage: npm run eval -- online-retail <file.csv.gz> --from YYYY-MM-DD --to YYYY-MM-DD --out <scores.csv> [--train [--validation-fraction F] [--test-fraction F]]
        npm run eval -- generated [--customers 4000] [--days 300] [--transactions 36000] [--seed 7]`;
 
 function positiveInt(value: string | undefined, fallback: number, name: string): number {
@@ -82,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
       to: { type: 'string' },
       out: { type: 'string' },
       train: { type: 'boolean' },
+      'validation-fraction': { type: 'string' },
+      'test-fraction': { type: 'string' },
       seed: { type: 'string' },
       customers: { type: 'string' },
       days: { type: 'string' },
@@ -107,8 +109,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (dataset !== 'online-retail' || !file || !values.out) throw new AppError('USAGE', USAGE);
+  // The training's split fractions (`npm run train` checks them): the newest part of the history that the model
+  // does not fit on, as validation (early stopping, shape, calibration) and as the gate's test period.
+  const trainArgs: string[] = [];
+  for (const name of ['validation-fraction', 'test-fraction'] as const) {
+    const value = values[name];
+    if (value === undefined) continue;
+    if (values.train !== true) throw new AppError('USAGE', `--${name} applies to --train only\n${USAGE}`);
+    const f = Number(value);
+    if (!(f > 0 && f < 1)) throw new AppError('USAGE', `--${name} must be a number in (0, 1)\n${USAGE}`);
+    trainArgs.push(`--${name}`, value);
+  }
   const summary = await evaluateOnlineRetail(file, day(values.from, 'from'), day(values.to, 'to'), values.out, {
     train: values.train === true,
+    trainArgs,
   });
   console.log(
     `model     ROC-AUC ${String(summary['modelRocAuc'])}  PR-AUC ${String(summary['modelPrAuc'])}  (${String(summary['modelVersion'])})`,
