@@ -219,7 +219,11 @@ describe('personal data in the identity graph', () => {
     ).rejects.toThrow(/run with the key it was written with/);
 
     // The record opens; the email index still links; the blocking sets still find Ada's cluster for a typo of her.
-    expect((await graph.records([ada.key])).get(ada.key)).toEqual({ record: ada, globalId: 'c-1' });
+    expect((await graph.records([ada.key])).get(ada.key)).toEqual({
+      record: ada,
+      globalId: 'c-1',
+      sealed: expect.stringMatching(/^s1\./) as string,
+    });
     const sameMail = { ...NO_ATTRIBUTES, key: 'web:9', platform: 'web', emailSha256: ada.emailSha256 };
     const linked = await graph.register(sameMail, [], { eventId: 'e-1', eventTimeMs: 1 });
     expect(linked).toMatchObject({ globalId: 'c-1', method: 'EMAIL_HASH' });
