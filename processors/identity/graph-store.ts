@@ -186,6 +186,8 @@ export interface UnionItem {
   /** eventId and eventTimeMs only: unions of a group take no watermark. */
   readonly meta: GraphEventMeta;
   readonly expectedOwn?: { readonly root: string; readonly size: number };
+  /** Marks the identity judged with its union (unless that is stale): {@link RegisterSearchResult.recordSha}. */
+  readonly recordSha?: string;
 }
 
 /** A stored identity with its cluster's current root. */
@@ -893,14 +895,24 @@ export class IdentityGraph {
   /**
    * The unions of a group of identities (each as {@link union}, without watermarks), applied in order in ONE script:
    * each is judged stale on its own, and one whose matches are all in its identity's cluster already (another record
-   * of the group made that link first) is done, not stale. An identity the graph no longer knows is an error.
+   * of the group made that link first) is done, not stale. An identity the graph no longer knows is an error. Judged
+   * marks ({@link markJudged}) go in the same script: each item's `recordSha` with its union unless that is stale, and
+   * `judged` (identities judged without a union) as they are.
    */
-  async unionMany(items: readonly UnionItem[]): Promise<UnionResult[]> {
-    if (items.length === 0) return [];
-    const args = [String(this.maxClusterSize)];
-    for (const { key, matches, meta, expectedOwn } of items) {
+  async unionMany(
+    items: readonly UnionItem[],
+    judged: readonly { key: string; recordSha: string }[] = [],
+  ): Promise<UnionResult[]> {
+    const marks = judged.filter((j) => j.recordSha !== '');
+    if (items.length === 0) {
+      if (marks.length > 0) await this.markJudged(marks);
+      return [];
+    }
+    const args = [String(this.maxClusterSize), String(marks.length)];
+    for (const j of marks) args.push(j.key, j.recordSha);
+    for (const { key, matches, meta, expectedOwn, recordSha } of items) {
       const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
-      args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0));
+      args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0), recordSha ?? '');
       args.push(String(matches.length));
       for (const m of matches) {
         args.push(

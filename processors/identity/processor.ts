@@ -730,22 +730,31 @@ export class IdentityResolver {
     // cluster judged is still what it was (root and size): a concurrent change means judging again, so a record never
     // joins a cluster through members it was not compared with (two records could otherwise each join the other's
     // singleton while those merge elsewhere: a chain nobody judged).
+    // Each judged identity is marked judged in the script that applies its attempt's unions (a crash cannot fall
+    // between a union and its mark); those the judging never reached a union for are marked at the end.
+    const marked = new Set<string>();
     for (let attempt = 0; attempt < MAX_JUDGE_ATTEMPTS && pending.length > 0; attempt++) {
       const toUnite: Judged[] = [];
+      const settled: Judged[] = []; // judged this attempt, staying where they are
       for (const j of pending) {
         const { candidates } = j;
         this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
         j.own = candidates.clusters.find((c) => c.id === candidates.own);
         j.others = candidates.clusters.filter((c) => c.id !== candidates.own);
         if (attempt === 0) this.identityMetrics.candidates.observe(j.others.reduce((n, c) => n + c.members.length, 0));
-        if (j.others.length === 0) continue; // nothing to judge: the record stays where it is, nothing refused
+        if (j.others.length === 0) {
+          settled.push(j); // nothing to judge: the record stays where it is, nothing refused
+          continue;
+        }
         j.decision = decideLinks(model, j.job.record, j.others, {
           threshold: this.threshold,
           maxMembers: MAX_MEMBERS_COMPARED,
           ...(j.own && j.own.size > 1 ? { own: j.own } : {}),
         });
-        if (j.decision.joins.length === 0) finish(j, null);
-        else toUnite.push(j);
+        if (j.decision.joins.length === 0) {
+          finish(j, null);
+          settled.push(j);
+        } else toUnite.push(j);
       }
       const united = await graph.unionMany(
         toUnite.map((j) => {
@@ -759,15 +768,20 @@ export class IdentityResolver {
               expected: { root: m.id, size: sizes.get(m.id) ?? 0 },
             })),
             meta: j.job.meta,
+            recordSha: j.candidates.recordSha,
             ...(j.own ? { expectedOwn: { root: j.own.id, size: j.own.size } } : {}),
           };
         }),
+        settled.map((j) => ({ key: j.job.record.key, recordSha: j.candidates.recordSha })),
       );
+      for (const j of settled) marked.add(j.job.record.key);
       const stale: Judged[] = [];
       toUnite.forEach((j, i) => {
         const result = united[i];
-        if (result && !result.stale) finish(j, result);
-        else {
+        if (result && !result.stale) {
+          finish(j, result);
+          marked.add(j.job.record.key);
+        } else {
           this.identityMetrics.staleJudgements.inc();
           stale.push(j);
         }
@@ -789,7 +803,9 @@ export class IdentityResolver {
     await graph.markJudged(
       jobs.flatMap((job, i) => {
         const candidates = found[i];
-        return candidates && !candidates.judged ? [{ key: job.record.key, recordSha: candidates.recordSha }] : [];
+        return candidates && !candidates.judged && !marked.has(job.record.key)
+          ? [{ key: job.record.key, recordSha: candidates.recordSha }]
+          : [];
       }),
     );
     return changes;

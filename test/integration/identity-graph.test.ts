@@ -354,6 +354,38 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(await graph.members('c-1')).toEqual(['s:a', 's:b']);
     expect(await graph.members('c-3')).toEqual(['s:x', 's:y']);
   });
+
+  it('marks judged with the unions: each item unless its union is stale, and those judged without one', async () => {
+    const graph = open();
+    const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
+    const keys = ['s:a', 's:b', 's:x', 's:s'];
+    for (const key of keys) await graph.register(rec(key), [], meta()); // c-1 … c-4
+    const probe = async () =>
+      graph.registerAndSearch(
+        keys.map((key) => ({ record: rec(key), blockingKeys: [], meta: meta() })),
+        search,
+      );
+    const before = await probe();
+    expect(before.map((r) => r.judged)).toEqual([false, false, false, false]);
+    const sha = new Map(keys.map((key, i) => [key, before[i]?.recordSha ?? '']));
+    await graph.unionMany(
+      [
+        { key: 's:a', matches: [match('s:b')], meta: meta(), recordSha: sha.get('s:a') ?? '' },
+        // judged against s:b's cluster as a singleton: stale now, so not marked (it is judged again)
+        {
+          key: 's:x',
+          matches: [{ ...match('s:b'), expected: { root: 'c-1', size: 1 } }],
+          meta: meta(),
+          recordSha: sha.get('s:x') ?? '',
+        },
+      ],
+      [{ key: 's:s', recordSha: sha.get('s:s') ?? '' }],
+    );
+    expect((await probe()).map((r) => r.judged)).toEqual([true, false, false, true]);
+    // A record registered again (another sealing, another SHA-1) is no longer the one judged.
+    await graph.register(rec('s:a'), [], meta());
+    expect((await probe())[0]?.judged).toBe(false);
+  });
 });
 
 describe('union', () => {

@@ -394,3 +394,14 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
   end
   return reply
 end
+
+-- Marks `key` judged as its record is stored now, if that record is still the one whose SHA-1 `sha` the caller judged
+-- (register-search.lua answered it); a record re-registered meanwhile stays unjudged. Returns 1 when marked.
+local function markJudged(key, sha)
+  local stored = redis.call('HGET', K.rec, key)
+  if stored and redis.sha1hex(stored) == sha then
+    redis.call('HSET', K.judged, key, sha)
+    return 1
+  end
+  return 0
+end

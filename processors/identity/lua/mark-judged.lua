@@ -6,10 +6,6 @@
 -- Returns how many identities were marked.
 local marked = 0
 for i = 2, #ARGV - 1, 2 do
-  local stored = redis.call('HGET', K.rec, ARGV[i])
-  if stored and redis.sha1hex(stored) == ARGV[i + 1] then
-    redis.call('HSET', K.judged, ARGV[i], ARGV[i + 1])
-    marked = marked + 1
-  end
+  marked = marked + markJudged(ARGV[i], ARGV[i + 1])
 end
 return marked
