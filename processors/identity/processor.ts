@@ -705,6 +705,9 @@ export class IdentityResolver {
     };
 
     let pending: Judged[] = [];
+    // Judged identities not yet marked so (graph-store.ts markJudged): each attempt's go in the script that applies its
+    // unions, so a crash cannot fall between a union and its mark; what is left, at the end.
+    const toMark: { key: string; recordSha: string }[] = [];
     jobs.forEach((job, i) => {
       const candidates = found[i];
       const registered = candidates?.registered;
@@ -723,6 +726,7 @@ export class IdentityResolver {
       if (candidates.judged) this.identityMetrics.alreadyJudged.inc();
       else if (job.blockingKeys.length > 0)
         pending.push({ job, registered, candidates, decision: null, own: undefined, others: [] });
+      else toMark.push({ key: job.record.key, recordSha: candidates.recordSha }); // nothing to judge it against
     });
 
     // Judged against whole clusters (cluster-link.ts): a member the record contradicts, or clusters that disagree on
@@ -730,12 +734,8 @@ export class IdentityResolver {
     // cluster judged is still what it was (root and size): a concurrent change means judging again, so a record never
     // joins a cluster through members it was not compared with (two records could otherwise each join the other's
     // singleton while those merge elsewhere: a chain nobody judged).
-    // Each judged identity is marked judged in the script that applies its attempt's unions (a crash cannot fall
-    // between a union and its mark); those the judging never reached a union for are marked at the end.
-    const marked = new Set<string>();
     for (let attempt = 0; attempt < MAX_JUDGE_ATTEMPTS && pending.length > 0; attempt++) {
       const toUnite: Judged[] = [];
-      const settled: Judged[] = []; // judged this attempt, staying where they are
       for (const j of pending) {
         const { candidates } = j;
         this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
@@ -743,7 +743,7 @@ export class IdentityResolver {
         j.others = candidates.clusters.filter((c) => c.id !== candidates.own);
         if (attempt === 0) this.identityMetrics.candidates.observe(j.others.reduce((n, c) => n + c.members.length, 0));
         if (j.others.length === 0) {
-          settled.push(j); // nothing to judge: the record stays where it is, nothing refused
+          toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha }); // stays where it is
           continue;
         }
         j.decision = decideLinks(model, j.job.record, j.others, {
@@ -753,7 +753,7 @@ export class IdentityResolver {
         });
         if (j.decision.joins.length === 0) {
           finish(j, null);
-          settled.push(j);
+          toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
         } else toUnite.push(j);
       }
       const united = await graph.unionMany(
@@ -772,16 +772,13 @@ export class IdentityResolver {
             ...(j.own ? { expectedOwn: { root: j.own.id, size: j.own.size } } : {}),
           };
         }),
-        settled.map((j) => ({ key: j.job.record.key, recordSha: j.candidates.recordSha })),
+        toMark.splice(0),
       );
-      for (const j of settled) marked.add(j.job.record.key);
       const stale: Judged[] = [];
       toUnite.forEach((j, i) => {
         const result = united[i];
-        if (result && !result.stale) {
-          finish(j, result);
-          marked.add(j.job.record.key);
-        } else {
+        if (result && !result.stale) finish(j, result);
+        else {
           this.identityMetrics.staleJudgements.inc();
           stale.push(j);
         }
@@ -799,15 +796,11 @@ export class IdentityResolver {
       }
       await heartbeat();
     }
-    for (const j of pending) finish(j, null); // clusters kept changing under it: it stays where it is
-    await graph.markJudged(
-      jobs.flatMap((job, i) => {
-        const candidates = found[i];
-        return candidates && !candidates.judged && !marked.has(job.record.key)
-          ? [{ key: job.record.key, recordSha: candidates.recordSha }]
-          : [];
-      }),
-    );
+    for (const j of pending) {
+      finish(j, null); // clusters kept changing under it: it stays where it is
+      toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
+    }
+    await graph.markJudged(toMark);
     return changes;
   }
 }
