@@ -1,15 +1,17 @@
 /**
  * The library platforms use to publish events: schema- and rule-validated before anything is sent (a bad event fails
  * the caller's promise with every problem named, instead of becoming a dead letter later), keyed by platform identity,
- * batched (up to `maxBatchSize` records or `lingerMs`), over an idempotent producer so retries never duplicate.
+ * batched (group commit: what arrives while a send is in flight goes out together in the next; otherwise up to
+ * `maxBatchSize` records or `lingerMs`), over an idempotent producer so retries never duplicate.
  */
-import type { Kafka, Message, Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
 import { behaviorKey, behaviorProblems, transactionKey, transactionProblems } from '../../schemas/rules.js';
 import { topicCatalogOf, type TopicCatalog, type TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { AppError } from '../runtime/errors.js';
 import { createIdempotentProducer, createKafka } from '../runtime/kafka.js';
+import { GroupCommitSender } from '../runtime/group-commit.js';
 import { EventSerde } from '../runtime/serde.js';
 
 export interface PlatformProducerOptions {
@@ -21,7 +23,7 @@ export interface PlatformProducerOptions {
   readonly validation?: 'full' | 'schema';
   /** @default 500 */
   readonly maxBatchSize?: number;
-  /** How long a record may wait for its batch to fill. @default 20 */
+  /** How long a record may wait for company while no send is in flight. @default 20 */
   readonly lingerMs?: number;
   /** Injected for tests and tools that already hold clients. */
   readonly kafka?: Kafka;
@@ -42,19 +44,8 @@ export interface PublishAllOptions {
   readonly onRefused?: (item: PlatformEvent, err: unknown) => void;
 }
 
-interface Pending {
-  readonly topic: string;
-  readonly message: Message;
-  readonly resolve: () => void;
-  readonly reject: (err: unknown) => void;
-}
-
 export class PlatformProducer {
-  private queue: Pending[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> = Promise.resolve();
-  private readonly maxBatchSize: number;
-  private readonly lingerMs: number;
+  private readonly sender: GroupCommitSender;
   private readonly validation: 'full' | 'schema';
 
   private constructor(
@@ -64,8 +55,10 @@ export class PlatformProducer {
     private readonly config: Config,
     options: PlatformProducerOptions,
   ) {
-    this.maxBatchSize = options.maxBatchSize ?? 500;
-    this.lingerMs = options.lingerMs ?? 20;
+    this.sender = new GroupCommitSender(producer, {
+      lingerMs: options.lingerMs ?? 20,
+      maxBatch: options.maxBatchSize ?? 500,
+    });
     this.validation = options.validation ?? 'full';
   }
 
@@ -127,7 +120,7 @@ export class PlatformProducer {
         ),
       );
       if (window.length >= maxInFlight) {
-        await this.flush(); // do not wait out the linger of a batch we already know is full enough
+        await this.sender.flush(); // do not wait out the linger of a batch we already know is full enough
         await Promise.all(window);
         window = [];
       }
@@ -138,9 +131,8 @@ export class PlatformProducer {
   }
 
   /** Sends whatever is queued and waits for every acknowledgement. */
-  async flush(): Promise<void> {
-    this.startFlush();
-    await this.inFlight;
+  flush(): Promise<void> {
+    return this.sender.flush();
   }
 
   async disconnect(): Promise<void> {
@@ -165,40 +157,7 @@ export class PlatformProducer {
     return encoded;
   }
 
-  private async enqueue(topic: string, key: string, value: Buffer): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.queue.push({ topic, message: { key, value }, resolve, reject });
-      if (this.queue.length >= this.maxBatchSize) this.startFlush();
-      else
-        this.timer ??= setTimeout(() => {
-          this.startFlush();
-        }, this.lingerMs);
-    });
-  }
-
-  /** Takes the queue as one batch and chains its send after the previous one, so batches stay in order. */
-  private startFlush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.queue.length === 0) return;
-    const batch = this.queue;
-    this.queue = [];
-    this.inFlight = this.inFlight.then(async () => {
-      const byTopic = new Map<string, Message[]>();
-      for (const p of batch) {
-        const messages = byTopic.get(p.topic);
-        if (messages) messages.push(p.message);
-        else byTopic.set(p.topic, [p.message]);
-      }
-      try {
-        await this.producer.sendBatch({
-          acks: -1,
-          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-        });
-        for (const p of batch) p.resolve();
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-      }
-    });
+  private enqueue(topic: string, key: string, value: Buffer): Promise<void> {
+    return this.sender.send(topic, { key, value });
   }
 }

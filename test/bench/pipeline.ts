@@ -23,7 +23,8 @@ import { PROCESSOR_NODE_FLAGS } from '../../processors/runtime/node-flags.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { decodeOnlyRate } from '../../processors/tools/bench-tools.js';
-import { openScratchRun } from '../../processors/tools/scratch-run.js';
+import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
+import type { TopicSpec } from '../../topics/catalog.js';
 import { currentVersion } from '../../processors/scoring/model.js';
 import type { PartMessage } from './pipeline-part.js';
 
@@ -114,6 +115,36 @@ export async function stopParts(children: readonly ChildProcess[], graceMs = 30_
   );
 }
 
+/**
+ * A consumer on `specs` that reports when each event reached them, to split the latency per stage (the platform
+ * producer, the resolver, the feature processor). Costs this process a decode per event.
+ */
+async function tapStage(
+  run: ScratchRun,
+  name: string,
+  specs: readonly TopicSpec[],
+  onEvent: (eventId: string, atMs: number) => void,
+): Promise<{ disconnect: () => Promise<void> }> {
+  const { kafka, serde, config } = run;
+  const consumer = kafka.consumer({ groupId: `${config.TOPIC_PREFIX}tap-${name}`, maxWaitTimeInMs: 5 });
+  await consumer.connect();
+  for (const spec of specs) await consumer.subscribe({ topic: spec.name, fromBeginning: true });
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const atMs = clock();
+      const spec = byName.get(batch.topic);
+      if (!spec) return;
+      for (const m of batch.messages) {
+        const event = (await serde.decode(spec, m.value)) as { eventId?: unknown };
+        if (typeof event.eventId === 'string') onEvent(event.eventId, atMs);
+      }
+    },
+  });
+  return { disconnect: () => consumer.disconnect() };
+}
+
 export async function pipelineBench(): Promise<Record<string, unknown>> {
   const rate = Number(process.env['BENCH_PIPELINE_RATE'] ?? 5_000);
   const pacedCount = Number(process.env['BENCH_PIPELINE_PACED'] ?? 50_000);
@@ -136,6 +167,12 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
   const scope = { config, topics, warehouse };
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
+  /** When each event reached the resolved topics (the stage tap below), to split the latency per stage. */
+  const rawAt = new Map<string, number>();
+  const resolvedAt = new Map<string, number>();
+  const toRaw: number[] = [];
+  const toResolved: number[] = [];
+  const resolvedToScore: number[] = [];
   let lastScoreAt = 0;
   const onMessage = (message: PartMessage) => {
     if (message.type !== 'scores') return;
@@ -145,6 +182,14 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       if (t === undefined) continue;
       latencies.push(message.atMs - t);
       sentAt.delete(eventId); // the first score reflecting an event is when it became visible
+      const raw = rawAt.get(eventId);
+      const r = resolvedAt.get(eventId);
+      rawAt.delete(eventId);
+      resolvedAt.delete(eventId);
+      if (raw === undefined || r === undefined) continue;
+      toRaw.push(raw - t);
+      toResolved.push(r - raw);
+      resolvedToScore.push(message.atMs - r);
     }
   };
   let children: ChildProcess[] = [];
@@ -156,6 +201,14 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     ].sort((a, b) => a.event.eventTimeMs - b.event.eventTimeMs);
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics, lingerMs: 0 });
     children = await startParts(groups, run.env, onMessage);
+    const taps = [
+      await tapStage(run, 'raw', [topics.transactionsRaw, topics.clicksRaw], (eventId, atMs) => {
+        if (sentAt.has(eventId)) rawAt.set(eventId, atMs);
+      }),
+      await tapStage(run, 'resolved', [topics.customerTransactions, topics.customerClicks], (eventId, atMs) => {
+        if (sentAt.has(eventId)) resolvedAt.set(eventId, atMs);
+      }),
+    ];
     // Scores travel to this process over IPC; give the last ones a moment after the groups report caught up.
     const caughtUp = async (timeoutMs: number) => {
       await waitUntilCaughtUp(admin, scope, timeoutMs);
@@ -164,6 +217,9 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     /** Sends `batch` at `rate` events/s in 10 ms ticks; resolves when all are scored, with latencies and rate. */
     const paced = async (batch: readonly PlatformEvent[]) => {
       latencies.length = 0;
+      toRaw.length = 0;
+      toResolved.length = 0;
+      resolvedToScore.length = 0;
       const tick = 10;
       const perTick = Math.max(1, Math.round((rate * tick) / 1000));
       const start = clock();
@@ -180,7 +236,12 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       const seconds = (clock() - start) / 1000;
       await caughtUp(300_000);
       const sorted = [...latencies].sort((x, y) => x - y);
-      return { seconds, sorted, rate: Math.round(batch.length / ((lastScoreAt - start) / 1000)) };
+      const stages = {
+        raw: [...toRaw].sort((x, y) => x - y),
+        resolved: [...toResolved].sort((x, y) => x - y),
+        scored: [...resolvedToScore].sort((x, y) => x - y),
+      };
+      return { seconds, sorted, stages, rate: Math.round(batch.length / ((lastScoreAt - start) / 1000)) };
     };
     // Warm-up at the offered rate: group joins, the first model runs and the JIT are start-up cost, not latency.
     await paced(events.slice(0, warmupCount));
@@ -215,6 +276,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     const maxLatencies = [...latencies].sort((a, b) => a - b);
     const maxRate = Math.round(rest.length / ((lastScoreAt - maxStart) / 1000));
     await producer.disconnect();
+    for (const tap of taps) await tap.disconnect();
     await stopParts(children);
 
     // 3. The raw limit on the same raw topics.
@@ -238,6 +300,12 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       pacedEventsPerSecond: pacedRate,
       pacedLatencyP50Ms: f(percentile(pacedLatencies, 0.5)),
       pacedLatencyP99Ms: f(percentile(pacedLatencies, 0.99)),
+      pacedToRawP50Ms: f(percentile(measured.stages.raw, 0.5)),
+      pacedToRawP99Ms: f(percentile(measured.stages.raw, 0.99)),
+      pacedRawToResolvedP50Ms: f(percentile(measured.stages.resolved, 0.5)),
+      pacedRawToResolvedP99Ms: f(percentile(measured.stages.resolved, 0.99)),
+      pacedResolvedToScoreP50Ms: f(percentile(measured.stages.scored, 0.5)),
+      pacedResolvedToScoreP99Ms: f(percentile(measured.stages.scored, 0.99)),
       maxEvents: rest.length,
       maxEventsPerSecond: maxRate,
       maxLatencyP50Ms: f(percentile(maxLatencies, 0.5)),
@@ -254,6 +322,9 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     );
     console.log(
       `  event → score    p50 ${summary.pacedLatencyP50Ms} ms, p99 ${summary.pacedLatencyP99Ms} ms (${pacedScored} events scored; goal p99 ≤ 50 ms)`,
+    );
+    console.log(
+      `  per stage        p50/p99 ms: producer → raw topics ${summary.pacedToRawP50Ms}/${summary.pacedToRawP99Ms}, resolver → resolved topics ${summary.pacedRawToResolvedP50Ms}/${summary.pacedRawToResolvedP99Ms}, features → score in Redis ${summary.pacedResolvedToScoreP50Ms}/${summary.pacedResolvedToScoreP99Ms} (seen by consumers tapping each topic)`,
     );
     console.log(
       `  cpu per part     ${Object.entries(partCpu)

@@ -1,7 +1,7 @@
 // Group commit of exposures: decisions that arrive while a send is in flight share the next send; one send at a
 // time; a failed send fails every decision in it (the API then answers 503), and later sends still go out.
 import { describe, expect, it } from 'vitest';
-import type { ProducerRecord } from 'kafkajs';
+import type { Message, ProducerBatch } from 'kafkajs';
 import { ExposurePublisher } from '../../processors/api/exposures.js';
 import type { SerialProducer } from '../../processors/runtime/kafka.js';
 import type { EventSerde } from '../../processors/runtime/serde.js';
@@ -10,11 +10,17 @@ import { topicCatalog } from '../../topics/catalog.js';
 
 /** A producer whose sends settle when the test says so (the broker's acknowledgement, or its refusal). */
 function manualProducer() {
-  const sends: { record: ProducerRecord; settle: (err?: Error) => void }[] = [];
+  const sends: {
+    record: { topic: string; messages: Message[] };
+    settle: (err?: Error) => void;
+  }[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
   const producer = {
-    send(record: ProducerRecord) {
+    sendBatch(batch: ProducerBatch) {
+      const [only, ...others] = batch.topicMessages ?? [];
+      if (!only || others.length > 0) throw new Error('expected one topic per send');
+      const record = { topic: only.topic, messages: only.messages };
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       return new Promise((resolve, reject) => {
