@@ -137,7 +137,7 @@ async function tapStage(
       const spec = byName.get(batch.topic);
       if (!spec) return;
       for (const m of batch.messages) {
-        const event = (await serde.decode(spec, m.value)) as { eventId?: unknown };
+        const event = await serde.decode<{ eventId?: unknown }>(spec, m.value);
         if (typeof event.eventId === 'string') onEvent(event.eventId, atMs);
       }
     },
