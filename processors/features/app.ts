@@ -37,6 +37,8 @@ export interface FeatureAppDeps {
 
 export class FeatureApp {
   readonly redis: Redis;
+  /** The lazy restore's reads, apart from the flushes' writes (FeatureStoreOptions.reader). */
+  private readonly reader: Redis;
   readonly store: FeatureStore;
   readonly cutPoints: CutPointsSource;
   readonly models: ModelWatcher;
@@ -48,8 +50,11 @@ export class FeatureApp {
     // Explicit pipelines carry the flush; auto-pipelining batches the few other commands (loads, epochs, rescoring).
     this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
     reportRedisConnection(this.redis, log);
+    this.reader = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+    reportRedisConnection(this.reader, log);
     this.store = new FeatureStore(this.redis, {
       prefix: config.TOPIC_PREFIX,
+      reader: this.reader,
       stateTtlSeconds: config.FEATURES_STATE_TTL_SECONDS,
       featuresTtlSeconds: config.FEATURES_TTL_SECONDS,
       scoresTtlSeconds: config.SCORES_TTL_SECONDS,
@@ -89,5 +94,6 @@ export class FeatureApp {
     await this.models.stop();
     this.cutPoints.stop();
     this.redis.disconnect();
+    this.reader.disconnect();
   }
 }

@@ -33,6 +33,14 @@ export interface StoredCustomer {
 
 export interface FeatureStoreOptions {
   readonly prefix: string;
+  /**
+   * A second connection for the lazy restore's reads ({@link FeatureStore.fetch}). On the writing connection a read
+   * waits behind every command of a flush in flight (replies come in order), so folding the next records stalled for
+   * the whole Redis part of each flush whenever they touched a customer not in memory. A customer the processor
+   * loads is never one a flush in flight writes (only customers in memory are written; clean ones are evicted after
+   * their flush is done), so nothing read this way can be older than a write before it. Default: the same connection.
+   */
+  readonly reader?: Redis;
   readonly stateTtlSeconds: number;
   readonly featuresTtlSeconds: number;
   readonly scoresTtlSeconds: number;
@@ -140,7 +148,7 @@ export class FeatureStore {
   async fetch(ids: readonly string[]): Promise<Map<string, StoredCustomer>> {
     const out = new Map<string, StoredCustomer>();
     if (ids.length === 0) return out;
-    const pipeline = this.redis.pipeline();
+    const pipeline = (this.options.reader ?? this.redis).pipeline();
     for (const id of ids) pipeline.hmget(this.stateKey(id), 'ver', 's', 'mg', 'alias');
     const replies = (await pipeline.exec()) ?? [];
     ids.forEach((id, i) => {
