@@ -6,7 +6,7 @@
  *
  * A flush runs whenever work is waiting and the previous flush is done (and at least every FEATURES_FLUSH_MAX_MS); while
  * the processor is behind, once FEATURES_FLUSH_MAX_RECORDS records are folded (coalescing a customer's events):
- *   snapshot every changed customer (features, state JSON) → one ONNX run (the scoring stage) → hand-offs to other
+ *   snapshot every changed customer (features, state checkpoint) → one ONNX run (the scoring stage) → hand-offs to other
  *   partitions (only when a merge needs them) → in parallel: one pipelined Redis round trip (state + features hash +
  *   score per customer, fenced by the partition's owner epoch) and one Kafka batch (scores, dead letters) → commit.
  * A crash repeats at most the work since the last commit, and the state's watermarks make the repeat a no-op. An
@@ -605,7 +605,7 @@ export class FeatureProcessor {
               id: e.id,
               epoch: table.epoch,
               version,
-              stateJson: saving ? encodeState(e.state) : null,
+              checkpoint: saving ? encodeState(e.state) : null,
               absorbed: e.absorbed,
               hash: changes?.set ?? [],
               replaceHash: changes?.replace ?? false,
@@ -628,7 +628,7 @@ export class FeatureProcessor {
             id: e.id,
             epoch: table.epoch,
             version: e.version,
-            stateJson: encodeState(e.state),
+            checkpoint: encodeState(e.state),
             absorbed: e.absorbed,
             hash: [],
             replaceHash: false,

@@ -3,7 +3,8 @@
  *
  * Keys (P = TOPIC_PREFIX, id = global customer id, p = partition number; braces are Redis Cluster hash tags):
  * - `P features:state:{id}` hash: `ep` (owner epoch of the customer's partition at the last write), `ver` (+1 per
- *   served update), `s` (FeatureState JSON, the checkpoint: written every FEATURES_CHECKPOINT_MS with the offset commit),
+ *   served update), `s` (the FeatureState checkpoint, binary (state-codec.ts); JSON when written before it, still read:
+ *   written every FEATURES_CHECKPOINT_MS with the offset commit),
  *   `mg` (ids absorbed by merges, JSON); or, once merged away, `alias` = survivor. TTL FEATURES_STATE_TTL_SECONDS.
  * - `P features:{id}` hash: what the ad server reads with one HGETALL/HMGET (fields: logic.ts `hashFields`), or just
  *   `merged_into` for a merged-away id. TTL FEATURES_TTL_SECONDS.
@@ -18,6 +19,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { decodeBinaryState, encodeBinaryState, isBinaryState } from './state-codec.js';
 import { upgradeState, type FeatureState } from './state.js';
 
 export interface StoredCustomer {
@@ -53,8 +55,11 @@ export type CustomerWrite =
       readonly id: string;
       readonly epoch: number;
       readonly version: number;
-      /** The state checkpoint, or null to leave it (states are checkpointed less often than they are served). */
-      readonly stateJson: string | null;
+      /**
+       * The state checkpoint ({@link encodeState}), or null to leave it (states are checkpointed less often than they
+       * are served).
+       */
+      readonly checkpoint: Buffer | string | null;
       readonly absorbed: readonly string[];
       /** Features hash field/value pairs to set; empty leaves the hash alone. */
       readonly hash: readonly string[];
@@ -91,17 +96,22 @@ export interface FlushResult {
   readonly fenced: readonly string[];
 }
 
-/** The checkpoint's encoding of a state (the `s` field). */
-export function encodeState(state: FeatureState): string {
-  return JSON.stringify(state);
+/** The checkpoint's encoding of a state (the `s` field): binary, state-codec.ts. */
+export function encodeState(state: FeatureState): Buffer {
+  return encodeBinaryState(state);
 }
 
-/** A checkpoint in whichever state format it was written (format 1 checkpoints are converted exactly). */
-export function decodeState(stored: string): FeatureState {
-  return upgradeState(JSON.parse(stored) as Parameters<typeof upgradeState>[0]);
+/**
+ * A checkpoint in whichever encoding and state format it was written: binary, or JSON as every checkpoint before the
+ * binary encoding (format 1 JSON is converted exactly).
+ */
+export function decodeState(stored: Buffer | string): FeatureState {
+  if (typeof stored !== 'string' && isBinaryState(stored)) return decodeBinaryState(stored);
+  const json = typeof stored === 'string' ? stored : stored.toString('utf8');
+  return upgradeState(JSON.parse(json) as Parameters<typeof upgradeState>[0]);
 }
 
-type ScriptCommand = (...args: string[]) => Promise<number>;
+type ScriptCommand = (...args: (string | Buffer)[]) => Promise<number>;
 const FLUSH_CUSTOMER = readFileSync(new URL('./lua/flush-customer.lua', import.meta.url), 'utf8');
 const MAX_ALIAS_HOPS = 64;
 
@@ -149,18 +159,18 @@ export class FeatureStore {
     const out = new Map<string, StoredCustomer>();
     if (ids.length === 0) return out;
     const pipeline = (this.options.reader ?? this.redis).pipeline();
-    for (const id of ids) pipeline.hmget(this.stateKey(id), 'ver', 's', 'mg', 'alias');
+    for (const id of ids) pipeline.hmgetBuffer(this.stateKey(id), 'ver', 's', 'mg', 'alias');
     const replies = (await pipeline.exec()) ?? [];
     ids.forEach((id, i) => {
       const [err, reply] = replies[i] ?? [new Error('missing pipeline reply'), null];
       if (err) throw err;
-      const [ver, json, mg, alias] = reply as (string | null)[];
+      const [ver, state, mg, alias] = reply as (Buffer | null)[];
       out.set(id, {
         id,
-        version: Number(ver ?? 0),
-        state: json ? decodeState(json) : null,
-        absorbed: mg ? (JSON.parse(mg) as string[]) : [],
-        alias: alias ?? null,
+        version: Number(ver?.toString() ?? 0),
+        state: state && state.length > 0 ? decodeState(state) : null,
+        absorbed: mg ? (JSON.parse(mg.toString('utf8')) as string[]) : [],
+        alias: alias?.toString('utf8') ?? null,
       });
     });
     return out;
@@ -193,7 +203,7 @@ export class FeatureStore {
       const [k1, k2, k3] = [this.stateKey(w.id), this.featuresKey(w.id), this.scoreKey(w.id)];
       if (w.kind === 'write') {
         const head = `["${w.epoch}","w","${w.version}",${ttls},"${w.replaceHash ? '1' : '0'}"]`;
-        const [state, absorbed] = w.stateJson === null ? ['', '[]'] : [w.stateJson, JSON.stringify(w.absorbed)];
+        const [state, absorbed] = w.checkpoint === null ? ['', '[]'] : [w.checkpoint, JSON.stringify(w.absorbed)];
         void run(k1, k2, k3, head, state, absorbed, JSON.stringify([w.hash, w.score, w.deleteFields]));
       } else if (w.kind === 'alias') {
         void run(k1, k2, k3, `["${w.epoch}","a","${w.version}",${ttls},"0"]`, w.survivor, '[]', '[[],[],[]]');

@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
-import { FeatureStore } from '../../processors/features/store.js';
+import { decodeState, FeatureStore } from '../../processors/features/store.js';
 import { PROCESSOR_NODE_FLAGS } from '../../processors/runtime/node-flags.js';
 import { PROCESSOR as IDENTITY } from '../../processors/identity/processor.js';
 import { groupLag, partInputs, waitUntilCaughtUp, type PipelinePart } from '../../processors/pipeline.js';
@@ -613,11 +613,11 @@ async function readRunState(run: ScratchRun): Promise<RunState & { featureKeys: 
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
       const pipeline = redis.pipeline();
-      for (const id of chunk) pipeline.hget(store.stateKey(id), 's');
+      for (const id of chunk) pipeline.hgetBuffer(store.stateKey(id), 's');
       const replies = (await pipeline.exec()) ?? [];
       chunk.forEach((id, j) => {
-        const json = replies[j]?.[1];
-        if (typeof json === 'string') late.set(id, (JSON.parse(json) as { late?: number }).late ?? 0);
+        const stored = replies[j]?.[1];
+        if (Buffer.isBuffer(stored) && stored.length > 0) late.set(id, decodeState(stored).late);
       });
     }
     const result = await run.clickhouse.query({

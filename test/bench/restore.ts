@@ -61,10 +61,10 @@ export async function restoreBench(): Promise<Record<string, unknown>> {
   try {
     const folded = Date.now();
     const states = foldAll(total, customers);
-    const encoded = [...states].map(([id, state]) => ({ id, json: encodeState(state) }));
-    const meanBytes = Math.round(encoded.reduce((n, e) => n + Buffer.byteLength(e.json), 0) / encoded.length);
+    const encoded = [...states].map(([id, state]) => ({ id, bytes: encodeState(state) }));
+    const meanBytes = Math.round(encoded.reduce((n, e) => n + e.bytes.length, 0) / encoded.length);
     console.log(
-      `states             ${encoded.length} customers from ${total} events in ${((Date.now() - folded) / 1000).toFixed(1)} s; state JSON ${meanBytes} bytes on average`,
+      `states             ${encoded.length} customers from ${total} events in ${((Date.now() - folded) / 1000).toFixed(1)} s; checkpoint ${meanBytes} bytes on average`,
     );
     await admin.createTopics({
       waitForLeaders: true,
@@ -87,7 +87,7 @@ export async function restoreBench(): Promise<Record<string, unknown>> {
         id: e.id,
         epoch,
         version: 1,
-        stateJson: e.json,
+        checkpoint: e.bytes,
         absorbed: [],
         hash: [],
         replaceHash: false,
@@ -97,7 +97,7 @@ export async function restoreBench(): Promise<Record<string, unknown>> {
       await store.flush(writes, none);
     }
     const redisWriteUs = ((performance.now() - started) * 1000) / encoded.length;
-    const messages: Message[] = encoded.map((e) => ({ key: e.id, value: e.json }));
+    const messages: Message[] = encoded.map((e) => ({ key: e.id, value: e.bytes }));
     started = performance.now();
     for (let i = 0; i < messages.length; i += CHUNK) {
       for (const part of chunksByBytes(messages.slice(i, i + CHUNK)))
@@ -110,7 +110,7 @@ export async function restoreBench(): Promise<Record<string, unknown>> {
 
     // One partition's share, restored both ways.
     const share = encoded.filter((_, i) => i % PARTITIONS === 0);
-    for (const part of chunksByBytes(share.map((e) => ({ key: e.id, value: e.json }))))
+    for (const part of chunksByBytes(share.map((e) => ({ key: e.id, value: e.bytes }))))
       await producer.sendBatch({ acks: -1, topicMessages: [{ topic: restoreTopic, messages: part }] });
 
     started = performance.now();
@@ -136,7 +136,7 @@ export async function restoreBench(): Promise<Record<string, unknown>> {
           eachBatch: async ({ batch }) => {
             firstRecordAt ||= performance.now();
             for (const m of batch.messages) {
-              if (m.key && m.value) table.set(m.key.toString('utf8'), decodeState(m.value.toString('utf8')));
+              if (m.key && m.value) table.set(m.key.toString('utf8'), decodeState(m.value));
             }
             if (table.size >= share.length) {
               lastRecordAt = performance.now();

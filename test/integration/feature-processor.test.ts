@@ -17,7 +17,7 @@ import {
 import { FeatureApp } from '../../processors/features/app.js';
 import { groupLag } from '../../processors/pipeline.js';
 import { emptyState, type FeatureState } from '../../processors/features/state.js';
-import { FeatureStore } from '../../processors/features/store.js';
+import { decodeState, encodeState, FeatureStore } from '../../processors/features/store.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { SOURCE_HEADER } from '../../processors/runtime/headers.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
@@ -261,7 +261,7 @@ describe('feature processor', () => {
             id: 'c-Z',
             epoch,
             version: 1,
-            stateJson: JSON.stringify(emptyState()),
+            checkpoint: encodeState(emptyState()),
             absorbed: [],
             hash: ['top_category', value],
             replaceHash: true,
@@ -274,6 +274,45 @@ describe('feature processor', () => {
     expect((await write(newEpoch, 'new')).fenced).toEqual([]);
     expect((await write(oldEpoch, 'stale')).fenced).toEqual(['c-Z']);
     expect((await s.readFeatures('c-Z'))['top_category']).toBe('new');
+  });
+
+  it('restores a checkpoint written as JSON (before the binary encoding) and folds on from it exactly', async () => {
+    const ctx = await context();
+    const history = personHistory();
+    const keyed = (key: string, from: number, to: number) => history.slice(from, to).map((r) => ({ ...r, key }));
+    await publish(ctx, [...keyed('c-J', 0, 20), ...keyed('c-ONE', 0, 20)]);
+    const first = processor(ctx);
+    await first.start();
+    try {
+      await settled(ctx);
+    } finally {
+      await first.stop(); // checkpoints everything and commits
+    }
+    // As the previous code wrote it: the same state, as JSON text.
+    const redis = new Redis(ctx.config.REDIS_URL);
+    clients.push(redis);
+    const features = store(ctx);
+    const binary = await redis.hgetBuffer(features.stateKey('c-J'), 's');
+    expect(binary?.[0]).toBe(0xfe);
+    const state = decodeState(binary as Buffer);
+    await redis.hset(features.stateKey('c-J'), 's', JSON.stringify(state));
+    expect((await features.fetch(['c-J'])).get('c-J')?.state).toEqual(state);
+
+    await publish(ctx, [...keyed('c-J', 20, 40), ...keyed('c-ONE', 20, 40)]);
+    const second = processor(ctx);
+    await second.start();
+    try {
+      await settled(ctx);
+      const single = await features.readFeatures('c-ONE');
+      expect(Number(single['frequency_90d'])).toBeGreaterThan(0);
+      expect(stable(await features.readFeatures('c-J'))).toEqual(stable(single));
+    } finally {
+      await second.stop();
+    }
+    const [restored, clean] = ['c-J', 'c-ONE'].map((id) => redis.hgetBuffer(features.stateKey(id), 's'));
+    expect((await restored)?.[0]).toBe(0xfe); // written back binary
+    const normalize = (s: FeatureState) => JSON.parse(JSON.stringify({ ...s, wm: {}, lt: {} })) as unknown;
+    expect(normalize(decodeState((await restored) as Buffer))).toEqual(normalize(decodeState((await clean) as Buffer)));
   });
 
   it('after a SIGKILL mid-stream and a full redelivery, every customer is exactly as one clean pass makes it', async () => {
