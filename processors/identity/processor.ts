@@ -463,7 +463,8 @@ export class IdentityResolver {
         },
       });
     }
-    const wroteGraph = jobs.length > 0;
+    // Whether this batch's scripts merged clusters: only then does the outbox hold merges of its own to publish now.
+    const merged = { count: 0 };
     // GROUPS_IN_FLIGHT groups at a time, the next starting when one ends: a record is judged against clusters that
     // already hold the batch's earlier records (all but those of groups still in flight), not against a whole batch of
     // unjoined singletons (tried: F1 0.978 instead of 0.981 on 1,000 messy people). Three in flight measured 948
@@ -476,17 +477,18 @@ export class IdentityResolver {
     const groups: IdentityJob[][] = [];
     for (let i = 0; i < jobs.length; i += groupSize) groups.push(jobs.slice(i, i + groupSize));
     await forEachLimited(groups, GROUPS_IN_FLIGHT, async (group) => {
-      for (const [key, change] of await this.resolveIdentities(group, rejections, () => payload.heartbeat()))
+      for (const [key, change] of await this.resolveIdentities(group, rejections, merged, () => payload.heartbeat()))
         changes.set(key, change);
       for (const job of group) resolvedHere.set(job.record.key, job.record);
     });
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
 
     // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
-    // script that merges writes the outbox, so a batch that wrote to the graph reads it, and any batch does at least
-    // every outboxSweepMs: that publishes what an instance merged and died before publishing (it used to be read on
-    // every batch; a batch of unchanged identities now skips it, and that round trip).
-    const pending = wroteGraph || this.outboxSweepDue() ? await this.readOutbox() : [];
+    // script that merges writes the outbox and reports the merge, so a batch whose scripts merged reads it, and any
+    // batch does at least every outboxSweepMs: that publishes what an instance merged and died before publishing. (It
+    // used to be read on every batch, then on every batch that wrote to the graph: most of those register identities
+    // that join nothing, and the read was one of their round trips.)
+    const pending = merged.count > 0 || this.outboxSweepDue() ? await this.readOutbox() : [];
     const moved = new Map<string, MergeEntry>(); // member -> the merge that moved it (the latest wins)
     for (const entry of pending) {
       this.roots.merged(entry.mergedId, entry.survivorId);
@@ -640,6 +642,7 @@ export class IdentityResolver {
   private async resolveIdentities(
     jobs: readonly IdentityJob[],
     rejections: IdentityMergeRejection[],
+    merged: { count: number },
     heartbeat: () => Promise<void>,
   ): Promise<Map<string, LinkChange>> {
     const { graph, model, config } = this.deps;
@@ -689,6 +692,7 @@ export class IdentityResolver {
         });
       }
       if (!united || !decision || decision.joins.length === 0) return;
+      merged.count += united.merges.length;
       for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
       if (united.refused > 0)
         this.deps.log.warn('merge refused: cluster cap', { key: job.record.key, refused: united.refused });
@@ -712,6 +716,7 @@ export class IdentityResolver {
       const candidates = found[i];
       const registered = candidates?.registered;
       if (!candidates || !registered) throw new Error(`identity graph: no registration for ${job.record.key}`);
+      merged.count += registered.merges.length;
       for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
       for (let r = 0; r < registered.refused; r++) reject(job, 'CLUSTER_CAP', registered.globalId ?? '');
       changes.set(job.record.key, {
