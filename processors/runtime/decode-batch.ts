@@ -7,7 +7,7 @@ import type { Batch, KafkaMessage } from 'kafkajs';
 import type { TopicSpec } from '../../topics/catalog.js';
 import type { FailedRecord } from './dead-letter.js';
 import { AppError, describeError, dispositionOf } from './errors.js';
-import type { EventSerde } from './serde.js';
+import { NOT_KNOWN, type EventSerde } from './serde.js';
 
 /**
  * Largest record value a processor accepts. The broker takes records up to its message.max.bytes (1 MiB by default),
@@ -57,7 +57,8 @@ export async function decodeBatch<T>(
           `record of ${size} bytes: events larger than ${MAX_EVENT_BYTES} are refused`,
         );
       }
-      const value = await serde.decode<T>(spec, message.value);
+      const known = serde.decodeKnown(spec, message.value); // no promise per record once the schema is known
+      const value = known === NOT_KNOWN ? await serde.decode<T>(spec, message.value) : (known as T);
       const problems = check?.(value) ?? [];
       if (problems.length > 0) throw new AppError('RECORD_INVALID', problems.join('; '));
       records.push({ message, value });

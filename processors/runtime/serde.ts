@@ -36,9 +36,14 @@ function statusOf(err: unknown): number | undefined {
 
 export const subjectOf = (topic: TopicSpec): string => `${topic.name}-value`;
 
+/** {@link EventSerde.decodeKnown}'s answer when the writer's schema has not been met yet. */
+export const NOT_KNOWN: unique symbol = Symbol('writer schema not known yet');
+
 export class EventSerde {
   private readonly ids = new Map<string, number>();
   private readonly resolvers = new Map<string, avro.Resolver | null>();
+  /** The same resolvers by contract and writer schema id, for the synchronous path. */
+  private readonly known = new Map<SchemaName, Map<number, avro.Resolver | null>>();
 
   constructor(
     readonly registry: SchemaRegistry,
@@ -144,11 +149,9 @@ export class EventSerde {
 
   /** Decodes wire-format bytes into the topic's reader contract. */
   async decode<T>(topic: TopicSpec, bytes: Buffer | null): Promise<T> {
-    if (!bytes || bytes.length === 0) throw new AppError('RECORD_UNDECODABLE', 'empty value (tombstone or no payload)');
-    if (bytes.length < 5 || bytes[0] !== 0) {
-      throw new AppError('RECORD_UNDECODABLE', 'not Confluent wire format: missing magic byte 0 and schema id');
-    }
-    const schemaId = bytes.readInt32BE(1);
+    const known = this.decodeKnown(topic, bytes);
+    if (known !== NOT_KNOWN) return known as T;
+    const schemaId = (bytes as Buffer).readInt32BE(1);
     let resolver: avro.Resolver | null;
     try {
       resolver = await this.resolverFor(topic.schema, schemaId);
@@ -160,9 +163,34 @@ export class EventSerde {
       if (err instanceof AppError) throw err;
       throw new AppError('DEPENDENCY_UNAVAILABLE', `schema registry: ${describeError(err)}`, { cause: err });
     }
+    return this.read(topic.schema, schemaId, resolver, bytes as Buffer) as T;
+  }
+
+  /**
+   * {@link decode} without a promise when the writer's schema was met before (nearly every record): the value, or
+   * NOT_KNOWN when the registry must be asked first. Throws RECORD_UNDECODABLE like decode.
+   */
+  decodeKnown(topic: TopicSpec, bytes: Buffer | null): unknown {
+    if (!bytes || bytes.length === 0) throw new AppError('RECORD_UNDECODABLE', 'empty value (tombstone or no payload)');
+    if (bytes.length < 5 || bytes[0] !== 0) {
+      throw new AppError('RECORD_UNDECODABLE', 'not Confluent wire format: missing magic byte 0 and schema id');
+    }
+    const schemaId = bytes.readInt32BE(1);
+    const resolver = this.known.get(topic.schema)?.get(schemaId);
+    return resolver === undefined ? NOT_KNOWN : this.read(topic.schema, schemaId, resolver, bytes);
+  }
+
+  private read(name: SchemaName, schemaId: number, resolver: avro.Resolver | null, bytes: Buffer): unknown {
     try {
-      const reader = avroType(topic.schema);
-      return (resolver ? reader.fromBuffer(bytes.subarray(5), resolver) : reader.fromBuffer(bytes.subarray(5))) as T;
+      const reader = avroType(name);
+      // decode at offset 5 rather than fromBuffer of a subarray: no Buffer object per record.
+      const decoded = resolver ? reader.decode(bytes, 5, resolver) : reader.decode(bytes, 5);
+      const value: unknown = decoded.value;
+      const offset = decoded.offset;
+      if (offset !== bytes.length) {
+        throw new Error(offset < 0 ? 'truncated buffer' : `trailing data (${bytes.length - offset} bytes)`);
+      }
+      return value;
     } catch (err) {
       // avsc: truncated buffer, trailing bytes, invalid union index.
       throw new AppError('RECORD_UNDECODABLE', `cannot decode with schema id ${schemaId}: ${describeError(err)}`, {
@@ -188,6 +216,9 @@ export class EventSerde {
       );
     }
     this.resolvers.set(key, resolver);
+    let byId = this.known.get(name);
+    if (!byId) this.known.set(name, (byId = new Map<number, avro.Resolver | null>()));
+    byId.set(schemaId, resolver);
     return resolver;
   }
 }
