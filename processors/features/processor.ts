@@ -61,6 +61,9 @@ export interface FlushTiming {
   readonly snapshotMs: number;
   readonly writeMs: number;
   readonly commitMs: number;
+  /** Of the writes' last attempt: until the Redis round trip and until the Kafka sends were done (they overlap). */
+  readonly redisMs: number;
+  readonly kafkaMs: number;
 }
 
 export interface FeatureProcessorDeps {
@@ -476,6 +479,7 @@ export class FeatureProcessor {
     );
     const failed = [...decoded.failed];
     const source = `${topic}:${partition}`;
+    const origins = new Origins();
     const byCustomer = new Map<string, SourcedEvent[]>();
     for (const r of decoded.records) {
       const id = r.message.key?.toString();
@@ -485,14 +489,16 @@ export class FeatureProcessor {
         continue;
       }
       const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
-      const origin = originOf(r.message); // the raw record's coordinates when the resolver published it
-      const sourced = {
+      const origin = origins.of(r.message); // the raw record's coordinates when the resolver published it
+      let records = byCustomer.get(id);
+      if (!records) byCustomer.set(id, (records = []));
+      records.push({
         event,
         source: origin?.source ?? source,
         offset: origin?.offset ?? Number(r.message.offset),
-        stream: `${isTx ? 't' : 'c'}|${id}`,
-      };
-      append(byCustomer, id, sourced);
+        // One string per customer and chunk: the fold looks it up per record, and a string hashes once.
+        stream: records[0]?.stream ?? `${isTx ? 't' : 'c'}|${id}`,
+      });
     }
     await load(byCustomer.keys());
     for (const [id, records] of byCustomer) {
@@ -710,6 +716,8 @@ export class FeatureProcessor {
     let failingSinceMs: number | undefined;
     let failingDependency: string | undefined;
     let fenced: readonly string[] = [];
+    let redisMs = 0;
+    let kafkaMs = 0;
     for (let attempt = 1; ; attempt++) {
       try {
         if (s.handoffs.length > 0) {
@@ -721,7 +729,10 @@ export class FeatureProcessor {
             });
           }
         }
-        const redis = this.deps.store.flush(s.writes, { scored: s.scored, unscored: s.unscored, forget: s.forget });
+        const sent = Date.now();
+        const redis = this.deps.store
+          .flush(s.writes, { scored: s.scored, unscored: s.unscored, forget: s.forget })
+          .finally(() => (redisMs = Date.now() - sent));
         const kafka = (async () => {
           await this.deadLetters.publish(s.failed); // its own batch, but never concurrent with another send
           for (const { topic, messages } of s.messages) {
@@ -729,7 +740,7 @@ export class FeatureProcessor {
               await this.producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages: chunk }] });
             }
           }
-        })();
+        })().finally(() => (kafkaMs = Date.now() - sent));
         const [result] = await Promise.all([redis, kafka]);
         fenced = result.fenced;
         break;
@@ -801,6 +812,8 @@ export class FeatureProcessor {
       snapshotMs: writeStarted - s.startedAtMs,
       writeMs: commitStarted - writeStarted,
       commitMs: committedAtMs - commitStarted,
+      redisMs,
+      kafkaMs,
     });
     this.afterFlush(s.newestEventMs);
   }
@@ -901,15 +914,21 @@ export function flushDue(s: {
  * The raw record a resolved one re-keys (the resolver's SOURCE_HEADER): watermarks on it make a batch the resolver
  * published twice (a crash between its send and its commit) a redelivery, not new events. Null for records without it.
  */
-function originOf(message: KafkaMessage): { source: string; offset: number } | null {
-  const raw = message.headers?.[SOURCE_HEADER];
-  const text = Buffer.isBuffer(raw) ? raw.toString('latin1') : typeof raw === 'string' ? raw : null;
-  if (!text) return null;
-  // `<topic>:<partition>:<offset>`, read without a regular expression (once per record on the hot path).
-  const last = text.lastIndexOf(':');
-  const middle = last > 0 ? text.lastIndexOf(':', last - 1) : -1;
-  if (middle <= 0 || !isDigits(text, middle + 1, last) || !isDigits(text, last + 1, text.length)) return null;
-  return { source: text.slice(0, last), offset: Number(text.slice(last + 1)) };
+class Origins {
+  /** The source of the record before: a chunk's records nearly all come from one raw partition, so one string. */
+  private last = '';
+
+  of(message: KafkaMessage): { source: string; offset: number } | null {
+    const raw = message.headers?.[SOURCE_HEADER];
+    const text = Buffer.isBuffer(raw) ? raw.toString('latin1') : typeof raw === 'string' ? raw : null;
+    if (!text) return null;
+    // `<topic>:<partition>:<offset>`, read without a regular expression (once per record on the hot path).
+    const last = text.lastIndexOf(':');
+    const middle = last > 0 ? text.lastIndexOf(':', last - 1) : -1;
+    if (middle <= 0 || !isDigits(text, middle + 1, last) || !isDigits(text, last + 1, text.length)) return null;
+    if (this.last.length !== last || !text.startsWith(this.last)) this.last = text.slice(0, last);
+    return { source: this.last, offset: Number(text.slice(last + 1)) };
+  }
 }
 
 function isDigits(text: string, from: number, to: number): boolean {
