@@ -1,4 +1,4 @@
--- register-search: for a group of identities, registers each one (registerOne; skipped when ARGV[5] is '0', for a
+-- register-search: for a group of identities, registers each one (registerOne; skipped when A[4] is '0', for a
 -- record judged again), THEN answers what the caller needs to find the clusters each might join. Registering every
 -- identity of the group before any search is what concurrent records need (of two records of one person, each search
 -- sees the other), and one script per group is what makes the resolver fast.
@@ -15,24 +15,28 @@
 -- Every cluster named, every root of a returned member and every identity's own root is either current as the caller
 -- holds it or answered, all from this one atomic snapshot.
 --
--- ARGV: 1 base, 2 maxClusterSize, 3 maxBlockSize, 4 maxMembers, 5 register '1' / '0', 6 how records come back: '0'
---       whole, else as their first ARGV[6] characters (format, key id and IV: the name of one sealing, pii-codec.ts
+-- ARGV: 1 base, 2 the arguments A below as ONE JSON array of strings (a group sends ~1,000 of them: one string costs
+--       the client and the server a fraction of a thousand, and cjson decodes it in C).
+-- A: 1 maxClusterSize, 2 maxBlockSize, 3 maxMembers, 4 register '1' / '0', 5 how records come back: '0'
+--       whole, else as their first A[5] characters (format, key id and IV: the name of one sealing, pii-codec.ts
 --       tagLength; the caller holds the records it sealed or opened by that name and reads whole only those it lacks),
---       7 the erasure count the caller's state is from ('' = none: it holds nothing), 8 c, then c cluster ids, then
+--       6 the erasure count the caller's state is from ('' = none: it holds nothing), 7 c, then c cluster ids, then
 --       their c versions held ('' = none), then b, then
 --       b pairs (blocking set name, expected size or -1), then per identity: key, record, emailSha256 ('' = none),
 --       phoneSha256 ('' = none), eventId, eventTimeMs (integer string), watermark field ('' = none), watermark offset,
 --       n, then n indexes (1-based) into the b sets (record … offset are ignored without register)
--- Returns { erasure count, registrations, own roots, sets, clusters, records }: registrations and own roots per
+-- Returns, as ONE JSON string (cjson; an empty list comes as {}), { erasure count, registrations, own roots, sets,
+-- clusters, records, judged }: registrations and own roots per
 -- identity in argument order (a register reply as register.lua, {} without register; root or ''); sets per set in
 -- argument order: { -1 } over maxBlockSize, { size } as expected, else { size, key1, root1, ... } (root '' = none);
 -- clusters, for every id answered (not current as held): { id, root } for a retired or unknown id (root ''), else
--- { id, id, size, version, member... }; records: { key, record or its tag (ARGV[6]), ... } once per member listed;
+-- { id, id, size, version, member... }; records: { key, record or its tag (A[5]), ... } once per member listed;
 -- judged per identity: { SHA-1 of its stored record ('' = none), 1 when that record was judged before }.
-local cap, maxBlock, maxMembers, register = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
+local A = cjson.decode(ARGV[2])
+local cap, maxBlock, maxMembers, register = tonumber(A[1]), tonumber(A[2]), tonumber(A[3]), A[4] == '1'
 local erasures = redis.call('HGET', K.counters, 'erasures') or '0'
-local trusted = ARGV[7] == erasures
-local tagChars = tonumber(ARGV[6])
+local trusted = A[6] == erasures
+local tagChars = tonumber(A[5])
 
 local order, named, current = {}, {}, {}
 local function answer(id)
@@ -42,24 +46,24 @@ local function answer(id)
   end
 end
 
-local c = tonumber(ARGV[8])
-local i = 9 + 2 * c
-local b = tonumber(ARGV[i])
+local c = tonumber(A[7])
+local i = 8 + 2 * c
+local b = tonumber(A[i])
 i = i + 1
 local sets = {}
 for j = 1, b do
-  sets[j] = { name = ARGV[i], expected = tonumber(ARGV[i + 1]) }
+  sets[j] = { name = A[i], expected = tonumber(A[i + 1]) }
   i = i + 2
 end
 local groups = {}
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 8])
+while i <= #A do
+  local n = tonumber(A[i + 8])
   local blocks = {}
   for j = 1, n do
-    blocks[j] = sets[tonumber(ARGV[i + 8 + j])].name
+    blocks[j] = sets[tonumber(A[i + 8 + j])].name
   end
-  groups[#groups + 1] = { key = ARGV[i], record = ARGV[i + 1], email = ARGV[i + 2], phone = ARGV[i + 3],
-    eventId = ARGV[i + 4], eventTimeMs = ARGV[i + 5], wmField = ARGV[i + 6], wmOffset = ARGV[i + 7], blocks = blocks }
+  groups[#groups + 1] = { key = A[i], record = A[i + 1], email = A[i + 2], phone = A[i + 3],
+    eventId = A[i + 4], eventTimeMs = A[i + 5], wmField = A[i + 6], wmOffset = A[i + 7], blocks = blocks }
   i = i + 9 + n
 end
 
@@ -79,10 +83,10 @@ end
 if trusted then
   for from = 0, c - 1, 4000 do
     local to = math.min(c - 1, from + 3999)
-    local versions = redis.call('HMGET', K.cver, unpack(ARGV, 9 + from, 9 + to))
+    local versions = redis.call('HMGET', K.cver, unpack(A, 8 + from, 8 + to))
     for k = 1, #versions do
-      local id, version = ARGV[9 + from + k - 1], versions[k]
-      if version and version == ARGV[9 + c + from + k - 1] then
+      local id, version = A[8 + from + k - 1], versions[k]
+      if version and version == A[8 + c + from + k - 1] then
         current[id] = true
       else
         answer(id)
@@ -192,4 +196,4 @@ for g = 1, #groups do
   local sha = stored and redis.sha1hex(stored) or ''
   judged[g] = { sha, (sha ~= '' and redis.call('HGET', K.judged, groups[g].key) == sha) and 1 or 0 }
 end
-return { erasures, registered, owns, setReplies, clusters, records, judged }
+return cjson.encode({ erasures, registered, owns, setReplies, clusters, records, judged })
