@@ -9,6 +9,9 @@
  *    isConflict) vetoes the cluster. Otherwise the cluster's evidence is the mean log2-odds over its members
  *    (average linkage), each member's score bounded to ±{@link SCORE_BOUND} bits so one exact duplicate cannot outvote
  *    members the record contradicts; it must reach the threshold's log-odds, and so must the best single member.
+ *    A cluster none of whose members can reach it even with the best address agreement (model.ts
+ *    weightBoundPreparedInto) is dropped before its members are scored: the same decision, without comparing the
+ *    addresses of most candidates (on the messy benchmark half the pairs are never scored).
  * 2. The record joins the cluster with the strongest evidence. Every further cluster it links to would be a merge of
  *    two clusters: that is judged by the mean log2-odds over all pairs across the two (the record counted with the
  *    side it joined), which must reach the threshold plus {@link MERGE_BITS_PER_DOUBLING} bits per doubling of the
@@ -18,7 +21,7 @@
  * The cluster-size cap of the graph stays as the last guard; with these rules honest data never reaches it.
  */
 import { ATTRIBUTES, prepare, type PreparedRecord } from './compare.js';
-import { isConflict, probabilityOf, weightPreparedInto, type MatchModel } from './model.js';
+import { isConflict, probabilityOf, weightBoundPreparedInto, weightPreparedInto, type MatchModel } from './model.js';
 import type { IdentityRecord } from './types.js';
 
 /** A member's score counts at most this many bits either way in a cluster's mean. */
@@ -31,6 +34,7 @@ export interface CandidateCluster {
   readonly id: string;
   /** Identities in the cluster (may exceed `members.length` when the caller holds only some of them). */
   readonly size: number;
+  /** Not changed once given: {@link decideLinks} keeps the prepared form of a list for the next record. */
   readonly members: readonly IdentityRecord[];
 }
 
@@ -64,7 +68,7 @@ export interface LinkDecision {
   /** Clusters to unite with the record, strongest first. */
   readonly joins: readonly ClusterJoin[];
   readonly refusals: readonly ClusterRefusal[];
-  /** Pairs scored. */
+  /** Pairs scored (not counting the bound that rules most candidate clusters out before scoring). */
   readonly comparisons: number;
 }
 
@@ -82,6 +86,16 @@ export interface LinkOptions {
 }
 
 const logit2 = (p: number) => Math.log2(p / (1 - p));
+
+/** The first `max` members prepared, kept per members list (a cluster's list is the resolver's until it changes). */
+const preparedLists = new WeakMap<readonly IdentityRecord[], { max: number; prepared: PreparedRecord[] }>();
+function preparedMembers(members: readonly IdentityRecord[], max: number): PreparedRecord[] {
+  const known = preparedLists.get(members);
+  if (known?.max === max) return known.prepared;
+  const prepared = members.slice(0, max).map(prepare);
+  preparedLists.set(members, { max, prepared });
+  return prepared;
+}
 const bound = (x: number) => Math.max(-SCORE_BOUND, Math.min(SCORE_BOUND, x));
 
 /** Decides which candidate clusters `record` joins (see the module comment). Deterministic in its inputs' order. */
@@ -98,13 +112,25 @@ export function decideLinks(
   const self = prepare(record);
   let comparisons = 0;
   const refusals: ClusterRefusal[] = [];
-  const viable: (ClusterJoin & { members: PreparedRecord[]; size: number })[] = [];
+  const viable: { join: ClusterJoin; members: PreparedRecord[]; size: number }[] = [];
   const v = new Int8Array(ATTRIBUTES.length); // each pair's comparison vector, reused
+  const bestLevels = new Int8Array(ATTRIBUTES.length);
 
   for (const cluster of clusters) {
-    const members = cluster.members.slice(0, maxMembers).map(prepare);
+    const members = preparedMembers(cluster.members, maxMembers);
     if (members.length === 0) continue;
-    let best: { key: string; weight: number; levels: Int8Array } | null = null;
+    // A cluster none of whose members can reach the threshold is no candidate (below): most clusters the blocking
+    // finds are such, and a bound that leaves the addresses uncompared tells them apart for less than scoring them.
+    let reachable = false;
+    for (const m of members) {
+      if (weightBoundPreparedInto(model, self, m, v) + priorLogOdds >= cut) {
+        reachable = true;
+        break;
+      }
+    }
+    if (!reachable) continue;
+    let best: PreparedRecord | null = null;
+    let bestWeight = 0;
     let sum = 0;
     let conflict: { key: string; weight: number } | null = null;
     for (const m of members) {
@@ -112,9 +138,13 @@ export function decideLinks(
       const weight = weightPreparedInto(model, self, m, v);
       if (!conflict && isConflict(self, m, v)) conflict = { key: m.record.key, weight };
       sum += bound(weight + priorLogOdds);
-      if (!best || weight > best.weight) best = { key: m.record.key, weight, levels: v.slice() };
+      if (!best || weight > bestWeight) {
+        best = m;
+        bestWeight = weight;
+        bestLevels.set(v);
+      }
     }
-    if (!best || best.weight + priorLogOdds < cut) continue; // no member links at all: not a candidate
+    if (!best || bestWeight + priorLogOdds < cut) continue; // no member links at all: not a candidate
     const mean = sum / members.length;
     if (conflict) {
       refusals.push({
@@ -126,34 +156,35 @@ export function decideLinks(
       });
       continue;
     }
-    const join = {
+    const join: ClusterJoin = {
       id: cluster.id,
-      key: best.key,
-      confidence: probabilityOf(model, best.weight),
-      matchWeight: best.weight,
-      levels: [...best.levels],
+      key: best.record.key,
+      confidence: probabilityOf(model, bestWeight),
+      matchWeight: bestWeight,
+      levels: Array.from(bestLevels),
       clusterLogOdds: mean,
     };
     if (mean < cut) {
       refusals.push({
         id: cluster.id,
         reason: 'contradicted',
-        key: best.key,
+        key: join.key,
         probability: join.confidence,
-        weight: best.weight,
+        weight: bestWeight,
       });
       continue;
     }
-    viable.push({ ...join, members, size: Math.max(cluster.size, members.length) });
+    viable.push({ join, members, size: Math.max(cluster.size, members.length) });
   }
 
-  viable.sort((x, y) => y.clusterLogOdds - x.clusterLogOdds || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  viable.sort(
+    ({ join: x }, { join: y }) => y.clusterLogOdds - x.clusterLogOdds || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0),
+  );
   const joins: ClusterJoin[] = [];
   const own = (options.own?.members ?? []).filter((m) => m.key !== record.key).slice(0, maxMembers);
   const joined: PreparedRecord[] = [self, ...own.map(prepare)];
   let joinedSize = Math.max(1 + own.length, options.own?.size ?? 1);
-  for (const candidate of viable) {
-    const { members, size, ...join } = candidate;
+  for (const { join, members, size } of viable) {
     if (joinedSize === 1) {
       joins.push(join);
     } else {

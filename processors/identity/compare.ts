@@ -331,25 +331,45 @@ export function comparePreparedInto(a: PreparedRecord, b: PreparedRecord, v: Int
 }
 
 function levelsInto(a: PreparedRecord, b: PreparedRecord, v: Int8Array, memo: boolean): Int8Array {
+  levelsButAddressInto(a, b, v, memo);
+  return locateInto(termAddressLevel(a, b, memo), v);
+}
+
+/**
+ * Every level of {@link comparePreparedInto} but the address's, which is left {@link NULL_LEVEL}, with city and
+ * postcode as compared (not yet made null by an agreeing address): with {@link locateInto} and the address level it
+ * is the whole vector. The resolver's bound on a pair's weight (model.ts weightBoundPreparedInto) tries the address
+ * levels instead of comparing addresses, the one comparison that is rarely remembered (different people's addresses
+ * meet once).
+ */
+export function levelsButAddressInto(a: PreparedRecord, b: PreparedRecord, v: Int8Array, memo: boolean): Int8Array {
   const ra = a.record;
   const rb = b.record;
   nameLevels(a, b, v, memo);
-  const address = termAddressLevel(a, b, memo);
-  let city = termNameLevel(a.cityTerm, b.cityTerm, memo);
-  let postcode = postcodeLevel(ra.postcode, rb.postcode);
-  // Address, postcode and city describe one location at decreasing precision: once a finer one agrees, agreement of
-  // a coarser one is implied, not new evidence (two people at one address always share its postcode), so it is
-  // recorded as null instead of being counted twice. A coarser one that disagrees still counts against the match.
-  const addressAgrees = address !== NULL_LEVEL && address < ADDRESS_DIFFERENT;
-  if ((addressAgrees || postcode === 0) && (city === 0 || city === 1)) city = NULL_LEVEL;
-  if (addressAgrees && postcode === 0) postcode = NULL_LEVEL;
-  v[2] = address;
-  v[3] = city;
-  v[4] = postcode;
+  v[2] = NULL_LEVEL;
+  v[3] = termNameLevel(a.cityTerm, b.cityTerm, memo);
+  v[4] = postcodeLevel(ra.postcode, rb.postcode);
   v[5] = birthLevel(a, b);
   v[6] = equalityLevel(ra.deviceFingerprint, rb.deviceFingerprint);
   v[7] = equalityLevel(ra.emailSha256, rb.emailSha256);
   v[8] = equalityLevel(ra.phoneSha256, rb.phoneSha256);
+  return v;
+}
+
+/**
+ * Puts the address level into a vector of {@link levelsButAddressInto} and makes city and postcode null where it
+ * implies their agreement. Address, postcode and city describe one location at decreasing precision: once a finer one
+ * agrees, agreement of a coarser one is implied, not new evidence (two people at one address always share its
+ * postcode), so it is recorded as null instead of being counted twice. A coarser one that disagrees still counts
+ * against the match. Returns `v`.
+ */
+export function locateInto(address: number, v: Int8Array): Int8Array {
+  const addressAgrees = address !== NULL_LEVEL && address < ADDRESS_DIFFERENT;
+  const city = v[3];
+  const postcode = v[4];
+  if ((addressAgrees || postcode === 0) && (city === 0 || city === 1)) v[3] = NULL_LEVEL;
+  if (addressAgrees && postcode === 0) v[4] = NULL_LEVEL;
+  v[2] = address;
   return v;
 }
 

@@ -50,6 +50,8 @@ import {
   NULL_LEVEL,
   comparePrepared,
   comparePreparedInto,
+  levelsButAddressInto,
+  locateInto,
   prepare,
   type PreparedRecord,
 } from './compare.js';
@@ -98,6 +100,8 @@ interface Compiled {
   readonly priorLogOdds: number;
   /** Per TF attribute: log2 of the exact level's u (the average frequency of agreement among non-matches). */
   readonly exactLogU: Readonly<Record<TfAttribute, number>>;
+  /** The agreeing address level (any but the last) with the largest weight. */
+  readonly bestAgreeingAddress: number;
 }
 const compiledCache = new WeakMap<MatchModel, Compiled>();
 
@@ -114,7 +118,11 @@ function compile(model: MatchModel): Compiled {
   const exactLogU = Object.fromEntries(
     TF_ATTRIBUTES.map((attr) => [attr, Math.log2(model.attributes[attr]?.u[0] ?? 1)]),
   ) as Record<TfAttribute, number>;
-  c = { weights, priorLogOdds: Math.log2(model.prior / (1 - model.prior)), exactLogU };
+  const address = weights[ATTRIBUTE_INDEX.address] ?? new Float64Array(LEVELS.address.length);
+  let bestAgreeingAddress = 0;
+  for (let l = 1; l < ADDRESS_DIFFERENT; l++)
+    if ((address[l] ?? 0) > (address[bestAgreeingAddress] ?? 0)) bestAgreeingAddress = l;
+  c = { weights, priorLogOdds: Math.log2(model.prior / (1 - model.prior)), exactLogU, bestAgreeingAddress };
   compiledCache.set(model, c);
   return c;
 }
@@ -144,7 +152,10 @@ export function probabilityOf(model: MatchModel, weight: number): number {
   return 1 / (1 + 2 ** -(weight + compile(model).priorLogOdds));
 }
 
+const ADDRESS_DIFFERENT = LEVELS.address.length - 1;
 const FIRST = ATTRIBUTE_INDEX.firstName;
+const CITY = ATTRIBUTE_INDEX.city;
+const POSTCODE = ATTRIBUTE_INDEX.postcode;
 const BIRTH = ATTRIBUTE_INDEX.birthDate;
 const EMAIL = ATTRIBUTE_INDEX.emailSha256;
 const PHONE = ATTRIBUTE_INDEX.phoneSha256;
@@ -255,7 +266,37 @@ export function scorePrepared(
  */
 export function weightPreparedInto(model: MatchModel, pa: PreparedRecord, pb: PreparedRecord, v: Int8Array): number {
   comparePreparedInto(pa, pb, v);
+  return scoredWeight(model, pa, pb, v);
+}
+
+/** The weight of a comparison vector of `pa` and `pb` (as {@link scorePrepared}). */
+function scoredWeight(model: MatchModel, pa: PreparedRecord, pb: PreparedRecord, v: Int8Array): number {
   return vectorWeight(model, v) + tfAdjustment(model, pa, pb, v) - householdPenalty(pa, pb, v);
+}
+
+/**
+ * An upper bound on {@link weightPreparedInto} that compares everything but the addresses: the larger of the weights
+ * with the best agreeing address level (city and postcode then made null as that implies) and with the disagreeing one.
+ * The address level is the only part of the weight left open (term-frequency adjustments and the household penalty do
+ * not read it), every agreeing level nulls city and postcode alike, and floating-point addition is monotone, so the
+ * true weight is one of the two or below the first. Exact (and returned as such) when either address is missing.
+ * Uses `v` as scratch. The resolver skips a candidate cluster none of whose members can reach the threshold by it.
+ */
+export function weightBoundPreparedInto(
+  model: MatchModel,
+  pa: PreparedRecord,
+  pb: PreparedRecord,
+  v: Int8Array,
+): number {
+  levelsButAddressInto(pa, pb, v, true);
+  if (pa.addressTerm === null || pb.addressTerm === null) return scoredWeight(model, pa, pb, locateInto(NULL_LEVEL, v));
+  const city = v[CITY] ?? NULL_LEVEL;
+  const postcode = v[POSTCODE] ?? NULL_LEVEL;
+  const agreeing = scoredWeight(model, pa, pb, locateInto(compile(model).bestAgreeingAddress, v));
+  v[CITY] = city;
+  v[POSTCODE] = postcode;
+  const differing = scoredWeight(model, pa, pb, locateInto(ADDRESS_DIFFERENT, v));
+  return Math.max(agreeing, differing);
 }
 
 /** Whether a score is a link under the model: probability ≥ threshold and no conflict. */

@@ -1,7 +1,9 @@
 import { NO_ATTRIBUTES } from '../../processors/identity/logic.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ATTRIBUTES, LEVELS } from '../../processors/identity/compare.js';
+import { ATTRIBUTES, LEVELS, prepare } from '../../processors/identity/compare.js';
+import { febrlEvents } from '../../processors/producers/replay.js';
+import { generateMessy } from '../../processors/identity/messy-logic.js';
 import {
   DEFAULT_THRESHOLD,
   loadModel,
@@ -9,6 +11,8 @@ import {
   scorePair,
   trainEm,
   trainEmWithReport,
+  weightBoundPreparedInto,
+  weightPreparedInto,
   type MatchModel,
 } from '../../processors/identity/model.js';
 import { toIdentityRecord } from '../../processors/identity/record.js';
@@ -151,6 +155,32 @@ function syntheticRecords(): { records: IdentityRecord[]; truePairs: number } {
   }
   return { records, truePairs };
 }
+
+describe('weightBoundPreparedInto', () => {
+  it('is never below the weight, and is the weight when an address is missing', () => {
+    const { rows } = generateMessy({ people: 120, seed: 3 });
+    const records = febrlEvents(rows, 'm', { salt: 's', baseTimeMs: Date.UTC(2026, 0, 1) }).map((e) =>
+      toIdentityRecord('m', e.platformCustomerId ?? '', e.identity ?? NO_ATTRIBUTES),
+    );
+    const model = trainEm(records, { randomPairs: 20_000 });
+    const v = new Int8Array(ATTRIBUTES.length);
+    let pairs = 0;
+    let below = 0;
+    for (let i = 0; i < records.length; i += 3) {
+      for (let j = 1; j < records.length; j += 7) {
+        const a = prepare(records[i] as IdentityRecord);
+        const b = prepare(records[j] as IdentityRecord);
+        const weight = weightPreparedInto(model, a, b, v);
+        const bound = weightBoundPreparedInto(model, a, b, v);
+        pairs++;
+        if (bound < weight) below++;
+        if (a.record.address === null || b.record.address === null) expect(bound).toBe(weight);
+      }
+    }
+    expect(pairs).toBeGreaterThan(10_000);
+    expect(below).toBe(0);
+  }, 30_000);
+});
 
 describe('trainEm', () => {
   const { records, truePairs } = syntheticRecords();
