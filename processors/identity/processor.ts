@@ -19,6 +19,7 @@ import { decodeBatch } from '../runtime/decode-batch.js';
 import { forEachLimited } from '../runtime/concurrency.js';
 import { describeError } from '../runtime/errors.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
+import { membershipError } from '../runtime/outage.js';
 import { chunkTopicMessages } from '../runtime/send-chunks.js';
 import {
   superviseConsumer,
@@ -65,6 +66,9 @@ const MAX_MEMBERS_COMPARED = 60;
 const GROUPS_IN_FLIGHT = 1;
 /** Judge-and-union attempts of one record while the clusters it judged keep changing under it; then it stays alone. */
 const MAX_JUDGE_ATTEMPTS = 4;
+/** Attempts at an offset commit before the next batch fails with its error (see commitInBackground). */
+const COMMIT_ATTEMPTS = 3;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface IdentityResolverDeps {
   readonly config: Config;
@@ -128,6 +132,11 @@ export class IdentityResolver {
    */
   private readonly roots = new RootCache();
   private lastOutboxReadMs = 0;
+  /** Offset commits not waited for by their batch (see commitInBackground). */
+  private readonly commitsInFlight = new Set<Promise<void>>();
+  /** A commit that failed: the next batch fails with it. */
+  private commitFailure: Error | undefined;
+  private stopping = false;
   private readonly deadLetters: DeadLetterPublisher;
   private readonly threshold: number;
   private readonly identityMetrics;
@@ -240,6 +249,7 @@ export class IdentityResolver {
     this.supervisor = supervise(this.consumer);
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assigned = payload.memberAssignment;
+      this.commitFailure = undefined; // of the generation before: the group has rejoined since
       this.publicationLogEmpty.clear(); // another member may have published batches of them since
     });
     this.mergeFollower = deps.kafka.consumer({
@@ -301,6 +311,11 @@ export class IdentityResolver {
 
   async stop(): Promise<void> {
     const { log } = this.deps;
+    this.stopping = true;
+    await boundedStep(log, 'resolver consumer stop', () => this.consumer.stop());
+    await boundedStep(log, 'offset commits in flight', async () => {
+      await Promise.allSettled([...this.commitsInFlight]);
+    });
     await boundedStep(log, 'resolver consumer disconnect', () => this.consumer.disconnect());
     await boundedStep(log, 'identity-merges follower disconnect', () => this.mergeFollower.disconnect());
     await boundedStep(log, 'producer disconnect', () => this.producer.disconnect());
@@ -372,6 +387,11 @@ export class IdentityResolver {
   }
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
+    if (this.commitFailure !== undefined) {
+      const err = this.commitFailure;
+      this.commitFailure = undefined;
+      throw err;
+    }
     const started = process.hrtime.bigint();
     this.firstBatchAtMs ??= Date.now();
     const { batch } = payload;
@@ -604,16 +624,12 @@ export class IdentityResolver {
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
     payload.resolveOffset(last.offset);
-    await commitOrRejoin(this.consumer, [
+    // The commit is not waited for: the next batch starts while it travels (one Kafka round trip less per batch). The
+    // outputs are acknowledged already, so a crash before it lands repeats the batch as a crash before any commit does.
+    this.commitInBackground(
       { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
-    ]);
-    const committed = [...earlier.fieldsBelow(Number(last.offset) + 1), ...(publication ? [publication] : [])];
-    // Not waited for: a field left behind is below the committed offset, never read for a record again.
-    this.deps.graph.forgetPublications(batch.topic, batch.partition, committed).catch((err: unknown) => {
-      this.deps.log.warn('committed publications not forgotten; they are below the committed offset, never read', {
-        error: describeError(err),
-      });
-    });
+      [...earlier.fieldsBelow(Number(last.offset) + 1), ...(publication ? [publication] : [])],
+    );
     this.publicationLogEmpty.add(logName);
     await payload.heartbeat();
     this.processed += records.length + failed.length;
@@ -621,6 +637,45 @@ export class IdentityResolver {
     metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' }, records.length);
     metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' }, failed.length);
     metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /**
+   * Commits `offset` while the next batch runs, then forgets the batch's publications (below the committed offset,
+   * never read again). Commits of one partition go out in order on the coordinator's connection. A commit that fails
+   * (after two retries, or at once when this member left the group) fails the next batch, so the runner rejoins or
+   * retries from the last commit; a rejoin meanwhile makes it moot.
+   */
+  private commitInBackground(
+    offset: { topic: string; partition: number; offset: string },
+    publications: string[],
+  ): void {
+    const run = (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await commitOrRejoin(this.consumer, [offset]);
+          break;
+        } catch (err) {
+          if (membershipError(err) || attempt >= COMMIT_ATTEMPTS || this.stopping) {
+            this.commitFailure ??= err instanceof Error ? err : new Error(String(err));
+            this.deps.log.warn('offset commit failed; the next batch fails with it', {
+              topic: offset.topic,
+              partition: offset.partition,
+              error: describeError(err),
+            });
+            return;
+          }
+          await sleep(100 * attempt);
+        }
+      }
+      // Not waited for: a field left behind is below the committed offset, never read for a record again.
+      this.deps.graph.forgetPublications(offset.topic, offset.partition, publications).catch((err: unknown) => {
+        this.deps.log.warn('committed publications not forgotten; they are below the committed offset, never read', {
+          error: describeError(err),
+        });
+      });
+    })();
+    this.commitsInFlight.add(run);
+    void run.finally(() => this.commitsInFlight.delete(run));
   }
 
   private outboxSweepDue(): boolean {
