@@ -1,42 +1,20 @@
 // Group commit of exposures: decisions that arrive while a send is in flight share the next send; one send at a
 // time; a failed send fails every decision in it (the API then answers 503), and later sends still go out.
 import { describe, expect, it } from 'vitest';
-import type { Message, ProducerBatch } from 'kafkajs';
 import { ExposurePublisher } from '../../processors/api/exposures.js';
 import type { SerialProducer } from '../../processors/runtime/kafka.js';
 import type { EventSerde } from '../../processors/runtime/serde.js';
 import type { AdDecision } from '../../schemas/generated/types.js';
 import { topicCatalog } from '../../topics/catalog.js';
+import { manualProducer, type ManualSend } from './manual-producer.js';
 
-/** A producer whose sends settle when the test says so (the broker's acknowledgement, or its refusal). */
-function manualProducer() {
-  const sends: {
-    record: { topic: string; messages: Message[] };
-    settle: (err?: Error) => void;
-  }[] = [];
-  let inFlight = 0;
-  let maxInFlight = 0;
-  const producer = {
-    sendBatch(batch: ProducerBatch) {
-      const [only, ...others] = batch.topicMessages ?? [];
-      if (!only || others.length > 0) throw new Error('expected one topic per send');
-      const record = { topic: only.topic, messages: only.messages };
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      return new Promise((resolve, reject) => {
-        sends.push({
-          record,
-          settle: (err) => {
-            inFlight--;
-            if (err) reject(err);
-            else resolve([]);
-          },
-        });
-      });
-    },
-  } as unknown as SerialProducer;
-  return { producer, sends, maxInFlight: () => maxInFlight };
-}
+/** A send's only topic and its messages (the publisher sends one topic). */
+const recordOf = (send: ManualSend | undefined) => {
+  const [only, ...others] = send?.batch.topicMessages ?? [];
+  if (others.length > 0) throw new Error('expected one topic per send');
+  return only;
+};
+const producerOf = (p: ReturnType<typeof manualProducer>['producer']) => p as unknown as SerialProducer;
 
 const serde = {
   encode: (_topic: unknown, v: AdDecision) => Promise.resolve(Buffer.from(v.eventId)),
@@ -64,7 +42,7 @@ const tick = () => new Promise((r) => setTimeout(r, 5));
 describe('exposure publisher', () => {
   it('sends decisions that gather during a send as one batch, one send at a time', async () => {
     const { producer, sends, maxInFlight } = manualProducer();
-    const publisher = new ExposurePublisher(producer, serde, topic, { lingerMs: 1 });
+    const publisher = new ExposurePublisher(producerOf(producer), serde, topic, { lingerMs: 1 });
     const settled: string[] = [];
     const track = (id: string) => publisher.publish(decision(id)).then(() => settled.push(id));
     const first = track('a');
@@ -78,8 +56,8 @@ describe('exposure publisher', () => {
     await first;
     await tick();
     expect(sends).toHaveLength(2);
-    expect(sends[1]?.record.messages.map((m) => m.key)).toEqual(['c-b', 'c-c', 'c-d']);
-    expect(sends[1]?.record.topic).toBe(topic.name);
+    expect(recordOf(sends[1])?.messages.map((m) => m.key)).toEqual(['c-b', 'c-c', 'c-d']);
+    expect(recordOf(sends[1])?.topic).toBe(topic.name);
     sends[1]?.settle();
     await Promise.all(rest);
     expect(settled).toEqual(['a', 'b', 'c', 'd']);
@@ -88,7 +66,7 @@ describe('exposure publisher', () => {
 
   it('fails every decision of a refused send, and later decisions still go out', async () => {
     const { producer, sends } = manualProducer();
-    const publisher = new ExposurePublisher(producer, serde, topic, { lingerMs: 1 });
+    const publisher = new ExposurePublisher(producerOf(producer), serde, topic, { lingerMs: 1 });
     const refused = [publisher.publish(decision('x')), publisher.publish(decision('y'))];
     await tick();
     sends[0]?.settle(new Error('broker refused'));

@@ -4,29 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ProducerBatch } from 'kafkajs';
 import { GroupCommitSender } from '../../processors/runtime/group-commit.js';
-
-function manualProducer() {
-  const sends: { batch: ProducerBatch; settle: (err?: Error) => void }[] = [];
-  let inFlight = 0;
-  let maxInFlight = 0;
-  const producer = {
-    sendBatch(batch: ProducerBatch) {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      return new Promise<[]>((resolve, reject) => {
-        sends.push({
-          batch,
-          settle: (err) => {
-            inFlight--;
-            if (err) reject(err);
-            else resolve([]);
-          },
-        });
-      });
-    },
-  };
-  return { producer, sends, maxInFlight: () => maxInFlight };
-}
+import { manualProducer } from './manual-producer.js';
 
 const keysOf = (batch: ProducerBatch | undefined) =>
   (batch?.topicMessages ?? []).flatMap((t) => t.messages.map((m) => `${t.topic}/${String(m.key)}`));
