@@ -329,6 +329,29 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(rewrites).toBe(1);
   });
 
+  it('carries any identity key and event id through the packed arguments and answers (JSON both ways)', async () => {
+    const graph = open();
+    const odd = ['shop:"quoted" \\ back\\', 'shop:ünïcødé ✓ 𝄞', 'shop:tab\tnew\nline\u0001'];
+    const found = await graph.registerAndSearch(
+      odd.map((key) => ({
+        record: rec(key, { lastName: 'smith', firstName: key }),
+        blockingKeys: ['ln:smith'],
+        meta: { eventId: `e:${key}`, eventTimeMs: T0 },
+      })),
+      { register: true, maxBlockSize: 10, maxMembers: 10 },
+    );
+    expect(found.map((f) => f.registered?.method)).toEqual(['NEW', 'NEW', 'NEW']);
+    for (const f of found) {
+      const members = f.clusters.flatMap((c) => c.members);
+      expect(members.map((m) => m.key).sort()).toEqual([...odd].sort());
+      for (const m of members) expect(m.firstName).toBe(m.key);
+    }
+    const [first = '', second = '', third = ''] = odd;
+    const [united] = await graph.unionMany([{ key: first, matches: [match(second), match(third)], meta: meta() }]);
+    expect(united?.merges.flatMap((m) => m.movedKeys ?? []).sort()).toEqual([second, third].sort());
+    expect(new Set((await graph.globalIdOf(odd)).values())).toEqual(new Set([united?.globalId]));
+  });
+
   it('applies unions in order, each stale on its own, and one already made by the group is done', async () => {
     const graph = open();
     for (const key of ['s:a', 's:b', 's:x', 's:y']) await graph.register(rec(key), [], meta()); // c-1 … c-4
