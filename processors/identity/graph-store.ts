@@ -832,10 +832,11 @@ export class IdentityGraph {
         if (store) cache.deleteCluster(id);
         continue;
       }
-      const members = reply.slice(4).flatMap((m) => {
-        const record = records.get(asString(m));
-        return record ? [record] : [];
-      });
+      const members: IdentityRecord[] = [];
+      for (let k = 4; k < reply.length; k++) {
+        const record = records.get(asString(reply[k]));
+        if (record) members.push(record);
+      }
       const cluster = { version: asString(reply[3]), size: asNumber(reply[2]), members };
       snapshot.set(id, cluster);
       if (store) cache.setCluster(id, cluster);
