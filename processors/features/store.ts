@@ -3,8 +3,8 @@
  *
  * Keys (P = TOPIC_PREFIX, id = global customer id, p = partition number; braces are Redis Cluster hash tags):
  * - `P features:state:{id}` hash: `ep` (owner epoch of the customer's partition at the last write), `ver` (+1 per
- *   served update), `s` (the FeatureState checkpoint, binary (state-codec.ts); JSON when written before it, still read:
- *   written every FEATURES_CHECKPOINT_MS with the offset commit),
+ *   served update), `s` (the FeatureState checkpoint, binary (state-codec.ts) as base64; JSON when written before it,
+ *   still read: written every FEATURES_CHECKPOINT_MS with the offset commit),
  *   `mg` (ids absorbed by merges, JSON); or, once merged away, `alias` = survivor. TTL FEATURES_STATE_TTL_SECONDS.
  * - `P features:{id}` hash: what the ad server reads with one HGETALL/HMGET (fields: logic.ts `hashFields`), or just
  *   `merged_into` for a merged-away id. TTL FEATURES_TTL_SECONDS.
@@ -19,7 +19,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { decodeBinaryState, encodeBinaryState, isBinaryState } from './state-codec.js';
+import { decodeBinaryState, encodeStateText, isBinaryState } from './state-codec.js';
 import { upgradeState, type FeatureState } from './state.js';
 
 export interface StoredCustomer {
@@ -96,20 +96,26 @@ export interface FlushResult {
   readonly fenced: readonly string[];
 }
 
-/** The checkpoint's encoding of a state (the `s` field): binary, state-codec.ts. */
-export function encodeState(state: FeatureState): Buffer {
-  return encodeBinaryState(state);
+/** The checkpoint's encoding of a state (the `s` field): binary (state-codec.ts), as base64 text. */
+export function encodeState(state: FeatureState): string {
+  return encodeStateText(state);
 }
 
 /**
- * A checkpoint in whichever encoding and state format it was written: binary, or JSON as every checkpoint before the
- * binary encoding (format 1 JSON is converted exactly).
+ * A checkpoint in whichever encoding and state format it was written: binary as base64 text (what this version
+ * writes), binary bytes, or JSON as every checkpoint before the binary encoding (format 1 JSON is converted exactly).
+ * JSON text starts with `{`, which neither of the others can.
  */
 export function decodeState(stored: Buffer | string): FeatureState {
-  if (typeof stored !== 'string' && isBinaryState(stored)) return decodeBinaryState(stored);
+  if (typeof stored !== 'string') {
+    if (isBinaryState(stored)) return decodeBinaryState(stored);
+    if (stored[0] !== OPEN_BRACE) return decodeBinaryState(Buffer.from(stored.toString('latin1'), 'base64'));
+  } else if (stored.charCodeAt(0) !== OPEN_BRACE) return decodeBinaryState(Buffer.from(stored, 'base64'));
   const json = typeof stored === 'string' ? stored : stored.toString('utf8');
   return upgradeState(JSON.parse(json) as Parameters<typeof upgradeState>[0]);
 }
+
+const OPEN_BRACE = 0x7b;
 
 type ScriptCommand = (...args: (string | Buffer)[]) => Promise<number>;
 const FLUSH_CUSTOMER = readFileSync(new URL('./lua/flush-customer.lua', import.meta.url), 'utf8');

@@ -101,7 +101,11 @@ describe('binary feature state', () => {
 
   it('reads every checkpoint through decodeState: binary, and JSON written before it, as text or bytes', () => {
     const state = randomState(10, 300);
-    expect(decodeState(encodeState(state))).toEqual(viaJson(state));
+    const text = encodeState(state); // what the processor stores: the binary encoding as base64
+    expect(text).toBe(encodeBinaryState(state).toString('base64'));
+    expect(decodeState(text)).toEqual(viaJson(state));
+    expect(decodeState(Buffer.from(text))).toEqual(viaJson(state)); // as Redis gives it back (hmgetBuffer)
+    expect(decodeState(encodeBinaryState(state))).toEqual(viaJson(state)); // raw bytes too
     expect(decodeState(JSON.stringify(state))).toEqual(viaJson(state));
     expect(decodeState(Buffer.from(JSON.stringify(state)))).toEqual(viaJson(state));
     // Format 1 JSON (string-keyed buckets) still converts exactly; features-state.test.ts checks the conversion.
