@@ -128,7 +128,7 @@ async function tapStage(
   onEvent: (eventId: string, atMs: number) => void,
 ): Promise<{ disconnect: () => Promise<void> }> {
   const { kafka, serde, config } = run;
-  const consumer = kafka.consumer({ groupId: `${config.TOPIC_PREFIX}tap-${name}`, maxWaitTimeInMs: 5 });
+  const consumer = kafka.consumer({ groupId: `${config.TOPIC_PREFIX}tap-${name}`, maxWaitTimeInMs: 500 }); // a long poll: data is answered at once
   await consumer.connect();
   for (const spec of specs) await consumer.subscribe({ topic: spec.name, fromBeginning: true });
   const byName = new Map(specs.map((s) => [s.name, s]));
