@@ -16,20 +16,10 @@
  *
  * Every read is bounds-checked: a truncated or corrupt value throws instead of producing a wrong state.
  */
-import type { FeatureState } from './state.js';
+import { B, C, D, H, M, S, X, Y, type FeatureState } from './state.js'; // the bucket arrays' strides
 
 const MAGIC0 = 0xfe;
 const MAGIC1 = 0x01;
-
-/** Strides of the state's bucket arrays (state.ts): minute, hour, day, category day, session, extra, brand, year. */
-const M = 4;
-const H = 5;
-const D = 8;
-const C = 3;
-const S = 4;
-const X = 4;
-const B = 2;
-const Y = 4;
 
 /** Whether a stored checkpoint is this binary encoding (else it is JSON, format 1 or 2). */
 export function isBinaryState(stored: Uint8Array): boolean {

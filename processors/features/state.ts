@@ -47,21 +47,21 @@ export type FeatureEvent =
  * a new one appended; a scan over numbers allocates nothing (string-keyed records cost a string per key and read).
  */
 /** Minute bucket stride: [minute, views, searches, add-to-carts]. */
-const M = 4;
+export const M = 4;
 /** Hour bucket stride: [hour, views, searches, add-to-carts, all events]. */
-const H = 5;
+export const H = 5;
 /** Day bucket stride: [day, orders, spend minor, returns, purchase lines, views, searches, add-to-carts]. */
-const D = 8;
+export const D = 8;
 /** Category day bucket stride: [day, interactions, spend minor]. */
-const C = 3;
+export const C = 3;
 /** Session stride: [first ms, last ms, had an add-to-cart (0/1), had a purchase (0/1)]. */
-const S = 4;
+export const S = 4;
 /** Extra day bucket stride: [day, purchases with a coupon, reviews, review sentiment sum (thousandths)]. */
-const X = 4;
+export const X = 4;
 /** Brand day bucket stride: [day, purchase lines of the brand]. */
-const B = 2;
+export const B = 2;
 /** Year day bucket stride: [day, purchases, spend minor, returns], only for days with a transaction. */
-const Y = 4;
+export const Y = 4;
 /** Category: newest interaction and its day buckets (stride C). */
 interface CategoryState {
   l: number;
