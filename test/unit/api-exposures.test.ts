@@ -1,6 +1,6 @@
 // Group commit of exposures: decisions that arrive while a send is in flight share the next send; one send at a
 // time; a failed send fails every decision in it (the API then answers 503), and later sends still go out.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ExposurePublisher } from '../../processors/api/exposures.js';
 import type { SerialProducer } from '../../processors/runtime/kafka.js';
 import type { EventSerde } from '../../processors/runtime/serde.js';
@@ -38,6 +38,8 @@ const decision = (id: string): AdDecision => ({
   variant: null,
 });
 const tick = () => new Promise((r) => setTimeout(r, 5));
+/** Waits for what must happen (a send after the linger or after the one in flight), however loaded the machine. */
+const until = (check: () => void) => vi.waitFor(check, { timeout: 5_000, interval: 1 });
 
 describe('exposure publisher', () => {
   it('sends decisions that gather during a send as one batch, one send at a time', async () => {
@@ -46,16 +48,18 @@ describe('exposure publisher', () => {
     const settled: string[] = [];
     const track = (id: string) => publisher.publish(decision(id)).then(() => settled.push(id));
     const first = track('a');
-    await tick();
-    expect(sends).toHaveLength(1);
+    await until(() => {
+      expect(sends).toHaveLength(1);
+    });
     const rest = ['b', 'c', 'd'].map(track);
     await tick();
     expect(sends).toHaveLength(1); // b, c, d wait for the send in flight
     expect(settled).toEqual([]);
     sends[0]?.settle();
     await first;
-    await tick();
-    expect(sends).toHaveLength(2);
+    await until(() => {
+      expect(sends).toHaveLength(2);
+    });
     expect(recordOf(sends[1])?.messages.map((m) => m.key)).toEqual(['c-b', 'c-c', 'c-d']);
     expect(recordOf(sends[1])?.topic).toBe(topic.name);
     sends[1]?.settle();
@@ -68,11 +72,15 @@ describe('exposure publisher', () => {
     const { producer, sends } = manualProducer();
     const publisher = new ExposurePublisher(producerOf(producer), serde, topic, { lingerMs: 1 });
     const refused = [publisher.publish(decision('x')), publisher.publish(decision('y'))];
-    await tick();
+    await until(() => {
+      expect(sends).toHaveLength(1);
+    });
     sends[0]?.settle(new Error('broker refused'));
     for (const p of refused) await expect(p).rejects.toThrow('broker refused');
     const later = publisher.publish(decision('z'));
-    await tick();
+    await until(() => {
+      expect(sends).toHaveLength(2);
+    });
     sends[1]?.settle();
     await expect(later).resolves.toBeUndefined();
     await publisher.close();

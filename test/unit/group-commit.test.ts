@@ -1,7 +1,7 @@
 // Group commit of Kafka sends (processors/runtime/group-commit.ts), as the platform producer and the API's exposures
 // use it: records that arrive while a send is in flight all go in the next send (not one queued send each), sends stay
 // one at a time and in order, split by bytes, and a refused send fails only its own records.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ProducerBatch } from 'kafkajs';
 import { GroupCommitSender } from '../../processors/runtime/group-commit.js';
 import { manualProducer } from './manual-producer.js';
@@ -9,6 +9,8 @@ import { manualProducer } from './manual-producer.js';
 const keysOf = (batch: ProducerBatch | undefined) =>
   (batch?.topicMessages ?? []).flatMap((t) => t.messages.map((m) => `${t.topic}/${String(m.key)}`));
 const tick = () => new Promise((r) => setTimeout(r, 5));
+/** Waits for what must happen (a send after the linger or after the one in flight), however loaded the machine. */
+const until = (check: () => void) => vi.waitFor(check, { timeout: 5_000, interval: 1 });
 
 describe('group commit sender', () => {
   it('sends everything that arrived during a send as one next send, in order, one send at a time', async () => {
@@ -17,8 +19,9 @@ describe('group commit sender', () => {
     const acked: string[] = [];
     const send = (topic: string, key: string) => sender.send(topic, { key, value: 'v' }).then(() => acked.push(key));
     const first = send('a', 'k1');
-    await tick();
-    expect(sends).toHaveLength(1);
+    await until(() => {
+      expect(sends).toHaveLength(1);
+    });
     // Ten records while the first send is in flight: more than maxBatch, still one send after it, not four.
     const rest = Array.from({ length: 10 }, (_, i) => send(i % 2 ? 'a' : 'b', `k${i + 2}`));
     await tick();
@@ -26,8 +29,9 @@ describe('group commit sender', () => {
     expect(sender.waiting).toBe(10);
     sends[0]?.settle();
     await first;
-    await tick();
-    expect(sends).toHaveLength(2);
+    await until(() => {
+      expect(sends).toHaveLength(2);
+    });
     expect(keysOf(sends[1]?.batch).sort()).toEqual(
       Array.from({ length: 10 }, (_, i) => `${i % 2 ? 'a' : 'b'}/k${i + 2}`).sort(),
     );
@@ -54,13 +58,15 @@ describe('group commit sender', () => {
     const flushed = sender.flush();
     let done = false;
     void flushed.then(() => (done = true));
-    await tick();
-    expect(sends).toHaveLength(1); // not waiting out the 1 s linger
+    expect(sends).toHaveLength(1); // at once, not after the 1 s linger
     expect(keysOf(sends[0]?.batch)).toEqual(['t/k0', 't/k1']); // 2 × (300 + key + overhead) fit in 1,000 bytes
     const late = sender.send('t', { key: 'late', value });
     for (let i = 0; i < 5; i++) {
       sends[i]?.settle();
-      await tick();
+      if (i < 4)
+        await until(() => {
+          expect(sends).toHaveLength(i + 2);
+        });
     }
     expect(sends.map((s) => keysOf(s.batch))).toEqual([
       ['t/k0', 't/k1'],
@@ -78,11 +84,15 @@ describe('group commit sender', () => {
     const { producer, sends } = manualProducer();
     const sender = new GroupCommitSender(producer, { lingerMs: 1 });
     const refused = sender.send('t', { key: 'x', value: 'v' });
-    await tick();
+    await until(() => {
+      expect(sends).toHaveLength(1);
+    });
     const later = sender.send('t', { key: 'y', value: 'v' });
     sends[0]?.settle(new Error('broker refused'));
     await expect(refused).rejects.toThrow('broker refused');
-    await tick();
+    await until(() => {
+      expect(sends).toHaveLength(2);
+    });
     expect(keysOf(sends[1]?.batch)).toEqual(['t/y']);
     sends[1]?.settle();
     await expect(later).resolves.toBeUndefined();
