@@ -59,7 +59,7 @@ export type CustomerWrite =
        * The state checkpoint ({@link encodeState}), or null to leave it (states are checkpointed less often than they
        * are served).
        */
-      readonly checkpoint: Buffer | string | null;
+      readonly checkpoint: string | null;
       readonly absorbed: readonly string[];
       /** Features hash field/value pairs to set; empty leaves the hash alone. */
       readonly hash: readonly string[];
@@ -117,7 +117,7 @@ export function decodeState(stored: Buffer | string): FeatureState {
 
 const OPEN_BRACE = 0x7b;
 
-type ScriptCommand = (...args: (string | Buffer)[]) => Promise<number>;
+type ScriptCommand = (...args: string[]) => Promise<number>;
 const FLUSH_CUSTOMER = readFileSync(new URL('./lua/flush-customer.lua', import.meta.url), 'utf8');
 const MAX_ALIAS_HOPS = 64;
 

@@ -1,6 +1,7 @@
 // Identity resolver: consumes raw platform transactions and clicks; keeps the identity graph in Redis (atomic Lua);
 // emits each event re-keyed by its global customer id, identity links (compacted) and identity merges.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, Kafka, Message } from 'kafkajs';
 import { Counter, Histogram } from 'prom-client';
 import type {
@@ -68,7 +69,6 @@ const GROUPS_IN_FLIGHT = 1;
 const MAX_JUDGE_ATTEMPTS = 4;
 /** Attempts at an offset commit before the next batch fails with its error (see commitInBackground). */
 const COMMIT_ATTEMPTS = 3;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface IdentityResolverDeps {
   readonly config: Config;

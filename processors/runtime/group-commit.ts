@@ -11,7 +11,7 @@
  * send keeps the wait to about one round trip at any rate the broker can take.
  */
 import type { Message, ProducerBatch, RecordMetadata } from 'kafkajs';
-import { MAX_SEND_BYTES, messageBytes } from './send-chunks.js';
+import { chunksByBytes, MAX_SEND_BYTES } from './send-chunks.js';
 
 export interface GroupCommitOptions {
   /** How long a record may wait for company while no send is in flight. */
@@ -25,7 +25,6 @@ export interface GroupCommitOptions {
 interface Waiting {
   readonly topic: string;
   readonly message: Message;
-  readonly bytes: number;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -49,7 +48,7 @@ export class GroupCommitSender {
   /** Resolves once the broker acknowledged `message` (acks=all); rejects with the send's error. */
   send(topic: string, message: Message): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ topic, message, bytes: messageBytes(message), resolve, reject });
+      this.queue.push({ topic, message, resolve, reject });
       if (this.sending) return; // the send in flight takes it with everything else waiting when it ends
       if (this.queue.length >= (this.options.maxBatch ?? 500)) this.start();
       else
@@ -81,16 +80,13 @@ export class GroupCommitSender {
     while (this.queue.length > 0) {
       const waiting = this.queue;
       this.queue = [];
-      let start = 0;
-      while (start < waiting.length) {
-        let end = start;
-        let bytes = 0;
-        while (end < waiting.length && (end === start || bytes + (waiting[end]?.bytes ?? 0) <= maxBytes)) {
-          bytes += waiting[end]?.bytes ?? 0;
-          end++;
-        }
-        const chunk = waiting.slice(start, end);
-        start = end;
+      let next = 0;
+      const sends = chunksByBytes(
+        waiting.map((w) => w.message),
+        maxBytes,
+      );
+      for (const send of sends) {
+        const chunk = waiting.slice(next, (next += send.length)); // the sends keep the order and split nothing
         const byTopic = new Map<string, Message[]>();
         for (const w of chunk) {
           const messages = byTopic.get(w.topic);

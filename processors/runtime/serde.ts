@@ -41,8 +41,7 @@ export const NOT_KNOWN: unique symbol = Symbol('writer schema not known yet');
 
 export class EventSerde {
   private readonly ids = new Map<string, number>();
-  private readonly resolvers = new Map<string, avro.Resolver | null>();
-  /** The same resolvers by contract and writer schema id, for the synchronous path. */
+  /** Resolvers from each writer schema met into our reader contract, by contract and writer schema id. */
   private readonly known = new Map<SchemaName, Map<number, avro.Resolver | null>>();
 
   constructor(
@@ -201,8 +200,7 @@ export class EventSerde {
 
   /** A resolver from the writer's schema into our reader contract (null when they are the same), cached per id. */
   private async resolverFor(name: SchemaName, schemaId: number): Promise<avro.Resolver | null> {
-    const key = `${name}/${schemaId}`;
-    const cached = this.resolvers.get(key);
+    const cached = this.known.get(name)?.get(schemaId);
     if (cached !== undefined) return cached;
     const writer = (await this.registry.getSchema(schemaId)) as unknown as avro.Type;
     const reader = avroType(name);
@@ -215,7 +213,6 @@ export class EventSerde {
         `writer schema ${schemaId} cannot be read as ${name}: ${describeError(err)}`,
       );
     }
-    this.resolvers.set(key, resolver);
     let byId = this.known.get(name);
     if (!byId) this.known.set(name, (byId = new Map<number, avro.Resolver | null>()));
     byId.set(schemaId, resolver);
