@@ -150,6 +150,8 @@ export interface CandidateClusterRecords {
   readonly id: string;
   readonly size: number;
   readonly members: readonly IdentityRecord[];
+  /** The cluster's version when read (registerAndSearch): a union naming it in `judged` applies only at this version. */
+  readonly version?: string;
 }
 
 /** One identity of a {@link IdentityGraph.registerAndSearch} group: its (already merged) record and blocking keys. */
@@ -188,6 +190,12 @@ export interface UnionItem {
   readonly expectedOwn?: { readonly root: string; readonly size: number };
   /** Marks the identity judged with its union (unless that is stale): {@link RegisterSearchResult.recordSha}. */
   readonly recordSha?: string;
+  /**
+   * Every cluster the decision was made on (the identity's own and each candidate's), at the version it was read: when
+   * any has changed, nothing is written and the item is stale. With them an item may have no match: the decision to
+   * join nothing is then checked and marked the same way.
+   */
+  readonly judgedClusters?: readonly { readonly id: string; readonly version: string }[];
 }
 
 /** A stored identity with its cluster's current root. */
@@ -869,7 +877,8 @@ export class IdentityGraph {
         if (listed.has(root)) return;
         listed.add(root);
         const cluster = snapshot.get(root);
-        if (cluster) clusters.push({ id: root, size: cluster.size, members: cluster.members });
+        if (cluster)
+          clusters.push({ id: root, size: cluster.size, members: cluster.members, version: cluster.version });
         else complete = false;
       };
       if (own) add(own);
@@ -916,17 +925,20 @@ export class IdentityGraph {
   async unionMany(
     items: readonly UnionItem[],
     judged: readonly { key: string; recordSha: string }[] = [],
+    options: { stopAtStale?: boolean } = {},
   ): Promise<UnionResult[]> {
     const marks = judged.filter((j) => j.recordSha !== '');
     if (items.length === 0) {
       if (marks.length > 0) await this.markJudged(marks);
       return [];
     }
-    const args = [String(this.maxClusterSize), String(marks.length)];
+    const args = [String(this.maxClusterSize), options.stopAtStale ? '1' : '0', String(marks.length)];
     for (const j of marks) args.push(j.key, j.recordSha);
-    for (const { key, matches, meta, expectedOwn, recordSha } of items) {
+    for (const { key, matches, meta, expectedOwn, recordSha, judgedClusters = [] } of items) {
       const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
       args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0), recordSha ?? '');
+      args.push(String(judgedClusters.length));
+      for (const c of judgedClusters) args.push(c.id, c.version);
       args.push(String(matches.length));
       for (const m of matches) {
         args.push(
@@ -1051,6 +1063,52 @@ export class IdentityGraph {
     const field = `${first}-${last}`;
     await this.redis.hset(this.publicationKey(topic, partition), field, JSON.stringify([...ids]));
     return field;
+  }
+
+  /** {@link publications} of several input partitions (`topic:partition`) in one round trip. */
+  async publicationsOf(tps: readonly { topic: string; partition: number }[]): Promise<PublicationLog[]> {
+    if (tps.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const { topic, partition } of tps) pipeline.hgetall(this.publicationKey(topic, partition));
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, hash]) => {
+      if (err) throw err;
+      return PublicationLog.parse(hash as Record<string, string>);
+    });
+  }
+
+  /**
+   * {@link recordPublication} for several input partitions in one round trip (pipelined: a failure part way repeats
+   * the round, whose records then keep whichever ids were recorded, as a repeated batch always did); returns each
+   * partition's field (null where it had nothing to record).
+   */
+  async recordPublications(
+    entries: readonly { topic: string; partition: number; ids: ReadonlyMap<number, string> }[],
+  ): Promise<(string | null)[]> {
+    const fields: (string | null)[] = [];
+    const writes: [string, string, string][] = [];
+    for (const { topic, partition, ids } of entries) {
+      if (ids.size === 0) {
+        fields.push(null);
+        continue;
+      }
+      let first = Infinity;
+      let last = -Infinity;
+      for (const offset of ids.keys()) {
+        first = Math.min(first, offset);
+        last = Math.max(last, offset);
+      }
+      const field = `${first}-${last}`;
+      writes.push([this.publicationKey(topic, partition), field, JSON.stringify([...ids])]);
+      fields.push(field);
+    }
+    if (writes.length > 0) {
+      const pipeline = this.redis.pipeline();
+      for (const [key, field, value] of writes) pipeline.hset(key, field, value);
+      const replies = (await pipeline.exec()) ?? [];
+      for (const [err] of replies) if (err) throw err;
+    }
+    return fields;
   }
 
   /** Forgets batches' publications once their offsets are committed. */

@@ -2,7 +2,7 @@
 // emits each event re-keyed by its global customer id, identity links (compacted) and identity merges.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Consumer, EachBatchPayload, Kafka, Message } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message } from 'kafkajs';
 import { Counter, Histogram } from 'prom-client';
 import type {
   BehaviorEvent,
@@ -14,17 +14,26 @@ import type {
 import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
-import { DeadLetterPublisher } from '../runtime/dead-letter.js';
+import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
-import { decodeBatch } from '../runtime/decode-batch.js';
-import { forEachLimited } from '../runtime/concurrency.js';
+import { decodeBatch, type Decoded } from '../runtime/decode-batch.js';
 import { describeError } from '../runtime/errors.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
-import { membershipError } from '../runtime/outage.js';
+import { membershipError, outageOf } from '../runtime/outage.js';
+import {
+  isRound,
+  OrderedIntake,
+  splitTp,
+  type IntakeRecord,
+  type IntakeWait,
+  type Round,
+} from '../runtime/ordered-intake.js';
 import { chunkTopicMessages } from '../runtime/send-chunks.js';
 import {
   superviseConsumer,
   type ConsumerSupervisor,
+  fatalTotal,
+  outageSeconds,
   type FatalFailure,
   type SupervisionLimits,
 } from '../runtime/liveness.js';
@@ -36,12 +45,12 @@ import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
 import { PublicationLog } from './graph-store.js';
 import type {
-  CandidateClusterRecords,
   IdentityGraph,
   RegisterResult,
   RegisterSearchItem,
   RegisterSearchResult,
   StoredIdentity,
+  UnionItem,
   UnionResult,
 } from './graph-store.js';
 import {
@@ -63,12 +72,14 @@ export const PROCESSOR = 'identity-resolver';
 /** One send stays well below the broker's default message.max.bytes (1 MiB), headers and compression aside. */
 /** Members of one candidate cluster a changed identity is compared with (honest clusters are far smaller). */
 const MAX_MEMBERS_COMPARED = 60;
-/** Groups of identities of one batch being resolved at once (see onBatch). */
-const GROUPS_IN_FLIGHT = 1;
 /** Judge-and-union attempts of one record while the clusters it judged keep changing under it; then it stays alone. */
 const MAX_JUDGE_ATTEMPTS = 4;
-/** Attempts at an offset commit before the next batch fails with its error (see commitInBackground). */
+/** Attempts at a round's offset commit before it is carried into the next round's (see commitInBackground). */
 const COMMIT_ATTEMPTS = 3;
+/** Round commits failing in a row before the resolver gives up. */
+const MAX_FAILED_COMMITS = 5;
+/** Attempts at a round failing for another reason than a dependency outage before the resolver gives up. */
+const ROUND_ATTEMPTS = 5;
 
 export interface IdentityResolverDeps {
   readonly config: Config;
@@ -132,10 +143,27 @@ export class IdentityResolver {
    */
   private readonly roots = new RootCache();
   private lastOutboxReadMs = 0;
-  /** Offset commits not waited for by their batch (see commitInBackground). */
+  /** Offset commits not waited for by their round (see commitInBackground). */
   private readonly commitsInFlight = new Set<Promise<void>>();
-  /** A commit that failed: the next batch fails with it. */
-  private commitFailure: Error | undefined;
+  private lastCommit: Promise<void> = Promise.resolve();
+  /** Offsets of rounds whose commit failed, carried into the next commit (`topic:partition` → offset). */
+  private readonly uncommitted = new Map<string, string>();
+  private failedCommits = 0;
+  /** The input partitions merged into one sequence by event time, cut into rounds (ordered-intake.ts). */
+  private readonly intake: OrderedIntake<Fetched>;
+  /** Partitions paused because the intake holds enough of them; resumed as rounds drain them. */
+  private readonly paused = new Set<string>();
+  private readonly pauseAt: number;
+  private readonly resumeAt: number;
+  private readonly admin: Admin;
+  private readonly groupId: string;
+  private probing = false;
+  private lastProbeMs = 0;
+  private rounds: Promise<void> = Promise.resolve();
+  private waker: (() => void) | undefined;
+  private waiting = { key: '', sinceMs: 0, saidMs: 0 };
+  /** The consumer's heartbeat (kafkajs sends none while every partition is paused or a round is long). */
+  private heartbeat: (() => Promise<void>) | undefined;
   private stopping = false;
   private readonly deadLetters: DeadLetterPublisher;
   private readonly threshold: number;
@@ -225,8 +253,14 @@ export class IdentityResolver {
         registers,
       }),
     };
+    this.groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
+    const roundRecords = config.IDENTITY_ROUND_MAX_RECORDS;
+    this.intake = new OrderedIntake<Fetched>({ maxRecords: roundRecords, idleMs: config.IDENTITY_ORDER_IDLE_MS });
+    this.pauseAt = Math.max(4 * roundRecords, 2_000);
+    this.resumeAt = Math.max(roundRecords, 500);
+    this.admin = deps.kafka.admin();
     this.consumer = deps.kafka.consumer({
-      groupId: deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`,
+      groupId: this.groupId,
       allowAutoTopicCreation: false,
       sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 10),
@@ -249,8 +283,18 @@ export class IdentityResolver {
     this.supervisor = supervise(this.consumer);
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assigned = payload.memberAssignment;
-      this.commitFailure = undefined; // of the generation before: the group has rejoined since
-      this.publicationLogEmpty.clear(); // another member may have published batches of them since
+      // kafkajs fetches every assigned partition again from its committed offset: what the intake held is dropped, and
+      // a round of the assignment before is neither repeated nor committed (the same round comes again).
+      const tps = Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`));
+      this.intake.assign(tps, Date.now());
+      this.uncommitted.clear();
+      for (const tp of this.paused) {
+        const { topic, partition } = splitTp(tp);
+        this.consumer.resume([{ topic, partitions: [partition] }]);
+      }
+      this.paused.clear();
+      this.publicationLogEmpty.clear(); // another member may have published rounds of them since
+      this.wake();
     });
     this.mergeFollower = deps.kafka.consumer({
       groupId: `${deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`}.roots.${randomUUID()}`,
@@ -294,6 +338,7 @@ export class IdentityResolver {
 
   async start(): Promise<void> {
     await this.producer.connect();
+    await this.admin.connect();
     // The follower must hold its position on identity.merges before the first root is read from the graph: a merge
     // written after that read is then published after that position, and reaches the cache.
     await this.followMerges();
@@ -302,25 +347,40 @@ export class IdentityResolver {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      // Partitions in parallel: each identity's records stay in order within its partition, and the graph's scripts
-      // are atomic, so concurrent partitions are as safe as concurrent instances.
+      // Fetched batches only go into the ordered intake (decoded), so partitions may arrive at once; the rounds that
+      // resolve them run one after the other (roundLoop).
       partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
-      eachBatch: this.supervisor.eachBatch((payload) => this.onBatch(payload)),
+      eachBatch: this.supervisor.eachBatch((payload) => this.onFetch(payload)),
+    });
+    this.rounds = this.roundLoop().catch((err: unknown) => {
+      this.giveUp('crash', err, `round loop failed: ${describeError(err)}`);
     });
   }
 
   async stop(): Promise<void> {
     const { log } = this.deps;
     this.stopping = true;
+    this.wake();
     await boundedStep(log, 'resolver consumer stop', () => this.consumer.stop());
+    await boundedStep(log, 'resolver round in flight', () => this.rounds);
     await boundedStep(log, 'offset commits in flight', async () => {
       await Promise.allSettled([...this.commitsInFlight]);
     });
     await boundedStep(log, 'resolver consumer disconnect', () => this.consumer.disconnect());
     await boundedStep(log, 'identity-merges follower disconnect', () => this.mergeFollower.disconnect());
+    await boundedStep(log, 'admin disconnect', () => this.admin.disconnect());
     await boundedStep(log, 'producer disconnect', () => this.producer.disconnect());
     this.supervisor.dispose();
     this.mergeSupervisor.dispose();
+  }
+
+  private giveUp(kind: FatalFailure['kind'], error: unknown, reason: string): void {
+    if (this.fatal) return;
+    const failure: FatalFailure = { kind, error, reason };
+    this.fatal = failure;
+    fatalTotal(this.deps.metrics.registry).inc({ processor: PROCESSOR, kind });
+    this.deps.log.error('processor cannot make progress', { processor: PROCESSOR, kind, reason });
+    this.deps.onFatal?.(failure);
   }
 
   /** Starts following identity.merges from its end; resolves once the follower's position is fixed (its first fetch). */
@@ -386,26 +446,18 @@ export class IdentityResolver {
     }
   }
 
-  private async onBatch(payload: EachBatchPayload): Promise<void> {
-    if (this.commitFailure !== undefined) {
-      const err = this.commitFailure;
-      this.commitFailure = undefined;
-      throw err;
-    }
-    const started = process.hrtime.bigint();
-    this.firstBatchAtMs ??= Date.now();
+  /** A fetched batch: decoded (bad records become dead letters in their place) and handed to the ordered intake. */
+  private async onFetch(payload: EachBatchPayload): Promise<void> {
+    this.heartbeat = () => payload.heartbeat();
+    if (this.fatal) throw new Error(`resolver gave up: ${this.fatal.reason}`);
     const { batch } = payload;
     const route = this.routes.get(batch.topic);
     if (!route) throw new Error(`no route for ${batch.topic}`);
-    const isLive = () => payload.isRunning() && !payload.isStale();
+    const generation = this.intake.generation;
+    const isLive = () => payload.isRunning() && !payload.isStale() && generation === this.intake.generation;
+    const last = batch.messages.at(-1);
+    if (!last || !isLive()) return;
     const nowMs = Date.now();
-    // Ids an earlier attempt at these offsets published under (a crash or failure before the commit): read while the
-    // batch decodes, used in step 3.
-    const logName = `${batch.topic}:${batch.partition}`;
-    const earlierAttempt = this.publicationLogEmpty.delete(logName)
-      ? Promise.resolve(PublicationLog.empty)
-      : this.deps.graph.publications(batch.topic, batch.partition);
-    earlierAttempt.catch(() => undefined); // awaited below; a batch that fails before then must not leave it unhandled
     const { records, failed } = await decodeBatch<RawEvent>(
       batch,
       route.spec,
@@ -413,15 +465,204 @@ export class IdentityResolver {
       (v) => route.check(v, nowMs),
       isLive,
     );
-    this.freshness.observe(
-      batch.topic,
-      records.map((r) => r.value.eventTimeMs),
-    );
-    const last = batch.messages.at(-1);
-    if (!last || !isLive()) return;
+    if (!isLive()) return;
+    const items = new Map<string, IntakeRecord<Fetched>>();
+    for (const r of records) {
+      items.set(r.message.offset, {
+        offset: r.message.offset,
+        timeMs: r.value.eventTimeMs,
+        item: { topic: batch.topic, partition: batch.partition, message: r.message, value: r.value },
+      });
+    }
+    for (const f of failed) {
+      items.set(f.message.offset, {
+        offset: f.message.offset,
+        timeMs: null,
+        item: { topic: batch.topic, partition: batch.partition, message: f.message, failed: f },
+      });
+    }
+    const ordered = batch.messages.flatMap((m) => {
+      const item = items.get(m.offset);
+      return item ? [item] : [];
+    });
+    if (ordered.length !== batch.messages.length) throw new Error('decode lost records of the batch');
+    const tp = `${batch.topic}:${batch.partition}`;
+    const caughtUp = BigInt(last.offset) + 1n >= BigInt(batch.highWatermark);
+    if (!this.intake.add(tp, ordered, caughtUp, Date.now(), generation)) return; // not ours now: fetched again
+    this.firstBatchAtMs ??= Date.now();
+    // The fetch goes on from here; the offset is committed once the round that resolves these records is published.
+    payload.resolveOffset(last.offset);
+    if (this.intake.buffered(tp) >= this.pauseAt && !this.paused.has(tp)) {
+      this.paused.add(tp);
+      this.consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+    }
+    this.wake();
+  }
 
-    // 1. Resolve the batch's changed identities together: each registers before any of them searches (records of one
-    // person in one batch see each other, as concurrent instances do), in groups of one script each.
+  private wake(): void {
+    const w = this.waker;
+    this.waker = undefined;
+    w?.();
+  }
+
+  /** Resolves rounds of the ordered intake one after the other until the resolver stops or gives up. */
+  private async roundLoop(): Promise<void> {
+    while (!this.stopping && !this.fatal) {
+      const next = this.intake.take(Date.now());
+      if (isRound(next)) {
+        await this.resolveRound(next);
+        this.resumeDrained();
+        continue;
+      }
+      if (next && next.unknown.length > 0) this.probe(next.unknown);
+      this.reportWait(next);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 20);
+        this.waker = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      await this.heartbeat?.().catch(() => undefined);
+    }
+  }
+
+  /** Says (every 30 s) which partitions a round has been waiting for that long: an operator's first question. */
+  private reportWait(wait: IntakeWait | null): void {
+    const key = wait ? wait.waitingFor.join(',') : '';
+    const now = Date.now();
+    if (key !== this.waiting.key) this.waiting = { key, sinceMs: now, saidMs: now };
+    else if (key !== '' && now - this.waiting.saidMs >= 30_000) {
+      this.waiting.saidMs = now;
+      this.deps.log.warn('round waiting for partitions with records still to come', {
+        partitions: wait?.waitingFor,
+        forSeconds: Math.round((now - this.waiting.sinceMs) / 1000),
+        buffered: this.intake.totalBuffered,
+        paused: [...this.paused],
+      });
+    }
+  }
+
+  private resumeDrained(): void {
+    for (const tp of [...this.paused]) {
+      if (this.intake.buffered(tp) > this.resumeAt) continue;
+      this.paused.delete(tp);
+      const { topic, partition } = splitTp(tp);
+      this.consumer.resume([{ topic, partitions: [partition] }]);
+    }
+  }
+
+  /**
+   * Asks the broker whether partitions the intake knows nothing of yet (none of their records fetched since the
+   * assignment) have records to come: their committed offset against their high watermark. At most every 500 ms.
+   */
+  private probe(tps: readonly string[]): void {
+    if (this.probing || Date.now() - this.lastProbeMs < 500) return;
+    this.probing = true;
+    this.lastProbeMs = Date.now();
+    const generation = this.intake.generation;
+    void (async () => {
+      const topics = [...new Set(tps.map((tp) => splitTp(tp).topic))];
+      const committed = await this.admin.fetchOffsets({ groupId: this.groupId, topics });
+      for (const topic of topics) {
+        const ends = await this.admin.fetchTopicOffsets(topic);
+        const mine = committed.find((c) => c.topic === topic)?.partitions ?? [];
+        for (const end of ends) {
+          const tp = `${topic}:${end.partition}`;
+          if (!tps.includes(tp)) continue;
+          const at = mine.find((c) => c.partition === end.partition)?.offset ?? '-1';
+          const position = BigInt(at) >= 0n ? BigInt(at) : BigInt(end.low);
+          this.intake.setCaughtUp(tp, position >= BigInt(end.high), generation);
+        }
+      }
+    })()
+      .catch((err: unknown) => {
+        this.deps.log.debug('partition probe failed; asked again later', { error: describeError(err) });
+      })
+      .finally(() => {
+        this.probing = false;
+        this.wake();
+      });
+  }
+
+  /**
+   * One round, retried whole until it succeeds: a dependency outage is ridden out for PROCESSOR_OUTAGE_MAX_MS, any
+   * other failure gets ROUND_ATTEMPTS attempts over at least 30 s; then the resolver gives up (the entrypoint exits).
+   * Repeating a round is safe: the graph's watermarks, judged marks and publication log make it a no-op where it was
+   * done.
+   */
+  private async resolveRound(round: Round<Fetched>): Promise<void> {
+    let failingSinceMs: number | undefined;
+    let outageSeen: string | undefined;
+    const outages = outageSeconds(this.deps.metrics.registry);
+    for (let attempt = 1; ; attempt++) {
+      if (this.stopping || round.generation !== this.intake.generation) return;
+      try {
+        await this.onRound(round);
+        if (outageSeen) outages.set({ processor: PROCESSOR, dependency: outageSeen }, 0);
+        return;
+      } catch (err) {
+        failingSinceMs ??= Date.now();
+        const forMs = Date.now() - failingSinceMs;
+        const outage = outageOf(err);
+        const first = round.entries[0];
+        const where = first ? `${splitTp(first.tp).topic}/${splitTp(first.tp).partition}@${first.offset}` : '';
+        if (outage) {
+          outageSeen = outage;
+          outages.set({ processor: PROCESSOR, dependency: outage }, forMs / 1000);
+          if (forMs >= this.deps.config.PROCESSOR_OUTAGE_MAX_MS) {
+            const reason = `${outage} unavailable for ${Math.round(forMs / 1000)} s (round at ${where}, ${attempt} attempts): ${describeError(err)}`;
+            this.giveUp('dependency-outage', err, reason);
+            return;
+          }
+        } else if (attempt >= ROUND_ATTEMPTS && forMs >= (this.deps.supervision?.minStallMs ?? 30_000)) {
+          const reason = `round at ${where} failed ${attempt} times over ${Math.round(forMs / 1000)} s: ${describeError(err)}`;
+          this.giveUp('stalled-batch', err, reason);
+          return;
+        }
+        this.deps.log.warn('round failed; it will be repeated', {
+          attempt,
+          at: where,
+          records: round.entries.length,
+          ...(outage ? { dependency: outage, forSeconds: Math.round(forMs / 1000) } : {}),
+          error: describeError(err),
+        });
+        await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
+        await this.heartbeat?.().catch(() => undefined);
+      }
+    }
+  }
+
+  private async onRound(round: Round<Fetched>): Promise<void> {
+    const started = process.hrtime.bigint();
+    const generation = round.generation;
+    const isLive = () => !this.stopping && generation === this.intake.generation;
+    const tps = [...round.commits.keys()].map(splitTp);
+    // Ids an earlier attempt at these offsets published under (a crash or failure before the commit): read while the
+    // round is prepared, used in step 3.
+    const unknownLogs = tps.filter(({ topic, partition }) => !this.publicationLogEmpty.has(`${topic}:${partition}`));
+    const earlierAttempt = this.deps.graph.publicationsOf(unknownLogs).then((logs) => {
+      const byTp = new Map<string, PublicationLog>();
+      unknownLogs.forEach(({ topic, partition }, i) =>
+        byTp.set(`${topic}:${partition}`, logs[i] ?? PublicationLog.empty),
+      );
+      return byTp;
+    });
+    earlierAttempt.catch(() => undefined); // awaited below; a round that fails before then must not leave it unhandled
+    const records: (Decoded<RawEvent> & { topic: string; partition: number })[] = [];
+    const failed: FailedRecord[] = [];
+    for (const { item } of round.entries) {
+      if (item.failed) failed.push(item.failed);
+      else if (item.value)
+        records.push({ message: item.message, value: item.value, topic: item.topic, partition: item.partition });
+    }
+    for (const topic of this.routes.keys()) {
+      const times = records.flatMap((r) => (r.topic === topic ? [r.value.eventTimeMs] : []));
+      if (times.length > 0) this.freshness.observe(topic, times);
+    }
+
+    // 1. Resolve the round's changed identities: all register (one script), then each is judged in round order against
+    // the graph as the ones before it left it (resolveIdentities).
     const changes = new Map<string, LinkChange>();
     const rejections: IdentityMergeRejection[] = [];
     const identified = records.map((r) => ({ ...r, identity: identityOf(r.value) }));
@@ -437,8 +678,7 @@ export class IdentityResolver {
     if (unknown.length > 0) {
       for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s);
     }
-    // Records of one identity stay in offset order. The watermark is per identity, because a per-partition offset would
-    // let a later record's write hide an earlier one still in flight.
+    // Records of one identity stay in round order (which keeps each partition's offset order).
     const byKey = new Map<string, typeof identified>();
     for (const r of identified) {
       if (r.identity.kind !== 'identified') continue;
@@ -446,13 +686,13 @@ export class IdentityResolver {
       if (list) list.push(r);
       else byKey.set(r.identity.key, [r]);
     }
-    // Resolved in this batch: `known` learns them only once the batch's outputs are published. A batch that fails
-    // before that (Redis or the broker going away mid-batch) is retried by this same process, and must emit the links
-    // of identities it had already resolved then (seen: 230 identities without a link after a Redis restart).
+    // Resolved in this round: `known` learns them only once the round's outputs are published. A round that fails
+    // before that (Redis or the broker going away) is repeated, and must emit the links of identities it had already
+    // resolved then (seen: 230 identities without a link after a Redis restart).
     const resolvedHere = new Map<string, IdentityRecord>();
-    // Each identity's records of the batch fold, in offset order, into the one record it registers (with the blocking
-    // keys of every version it went through, as registering each version would have indexed them), at the offset of
-    // the last record that changed it. Records that change nothing about a person this instance resolved are skipped.
+    // Each identity's records of the round fold, in order, into the one record it registers (with the blocking keys of
+    // every version it went through, as registering each version would have indexed them), at the offset of the last
+    // record that changed it. Records that change nothing about a person this instance resolved are skipped.
     const jobs: IdentityJob[] = [];
     for (const [key, list] of byKey) {
       const known = this.known.get(key);
@@ -479,35 +719,22 @@ export class IdentityResolver {
         meta: {
           eventId: changedBy.value.eventId,
           eventTimeMs: changedBy.value.eventTimeMs,
-          watermark: { field: `${batch.topic}|${key}`, offset: Number(changedBy.message.offset) },
+          watermark: { field: `${changedBy.topic}|${key}`, offset: Number(changedBy.message.offset) },
         },
       });
     }
-    // Whether this batch's scripts merged clusters: only then does the outbox hold merges of its own to publish now.
+    // Whether this round's scripts merged clusters: only then does the outbox hold merges of its own to publish now.
     const merged = { count: 0 };
-    // GROUPS_IN_FLIGHT groups at a time, the next starting when one ends: a record is judged against clusters that
-    // already hold the batch's earlier records (all but those of groups still in flight), not against a whole batch of
-    // unjoined singletons (tried: F1 0.978 instead of 0.981 on 1,000 messy people). Three in flight measured 948
-    // instead of ~650 records/s on the messy bench with the same F1, but the clustering then depends on timing: a record
-    // that joins nothing is final though a cluster it was judged against may be growing in another group meanwhile
-    // (unions check only the clusters they join), and the crash-restart test's run then differed by one link once in
-    // two runs. Several in flight needs every judged cluster's version checked at the union, and unions applied in
-    // group order.
-    const groupSize = this.deps.config.IDENTITY_KEY_CONCURRENCY;
-    const groups: IdentityJob[][] = [];
-    for (let i = 0; i < jobs.length; i += groupSize) groups.push(jobs.slice(i, i + groupSize));
-    await forEachLimited(groups, GROUPS_IN_FLIGHT, async (group) => {
-      for (const [key, change] of await this.resolveIdentities(group, rejections, merged, () => payload.heartbeat()))
-        changes.set(key, change);
-      for (const job of group) resolvedHere.set(job.record.key, job.record);
-    });
+    if (jobs.length > 0) {
+      for (const [key, change] of await this.resolveIdentities(jobs, rejections, merged)) changes.set(key, change);
+      for (const job of jobs) resolvedHere.set(job.record.key, job.record);
+    }
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
+    if (!isLive()) return;
 
     // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
-    // script that merges writes the outbox and reports the merge, so a batch whose scripts merged reads it, and any
-    // batch does at least every outboxSweepMs: that publishes what an instance merged and died before publishing. (It
-    // used to be read on every batch, then on every batch that wrote to the graph: most of those register identities
-    // that join nothing, and the read was one of their round trips.)
+    // script that merges writes the outbox and reports the merge, so a round whose scripts merged reads it, and any
+    // round does at least every outboxSweepMs: that publishes what an instance merged and died before publishing.
     const pending = merged.count > 0 || this.outboxSweepDue() ? await this.readOutbox() : [];
     const moved = new Map<string, MergeEntry>(); // member -> the merge that moved it (the latest wins)
     for (const entry of pending) {
@@ -518,7 +745,7 @@ export class IdentityResolver {
     }
 
     // 3. Roots for all outputs. After a graph write or with links to emit: one atomic snapshot after every write of
-    // the batch, which also stamps the links' version. Otherwise (the common case: known identities, nothing new)
+    // the round, which also stamps the links' version. Otherwise (the common case: known identities, nothing new)
     // from the root cache, reading only the identities it lacks.
     const keys = [...new Set(identified.flatMap((r) => (r.identity.kind === 'identified' ? [r.identity.key] : [])))];
     const roots = new Map<string, string | null>();
@@ -547,35 +774,49 @@ export class IdentityResolver {
       }
     }
     const outputs: { topic: string; messages: Message[] }[] = [];
-    // Encoded a whole topic's values at once (one registry lookup, no promise per record).
     // A record an earlier attempt published keeps the id it had then, even when a merge has moved its identity since:
     // its copy then reaches the survivor as the redelivery it is (graph-store.ts publications).
     const earlier = await earlierAttempt;
-    const published = new Map<number, string>();
+    const published = new Map<string, Map<number, string>>(
+      tps.map(({ topic, partition }) => [`${topic}:${partition}`, new Map()]),
+    );
     const resolvedKeys: string[] = [];
     for (const r of identified) {
       if (r.identity.kind !== 'identified') {
         resolvedKeys.push(r.identity.key);
         continue;
       }
+      const tp = `${r.topic}:${r.partition}`;
       const offset = Number(r.message.offset);
-      const gid = earlier.idAt(offset) ?? roots.get(r.identity.key);
+      const gid = earlier.get(tp)?.idAt(offset) ?? roots.get(r.identity.key);
       if (!gid) throw new Error(`identity ${r.identity.key} has no global id after registration`);
       resolvedKeys.push(gid);
-      published.set(offset, gid);
+      published.get(tp)?.set(offset, gid);
     }
-    const resolvedValues = await this.deps.serde.encodeMany(
-      route.output,
-      identified.map((r) => withReviewSentiment(r.value)),
-    );
-    // Where each event came from: downstream watermarks key on it, so a batch this resolver publishes again after a
-    // crash before its commit (new offsets in the resolved topic) is recognised as the redelivery it is.
-    const resolved: Message[] = identified.map((r, i) => ({
-      key: resolvedKeys[i] ?? null,
-      value: resolvedValues[i] ?? null,
-      headers: { [SOURCE_HEADER]: `${batch.topic}:${batch.partition}:${r.message.offset}` },
-    }));
-    outputs.push({ topic: route.output.name, messages: resolved });
+    // Each input topic's events go to its output topic, in round order; encoded a whole topic's values at once (one
+    // registry lookup, no promise per record).
+    for (const [topic, route] of this.routes) {
+      const at: number[] = [];
+      identified.forEach((r, i) => {
+        if (r.topic === topic) at.push(i);
+      });
+      if (at.length === 0) continue;
+      const values = await this.deps.serde.encodeMany(
+        route.output,
+        at.map((i) => withReviewSentiment((identified[i] as (typeof identified)[number]).value)),
+      );
+      // Where each event came from: downstream watermarks key on it, so a round this resolver publishes again after a
+      // crash before its commit (new offsets in the resolved topic) is recognised as the redelivery it is.
+      const messages: Message[] = at.map((i, k) => {
+        const r = identified[i] as (typeof identified)[number];
+        return {
+          key: resolvedKeys[i] ?? null,
+          value: values[k] ?? null,
+          headers: { [SOURCE_HEADER]: `${r.topic}:${r.partition}:${r.message.offset}` },
+        };
+      });
+      outputs.push({ topic: route.output.name, messages });
+    }
     const linkKeys: string[] = [];
     const linkValues: ReturnType<typeof linkRecord>[] = [];
     const linkOf = (key: string, how: Omit<LinkChange, 'eventId' | 'eventTimeMs'>, source: LinkChange) => {
@@ -613,9 +854,15 @@ export class IdentityResolver {
       });
     }
 
-    // 4. Dead letters, then the ids published under, outputs (acks=all), the outbox ack, and only then the offset.
+    // 4. Dead letters, then the ids published under, outputs (acks=all), the outbox ack, and only then the offsets.
+    if (!isLive()) return;
     await this.deadLetters.publish(failed);
-    const publication = await this.deps.graph.recordPublication(batch.topic, batch.partition, published);
+    const logEntries = tps.map(({ topic, partition }) => ({
+      topic,
+      partition,
+      ids: published.get(`${topic}:${partition}`) ?? new Map<number, string>(),
+    }));
+    const fields = await this.deps.graph.recordPublications(logEntries);
     for (const topicMessages of chunkTopicMessages(outputs)) {
       await this.producer.sendBatch({ acks: -1, topicMessages });
     }
@@ -623,57 +870,95 @@ export class IdentityResolver {
     if (pending.length > 0) await this.deps.graph.ackMerges(pending.map((m) => m.mergeId));
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
-    payload.resolveOffset(last.offset);
-    // The commit is not waited for: the next batch starts while it travels (one Kafka round trip less per batch). The
-    // outputs are acknowledged already, so a crash before it lands repeats the batch as a crash before any commit does.
+    // Every partition of the round in one commit, at the round's end: a restart resumes at a round boundary, so it
+    // cuts the same rounds. Not waited for: the next round starts while it travels (the outputs are acknowledged
+    // already, so a crash before it lands repeats the round as a crash before any commit does).
     this.commitInBackground(
-      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
-      [...earlier.fieldsBelow(Number(last.offset) + 1), ...(publication ? [publication] : [])],
+      generation,
+      tps.map(({ topic, partition }, i) => {
+        const tp = `${topic}:${partition}`;
+        const offset = round.commits.get(tp) as string;
+        const field = fields[i];
+        return {
+          topic,
+          partition,
+          offset,
+          publications: [...(earlier.get(tp)?.fieldsBelow(Number(offset)) ?? []), ...(field ? [field] : [])],
+        };
+      }),
     );
-    this.publicationLogEmpty.add(logName);
-    await payload.heartbeat();
+    for (const { topic, partition } of tps) this.publicationLogEmpty.add(`${topic}:${partition}`);
     this.processed += records.length + failed.length;
     const { metrics } = this.deps;
-    metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'ok' }, records.length);
-    metrics.records.inc({ processor: PROCESSOR, topic: batch.topic, outcome: 'dead_letter' }, failed.length);
+    for (const topic of this.routes.keys()) {
+      const ok = records.filter((r) => r.topic === topic).length;
+      const bad = failed.filter((f) => f.topic === topic).length;
+      if (ok > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'ok' }, ok);
+      if (bad > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'dead_letter' }, bad);
+    }
     metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   /**
-   * Commits `offset` while the next batch runs, then forgets the batch's publications (below the committed offset,
-   * never read again). Commits of one partition go out in order on the coordinator's connection. A commit that fails
-   * (after two retries, or at once when this member left the group) fails the next batch, so the runner rejoins or
-   * retries from the last commit; a rejoin meanwhile makes it moot.
+   * Commits a round's offsets (every partition in one request) while the next round runs, then forgets the round's
+   * publications (below the committed offsets, never read again). A commit that fails after two retries is carried
+   * into the next round's (commits only move forward); MAX_FAILED_COMMITS rounds in a row without one landing end the
+   * resolver (no progress is being kept). A round of an earlier assignment is not committed at all (the partitions were fetched again from the last commit, so
+   * the round is repeated whole, as the same round).
    */
   private commitInBackground(
-    offset: { topic: string; partition: number; offset: string },
-    publications: string[],
+    generation: number,
+    offsets: { topic: string; partition: number; offset: string; publications: string[] }[],
   ): void {
+    const previous = this.lastCommit;
     const run = (async () => {
+      await previous; // commits go out in round order
+      if (generation !== this.intake.generation) return;
+      for (const o of offsets) this.uncommitted.set(`${o.topic}:${o.partition}`, o.offset);
+      const all = [...this.uncommitted].map(([tp, offset]) => ({ ...splitTp(tp), offset }));
       for (let attempt = 1; ; attempt++) {
         try {
-          await commitOrRejoin(this.consumer, [offset]);
+          await commitOrRejoin(this.consumer, all);
+          for (const { topic, partition, offset } of all) {
+            const tp = `${topic}:${partition}`;
+            if (this.uncommitted.get(tp) === offset) this.uncommitted.delete(tp);
+          }
+          this.failedCommits = 0;
           break;
         } catch (err) {
-          if (membershipError(err) || attempt >= COMMIT_ATTEMPTS || this.stopping) {
-            this.commitFailure ??= err instanceof Error ? err : new Error(String(err));
-            this.deps.log.warn('offset commit failed; the next batch fails with it', {
-              topic: offset.topic,
-              partition: offset.partition,
+          if (membershipError(err)) {
+            this.uncommitted.clear(); // the group moved on: the partitions are fetched again from the last commit
+            return;
+          }
+          if (attempt >= COMMIT_ATTEMPTS || this.stopping) {
+            this.failedCommits++;
+            this.deps.log.warn('offset commit failed; the next round commits these offsets with its own', {
+              partitions: all.length,
+              consecutive: this.failedCommits,
               error: describeError(err),
             });
+            if (this.failedCommits >= MAX_FAILED_COMMITS && !this.stopping) {
+              this.giveUp(
+                'stalled-batch',
+                err,
+                `${this.failedCommits} round commits failed in a row: ${describeError(err)}`,
+              );
+            }
             return;
           }
           await sleep(100 * attempt);
         }
       }
-      // Not waited for: a field left behind is below the committed offset, never read for a record again.
-      this.deps.graph.forgetPublications(offset.topic, offset.partition, publications).catch((err: unknown) => {
-        this.deps.log.warn('committed publications not forgotten; they are below the committed offset, never read', {
-          error: describeError(err),
+      for (const { topic, partition, publications } of offsets) {
+        // Not waited for: a field left behind is below the committed offset, never read for a record again.
+        this.deps.graph.forgetPublications(topic, partition, publications).catch((err: unknown) => {
+          this.deps.log.warn('committed publications not forgotten; they are below the committed offset, never read', {
+            error: describeError(err),
+          });
         });
-      });
+      }
     })();
+    this.lastCommit = run;
     this.commitsInFlight.add(run);
     void run.finally(() => this.commitsInFlight.delete(run));
   }
@@ -688,17 +973,19 @@ export class IdentityResolver {
   }
 
   /**
-   * Registers the identities (deterministic rules run atomically inside the graph), then looks for probabilistic
-   * matches among the candidates their blocking keys find and unions each with every cluster that matches. Every
-   * identity of a group registers before any of them searches, which is what makes concurrent records and instances
-   * safe: of two records of one person processed at once, each search sees the other's registration. Round trips are
-   * per group, not per identity: one script registers and searches a group, one applies its unions.
+   * Registers the round's identities (deterministic rules run atomically inside the graph), then judges each, in round
+   * order, against the clusters its blocking keys find, and unions it with every cluster that matches. Every identity
+   * registers before any is judged (records of one person in one round see each other, as concurrent instances do).
+   * Judging is sequential in effect: each decision names the clusters it was made on, at their versions, and the unions
+   * apply in order only while those are unchanged; at the first that changed, it and the rest are searched again. So a
+   * record is judged against the graph as every record before it left it, and how the round was cut into scripts (or
+   * repeated after a crash) changes nothing. Round trips: one script registers and searches the round, one applies its
+   * unions, plus two per union that changed what a later record was judged on.
    */
   private async resolveIdentities(
     jobs: readonly IdentityJob[],
     rejections: IdentityMergeRejection[],
     merged: { count: number },
-    heartbeat: () => Promise<void>,
   ): Promise<Map<string, LinkChange>> {
     const { graph, model, config } = this.deps;
     const changes = new Map<string, LinkChange>();
@@ -725,18 +1012,16 @@ export class IdentityResolver {
     };
     const search = { maxBlockSize: config.IDENTITY_MAX_BLOCK_SIZE, maxMembers: MAX_MEMBERS_COMPARED };
     const found = await graph.registerAndSearch(jobs, { register: true, ...search });
-    await heartbeat();
+    await this.heartbeat?.().catch(() => undefined);
 
     interface Judged {
       readonly job: IdentityJob;
       readonly registered: RegisterResult;
       candidates: RegisterSearchResult;
-      decision: LinkDecision | null;
-      own: CandidateClusterRecords | undefined;
-      others: CandidateClusterRecords[];
+      attempts: number;
     }
-    const finish = (j: Judged, united: UnionResult | null) => {
-      const { job, registered, decision } = j;
+    const finish = (j: Judged, decision: LinkDecision | null, united: UnionResult | null) => {
+      const { job, registered } = j;
       for (const refusal of decision?.refusals ?? []) {
         if (refusal.probability < this.threshold) continue; // never a link on its own: nothing was refused
         reject(job, 'CONFLICT', registered.globalId ?? '', {
@@ -764,8 +1049,8 @@ export class IdentityResolver {
     };
 
     let pending: Judged[] = [];
-    // Judged identities not yet marked so (graph-store.ts markJudged): each attempt's go in the script that applies its
-    // unions, so a crash cannot fall between a union and its mark; what is left, at the end.
+    // Judged identities not yet marked so (graph-store.ts markJudged): they go in the next script that applies unions,
+    // so a crash cannot fall between a union and its mark; what is left, at the end.
     const toMark: { key: string; recordSha: string }[] = [];
     jobs.forEach((job, i) => {
       const candidates = found[i];
@@ -782,90 +1067,106 @@ export class IdentityResolver {
         eventTimeMs: job.meta.eventTimeMs,
       });
       // Judged before as it is stored now (its first attempt before a crash, or before a restart): not judged again, so
-      // clusters do not depend on where batches, crashes and restarts fell.
+      // clusters do not depend on where rounds, crashes and restarts fell.
       if (candidates.judged) this.identityMetrics.alreadyJudged.inc();
-      else if (job.blockingKeys.length > 0)
-        pending.push({ job, registered, candidates, decision: null, own: undefined, others: [] });
+      else if (job.blockingKeys.length > 0) pending.push({ job, registered, candidates, attempts: 0 });
       else toMark.push({ key: job.record.key, recordSha: candidates.recordSha }); // nothing to judge it against
     });
 
     // Judged against whole clusters (cluster-link.ts): a member the record contradicts, or clusters that disagree on
-    // average, keep it out; merging two clusters needs evidence across both. A union then applies only if every
-    // cluster judged is still what it was (root and size): a concurrent change means judging again, so a record never
-    // joins a cluster through members it was not compared with (two records could otherwise each join the other's
-    // singleton while those merge elsewhere: a chain nobody judged).
-    for (let attempt = 0; attempt < MAX_JUDGE_ATTEMPTS && pending.length > 0; attempt++) {
-      const toUnite: Judged[] = [];
-      for (const j of pending) {
+    // average, keep it out; merging two clusters needs evidence across both.
+    let fresh = pending.length; // how many of `pending`, from the front, hold candidates read since the last union
+    let first = true;
+    while (pending.length > 0) {
+      const judging = pending.slice(0, fresh);
+      const decisions: (LinkDecision | null)[] = [];
+      const items: UnionItem[] = [];
+      const itemOf: Judged[] = [];
+      for (const j of judging) {
         const { candidates } = j;
-        this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
-        j.own = candidates.clusters.find((c) => c.id === candidates.own);
-        j.others = candidates.clusters.filter((c) => c.id !== candidates.own);
-        if (attempt === 0) this.identityMetrics.candidates.observe(j.others.reduce((n, c) => n + c.members.length, 0));
-        if (j.others.length === 0) {
-          toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha }); // stays where it is
+        const own = candidates.clusters.find((c) => c.id === candidates.own);
+        const others = candidates.clusters.filter((c) => c.id !== candidates.own);
+        if (first) {
+          this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
+          this.identityMetrics.candidates.observe(others.reduce((n, c) => n + c.members.length, 0));
+        }
+        if (others.length === 0) {
+          // Nothing to join whatever the unions before it do (they cannot add members to its blocking sets).
+          toMark.push({ key: j.job.record.key, recordSha: candidates.recordSha });
           continue;
         }
-        j.decision = decideLinks(model, j.job.record, j.others, {
+        const decision = decideLinks(model, j.job.record, others, {
           threshold: this.threshold,
           maxMembers: MAX_MEMBERS_COMPARED,
-          ...(j.own && j.own.size > 1 ? { own: j.own } : {}),
+          ...(own && own.size > 1 ? { own } : {}),
         });
-        if (j.decision.joins.length === 0) {
-          finish(j, null);
-          toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
-        } else toUnite.push(j);
+        const sizes = new Map(others.map((c) => [c.id, c.size]));
+        decisions.push(decision);
+        itemOf.push(j);
+        items.push({
+          key: j.job.record.key,
+          matches: decision.joins.map((m) => ({
+            key: m.key,
+            confidence: m.confidence,
+            matchWeight: m.matchWeight,
+            expected: { root: m.id, size: sizes.get(m.id) ?? 0 },
+          })),
+          meta: j.job.meta,
+          recordSha: candidates.recordSha,
+          ...(own ? { expectedOwn: { root: own.id, size: own.size } } : {}),
+          judgedClusters: candidates.clusters.map((c) => ({ id: c.id, version: c.version ?? '0' })),
+        });
       }
-      const united = await graph.unionMany(
-        toUnite.map((j) => {
-          const sizes = new Map(j.others.map((c) => [c.id, c.size]));
-          return {
-            key: j.job.record.key,
-            matches: (j.decision?.joins ?? []).map((m) => ({
-              key: m.key,
-              confidence: m.confidence,
-              matchWeight: m.matchWeight,
-              expected: { root: m.id, size: sizes.get(m.id) ?? 0 },
-            })),
-            meta: j.job.meta,
-            recordSha: j.candidates.recordSha,
-            ...(j.own ? { expectedOwn: { root: j.own.id, size: j.own.size } } : {}),
-          };
-        }),
-        toMark.splice(0),
-      );
-      const stale: Judged[] = [];
-      toUnite.forEach((j, i) => {
+      first = false;
+      const united = await graph.unionMany(items, toMark.splice(0), { stopAtStale: true });
+      let done = judging.length;
+      for (let i = 0; i < items.length; i++) {
         const result = united[i];
-        if (result && !result.stale) finish(j, result);
-        else {
-          this.identityMetrics.staleJudgements.inc();
-          stale.push(j);
+        const j = itemOf[i] as Judged;
+        if (result && !result.stale) {
+          finish(j, decisions[i] ?? null, result);
+          continue;
         }
-      });
-      pending = stale;
-      if (stale.length > 0 && attempt + 1 < MAX_JUDGE_ATTEMPTS) {
-        const again = await graph.registerAndSearch(
-          stale.map((j) => j.job),
-          { register: false, ...search },
-        );
-        stale.forEach((j, i) => {
-          const candidates = again[i];
-          if (candidates) j.candidates = candidates;
-        });
+        // A cluster it was judged on changed (a union before it in this script): it and every later one again.
+        this.identityMetrics.staleJudgements.inc();
+        done = judging.indexOf(j);
+        j.attempts++;
+        if (j.attempts >= MAX_JUDGE_ATTEMPTS) {
+          // Only another instance writing the same clusters keeps changing them under it: it stays where it is.
+          finish(j, null, null);
+          toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
+          done++;
+        }
+        break;
       }
-      await heartbeat();
-    }
-    for (const j of pending) {
-      finish(j, null); // clusters kept changing under it: it stays where it is
-      toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
+      pending = pending.slice(done);
+      if (pending.length === 0) break;
+      fresh = Math.min(config.IDENTITY_KEY_CONCURRENCY, pending.length);
+      const again = await graph.registerAndSearch(
+        pending.slice(0, fresh).map((j) => j.job),
+        { register: false, ...search },
+      );
+      again.forEach((candidates, i) => {
+        const j = pending[i];
+        if (j) j.candidates = candidates;
+      });
+      await this.heartbeat?.().catch(() => undefined);
     }
     await graph.markJudged(toMark);
     return changes;
   }
 }
 
-/** One changed identity of a batch: its record folded from the batch's records, and the event it registers under. */
+/** A fetched record in the ordered intake: decoded, or the dead letter it becomes. */
+interface Fetched {
+  readonly topic: string;
+  readonly partition: number;
+  readonly message: KafkaMessage;
+  readonly value?: RawEvent;
+  readonly failed?: FailedRecord;
+}
+
+/** One changed identity of a round: its record folded from the round's records, and the event it registers under. */
 interface IdentityJob extends RegisterSearchItem {
   readonly meta: { eventId: string; eventTimeMs: number; watermark: { field: string; offset: number } };
 }

@@ -104,10 +104,22 @@ export const configSchema = z.object({
   /** Link when the match probability reaches this; empty = the model's own threshold. */
   IDENTITY_MATCH_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
   /**
-   * Identities of one batch resolved together: registered and searched in one graph script, their unions in one more
-   * (each identity's records fold into one registration, in offset order).
+   * Identities judged per graph script after a union changed a cluster a later identity of the round had been judged
+   * on (that one and the next ones are searched again, this many at a time).
    */
   IDENTITY_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
+  /**
+   * Resolver rounds: the input partitions are merged into one sequence by event time (ordered-intake.ts) and resolved
+   * this many records at a time (one registration script, unions in order, one send, one commit of every partition).
+   */
+  IDENTITY_ROUND_MAX_RECORDS: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  /**
+   * How long (ms) a caught-up input partition with nothing buffered holds a round back (Kafka Streams'
+   * max.task.idle.ms). A partition with records still on the broker is always waited for, so replays and backlogs are
+   * resolved in the records' own order whatever this is; above 0, a live stream is too, as long as no partition lags
+   * the others by more than this, at that much latency.
+   */
+  IDENTITY_ORDER_IDLE_MS: z.coerce.number().int().min(0).max(600_000).default(0),
   /** A merge that would make a cluster larger than this many platform identities is refused (and counted). */
   IDENTITY_MAX_CLUSTER_SIZE: z.coerce.number().int().min(2).max(100_000).default(100),
   /** Blocking sets larger than this are skipped as candidate sources (too common to be evidence; counted). */
