@@ -378,6 +378,55 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(await graph.members('c-3')).toEqual(['s:x', 's:y']);
   });
 
+  it('in order: an item whose judged clusters changed is stale, and with stopAtStale so is every one after it', async () => {
+    const graph = open();
+    const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
+    const keys = ['s:a', 's:b', 's:x', 's:y', 's:z'];
+    for (const key of keys) await graph.register(rec(key, { lastName: 'smith' }), ['ln:smith'], meta()); // c-1 … c-5
+    const found = await graph.registerAndSearch(
+      keys.map((key) => ({ record: rec(key, { lastName: 'smith' }), blockingKeys: ['ln:smith'], meta: meta() })),
+      search,
+    );
+    const judged = (i: number) => found[i]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [];
+    expect(judged(0).every((c) => c.version !== '')).toBe(true);
+    const sha = (i: number) => found[i]?.recordSha ?? '';
+    const results = await graph.unionMany(
+      [
+        // s:a joins s:b: both clusters change
+        { key: 's:a', matches: [match('s:b')], meta: meta(), judgedClusters: judged(0), recordSha: sha(0) },
+        // s:x decided to join nothing, on clusters s:a's union has changed since: stale, not marked
+        { key: 's:x', matches: [], meta: meta(), judgedClusters: judged(2), recordSha: sha(2) },
+        // s:y's own decision would still apply, but it was judged after s:x, which must be judged again first
+        { key: 's:y', matches: [match('s:z')], meta: meta(), judgedClusters: judged(3), recordSha: sha(3) },
+      ],
+      [],
+      { stopAtStale: true },
+    );
+    expect(results.map((r) => r.stale)).toEqual([false, true, true]);
+    expect(await graph.members('c-1')).toEqual(['s:a', 's:b']);
+    expect(await graph.members('c-4')).toEqual(['s:y']); // nothing after the stale item was written
+    const after = await graph.registerAndSearch(
+      keys.map((key) => ({ record: rec(key, { lastName: 'smith' }), blockingKeys: ['ln:smith'], meta: meta() })),
+      search,
+    );
+    expect(after.map((r) => r.judged)).toEqual([true, false, false, false, false]);
+    // Judged again on the clusters as they are now, s:x's decision applies and is marked.
+    const again = await graph.unionMany(
+      [
+        {
+          key: 's:x',
+          matches: [],
+          meta: meta(),
+          judgedClusters: after[2]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [],
+          recordSha: after[2]?.recordSha ?? '',
+        },
+      ],
+      [],
+      { stopAtStale: true },
+    );
+    expect(again.map((r) => [r.stale, r.globalId])).toEqual([[false, 'c-3']]);
+  });
+
   it('marks judged with the unions: each item unless its union is stale, and those judged without one', async () => {
     const graph = open();
     const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
