@@ -15,7 +15,9 @@
  * member's partitions move quickly, and a busy one on two shared cores is not dropped for a late heartbeat),
  * CHAOS_STALL_MS (default 60,000: a part that commits nothing that long while records wait is reported as stalled, then
  * killed and started again so the run can finish; counted apart from the planned kills), CHAOS_LATE_GRACE_MS (default
- * 400 days, longer than the sample: in a replay, which events are late would otherwise depend on timing), CHAOS_PARTS
+ * 400 days, longer than the sample: in a replay, which events are late would otherwise depend on timing),
+ * CHAOS_ORDER_IDLE_MS (default 2,000: the resolver's IDENTITY_ORDER_IDLE_MS, how long a caught-up partition holds its
+ * rounds back, so the rounds do not depend on which fetch came first), CHAOS_PARTS
  * (the parts that may be killed, default identity,features,sink: to tell which part's crash causes a difference). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
  * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
  * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
@@ -668,6 +670,10 @@ async function main(): Promise<number> {
     throw new Error(`CHAOS_PARTS must list parts among ${PARTS.join(', ')}`);
   }
   const graceMs = intSetting('CHAOS_LATE_GRACE_MS', 400 * 86_400_000, 0);
+  // The resolver waits for a partition with records on the broker anyway; a caught-up one (the replay's producer not
+  // yet there, at the start, or after a broker restart) holds rounds back this long, so which records share a round
+  // does not depend on which partition's fetch came first. A replay's setting, as the grace above.
+  const orderIdleMs = intSetting('CHAOS_ORDER_IDLE_MS', 2_000, 0);
   // Outages only ever hit a private stack of this run's own, never services others use.
   const stack =
     dependencies.length > 0
@@ -690,6 +696,7 @@ async function main(): Promise<number> {
     SCORING_RESCORE_EVERY_MS: String(NO_RESCORE_MS),
     FEATURES_SNAPSHOT_PERIOD_DAYS: '0',
     FEATURES_LATE_GRACE_MS: String(graceMs),
+    IDENTITY_ORDER_IDLE_MS: String(orderIdleMs),
   };
 
   const generating = Date.now();
@@ -712,6 +719,10 @@ async function main(): Promise<number> {
           .join(', ')} of the replay`,
     );
   }
+  console.log(
+    `  IDENTITY_ORDER_IDLE_MS=${orderIdleMs} (CHAOS_ORDER_IDLE_MS): the resolver merges its partitions by event time ` +
+      `and holds a round that long for a caught-up partition`,
+  );
   console.log(
     `  FEATURES_LATE_GRACE_MS=${graceMs} (${seconds(graceMs / 86_400)} days): a replay needs more than the event-time ` +
       `drift between source partitions, or which events are late depends on timing`,
