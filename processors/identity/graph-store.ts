@@ -1053,15 +1053,7 @@ export class IdentityGraph {
    * batch's field for {@link forgetPublications}, or null when there was nothing to record.
    */
   async recordPublication(topic: string, partition: number, ids: ReadonlyMap<number, string>): Promise<string | null> {
-    if (ids.size === 0) return null;
-    let first = Infinity;
-    let last = -Infinity;
-    for (const offset of ids.keys()) {
-      first = Math.min(first, offset);
-      last = Math.max(last, offset);
-    }
-    const field = `${first}-${last}`;
-    await this.redis.hset(this.publicationKey(topic, partition), field, JSON.stringify([...ids]));
+    const [field = null] = await this.recordPublications([{ topic, partition, ids }]);
     return field;
   }
 
