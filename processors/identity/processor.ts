@@ -19,7 +19,7 @@ import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch, type Decoded } from '../runtime/decode-batch.js';
 import { describeError } from '../runtime/errors.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
-import { membershipError, outageOf } from '../runtime/outage.js';
+import { membershipError } from '../runtime/outage.js';
 import {
   isRound,
   OrderedIntake,
@@ -32,8 +32,6 @@ import { chunkTopicMessages } from '../runtime/send-chunks.js';
 import {
   superviseConsumer,
   type ConsumerSupervisor,
-  fatalTotal,
-  outageSeconds,
   type FatalFailure,
   type SupervisionLimits,
 } from '../runtime/liveness.js';
@@ -78,8 +76,6 @@ const MAX_JUDGE_ATTEMPTS = 4;
 const COMMIT_ATTEMPTS = 3;
 /** Round commits failing in a row before the resolver gives up. */
 const MAX_FAILED_COMMITS = 5;
-/** Attempts at a round failing for another reason than a dependency outage before the resolver gives up. */
-const ROUND_ATTEMPTS = 5;
 
 export interface IdentityResolverDeps {
   readonly config: Config;
@@ -353,7 +349,7 @@ export class IdentityResolver {
       eachBatch: this.supervisor.eachBatch((payload) => this.onFetch(payload)),
     });
     this.rounds = this.roundLoop().catch((err: unknown) => {
-      this.giveUp('crash', err, `round loop failed: ${describeError(err)}`);
+      this.supervisor.fail({ kind: 'crash', error: err, reason: `round loop failed: ${describeError(err)}` });
     });
   }
 
@@ -372,15 +368,6 @@ export class IdentityResolver {
     await boundedStep(log, 'producer disconnect', () => this.producer.disconnect());
     this.supervisor.dispose();
     this.mergeSupervisor.dispose();
-  }
-
-  private giveUp(kind: FatalFailure['kind'], error: unknown, reason: string): void {
-    if (this.fatal) return;
-    const failure: FatalFailure = { kind, error, reason };
-    this.fatal = failure;
-    fatalTotal(this.deps.metrics.registry).inc({ processor: PROCESSOR, kind });
-    this.deps.log.error('processor cannot make progress', { processor: PROCESSOR, kind, reason });
-    this.deps.onFatal?.(failure);
   }
 
   /** Starts following identity.merges from its end; resolves once the follower's position is fixed (its first fetch). */
@@ -586,47 +573,27 @@ export class IdentityResolver {
   }
 
   /**
-   * One round, retried whole until it succeeds: a dependency outage is ridden out for PROCESSOR_OUTAGE_MAX_MS, any
-   * other failure gets ROUND_ATTEMPTS attempts over at least 30 s; then the resolver gives up (the entrypoint exits).
-   * Repeating a round is safe: the graph's watermarks, judged marks and publication log make it a no-op where it was
-   * done.
+   * One round, retried whole until it succeeds, under the consumer supervisor's rules for a failing batch (a
+   * dependency outage ridden out for PROCESSOR_OUTAGE_MAX_MS, any other failure given up after its attempts; then the
+   * entrypoint exits). Repeating a round is safe: the graph's watermarks, judged marks and publication log make it a
+   * no-op where it was done.
    */
   private async resolveRound(round: Round<Fetched>): Promise<void> {
-    let failingSinceMs: number | undefined;
-    let outageSeen: string | undefined;
-    const outages = outageSeconds(this.deps.metrics.registry);
+    const first = round.entries[0];
+    if (!first) return;
+    const at = { ...splitTp(first.tp), offset: first.offset };
     for (let attempt = 1; ; attempt++) {
       if (this.stopping || round.generation !== this.intake.generation) return;
       try {
         await this.onRound(round);
-        if (outageSeen) outages.set({ processor: PROCESSOR, dependency: outageSeen }, 0);
+        this.supervisor.succeeded(at.topic, at.partition);
         return;
       } catch (err) {
-        failingSinceMs ??= Date.now();
-        const forMs = Date.now() - failingSinceMs;
-        const outage = outageOf(err);
-        const first = round.entries[0];
-        const where = first ? `${splitTp(first.tp).topic}/${splitTp(first.tp).partition}@${first.offset}` : '';
-        if (outage) {
-          outageSeen = outage;
-          outages.set({ processor: PROCESSOR, dependency: outage }, forMs / 1000);
-          if (forMs >= this.deps.config.PROCESSOR_OUTAGE_MAX_MS) {
-            const reason = `${outage} unavailable for ${Math.round(forMs / 1000)} s (round at ${where}, ${attempt} attempts): ${describeError(err)}`;
-            this.giveUp('dependency-outage', err, reason);
-            return;
-          }
-        } else if (attempt >= ROUND_ATTEMPTS && forMs >= (this.deps.supervision?.minStallMs ?? 30_000)) {
-          const reason = `round at ${where} failed ${attempt} times over ${Math.round(forMs / 1000)} s: ${describeError(err)}`;
-          this.giveUp('stalled-batch', err, reason);
-          return;
+        try {
+          this.supervisor.failed(at, err);
+        } catch {
+          return; // given up: reported as fatal
         }
-        this.deps.log.warn('round failed; it will be repeated', {
-          attempt,
-          at: where,
-          records: round.entries.length,
-          ...(outage ? { dependency: outage, forSeconds: Math.round(forMs / 1000) } : {}),
-          error: describeError(err),
-        });
         await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
         await this.heartbeat?.().catch(() => undefined);
       }
@@ -938,11 +905,11 @@ export class IdentityResolver {
               error: describeError(err),
             });
             if (this.failedCommits >= MAX_FAILED_COMMITS && !this.stopping) {
-              this.giveUp(
-                'stalled-batch',
-                err,
-                `${this.failedCommits} round commits failed in a row: ${describeError(err)}`,
-              );
+              this.supervisor.fail({
+                kind: 'stalled-batch',
+                error: err,
+                reason: `${this.failedCommits} round commits failed in a row: ${describeError(err)}`,
+              });
             }
             return;
           }

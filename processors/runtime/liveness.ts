@@ -66,6 +66,16 @@ export interface ConsumerSupervisor {
    * is stalled it reports the failure and throws a non-retriable error, so kafkajs stops instead of retrying it.
    */
   eachBatch(handler: (payload: EachBatchPayload) => Promise<void>): (payload: EachBatchPayload) => Promise<void>;
+  /**
+   * The same accounting for work the processor drives itself (a round of records taken from its own buffer): a failure
+   * of the work starting at `at` is counted, logged and ridden out like a failing batch, or reported as fatal, and then
+   * it throws a {@link ProcessorStalledError}: the caller stops.
+   */
+  failed(at: { topic: string; partition: number; offset: string }, err: unknown): void;
+  /** The work of `topic`/`partition` succeeded: its failure count is cleared. */
+  succeeded(topic: string, partition: number): void;
+  /** Reports a failure found elsewhere as fatal (once: later reports are ignored). */
+  fail(failure: FatalFailure): void;
   /** The fatal failure reported, if any. */
   readonly failure: FatalFailure | undefined;
   /** Removes the event listeners. */
@@ -170,6 +180,70 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
     }),
   ];
 
+  /** A failure of the work at `at` (see ConsumerSupervisor.failed); returns when it is to be retried. */
+  function failed(at: { topic: string; partition: number; offset: string }, err: unknown): void {
+    const { topic, partition, offset } = at;
+    if (membershipError(err)) {
+      // Not the batch's failure: kafkajs joins the group again and whoever owns the partition repeats it.
+      log.info('member left the group (a rebalance or broker restart); joining again', {
+        processor,
+        topic,
+        partition,
+        error: describeError(err),
+      });
+      return;
+    }
+    const key = `${topic}|${partition}`;
+    const prev = failing.get(key);
+    const entry =
+      prev?.offset === offset ? { ...prev, attempts: prev.attempts + 1 } : { offset, attempts: 1, sinceMs: now() };
+    failing.set(key, entry);
+    const forMs = now() - entry.sinceMs;
+    const outage = outageOf(err);
+    if (outage) {
+      outageSeen(outage, entry.sinceMs);
+      if (forMs >= maxOutageMs) {
+        const reason =
+          `${outage} unavailable for ${Math.round(forMs / 1000)} s (batch ${topic}/${partition}@${offset}, ` +
+          `${entry.attempts} attempts): ${describeError(err)}`;
+        fatal({ kind: 'dependency-outage', error: err, reason });
+        throw new ProcessorStalledError(reason);
+      }
+      log.warn('dependency unavailable; the batch will be retried', {
+        processor,
+        dependency: outage,
+        topic,
+        partition,
+        offset,
+        attempt: entry.attempts,
+        forSeconds: Math.round(forMs / 1000),
+        error: describeError(err),
+      });
+      return;
+    }
+    if (entry.attempts >= maxBatchAttempts && forMs >= minStallMs) {
+      const reason =
+        `batch ${topic}/${partition}@${offset} failed ${entry.attempts} times over ${Math.round(forMs / 1000)} s: ` +
+        describeError(err);
+      fatal({ kind: 'stalled-batch', error: err, reason });
+      throw new ProcessorStalledError(reason);
+    }
+    log.warn('batch failed; it will be retried', {
+      processor,
+      topic,
+      partition,
+      offset,
+      attempt: entry.attempts,
+      error: describeError(err),
+    });
+  }
+
+  function succeeded(topic: string, partition: number): void {
+    failing.delete(`${topic}|${partition}`);
+    restartsWithoutProgress = 0;
+    if (outages.size > 0 && failing.size === 0) outagesOver();
+  }
+
   return {
     get failure() {
       return failure;
@@ -177,73 +251,20 @@ export function superviseConsumer(consumer: Consumer, options: SuperviseOptions)
     dispose() {
       for (const remove of removers) remove();
     },
+    failed,
+    succeeded,
+    fail: fatal,
     eachBatch(handler) {
       return async (payload) => {
         const { topic, partition } = payload.batch;
-        const key = `${topic}|${partition}`;
         const offset = payload.batch.firstOffset() ?? payload.batch.messages[0]?.offset ?? '';
         try {
           await handler(payload);
         } catch (err) {
-          if (membershipError(err)) {
-            // Not the batch's failure: kafkajs joins the group again and whoever owns the partition repeats it.
-            log.info('member left the group (a rebalance or broker restart); joining again', {
-              processor,
-              topic,
-              partition,
-              error: describeError(err),
-            });
-            throw err;
-          }
-          const prev = failing.get(key);
-          const entry =
-            prev?.offset === offset
-              ? { ...prev, attempts: prev.attempts + 1 }
-              : { offset, attempts: 1, sinceMs: now() };
-          failing.set(key, entry);
-          const forMs = now() - entry.sinceMs;
-          const outage = outageOf(err);
-          if (outage) {
-            outageSeen(outage, entry.sinceMs);
-            if (forMs >= maxOutageMs) {
-              const reason =
-                `${outage} unavailable for ${Math.round(forMs / 1000)} s (batch ${topic}/${partition}@${offset}, ` +
-                `${entry.attempts} attempts): ${describeError(err)}`;
-              fatal({ kind: 'dependency-outage', error: err, reason });
-              throw new ProcessorStalledError(reason);
-            }
-            log.warn('dependency unavailable; the batch will be retried', {
-              processor,
-              dependency: outage,
-              topic,
-              partition,
-              offset,
-              attempt: entry.attempts,
-              forSeconds: Math.round(forMs / 1000),
-              error: describeError(err),
-            });
-            throw err;
-          }
-          if (entry.attempts >= maxBatchAttempts && forMs >= minStallMs) {
-            const reason =
-              `batch ${topic}/${partition}@${offset} failed ${entry.attempts} times over ${Math.round(forMs / 1000)} s: ` +
-              describeError(err);
-            fatal({ kind: 'stalled-batch', error: err, reason });
-            throw new ProcessorStalledError(reason);
-          }
-          log.warn('batch failed; it will be retried', {
-            processor,
-            topic,
-            partition,
-            offset,
-            attempt: entry.attempts,
-            error: describeError(err),
-          });
+          failed({ topic, partition, offset }, err);
           throw err;
         }
-        failing.delete(key);
-        restartsWithoutProgress = 0;
-        if (outages.size > 0 && failing.size === 0) outagesOver();
+        succeeded(topic, partition);
         const behind = Number(payload.batch.offsetLag());
         if (Number.isFinite(behind)) lag.set({ processor, topic, partition: String(partition) }, Math.max(0, behind));
       };
