@@ -58,7 +58,22 @@ beforeAll(async () => {
   pipeline = contextPipeline(ctx);
   await pipeline.start();
   const sample = generateSample({ seed: 12, customers: 120, targetTransactions: 400, salt: 'dashboards-test-salt' });
-  await publishEvents(ctx, sampleEvents(sample));
+  // The sample goes in two parts, as time passes live. Sent at once, a replay folds each customer's whole history in
+  // one flush, so every score's feature time is the customer's last event: no customer who buys in a judged day's
+  // week then holds a score from before that day, and no day can be judged. Split two weeks before the last purchase,
+  // the first part's scores are what its buyers hold when the last week's days start.
+  const events = sampleEvents(sample);
+  const lastPurchase = Math.max(...sample.transactions.filter((t) => t.kind === 'PURCHASE').map((t) => t.eventTimeMs));
+  const split = lastPurchase - 14 * 86_400_000;
+  await publishEvents(
+    ctx,
+    events.filter((e) => e.event.eventTimeMs < split),
+  );
+  await pipeline.waitUntilCaughtUp(ctx.admin, 300_000);
+  await publishEvents(
+    ctx,
+    events.filter((e) => e.event.eventTimeMs >= split),
+  );
   await pipeline.waitUntilCaughtUp(ctx.admin, 300_000);
   await waitFor(
     () => count('SELECT uniqExact(global_customer_id) AS n FROM intent_score'),
