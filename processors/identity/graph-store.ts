@@ -920,19 +920,21 @@ export class IdentityGraph {
    * each is judged stale on its own, and one whose matches are all in its identity's cluster already (another record
    * of the group made that link first) is done, not stale. An identity the graph no longer knows is an error. Judged
    * marks ({@link markJudged}) go in the same script: each item's `recordSha` with its union unless that is stale, and
-   * `judged` (identities judged without a union) as they are.
+   * `judged` (identities judged without a union) as they are. `deferStale`: a stale item is set aside, with every later
+   * one judged on a cluster it was judged on or belongs to, and the rest are applied (union-batch.lua): the graph
+   * judging in order leaves, once the caller has judged the set-aside ones again.
    */
   async unionMany(
     items: readonly UnionItem[],
     judged: readonly { key: string; recordSha: string }[] = [],
-    options: { stopAtStale?: boolean } = {},
+    options: { deferStale?: boolean } = {},
   ): Promise<UnionResult[]> {
     const marks = judged.filter((j) => j.recordSha !== '');
     if (items.length === 0) {
       if (marks.length > 0) await this.markJudged(marks);
       return [];
     }
-    const args = [String(this.maxClusterSize), options.stopAtStale ? '1' : '0', String(marks.length)];
+    const args = [String(this.maxClusterSize), options.deferStale ? '1' : '0', String(marks.length)];
     for (const j of marks) args.push(j.key, j.recordSha);
     for (const { key, matches, meta, expectedOwn, recordSha, judgedClusters = [] } of items) {
       const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });

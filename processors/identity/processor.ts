@@ -1041,15 +1041,16 @@ export class IdentityResolver {
     });
 
     // Judged against whole clusters (cluster-link.ts): a member the record contradicts, or clusters that disagree on
-    // average, keep it out; merging two clusters needs evidence across both.
-    let fresh = pending.length; // how many of `pending`, from the front, hold candidates read since the last union
+    // average, keep it out; merging two clusters needs evidence across both. Every pending identity is judged on the
+    // candidates last read for it, and the unions go in one script that sets aside the stale ones (a cluster they were
+    // judged on changed under them) with every later one that depends on them (union-batch.lua): those are searched
+    // and judged again, in order, until none is left. That is the graph judging one record after the other makes.
     let first = true;
     while (pending.length > 0) {
-      const judging = pending.slice(0, fresh);
       const decisions: (LinkDecision | null)[] = [];
       const items: UnionItem[] = [];
       const itemOf: Judged[] = [];
-      for (const j of judging) {
+      for (const j of pending) {
         const { candidates } = j;
         const own = candidates.clusters.find((c) => c.id === candidates.own);
         const others = candidates.clusters.filter((c) => c.id !== candidates.own);
@@ -1085,8 +1086,8 @@ export class IdentityResolver {
         });
       }
       first = false;
-      const united = await graph.unionMany(items, toMark.splice(0), { stopAtStale: true });
-      let done = judging.length;
+      const united = await graph.unionMany(items, toMark.splice(0), { deferStale: true });
+      const again: Judged[] = [];
       for (let i = 0; i < items.length; i++) {
         const result = united[i];
         const j = itemOf[i] as Judged;
@@ -1094,26 +1095,23 @@ export class IdentityResolver {
           finish(j, decisions[i] ?? null, result);
           continue;
         }
-        // A cluster it was judged on changed (a union before it in this script): it and every later one again.
         this.identityMetrics.staleJudgements.inc();
-        done = judging.indexOf(j);
-        j.attempts++;
-        if (j.attempts >= MAX_JUDGE_ATTEMPTS) {
-          // Only another instance writing the same clusters keeps changing them under it: it stays where it is.
+        // The script's first item is stale only when something else changed its clusters (another instance): after
+        // MAX_JUDGE_ATTEMPTS of those, it stays where it is. Every other is stale behind an earlier one of the round.
+        if (i === 0 && ++j.attempts >= MAX_JUDGE_ATTEMPTS) {
           finish(j, null, null);
           toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
-          done++;
+          continue;
         }
-        break;
+        again.push(j);
       }
-      pending = pending.slice(done);
+      pending = again;
       if (pending.length === 0) break;
-      fresh = Math.min(config.IDENTITY_KEY_CONCURRENCY, pending.length);
-      const again = await graph.registerAndSearch(
-        pending.slice(0, fresh).map((j) => j.job),
+      const found = await graph.registerAndSearch(
+        pending.map((j) => j.job),
         { register: false, ...search },
       );
-      again.forEach((candidates, i) => {
+      found.forEach((candidates, i) => {
         const j = pending[i];
         if (j) j.candidates = candidates;
       });

@@ -104,11 +104,6 @@ export const configSchema = z.object({
   /** Link when the match probability reaches this; empty = the model's own threshold. */
   IDENTITY_MATCH_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
   /**
-   * Identities judged per graph script after a union changed a cluster a later identity of the round had been judged
-   * on (that one and the next ones are searched again, this many at a time).
-   */
-  IDENTITY_KEY_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
-  /**
    * Resolver rounds: the input partitions are merged into one sequence by event time (ordered-intake.ts) and resolved
    * this many records at a time (one registration script, unions in order, one send, one commit of every partition).
    */

@@ -378,38 +378,52 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(await graph.members('c-3')).toEqual(['s:x', 's:y']);
   });
 
-  it('in order: an item whose judged clusters changed is stale, and with stopAtStale so is every one after it', async () => {
+  it('in order: a stale item is set aside with every later one that depends on it; independent ones apply', async () => {
     const graph = open();
     const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
-    const keys = ['s:a', 's:b', 's:x', 's:y', 's:z'];
-    for (const key of keys) await graph.register(rec(key, { lastName: 'smith' }), ['ln:smith'], meta()); // c-1 … c-5
-    const found = await graph.registerAndSearch(
-      keys.map((key) => ({ record: rec(key, { lastName: 'smith' }), blockingKeys: ['ln:smith'], meta: meta() })),
-      search,
-    );
+    const blocks: Record<string, string[]> = {
+      's:a': ['ln:ab'],
+      's:b': ['ln:ab'],
+      's:x': ['ln:ab', 'ln:xy'],
+      's:y': ['ln:xy', 'ln:yz'],
+      's:z': ['ln:yz'],
+      's:p': ['ln:pq'],
+      's:q': ['ln:pq'],
+    };
+    const keys = Object.keys(blocks);
+    const items = () => keys.map((key) => ({ record: rec(key), blockingKeys: blocks[key] ?? [], meta: meta() }));
+    for (const { record, blockingKeys } of items()) await graph.register(record, blockingKeys, meta()); // c-1 … c-7
+    const found = await graph.registerAndSearch(items(), search);
     const judged = (i: number) => found[i]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [];
+    const ids = (i: number) =>
+      judged(i)
+        .map((c) => c.id)
+        .sort();
     expect(judged(0).every((c) => c.version !== '')).toBe(true);
+    expect(ids(2)).toEqual(['c-1', 'c-2', 'c-3', 'c-4']);
+    expect(ids(3)).toEqual(['c-3', 'c-4', 'c-5']);
+    expect(ids(5)).toEqual(['c-6', 'c-7']);
     const sha = (i: number) => found[i]?.recordSha ?? '';
     const results = await graph.unionMany(
       [
         // s:a joins s:b: both clusters change
         { key: 's:a', matches: [match('s:b')], meta: meta(), judgedClusters: judged(0), recordSha: sha(0) },
-        // s:x decided to join nothing, on clusters s:a's union has changed since: stale, not marked
+        // s:x decided to join nothing, on clusters s:a's union has changed since: stale, set aside, not marked
         { key: 's:x', matches: [], meta: meta(), judgedClusters: judged(2), recordSha: sha(2) },
-        // s:y's own decision would still apply, but it was judged after s:x, which must be judged again first
+        // s:y's clusters are unchanged, but s:x, which comes first, was judged on two of them: set aside too
         { key: 's:y', matches: [match('s:z')], meta: meta(), judgedClusters: judged(3), recordSha: sha(3) },
+        // s:p shares no cluster with any of them: applies
+        { key: 's:p', matches: [match('s:q')], meta: meta(), judgedClusters: judged(5), recordSha: sha(5) },
       ],
       [],
-      { stopAtStale: true },
+      { deferStale: true },
     );
-    expect(results.map((r) => r.stale)).toEqual([false, true, true]);
+    expect(results.map((r) => r.stale)).toEqual([false, true, true, false]);
     expect(await graph.members('c-1')).toEqual(['s:a', 's:b']);
-    expect(await graph.members('c-4')).toEqual(['s:y']); // nothing after the stale item was written
-    const after = await graph.registerAndSearch(
-      keys.map((key) => ({ record: rec(key, { lastName: 'smith' }), blockingKeys: ['ln:smith'], meta: meta() })),
-      search,
-    );
-    expect(after.map((r) => r.judged)).toEqual([true, false, false, false, false]);
+    expect(await graph.members('c-4')).toEqual(['s:y']); // nothing of a set-aside item was written
+    expect(await graph.members('c-6')).toEqual(['s:p', 's:q']);
+    const after = await graph.registerAndSearch(items(), search);
+    expect(after.map((r) => r.judged)).toEqual([true, false, false, false, false, true, false]);
     // Judged again on the clusters as they are now, s:x's decision applies and is marked.
     const again = await graph.unionMany(
       [
@@ -422,9 +436,16 @@ describe('groups (registerAndSearch, unionMany)', () => {
         },
       ],
       [],
-      { stopAtStale: true },
+      { deferStale: true },
     );
     expect(again.map((r) => [r.stale, r.globalId])).toEqual([[false, 'c-3']]);
+    // Without deferStale a stale item is only reported: the next one is still tried (s:x's first judging is stale).
+    const y = await graph.unionMany([
+      { key: 's:x', matches: [], meta: meta(), judgedClusters: judged(2), recordSha: sha(2) },
+      { key: 's:y', matches: [match('s:z')], meta: meta(), judgedClusters: judged(3), recordSha: sha(3) },
+    ]);
+    expect(y.map((r) => r.stale)).toEqual([true, false]);
+    expect(await graph.members('c-4')).toEqual(['s:y', 's:z']);
   });
 
   it('marks judged with the unions: each item unless its union is stale, and those judged without one', async () => {
