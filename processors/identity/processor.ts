@@ -943,11 +943,11 @@ export class IdentityResolver {
    * Registers the round's identities (deterministic rules run atomically inside the graph), then judges each, in round
    * order, against the clusters its blocking keys find, and unions it with every cluster that matches. Every identity
    * registers before any is judged (records of one person in one round see each other, as concurrent instances do).
-   * Judging is sequential in effect: each decision names the clusters it was made on, at their versions, and the unions
-   * apply in order only while those are unchanged; at the first that changed, it and the rest are searched again. So a
-   * record is judged against the graph as every record before it left it, and how the round was cut into scripts (or
-   * repeated after a crash) changes nothing. Round trips: one script registers and searches the round, one applies its
-   * unions, plus two per union that changed what a later record was judged on.
+   * Judging is sequential in effect: each decision names the clusters it was made on, at their versions; a union whose
+   * clusters changed is set aside with every later one that depends on it, the others apply, and the set-aside ones are
+   * searched and judged again. So a record is judged against the graph as every record before it left it, and how the
+   * round was cut into scripts (or repeated after a crash) changes nothing. Round trips: one script registers and
+   * searches the round, one applies its unions, plus two per chain of unions one behind the other in the round.
    */
   private async resolveIdentities(
     jobs: readonly IdentityJob[],
