@@ -258,6 +258,7 @@ export class IdentityResolver {
     this.consumer = deps.kafka.consumer({
       groupId: this.groupId,
       allowAutoTopicCreation: false,
+      maxWaitTimeInMs: config.IDENTITY_FETCH_MAX_WAIT_MS,
       sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 10),
     });

@@ -115,6 +115,12 @@ export const configSchema = z.object({
    * the others by more than this, at that much latency.
    */
   IDENTITY_ORDER_IDLE_MS: z.coerce.number().int().min(0).max(600_000).default(0),
+  /**
+   * How long (ms) a resolver fetch waits on the broker when its partitions have no records (kafkajs' maxWaitTimeInMs,
+   * whose default is 5,000). A partition resumed after backpressure joins only the next fetch, and a round waits for
+   * it: with 5,000, a burst held whole rounds for up to 5 s whenever the other partitions were idle.
+   */
+  IDENTITY_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(100),
   /** A merge that would make a cluster larger than this many platform identities is refused (and counted). */
   IDENTITY_MAX_CLUSTER_SIZE: z.coerce.number().int().min(2).max(100_000).default(100),
   /** Blocking sets larger than this are skipped as candidate sources (too common to be evidence; counted). */
