@@ -921,8 +921,8 @@ export class IdentityGraph {
    * of the group made that link first) is done, not stale. An identity the graph no longer knows is an error. Judged
    * marks ({@link markJudged}) go in the same script: each item's `recordSha` with its union unless that is stale, and
    * `judged` (identities judged without a union) as they are. `deferStale`: a stale item is set aside, with every later
-   * one judged on a cluster it was judged on or belongs to, and the rest are applied (union-batch.lua): the graph
-   * judging in order leaves, once the caller has judged the set-aside ones again.
+   * one judged on a cluster it was judged on (`judgedClusters` name the identity's own too), and the rest are applied
+   * (union-batch.lua): the graph judging in order leaves, once the caller has judged the set-aside ones again.
    */
   async unionMany(
     items: readonly UnionItem[],

@@ -2,12 +2,13 @@
 -- order. A union whose every match is already in the identity's cluster (a record of the same group made that link
 -- first) is done, not stale.
 -- An item may name every cluster its decision was made on with the version it was read at (register-search.lua): it
--- is stale when any of them changed, and then nothing of it is written. With deferStale, a stale item is set aside,
--- and so is every later item judged on a cluster that a set-aside item was judged on or belongs to (their current
--- roots, "tainted"); the rest go on. That leaves the graph judging in order would: an item applied here touches only
--- its own cluster and those it was judged on, none tainted, and a set-aside item judged again can only touch tainted
--- ones (its candidates are the members of its blocking sets, registered before any judging, so they are still in the
--- clusters it was judged on, now under the tainted roots). The caller judges the set-aside items again, in order.
+-- is stale when any of them changed, and then nothing of it is written. The clusters named include the identity's
+-- own (register-search.lua answers it with the candidates). With deferStale, a stale item is set aside, and so is
+-- every later item judged on a cluster a set-aside item was judged on (their current roots, "tainted"); the rest go
+-- on. That leaves the graph judging in order would: an item applied here touches only its own cluster and those it
+-- was judged on, none tainted, and a set-aside item judged again can only touch tainted ones (its candidates are the
+-- members of its blocking sets, registered before any judging, so they are still in the clusters it was judged on,
+-- now under the tainted roots). The caller judges the set-aside items again, in order.
 -- The judged marks (mark-judged.lua) of the same judging go in the same script, so a crash cannot fall between a
 -- union and its mark: each identity's mark is written with its union (or its decision to join nothing) unless that is
 -- stale, and the identities the judging left where they were without naming clusters are marked too.
@@ -41,13 +42,6 @@ while i <= #A do
       changed = true
     end
   end
-  local ownNow
-  if deferStale then
-    ownNow = rootOfKey(key, false)
-    if ownNow and tainted[ownNow] then
-      changed = true
-    end
-  end
   local at = i + 7 + 2 * v
   local n = tonumber(A[at])
   local matches = {}
@@ -74,9 +68,6 @@ while i <= #A do
       if root then
         tainted[root] = true
       end
-    end
-    if ownNow then
-      tainted[ownNow] = true
     end
   end
   replies[#replies + 1] = reply
