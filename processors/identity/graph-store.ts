@@ -196,6 +196,8 @@ export interface UnionItem {
    * join nothing is then checked and marked the same way.
    */
   readonly judgedClusters?: readonly { readonly id: string; readonly version: string }[];
+  /** The identity's root the caller expects once this item is applied (`sequenced` unions only; checked when given). */
+  readonly expectedAfter?: string;
 }
 
 /** A stored identity with its cluster's current root. */
@@ -390,7 +392,8 @@ export class IdentityGraph {
   private constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly maxClusterSize: number,
+    /** The cluster cap every script of this graph applies. */
+    readonly maxClusterSize: number,
     private readonly codec: PiiCodec | undefined,
   ) {
     this.base = `${prefix}idg:v1:{${prefix}idg}`;
@@ -920,25 +923,28 @@ export class IdentityGraph {
    * each is judged stale on its own, and one whose matches are all in its identity's cluster already (another record
    * of the group made that link first) is done, not stale. An identity the graph no longer knows is an error. Judged
    * marks ({@link markJudged}) go in the same script: each item's `recordSha` with its union unless that is stale, and
-   * `judged` (identities judged without a union) as they are. `deferStale`: a stale item is set aside, with every later
-   * one judged on a cluster it was judged on (`judgedClusters` name the identity's own too), and the rest are applied
-   * (union-batch.lua): the graph judging in order leaves, once the caller has judged the set-aside ones again.
+   * `judged` (identities judged without a union) as they are. `sequenced`: the items were judged one after the other
+   * on one search's snapshot, each on the snapshot as the unions before it leave it (`expectedOwn`, the matches'
+   * `expected` and `expectedAfter` say where it expects the graph): the versions of `judgedClusters` are checked before
+   * anything is written, and the first item that is stale or not where it was expected is set aside with every later
+   * one (union-batch.lua). Judged again, in order, they give what the graph judging in order gives.
    */
   async unionMany(
     items: readonly UnionItem[],
     judged: readonly { key: string; recordSha: string }[] = [],
-    options: { deferStale?: boolean } = {},
+    options: { sequenced?: boolean } = {},
   ): Promise<UnionResult[]> {
     const marks = judged.filter((j) => j.recordSha !== '');
     if (items.length === 0) {
       if (marks.length > 0) await this.markJudged(marks);
       return [];
     }
-    const args = [String(this.maxClusterSize), options.deferStale ? '1' : '0', String(marks.length)];
+    const args = [String(this.maxClusterSize), options.sequenced ? '1' : '0', String(marks.length)];
     for (const j of marks) args.push(j.key, j.recordSha);
-    for (const { key, matches, meta, expectedOwn, recordSha, judgedClusters = [] } of items) {
+    for (const { key, matches, meta, expectedOwn, recordSha, expectedAfter, judgedClusters = [] } of items) {
       const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
       args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0), recordSha ?? '');
+      args.push(expectedAfter ?? '');
       args.push(String(judgedClusters.length));
       for (const c of judgedClusters) args.push(c.id, c.version);
       args.push(String(matches.length));

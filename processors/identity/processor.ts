@@ -60,6 +60,7 @@ import {
   splitIdentityKey,
   type RawEvent,
 } from './logic.js';
+import { JudgingPicture } from './judging-picture.js';
 import { decideLinks, type LinkDecision } from './cluster-link.js';
 import type { MatchModel } from './model.js';
 import { mergeRecord, sameRecord, toIdentityRecord } from './record.js';
@@ -1042,39 +1043,56 @@ export class IdentityResolver {
     });
 
     // Judged against whole clusters (cluster-link.ts): a member the record contradicts, or clusters that disagree on
-    // average, keep it out; merging two clusters needs evidence across both. Every pending identity is judged on the
-    // candidates last read for it, and the unions go in one script that sets aside the stale ones (a cluster they were
-    // judged on changed under them) with every later one that depends on them (union-batch.lua): those are searched
-    // and judged again, in order, until none is left. That is the graph judging one record after the other makes.
+    // average, keep it out; merging two clusters needs evidence across both. The pending identities are judged in
+    // order on the one search's snapshot as the unions before each leave it (judging-picture.ts), and the unions go in
+    // one script that checks the snapshot still holds and each union lands where expected (union-batch.lua, sequenced):
+    // the first that does not is set aside with every later one, and those are searched and judged again, in order,
+    // until none is left. That is the graph judging one record after the other makes.
     let first = true;
     while (pending.length > 0) {
       const decisions: (LinkDecision | null)[] = [];
       const items: UnionItem[] = [];
       const itemOf: Judged[] = [];
+      const picture = new JudgingPicture(graph.maxClusterSize, MAX_MEMBERS_COMPARED);
+      const later: Judged[] = []; // not judged on this snapshot: searched again
       for (const j of pending) {
         const { candidates } = j;
-        const own = candidates.clusters.find((c) => c.id === candidates.own);
-        const others = candidates.clusters.filter((c) => c.id !== candidates.own);
         if (first) {
           this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
-          this.identityMetrics.candidates.observe(others.reduce((n, c) => n + c.members.length, 0));
+          this.identityMetrics.candidates.observe(
+            candidates.clusters.reduce((n, c) => (c.id === candidates.own ? n : n + c.members.length), 0),
+          );
         }
-        if (others.length === 0) {
+        if (later.length > 0) {
+          later.push(j);
+          continue;
+        }
+        if (candidates.clusters.every((c) => c.id === candidates.own)) {
           // Nothing to join whatever the unions before it do (they cannot add members to its blocking sets).
           toMark.push({ key: j.job.record.key, recordSha: candidates.recordSha });
           continue;
         }
-        const decision = decideLinks(model, j.job.record, others, {
-          threshold: this.threshold,
-          maxMembers: MAX_MEMBERS_COMPARED,
-          ...(own && own.size > 1 ? { own } : {}),
-        });
+        const view = picture.view(candidates.own, candidates.clusters);
+        if (!view) {
+          later.push(j);
+          continue;
+        }
+        const { own, others } = view;
+        const decision =
+          others.length === 0
+            ? null
+            : decideLinks(model, j.job.record, others, {
+                threshold: this.threshold,
+                maxMembers: MAX_MEMBERS_COMPARED,
+                ...(own && own.size > 1 ? { own } : {}),
+              });
+        const joins = decision?.joins ?? [];
         const sizes = new Map(others.map((c) => [c.id, c.size]));
         decisions.push(decision);
         itemOf.push(j);
         items.push({
           key: j.job.record.key,
-          matches: decision.joins.map((m) => ({
+          matches: joins.map((m) => ({
             key: m.key,
             confidence: m.confidence,
             matchWeight: m.matchWeight,
@@ -1082,12 +1100,21 @@ export class IdentityResolver {
           })),
           meta: j.job.meta,
           recordSha: candidates.recordSha,
-          ...(own ? { expectedOwn: { root: own.id, size: own.size } } : {}),
+          // An identity erased since the search has no cluster: its union fails as unregistered.
+          ...(own
+            ? {
+                expectedOwn: { root: own.id, size: own.size },
+                expectedAfter: picture.unite(
+                  own,
+                  others.filter((c) => joins.some((m) => m.id === c.id)),
+                ),
+              }
+            : {}),
           judgedClusters: candidates.clusters.map((c) => ({ id: c.id, version: c.version ?? '0' })),
         });
       }
       first = false;
-      const united = await graph.unionMany(items, toMark.splice(0), { deferStale: true });
+      const united = await graph.unionMany(items, toMark.splice(0), { sequenced: true });
       const again: Judged[] = [];
       for (let i = 0; i < items.length; i++) {
         const result = united[i];
@@ -1106,7 +1133,7 @@ export class IdentityResolver {
         }
         again.push(j);
       }
-      pending = again;
+      pending = [...again, ...later];
       if (pending.length === 0) break;
       const found = await graph.registerAndSearch(
         pending.map((j) => j.job),

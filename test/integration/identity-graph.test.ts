@@ -378,7 +378,7 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(await graph.members('c-3')).toEqual(['s:x', 's:y']);
   });
 
-  it('in order: a stale item is set aside with every later one that depends on it; independent ones apply', async () => {
+  it('sequenced: each item applies on the snapshot as the ones before it leave it; the first that does not land where expected is set aside with every later one', async () => {
     const graph = open();
     const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
     const blocks: Record<string, string[]> = {
@@ -395,57 +395,128 @@ describe('groups (registerAndSearch, unionMany)', () => {
     for (const { record, blockingKeys } of items()) await graph.register(record, blockingKeys, meta()); // c-1 … c-7
     const found = await graph.registerAndSearch(items(), search);
     const judged = (i: number) => found[i]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [];
-    const ids = (i: number) =>
-      judged(i)
-        .map((c) => c.id)
-        .sort();
     expect(judged(0).every((c) => c.version !== '')).toBe(true);
-    expect(ids(2)).toEqual(['c-1', 'c-2', 'c-3', 'c-4']);
-    expect(ids(3)).toEqual(['c-3', 'c-4', 'c-5']);
-    expect(ids(5)).toEqual(['c-6', 'c-7']);
+    expect(
+      judged(2)
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(['c-1', 'c-2', 'c-3', 'c-4']);
     const sha = (i: number) => found[i]?.recordSha ?? '';
+    const at = (root: string, size: number) => ({ root, size });
     const results = await graph.unionMany(
       [
-        // s:a joins s:b: both clusters change
-        { key: 's:a', matches: [match('s:b')], meta: meta(), judgedClusters: judged(0), recordSha: sha(0) },
-        // s:x decided to join nothing, on clusters s:a's union has changed since: stale, set aside, not marked
-        { key: 's:x', matches: [], meta: meta(), judgedClusters: judged(2), recordSha: sha(2) },
-        // s:y's clusters are unchanged, but s:x, which comes first, was judged on two of them: set aside too
-        { key: 's:y', matches: [match('s:z')], meta: meta(), judgedClusters: judged(3), recordSha: sha(3) },
-        // s:p shares no cluster with any of them: applies
-        { key: 's:p', matches: [match('s:q')], meta: meta(), judgedClusters: judged(5), recordSha: sha(5) },
-      ],
-      [],
-      { deferStale: true },
-    );
-    expect(results.map((r) => r.stale)).toEqual([false, true, true, false]);
-    expect(await graph.members('c-1')).toEqual(['s:a', 's:b']);
-    expect(await graph.members('c-4')).toEqual(['s:y']); // nothing of a set-aside item was written
-    expect(await graph.members('c-6')).toEqual(['s:p', 's:q']);
-    const after = await graph.registerAndSearch(items(), search);
-    expect(after.map((r) => r.judged)).toEqual([true, false, false, false, false, true, false]);
-    // Judged again on the clusters as they are now, s:x's decision applies and is marked.
-    const again = await graph.unionMany(
-      [
+        // s:a joins s:b: c-2 retires into c-1
+        {
+          key: 's:a',
+          matches: [{ ...match('s:b'), expected: at('c-2', 1) }],
+          meta: meta(),
+          expectedOwn: at('c-1', 1),
+          expectedAfter: 'c-1',
+          judgedClusters: judged(0),
+          recordSha: sha(0),
+        },
+        // s:x, judged on the snapshot as s:a's union leaves it (s:b in c-1, size 2), joins that cluster: applies,
+        // although c-1 and c-2 are no longer at the versions of the snapshot
         {
           key: 's:x',
-          matches: [],
+          matches: [{ ...match('s:a'), expected: at('c-1', 2) }],
           meta: meta(),
-          judgedClusters: after[2]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [],
-          recordSha: after[2]?.recordSha ?? '',
+          expectedOwn: at('c-3', 1),
+          expectedAfter: 'c-1',
+          judgedClusters: judged(2),
+          recordSha: sha(2),
+        },
+        // s:y joins s:z but expects the wrong survivor: it applies, and every item after it is set aside
+        {
+          key: 's:y',
+          matches: [{ ...match('s:z'), expected: at('c-5', 1) }],
+          meta: meta(),
+          expectedOwn: at('c-4', 1),
+          expectedAfter: 'c-5',
+          judgedClusters: judged(3),
+          recordSha: sha(3),
+        },
+        // s:p shares no cluster with any of them, but comes after the surprise: set aside, nothing written
+        {
+          key: 's:p',
+          matches: [{ ...match('s:q'), expected: at('c-7', 1) }],
+          meta: meta(),
+          expectedOwn: at('c-6', 1),
+          expectedAfter: 'c-6',
+          judgedClusters: judged(5),
+          recordSha: sha(5),
         },
       ],
       [],
-      { deferStale: true },
+      { sequenced: true },
     );
-    expect(again.map((r) => [r.stale, r.globalId])).toEqual([[false, 'c-3']]);
-    // Without deferStale a stale item is only reported: the next one is still tried (s:x's first judging is stale).
-    const y = await graph.unionMany([
-      { key: 's:x', matches: [], meta: meta(), judgedClusters: judged(2), recordSha: sha(2) },
-      { key: 's:y', matches: [match('s:z')], meta: meta(), judgedClusters: judged(3), recordSha: sha(3) },
+    expect(results.map((r) => [r.stale, r.globalId])).toEqual([
+      [false, 'c-1'],
+      [false, 'c-1'],
+      [false, 'c-4'],
+      [true, ''],
     ]);
-    expect(y.map((r) => r.stale)).toEqual([true, false]);
+    expect(await graph.members('c-1')).toEqual(['s:a', 's:b', 's:x']);
     expect(await graph.members('c-4')).toEqual(['s:y', 's:z']);
+    expect(await graph.members('c-6')).toEqual(['s:p']);
+    const after = await graph.registerAndSearch(items(), search);
+    expect(after.map((r) => r.judged)).toEqual([true, false, true, true, false, false, false]);
+
+    // A snapshot that no longer holds when the script starts (c-4 changed since judged(4) was read): that item and
+    // every later one are set aside, even one whose own clusters are unchanged.
+    const stale = await graph.unionMany(
+      [
+        { key: 's:z', matches: [], meta: meta(), judgedClusters: judged(4), recordSha: sha(4) },
+        {
+          key: 's:p',
+          matches: [{ ...match('s:q'), expected: at('c-7', 1) }],
+          meta: meta(),
+          expectedOwn: at('c-6', 1),
+          judgedClusters: judged(5),
+          recordSha: sha(5),
+        },
+      ],
+      [],
+      { sequenced: true },
+    );
+    expect(stale.map((r) => r.stale)).toEqual([true, true]);
+    expect(await graph.members('c-6')).toEqual(['s:p']);
+    // Searched again, s:p's union applies and is marked.
+    const again = await graph.registerAndSearch(items(), search);
+    const retried = await graph.unionMany(
+      [
+        {
+          key: 's:p',
+          matches: [{ ...match('s:q'), expected: at('c-7', 1) }],
+          meta: meta(),
+          expectedOwn: at('c-6', 1),
+          expectedAfter: 'c-6',
+          judgedClusters: again[5]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [],
+          recordSha: again[5]?.recordSha ?? '',
+        },
+      ],
+      [],
+      { sequenced: true },
+    );
+    expect(retried.map((r) => [r.stale, r.globalId])).toEqual([[false, 'c-6']]);
+    expect(await graph.members('c-6')).toEqual(['s:p', 's:q']);
+
+    // Not sequenced, a stale item is only reported: the next one is still tried on its own.
+    const now = await graph.registerAndSearch(items(), search);
+    const plain = await graph.unionMany([
+      { key: 's:z', matches: [], meta: meta(), judgedClusters: judged(4), recordSha: sha(4) },
+      {
+        key: 's:q',
+        matches: [],
+        meta: meta(),
+        judgedClusters: now[6]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [],
+        recordSha: now[6]?.recordSha ?? '',
+      },
+    ]);
+    expect(plain.map((r) => [r.stale, r.globalId])).toEqual([
+      [true, ''],
+      [false, 'c-6'],
+    ]);
   });
 
   it('marks judged with the unions: each item unless its union is stale, and those judged without one', async () => {
