@@ -44,6 +44,8 @@ export class GraphReadCache {
   readonly roots = new Map<string, string>();
   /** Root cluster id → the cluster when last read (change it through setCluster and deleteCluster). */
   readonly clusters = new Map<string, CachedCluster>();
+  /** Cluster id → the id it was merged into, for merges this process made (its set pictures may still name them). */
+  readonly retired = new Map<string, string>();
   /** Which maxMembers the clusters were read with: another value means reading them again. */
   maxMembers = 0;
   /** Moves on every {@link clear}: a call that started before one must not write what it read into the new cache. */
@@ -57,6 +59,7 @@ export class GraphReadCache {
     this.erasures = null;
     this.sets.clear();
     this.roots.clear();
+    this.retired.clear();
     this.clusters.clear();
     this.memberships = 0;
     this.records = 0;
@@ -66,6 +69,14 @@ export class GraphReadCache {
   setCluster(id: string, cluster: CachedCluster): void {
     this.records += cluster.members.length - (this.clusters.get(id)?.members.length ?? 0);
     this.clusters.set(id, cluster);
+  }
+
+  /** A cluster id as it stands after the merges this process made (itself when it made none of it). */
+  currentRoot(id: string): string {
+    let root = id;
+    for (let next = this.retired.get(root); next !== undefined && next !== root; next = this.retired.get(root))
+      root = next;
+    return root;
   }
 
   /** Forgets a cluster (retired or erased). */
@@ -92,7 +103,12 @@ export class GraphReadCache {
 
   /** Drops everything when a bound is passed; called between groups. */
   bound(): void {
-    if (this.memberships > MAX_SET_MEMBERSHIPS || this.roots.size > MAX_ROOTS || this.records > MAX_RECORDS) {
+    if (
+      this.memberships > MAX_SET_MEMBERSHIPS ||
+      this.roots.size > MAX_ROOTS ||
+      this.retired.size > MAX_ROOTS ||
+      this.records > MAX_RECORDS
+    ) {
       this.clear();
     }
   }

@@ -136,6 +136,8 @@ export interface UnionResult {
   readonly refused: number;
   /** A cluster the caller judged changed before the union ran: nothing was written; judge again. */
   readonly stale: boolean;
+  /** {@link IdentityGraph.unionMany} only: the version of `globalId`'s cluster right after this union ('' if stale). */
+  readonly version?: string;
 }
 
 export interface CandidatesResult {
@@ -386,6 +388,8 @@ export class IdentityGraph {
   private readonly keys: readonly string[];
   /** Blocking sets, roots and clusters read by {@link registerAndSearch}, checked against the graph on every use. */
   private readonly cache = new GraphReadCache();
+  /** What searches had to read from the graph (clusters answered, records listed), not from this process's cache. */
+  readonly reads = { clusters: 0, records: 0 };
   /** Settled once the graph's personal-data format was found to be this version's (see {@link checkFormat}). */
   private formatChecked: Promise<void> | undefined;
 
@@ -708,6 +712,9 @@ export class IdentityGraph {
     );
     const expected = pictures.map((set, j) => {
       if (!set) return -1;
+      // Roots this process retired stand for the root they were merged into (which holds all their members).
+      if (cache.retired.size > 0 && set.roots.some((root) => cache.retired.has(root)))
+        set.roots = [...new Set(set.roots.map((root) => cache.currentRoot(root)))];
       set.roots.forEach(hold);
       let size = set.members.size;
       for (const key of joining[j] ?? []) if (!set.members.has(key)) size++;
@@ -760,6 +767,8 @@ export class IdentityGraph {
     const records = new Map<string, IdentityRecord>();
     const unread: { key: string; tag: string }[] = [];
     const flat = listOf(flatRecords);
+    this.reads.clusters += listOf(clusterReplies).length;
+    this.reads.records += flat.length / 2;
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const key = asString(flat[i]);
       const value = asString(flat[i + 1]);
@@ -963,8 +972,39 @@ export class IdentityGraph {
       if (asNumber(reply[0]) === -1) {
         throw new Error(`identity graph: union of an unregistered identity: ${items[i]?.key ?? ''}`);
       }
-      return unionResultOf(reply);
+      return { ...unionResultOf([...reply.slice(0, 4), ...reply.slice(5)]), version: asString(reply[4]) };
     });
+  }
+
+  /**
+   * Keeps clusters this process's own unions made, as the graph now holds them (`version` as {@link unionMany}
+   * answered it), and forgets the ids they retired: the next search then finds them current instead of reading them
+   * again. `members` must be the whole cluster (size = members.length), sorted by key as the graph sorts them
+   * (code-point order, the order of the C collation Redis starts with); any other picture is only forgotten. Retired
+   * ids map to the root they are in now (set pictures naming them are read through it), and identity keys → their
+   * roots go to the cache too.
+   */
+  rememberClusters({
+    clusters,
+    retired,
+    roots,
+  }: {
+    clusters: readonly CandidateClusterRecords[];
+    retired: ReadonlyMap<string, string>;
+    roots: ReadonlyMap<string, string>;
+  }): void {
+    const cache = this.cache;
+    if (cache.erasures === null) return; // holds nothing: nothing to keep current
+    for (const [id, root] of retired) {
+      cache.deleteCluster(id);
+      cache.retired.set(id, root);
+    }
+    for (const { id, size, members, version } of clusters) {
+      if (version === undefined || version === '' || size !== members.length || size > cache.maxMembers)
+        cache.deleteCluster(id);
+      else cache.setCluster(id, { version, size, members });
+    }
+    for (const [key, root] of roots) cache.roots.set(key, root);
   }
 
   /**

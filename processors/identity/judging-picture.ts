@@ -50,6 +50,35 @@ export class JudgingPicture {
     private readonly maxMembers: number,
   ) {}
 
+  /**
+   * What the graph holds once every union played here landed as played: the clusters they grew, each at the version
+   * its last union answered (`applied`: each union's identity and its result, in order; a cluster changes only by a
+   * union whose identity ends in it, or is retired), the ids they retired with the root each is in now, and the root
+   * of every identity they placed.
+   */
+  settle(applied: readonly { key: string; result?: { globalId: string; version?: string } | undefined }[]): {
+    clusters: CandidateClusterRecords[];
+    retired: Map<string, string>;
+    roots: Map<string, string>;
+  } {
+    const versions = new Map<string, string>();
+    const roots = new Map<string, string>();
+    for (const { key, result } of applied) {
+      if (!result) continue;
+      if (result.version) versions.set(result.globalId, result.version);
+      roots.set(key, result.globalId);
+    }
+    const clusters: CandidateClusterRecords[] = [];
+    for (const cluster of this.grown.values()) {
+      if (this.movedTo.has(cluster.id)) continue;
+      const version = versions.get(cluster.id) ?? '';
+      clusters.push({ ...cluster, version });
+      if (version !== '') for (const m of cluster.members) roots.set(m.key, cluster.id);
+    }
+    const retired = new Map([...this.movedTo.keys()].map((id) => [id, this.rootOf(id)]));
+    return { clusters, retired, roots };
+  }
+
   /** The root a cluster id of the snapshot has now. */
   rootOf(id: string): string {
     let root = id;

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { IdentityGraph, type UnionMatch } from '../../processors/identity/graph-store.js';
+import { JudgingPicture } from '../../processors/identity/judging-picture.js';
 import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import type { IdentityRecord } from '../../processors/identity/types.js';
 
@@ -516,6 +517,61 @@ describe('groups (registerAndSearch, unionMany)', () => {
     expect(plain.map((r) => [r.stale, r.globalId])).toEqual([
       [true, ''],
       [false, 'c-6'],
+    ]);
+  });
+
+  it('keeps the clusters its sequenced unions made as the graph holds them: the next search reads none of them', async () => {
+    const prefix = newPrefix();
+    const graph = IdentityGraph.open(connect(), { prefix, codec });
+    const keys = ['s:a', 's:b', 's:c', 's:d'];
+    const items = keys.map((key) => ({ record: rec(key, { lastName: 'kay' }), blockingKeys: ['ln:k'], meta: meta() }));
+    const search = { maxBlockSize: 10, maxMembers: 10 };
+    const found = await graph.registerAndSearch(items, { register: true, ...search }); // c-1 … c-4
+    // Judged in order on the picture, as the resolver does: s:a joins s:b, s:c joins the cluster that made (s:a and
+    // s:b), s:d joins nothing.
+    const picture = new JudgingPicture(graph.maxClusterSize, search.maxMembers);
+    const joinsOf: Record<string, string[]> = { 's:a': ['s:b'], 's:c': ['s:a'], 's:d': [] };
+    const unions = ['s:a', 's:c', 's:d'].map((key) => {
+      const candidates = found[keys.indexOf(key)];
+      const view = candidates && picture.view(candidates.own, candidates.clusters);
+      if (!candidates || !view?.own) throw new Error(`no picture for ${key}`);
+      const joins = view.others.filter((c) => c.members.some((m) => joinsOf[key]?.includes(m.key)));
+      const own = view.own;
+      return {
+        key,
+        matches: joins.map((c) => ({ ...match(c.members[0]?.key ?? ''), expected: { root: c.id, size: c.size } })),
+        meta: meta(),
+        expectedOwn: { root: own.id, size: own.size },
+        expectedAfter: picture.unite(own, joins),
+        judgedClusters: candidates.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })),
+        recordSha: candidates.recordSha,
+      };
+    });
+    expect(unions.map((u) => u.expectedAfter)).toEqual(['c-1', 'c-1', 'c-4']);
+    const united = await graph.unionMany(unions, [], { sequenced: true });
+    expect(united.map((r) => [r.stale, r.globalId])).toEqual([
+      [false, 'c-1'],
+      [false, 'c-1'],
+      [false, 'c-4'],
+    ]);
+    graph.rememberClusters(picture.settle(unions.map((u, i) => ({ key: u.key, result: united[i] }))));
+
+    const before = { ...graph.reads };
+    const again = await graph.registerAndSearch(items, { register: false, ...search });
+    expect(graph.reads).toEqual(before); // every cluster from the cache, current
+    // A reader with nothing cached (another instance) reads the same from the graph.
+    const other = IdentityGraph.open(connect(), { prefix, codec });
+    const fresh = await other.registerAndSearch(items, { register: false, ...search });
+    expect(other.reads.clusters).toBeGreaterThan(0);
+    const shape = (results: typeof again) =>
+      results.map((r) => [r.own, r.clusters.map((c) => [c.id, c.size, c.version, c.members.map((m) => m.key)])]);
+    expect(shape(again)).toEqual(shape(fresh));
+    expect(shape(fresh)[1]).toEqual([
+      'c-1',
+      [
+        ['c-1', 3, shape(fresh)[1]?.[1]?.[0]?.[2], ['s:a', 's:b', 's:c']],
+        ['c-4', 1, shape(fresh)[1]?.[1]?.[1]?.[2], ['s:d']],
+      ],
     ]);
   });
 

@@ -72,4 +72,32 @@ describe('JudgingPicture', () => {
     // A snapshot cluster with fewer members than its size is as the graph answered it.
     expect(picture.view('c-9', [cluster('c-9', ['s:f'], 70)])).not.toBeNull();
   });
+
+  it('settles to what the graph holds: grown clusters at the version their last union answered, retired ids, roots', () => {
+    const picture = new JudgingPicture(100, 60);
+    const a = cluster('c-1', ['s:a']);
+    const b = cluster('c-2', ['s:b']);
+    const c = cluster('c-3', ['s:c']);
+    const d = cluster('c-4', ['s:d']);
+    picture.unite(b, [a]); // s:b: c-2 into c-1
+    picture.unite(c, [d]); // s:c: c-4 into c-3
+    const view = picture.view('c-4', [d, c, a]); // s:d, now in c-3 with s:c, joins c-1: c-3 into c-1
+    if (!view?.own) throw new Error('no picture');
+    picture.unite(view.own, view.others);
+    const settled = picture.settle([
+      { key: 's:b', result: { globalId: 'c-1', version: '3' } },
+      { key: 's:c', result: { globalId: 'c-3', version: '4' } },
+      { key: 's:d', result: { globalId: 'c-1', version: '5' } },
+      { key: 's:x', result: undefined },
+    ]);
+    expect(settled.clusters.map((x) => [x.id, x.size, x.version, x.members.map((m) => m.key)])).toEqual([
+      ['c-1', 4, '5', ['s:a', 's:b', 's:c', 's:d']],
+    ]);
+    expect([...settled.retired].sort()).toEqual([
+      ['c-2', 'c-1'],
+      ['c-3', 'c-1'],
+      ['c-4', 'c-1'],
+    ]);
+    expect(Object.fromEntries(settled.roots)).toEqual({ 's:a': 'c-1', 's:b': 'c-1', 's:c': 'c-1', 's:d': 'c-1' });
+  });
 });

@@ -22,8 +22,8 @@
 --       per identity: key, eventId, eventTimeMs (integer string), expected own root ('' = any), expected own size
 --       ('0' = any), SHA-1 of its stored record to mark judged ('' = none), expected root after ('' = any), v, then v
 --       pairs (cluster id, version judged), n, then n groups of five as in union.lua
--- Returns per identity {alreadyApplied 0/1, root, refused, stale 0/1, MergeEntry JSON...}, or {-1} for an identity
--- the graph does not know (erased meanwhile).
+-- Returns per identity {alreadyApplied 0/1, root, refused, stale 0/1, version of root ('' when stale), MergeEntry
+-- JSON...}, or {-1} for an identity the graph does not know (erased meanwhile).
 local A = cjson.decode(ARGV[2])
 local cap = tonumber(A[1])
 local sequenced = A[2] == '1'
@@ -97,6 +97,11 @@ for k = 1, #items do
   local applied = reply[1] ~= -1 and tonumber(reply[4]) == 0
   if applied and item.sha ~= '' then
     markJudged(item.key, item.sha)
+  end
+  if reply[1] ~= -1 then
+    -- the version of the identity's root once applied: the caller keeps the clusters the unions made (graph-store.ts)
+    reply = { reply[1], reply[2], reply[3], reply[4], applied and (redis.call('HGET', K.cver, reply[2]) or '0') or '',
+      unpack(reply, 5) }
   end
   if sequenced and k < setAsideFrom then
     if reply[1] ~= -1 and not applied then
