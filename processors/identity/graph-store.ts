@@ -22,6 +22,8 @@
  * - `B:wm:register`, `B:wm:union` hashes: `<topic>:<partition>` → last applied input offset
  * - `B:pub:<topic>:<partition>` hash: the global ids a batch's records were published under, until its commit
  * - `B:judged` hash: identity key → SHA-1 of its stored record when it was last judged ({@link IdentityGraph.markJudged})
+ * - `B:rejects` hash: rejection eventId → IdentityMergeRejection JSON, and `B:rejects:order` sorted set: eventId by
+ *   outbox sequence; written with the judgement that refused the link ({@link IdentityGraph.unionMany}), until acked
  *
  * Redis Cluster: a merge touches two arbitrary clusters plus the shared indexes in one atomic script, and a script may
  * only touch keys of one slot, so the whole graph of one prefix lives in ONE slot, i.e. on one shard. It scales up
@@ -200,6 +202,11 @@ export interface UnionItem {
   readonly judgedClusters?: readonly { readonly id: string; readonly version: string }[];
   /** The identity's root the caller expects once this item is applied (`sequenced` unions only; checked when given). */
   readonly expectedAfter?: string;
+  /**
+   * Links the judgement refused (merge rejections, each with a unique `eventId`): they go to the graph's rejection
+   * outbox with the item, unless it is stale ({@link IdentityGraph.pendingRejections}).
+   */
+  readonly rejections?: readonly { readonly eventId: string }[];
 }
 
 /** A stored identity with its cluster's current root. */
@@ -259,6 +266,8 @@ const SCRIPTS = {
   members: 'idgMembers',
   'pending-merges': 'idgPendingMerges',
   'ack-merges': 'idgAckMerges',
+  'pending-rejections': 'idgPendingRejections',
+  'ack-rejections': 'idgAckRejections',
   'pii-format': 'idgPiiFormat',
   erase: 'idgErase',
   'mark-judged': 'idgMarkJudged',
@@ -271,6 +280,7 @@ const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
   'global-id-of',
   'members',
   'pending-merges',
+  'pending-rejections',
 ]);
 
 /** A command added by defineCommand without numberOfKeys: the first argument is the key count. */
@@ -415,6 +425,8 @@ export class IdentityGraph {
       `${b}:wm:union`,
       `${b}:cver`,
       `${b}:judged`,
+      `${b}:rejects`,
+      `${b}:rejects:order`,
     ];
   }
 
@@ -950,7 +962,16 @@ export class IdentityGraph {
     }
     const args = [String(this.maxClusterSize), options.sequenced ? '1' : '0', String(marks.length)];
     for (const j of marks) args.push(j.key, j.recordSha);
-    for (const { key, matches, meta, expectedOwn, recordSha, expectedAfter, judgedClusters = [] } of items) {
+    for (const {
+      key,
+      matches,
+      meta,
+      expectedOwn,
+      recordSha,
+      expectedAfter,
+      judgedClusters = [],
+      rejections = [],
+    } of items) {
       const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
       args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0), recordSha ?? '');
       args.push(expectedAfter ?? '');
@@ -966,6 +987,8 @@ export class IdentityGraph {
           String(m.expected?.size ?? 0),
         );
       }
+      args.push(String(rejections.length));
+      for (const r of rejections) args.push(r.eventId, JSON.stringify(r));
     }
     const replies = asArray(await this.run('union-batch', [JSON.stringify(args)])).map(asArray);
     return replies.map((reply, i) => {
@@ -1014,6 +1037,20 @@ export class IdentityGraph {
   async pendingMerges(limit: number): Promise<MergeEntry[]> {
     if (!Number.isSafeInteger(limit) || limit < 1) return [];
     return parseMerges(asArray(await this.run('pending-merges', [String(limit)])));
+  }
+
+  /** Merge rejections not yet acknowledged (as {@link UnionItem.rejections} gave them), oldest first, at most `limit`. */
+  async pendingRejections(limit: number): Promise<unknown[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1) return [];
+    return asArray(await this.run('pending-rejections', [String(limit)])).map(
+      (v) => JSON.parse(asString(v)) as unknown,
+    );
+  }
+
+  /** Removes produced rejections from the outbox; unknown or already acked ids are ignored. Returns how many were. */
+  async ackRejections(eventIds: readonly string[]): Promise<number> {
+    if (eventIds.length === 0) return 0;
+    return asNumber(await this.run('ack-rejections', [...new Set(eventIds)]));
   }
 
   /** Removes produced merges from the outbox; unknown or already acked ids are ignored. Returns how many were pending. */

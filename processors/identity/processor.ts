@@ -693,7 +693,7 @@ export class IdentityResolver {
       });
     }
     // Whether this round's scripts merged clusters: only then does the outbox hold merges of its own to publish now.
-    const merged = { count: 0 };
+    const merged = { count: 0, rejections: 0 };
     if (jobs.length > 0) {
       for (const [key, change] of await this.resolveIdentities(jobs, rejections, merged)) changes.set(key, change);
       for (const job of jobs) resolvedHere.set(job.record.key, job.record);
@@ -704,7 +704,14 @@ export class IdentityResolver {
     // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
     // script that merges writes the outbox and reports the merge, so a round whose scripts merged reads it, and any
     // round does at least every outboxSweepMs: that publishes what an instance merged and died before publishing.
-    const pending = merged.count > 0 || this.outboxSweepDue() ? await this.readOutbox() : [];
+    const sweep = this.outboxSweepDue();
+    const [pending, refused] = await Promise.all([
+      merged.count > 0 || sweep ? this.readOutbox() : [],
+      merged.rejections > 0 || sweep ? this.deps.graph.pendingRejections(1_000) : [],
+    ]);
+    // Rejections of this round's judgements and of any before it whose outputs were never sent (a crash).
+    const outboxRejections = refused as IdentityMergeRejection[];
+    rejections.push(...outboxRejections);
     const moved = new Map<string, MergeEntry>(); // member -> the merge that moved it (the latest wins)
     for (const entry of pending) {
       this.roots.merged(entry.mergedId, entry.survivorId);
@@ -837,6 +844,7 @@ export class IdentityResolver {
     }
     for (const [key, record] of resolvedHere) this.known.set(key, record);
     if (pending.length > 0) await this.deps.graph.ackMerges(pending.map((m) => m.mergeId));
+    if (outboxRejections.length > 0) await this.deps.graph.ackRejections(outboxRejections.map((r) => r.eventId));
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
     // Every partition of the round in one commit, at the round's end: a restart resumes at a round boundary, so it
@@ -954,20 +962,21 @@ export class IdentityResolver {
   private async resolveIdentities(
     jobs: readonly IdentityJob[],
     rejections: IdentityMergeRejection[],
-    merged: { count: number },
+    merged: { count: number; rejections: number },
   ): Promise<Map<string, LinkChange>> {
     const { graph, model, config } = this.deps;
     const changes = new Map<string, LinkChange>();
-    const reject = (
+    // One rejection per identity, event and candidate (or reason and count): the same judgement names it the same.
+    const rejection = (
       job: IdentityJob,
       reason: IdentityMergeRejection['reason'],
       globalCustomerId: string,
-      candidate?: { key: string; globalId: string; probability: number; weight: number },
-    ) => {
+      candidate: { key: string; globalId: string; probability: number; weight: number } | undefined,
+      suffix: string,
+    ): IdentityMergeRejection => {
       const { record, meta } = job;
-      this.identityMetrics.blocked.inc({ reason: reason === 'CONFLICT' ? 'conflict' : 'cluster_cap' });
-      rejections.push({
-        eventId: `reject:${meta.eventId}:${record.key}:${candidate?.key ?? reason}:${rejections.length}`,
+      return {
+        eventId: `reject:${meta.eventId}:${record.key}:${suffix}`,
         eventTimeMs: meta.eventTimeMs,
         identityKey: record.key,
         globalCustomerId,
@@ -977,7 +986,7 @@ export class IdentityResolver {
         matchProbability: candidate?.probability ?? null,
         matchWeight: candidate?.weight ?? null,
         sourceEventId: meta.eventId,
-      });
+      };
     };
     const search = { maxBlockSize: config.IDENTITY_MAX_BLOCK_SIZE, maxMembers: MAX_MEMBERS_COMPARED };
     const found = await graph.registerAndSearch(jobs, { register: true, ...search });
@@ -989,18 +998,28 @@ export class IdentityResolver {
       candidates: RegisterSearchResult;
       attempts: number;
     }
+    // The links a decision refused that would have been links on their own (at least the threshold): rejections.
+    const conflictsOf = (j: Judged, decision: LinkDecision | null): IdentityMergeRejection[] =>
+      (decision?.refusals ?? [])
+        .filter((refusal) => refusal.probability >= this.threshold)
+        .map((refusal) =>
+          rejection(
+            j.job,
+            'CONFLICT',
+            j.registered.globalId ?? '',
+            { key: refusal.key, globalId: refusal.id, probability: refusal.probability, weight: refusal.weight },
+            refusal.key,
+          ),
+        );
     const finish = (j: Judged, decision: LinkDecision | null, united: UnionResult | null) => {
       const { job, registered } = j;
-      for (const refusal of decision?.refusals ?? []) {
-        if (refusal.probability < this.threshold) continue; // never a link on its own: nothing was refused
-        reject(job, 'CONFLICT', registered.globalId ?? '', {
-          key: refusal.key,
-          globalId: refusal.id,
-          probability: refusal.probability,
-          weight: refusal.weight,
-        });
+      if (!united) return;
+      const refused = conflictsOf(j, decision).length; // in the graph's rejection outbox with the union (apply)
+      if (refused > 0) {
+        merged.rejections += refused;
+        this.identityMetrics.blocked.inc({ reason: 'conflict' }, refused);
       }
-      if (!united || !decision || decision.joins.length === 0) return;
+      if (!decision || decision.joins.length === 0) return;
       merged.count += united.merges.length;
       for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
       if (united.refused > 0)
@@ -1027,7 +1046,10 @@ export class IdentityResolver {
       if (!candidates || !registered) throw new Error(`identity graph: no registration for ${job.record.key}`);
       merged.count += registered.merges.length;
       for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
-      for (let r = 0; r < registered.refused; r++) reject(job, 'CLUSTER_CAP', registered.globalId ?? '');
+      for (let r = 0; r < registered.refused; r++) {
+        this.identityMetrics.blocked.inc({ reason: 'cluster_cap' });
+        rejections.push(rejection(job, 'CLUSTER_CAP', registered.globalId ?? '', undefined, `CLUSTER_CAP:${r}`));
+      }
       changes.set(job.record.key, {
         method: registered.method,
         confidence: 1,
@@ -1111,6 +1133,7 @@ export class IdentityResolver {
               }
             : {}),
           judgedClusters: candidates.clusters.map((c) => ({ id: c.id, version: c.version ?? '0' })),
+          rejections: conflictsOf(j, decision),
         });
       }
       first = false;

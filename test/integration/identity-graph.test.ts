@@ -575,6 +575,77 @@ describe('groups (registerAndSearch, unionMany)', () => {
     ]);
   });
 
+  it('keeps the links a judgement refused in a rejection outbox written with it, until acked or the person is erased', async () => {
+    const graph = open();
+    const search = { register: false, maxBlockSize: 10, maxMembers: 10 };
+    const keys = ['s:a', 's:b', 's:c', 's:x'];
+    for (const key of keys) await graph.register(rec(key), ['ln:k'], meta()); // c-1 … c-4
+    const found = await graph.registerAndSearch(
+      keys.map((key) => ({ record: rec(key), blockingKeys: ['ln:k'], meta: meta() })),
+      search,
+    );
+    const judged = (i: number) => found[i]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [];
+    const refusal = (key: string, candidateKey: string, candidateGlobalId: string) => ({
+      eventId: `reject:e:${key}:${candidateKey}`,
+      identityKey: key,
+      candidateKey,
+      candidateGlobalId,
+      globalCustomerId: '',
+      reason: 'CONFLICT',
+    });
+    const united = await graph.unionMany(
+      [
+        // s:a joins s:b and refuses s:c: the refusal goes with the union
+        {
+          key: 's:a',
+          matches: [{ ...match('s:b'), expected: { root: 'c-2', size: 1 } }],
+          meta: meta(),
+          judgedClusters: judged(0),
+          rejections: [refusal('s:a', 's:c', 'c-3')],
+        },
+        // s:x was judged on a version of s:a's cluster the graph no longer has: stale, so its refusal is not written
+        {
+          key: 's:x',
+          matches: [],
+          meta: meta(),
+          judgedClusters: [{ id: 'c-1', version: '999' }],
+          rejections: [refusal('s:x', 's:a', 'c-1')],
+        },
+      ],
+      [],
+      { sequenced: true },
+    );
+    expect(united.map((r) => r.stale)).toEqual([false, true]);
+    expect(await graph.pendingRejections(10)).toEqual([refusal('s:a', 's:c', 'c-3')]);
+    // Acked (once produced), it is gone.
+    expect(await graph.ackRejections(['reject:e:s:a:s:c', 'reject:none'])).toBe(1);
+    expect(await graph.pendingRejections(10)).toEqual([]);
+    // Not yet published when the person it names is erased: dropped with them.
+    const again = await graph.registerAndSearch(
+      keys.map((key) => ({ record: rec(key), blockingKeys: ['ln:k'], meta: meta() })),
+      search,
+    );
+    await graph.unionMany(
+      [
+        {
+          key: 's:x',
+          matches: [],
+          meta: meta(),
+          judgedClusters: again[3]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [],
+          rejections: [refusal('s:x', 's:c', 'c-3'), refusal('s:x', 's:a', 'c-1')],
+        },
+      ],
+      [],
+      { sequenced: true },
+    );
+    expect((await graph.pendingRejections(10)).map((r) => (r as { eventId: string }).eventId)).toEqual([
+      'reject:e:s:x:s:c',
+      'reject:e:s:x:s:a',
+    ]);
+    await graph.erase('c-3', []);
+    expect(await graph.pendingRejections(10)).toEqual([refusal('s:x', 's:a', 'c-1')]);
+  });
+
   it('marks judged with the unions: each item unless its union is stale, and those judged without one', async () => {
     const graph = open();
     const search = { register: false, maxBlockSize: 10, maxMembers: 10 };

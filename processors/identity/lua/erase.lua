@@ -3,7 +3,8 @@
 -- ARGV: 1 base, 2 root, 3 expected member count, 4 n = number of global ids, 5..4+n the global ids (root first, then
 --       every retired id whose root is root), 5+n m = number of member keys, then m member keys, then watermark fields
 --       (`<topic>|<identity key>`) to drop from both watermark hashes.
--- Returns {0} when stale, else {1, identities removed, clusters removed, outbox entries removed, watermarks removed}.
+-- Returns {0} when stale, else {1, identities removed, clusters removed, outbox entries removed (merges and
+-- rejections), watermarks removed}.
 -- The index sets (blocking, email, phone) are swept by the caller (graph-store.ts), since stale entries of earlier
 -- versions of a record are not known here. The cluster counter is left alone: ids are never handed out again, so
 -- a record still in flight under an erased id cannot be taken for a new customer.
@@ -58,6 +59,20 @@ for i = 1, #pending, 2 do
   if isErased[entry.survivorId] or isErased[entry.mergedId] then
     outbox = outbox + redis.call('HDEL', K.outbox, pending[i])
     redis.call('ZREM', K.outboxOrder, pending[i])
+  end
+end
+-- Rejections not yet published that name the person: the same.
+local isMember = {}
+for i = 1, m do
+  isMember[members[i]] = true
+end
+local rejects = redis.call('HGETALL', K.rejects)
+for i = 1, #rejects, 2 do
+  local entry = cjson.decode(rejects[i + 1])
+  if isErased[entry.globalCustomerId] or isErased[entry.candidateGlobalId] or isMember[entry.identityKey]
+    or isMember[entry.candidateKey] then
+    outbox = outbox + redis.call('HDEL', K.rejects, rejects[i])
+    redis.call('ZREM', K.rejectsOrder, rejects[i])
   end
 end
 local watermarks = 0

@@ -18,6 +18,8 @@ local K = {
   wmUnion = KEYS[9], -- hash: `<topic>:<partition>` -> last offset applied by union
   cver = KEYS[10], -- hash: root cluster id -> version, bumped by every change of its members or their records
   judged = KEYS[11], -- hash: identity key -> SHA-1 of its stored record when it was last judged (mark-judged.lua)
+  rejects = KEYS[12], -- hash: rejection eventId -> IdentityMergeRejection JSON, written with the judgement, until acked
+  rejectsOrder = KEYS[13], -- sorted set: rejection eventId by outbox sequence (the merges' counter)
 }
 local BASE = ARGV[1]
 

@@ -21,7 +21,9 @@
 -- A: 1 maxClusterSize, 2 sequenced '1' / '0', 3 m, then m pairs (identity key, SHA-1) judged without a union, then
 --       per identity: key, eventId, eventTimeMs (integer string), expected own root ('' = any), expected own size
 --       ('0' = any), SHA-1 of its stored record to mark judged ('' = none), expected root after ('' = any), v, then v
---       pairs (cluster id, version judged), n, then n groups of five as in union.lua
+--       pairs (cluster id, version judged), n, then n groups of five as in union.lua, r, then r pairs (rejection
+--       eventId, IdentityMergeRejection JSON): the links the judgement refused, written to the rejection outbox when
+--       the item applies
 -- Returns per identity {alreadyApplied 0/1, root, refused, stale 0/1, version of root ('' when stale), MergeEntry
 -- JSON...}, or {-1} for an identity the graph does not know (erased meanwhile).
 local A = cjson.decode(ARGV[2])
@@ -48,9 +50,11 @@ while i <= #A do
     matches[#matches + 1] = { key = A[k], confidence = A[k + 1], matchWeight = A[k + 2],
       root = A[k + 3], size = A[k + 4] }
   end
+  local r = tonumber(A[at + 1 + 5 * n])
   items[#items + 1] = { key = A[i], eventId = A[i + 1], eventTimeMs = A[i + 2], ownRoot = A[i + 3],
-    ownSize = A[i + 4], sha = A[i + 5], after = A[i + 6], judged = judged, versionsAt = i + 9, matches = matches }
-  i = at + 1 + 5 * n
+    ownSize = A[i + 4], sha = A[i + 5], after = A[i + 6], judged = judged, versionsAt = i + 9, matches = matches,
+    rejectionsAt = at + 2 + 5 * n, rejections = r }
+  i = at + 2 + 5 * n + 2 * r
 end
 
 -- Whether the clusters an item names are at the versions it was judged on: unchanged means still a root at that
@@ -97,6 +101,15 @@ for k = 1, #items do
   local applied = reply[1] ~= -1 and tonumber(reply[4]) == 0
   if applied and item.sha ~= '' then
     markJudged(item.key, item.sha)
+  end
+  if applied then
+    -- the links this judgement refused, in the rejection outbox with it: judged once, published even after a crash
+    for j = 0, item.rejections - 1 do
+      local id = A[item.rejectionsAt + 2 * j]
+      if redis.call('HSETNX', K.rejects, id, A[item.rejectionsAt + 2 * j + 1]) == 1 then
+        redis.call('ZADD', K.rejectsOrder, redis.call('HINCRBY', K.counters, 'merge', 1), id)
+      end
+    end
   end
   if reply[1] ~= -1 then
     -- the version of the identity's root once applied: the caller keeps the clusters the unions made (graph-store.ts)
