@@ -264,10 +264,8 @@ const SCRIPTS = {
   'global-id-of': 'idgGlobalIdOf',
   'link-snapshot': 'idgLinkSnapshot',
   members: 'idgMembers',
-  'pending-merges': 'idgPendingMerges',
-  'ack-merges': 'idgAckMerges',
-  'pending-rejections': 'idgPendingRejections',
-  'ack-rejections': 'idgAckRejections',
+  'outbox-pending': 'idgOutboxPending',
+  'outbox-ack': 'idgOutboxAck',
   'pii-format': 'idgPiiFormat',
   erase: 'idgErase',
   'mark-judged': 'idgMarkJudged',
@@ -279,8 +277,7 @@ const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
   'records',
   'global-id-of',
   'members',
-  'pending-merges',
-  'pending-rejections',
+  'outbox-pending',
 ]);
 
 /** A command added by defineCommand without numberOfKeys: the first argument is the key count. */
@@ -1036,13 +1033,13 @@ export class IdentityGraph {
    */
   async pendingMerges(limit: number): Promise<MergeEntry[]> {
     if (!Number.isSafeInteger(limit) || limit < 1) return [];
-    return parseMerges(asArray(await this.run('pending-merges', [String(limit)])));
+    return parseMerges(asArray(await this.run('outbox-pending', ['merges', String(limit)])));
   }
 
   /** Merge rejections not yet acknowledged (as {@link UnionItem.rejections} gave them), oldest first, at most `limit`. */
   async pendingRejections(limit: number): Promise<unknown[]> {
     if (!Number.isSafeInteger(limit) || limit < 1) return [];
-    return asArray(await this.run('pending-rejections', [String(limit)])).map(
+    return asArray(await this.run('outbox-pending', ['rejections', String(limit)])).map(
       (v) => JSON.parse(asString(v)) as unknown,
     );
   }
@@ -1050,13 +1047,13 @@ export class IdentityGraph {
   /** Removes produced rejections from the outbox; unknown or already acked ids are ignored. Returns how many were. */
   async ackRejections(eventIds: readonly string[]): Promise<number> {
     if (eventIds.length === 0) return 0;
-    return asNumber(await this.run('ack-rejections', [...new Set(eventIds)]));
+    return asNumber(await this.run('outbox-ack', ['rejections', ...new Set(eventIds)]));
   }
 
   /** Removes produced merges from the outbox; unknown or already acked ids are ignored. Returns how many were pending. */
   async ackMerges(mergeIds: readonly string[]): Promise<number> {
     if (mergeIds.length === 0) return 0;
-    return asNumber(await this.run('ack-merges', [...new Set(mergeIds)]));
+    return asNumber(await this.run('outbox-ack', ['merges', ...new Set(mergeIds)]));
   }
 
   /** Current root per global id (retired ids follow parent pointers, compressed on the way); null if never created. */
