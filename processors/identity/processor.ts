@@ -173,6 +173,8 @@ export class IdentityResolver {
    */
   private readonly known = new Map<string, IdentityRecord>();
   private processed = 0;
+  /** The graph's read counts as of the last round (the metric takes the difference). */
+  private readsCounted = { clusters: 0, records: 0 };
   /**
    * Input partitions (`topic:partition`) whose publication log this instance knows to be empty: it committed their last
    * batch and has owned them since. Their next batch needs no read of it (graph-store.ts publications).
@@ -241,6 +243,12 @@ export class IdentityResolver {
       staleJudgements: new Counter({
         name: 'identity_stale_judgements_total',
         help: 'Unions not applied because a judged cluster changed meanwhile (the record is judged again)',
+        registers,
+      }),
+      graphReads: new Counter({
+        name: 'identity_graph_reads_total',
+        help: 'Clusters and member records searches read from the graph, not current in the in-process cache',
+        labelNames: ['kind'],
         registers,
       }),
       candidates: new Histogram({
@@ -874,6 +882,10 @@ export class IdentityResolver {
       if (bad > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'dead_letter' }, bad);
     }
     metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);
+    const { reads } = this.deps.graph;
+    this.identityMetrics.graphReads.inc({ kind: 'clusters' }, reads.clusters - this.readsCounted.clusters);
+    this.identityMetrics.graphReads.inc({ kind: 'records' }, reads.records - this.readsCounted.records);
+    this.readsCounted = { ...reads };
   }
 
   /**

@@ -311,6 +311,12 @@ describe('identity resolver', () => {
     );
     const rootX = (await a.graph.globalIdOf(['shopwave:x'])).get('shopwave:x')!;
     expect(a.redisCommands()).toBeGreaterThan(0); // the counter sees the graph's commands
+    // What the searches read from the graph (not current in the in-process cache) is counted.
+    expect(a.graph.reads.clusters).toBeGreaterThan(0);
+    expect(await a.counter('identity_graph_reads_total')).toEqual({
+      clusters: a.graph.reads.clusters,
+      records: a.graph.reads.records,
+    });
 
     // 2. Every identity known, nothing new about anyone: no graph command, every root from the cache.
     const before = a.redisCommands();
