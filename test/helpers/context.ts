@@ -57,6 +57,24 @@ export async function startWarehouseSink(
   return { sink, metrics };
 }
 
+/**
+ * `promise`, or a rejection naming `what` once `ms` have passed: a step with no timeout of its own then says which step
+ * it was, instead of the test's timeout saying only that the test took too long.
+ */
+export async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`${what} did not finish in ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `probe` until it returns a value `done` accepts, or fails with the last value after `timeoutMs`. */
 export async function waitFor<T>(
   probe: () => Promise<T>,

@@ -16,7 +16,7 @@ import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
-import { createTestContext, envOf, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
+import { createTestContext, envOf, startWarehouseSink, waitFor, within, type TestContext } from '../helpers/context.js';
 import { sampleBehavior } from '../fixtures/events.js';
 import { behaviorKey } from '../../schemas/rules.js';
 
@@ -90,7 +90,7 @@ function resolver(
 async function readAll<T>(ctx: TestContext, spec: TopicSpec, expected: number): Promise<{ key: string; value: T }[]> {
   const consumer = ctx.kafka.consumer({ groupId: `${ctx.config.TOPIC_PREFIX}reader-${spec.name}-${Date.now()}` });
   const out: { key: string; value: T }[] = [];
-  await consumer.connect();
+  await within(`a reader of ${spec.name} connecting`, 20_000, consumer.connect());
   await consumer.subscribe({ topic: spec.name, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message }: { message: KafkaMessage }) => {
@@ -100,9 +100,9 @@ async function readAll<T>(ctx: TestContext, spec: TopicSpec, expected: number): 
   await waitFor(
     async () => Promise.resolve(out.length),
     (n) => n >= expected,
-    { what: `${expected} on ${spec.name}` },
+    { what: `${expected} on ${spec.name}`, timeoutMs: 40_000 },
   );
-  await consumer.disconnect();
+  await within(`the reader of ${spec.name} disconnecting`, 20_000, consumer.disconnect());
   return out;
 }
 
@@ -116,7 +116,8 @@ function canonical(roots: ReadonlyMap<string, string | null>): string[] {
 
 describe('identity resolver', () => {
   it('links by hashed email, merges two customers when a later event links them, and re-keys every event', async () => {
-    const ctx = await context();
+    // Each step has its own bound, so a slow one names itself (once, in CI, this test ran past its 120 s).
+    const ctx = await within('the test context', 30_000, context());
     const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
     const identify = (
       platform: string,
@@ -144,21 +145,25 @@ describe('identity resolver', () => {
       }),
       identify('marketly', 'b', { email: 'ada@example.org', phone: '0044 20 7946 0958' }, 5), // b's phone is c's: merge
     ];
-    const producer = await PlatformProducer.connect(ctx.config, {
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      topics: ctx.topics,
-    });
+    const producer = await within(
+      'the producer connecting',
+      20_000,
+      PlatformProducer.connect(ctx.config, {
+        kafka: ctx.kafka,
+        serde: ctx.serde,
+        topics: ctx.topics,
+      }),
+    );
     const { instance, graph } = resolver(ctx);
-    await instance.start();
+    await within('the resolver starting', 30_000, instance.start());
     // Different keys live on different partitions, processed in any order: send in phases to pin the story.
     const phase = async (batch: BehaviorEvent[]) => {
       const target = instance.processedCount + batch.length;
-      for (const e of batch) await producer.sendBehavior(e);
+      for (const e of batch) await within(`sending ${e.eventId}`, 20_000, producer.sendBehavior(e));
       await waitFor(
         async () => Promise.resolve(instance.processedCount),
         (n) => n >= target,
-        { what: 'a phase' },
+        { what: `the resolver processing ${batch.map((e) => e.eventId).join(', ')}`, timeoutMs: 30_000 },
       );
     };
     await phase([events[0]!]); // a: new customer
@@ -168,8 +173,8 @@ describe('identity resolver', () => {
     expect(before.get('marketly:b')).toBe(before.get('shopwave:a'));
     expect(before.get('urbancart:c')).not.toBe(before.get('shopwave:a'));
     await phase([events[4]!]); // b's phone is c's: the two customers merge
-    await producer.disconnect();
-    await instance.stop();
+    await within('the producer disconnecting', 20_000, producer.disconnect());
+    await within('the resolver stopping', 30_000, instance.stop());
 
     const roots = await graph.globalIdOf(['shopwave:a', 'marketly:b', 'urbancart:c']);
     const survivor = roots.get('shopwave:a');
