@@ -35,6 +35,13 @@ const MAX_SET_MEMBERSHIPS = 1_000_000;
 const MAX_ROOTS = 500_000;
 const MAX_RECORDS = 250_000;
 
+/** Where `id` ended up through `moves` (retired cluster id → the id it went into), following chains; itself if it never moved. */
+export function followMoves(moves: ReadonlyMap<string, string>, id: string): string {
+  let root = id;
+  for (let next = moves.get(root); next !== undefined && next !== root; next = moves.get(root)) root = next;
+  return root;
+}
+
 export class GraphReadCache {
   /** The graph's erasure count this cache is from; null = holds nothing (first use, or dropped). */
   erasures: string | null = null;
@@ -73,10 +80,7 @@ export class GraphReadCache {
 
   /** A cluster id as it stands after the merges this process made (itself when it made none of it). */
   currentRoot(id: string): string {
-    let root = id;
-    for (let next = this.retired.get(root); next !== undefined && next !== root; next = this.retired.get(root))
-      root = next;
-    return root;
+    return followMoves(this.retired, id);
   }
 
   /** Forgets a cluster (retired or erased). */

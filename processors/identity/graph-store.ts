@@ -56,7 +56,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { AppError } from '../runtime/errors.js';
-import { GraphReadCache, type CachedCluster, type CachedSet } from './graph-cache.js';
+import { followMoves, GraphReadCache, type CachedCluster, type CachedSet } from './graph-cache.js';
 import { SEALED_FORMAT, type PiiCodec } from './pii-codec.js';
 import type { IdentityRecord, LinkMethod, MergeEntry } from './types.js';
 
@@ -872,11 +872,7 @@ export class IdentityGraph {
     }
     // Roots retired since a set was read stand for the root they were merged into (which holds all their members);
     // an erased one for nothing.
-    const current = (root: string): string => {
-      let r = root;
-      for (let next = movedTo.get(r); next !== undefined; next = movedTo.get(r)) r = next;
-      return r;
-    };
+    const current = (root: string): string => followMoves(movedTo, root);
     if (movedTo.size > 0) {
       for (const set of pictures) {
         if (set && set.roots.some((root) => movedTo.has(root)))

@@ -14,6 +14,7 @@
  * fit: a picture whose grown cluster has more members than that is not one the graph would answer, and {@link view}
  * says so (null), so the identity is searched again instead.
  */
+import { followMoves } from './graph-cache.js';
 import type { CandidateClusterRecords } from './graph-store.js';
 
 /** The sequence number of a cluster id (`c-<n>`, graph-lib.lua newCluster): the older of two survives a union. */
@@ -81,9 +82,7 @@ export class JudgingPicture {
 
   /** The root a cluster id of the snapshot has now. */
   rootOf(id: string): string {
-    let root = id;
-    for (let next = this.movedTo.get(root); next !== undefined; next = this.movedTo.get(root)) root = next;
-    return root;
+    return followMoves(this.movedTo, id);
   }
 
   /**

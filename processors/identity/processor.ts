@@ -965,11 +965,12 @@ export class IdentityResolver {
    * Registers the round's identities (deterministic rules run atomically inside the graph), then judges each, in round
    * order, against the clusters its blocking keys find, and unions it with every cluster that matches. Every identity
    * registers before any is judged (records of one person in one round see each other, as concurrent instances do).
-   * Judging is sequential in effect: each decision names the clusters it was made on, at their versions; a union whose
-   * clusters changed is set aside with every later one that depends on it, the others apply, and the set-aside ones are
-   * searched and judged again. So a record is judged against the graph as every record before it left it, and how the
-   * round was cut into scripts (or repeated after a crash) changes nothing. Round trips: one script registers and
-   * searches the round, one applies its unions, plus two per chain of unions one behind the other in the round.
+   * Judging is sequential in effect: each identity is judged on the search's snapshot as the unions before it leave it
+   * (judging-picture.ts), and the script that applies the unions checks the snapshot still holds and each lands where
+   * expected; the first that does not is set aside with every later one, and those are searched and judged again. So a
+   * record is judged against the graph as every record before it left it, and how the round was cut into scripts (or
+   * repeated after a crash) changes nothing. Round trips: one script registers and searches the round, one applies its
+   * unions, plus two more only when another instance wrote the same clusters meanwhile.
    */
   private async resolveIdentities(
     jobs: readonly IdentityJob[],
@@ -1023,10 +1024,10 @@ export class IdentityResolver {
             refusal.key,
           ),
         );
-    const finish = (j: Judged, decision: LinkDecision | null, united: UnionResult | null) => {
+    // `refused`: the rejections that went to the graph's rejection outbox with the union (UnionItem.rejections).
+    const finish = (j: Judged, decision: LinkDecision | null, united: UnionResult | null, refused: number) => {
       const { job, registered } = j;
       if (!united) return;
-      const refused = conflictsOf(j, decision).length; // in the graph's rejection outbox with the union (apply)
       if (refused > 0) {
         merged.rejections += refused;
         this.identityMetrics.blocked.inc({ reason: 'conflict' }, refused);
@@ -1158,14 +1159,14 @@ export class IdentityResolver {
         const result = united[i];
         const j = itemOf[i] as Judged;
         if (result && !result.stale) {
-          finish(j, decisions[i] ?? null, result);
+          finish(j, decisions[i] ?? null, result, items[i]?.rejections?.length ?? 0);
           continue;
         }
         this.identityMetrics.staleJudgements.inc();
         // The script's first item is stale only when something else changed its clusters (another instance): after
         // MAX_JUDGE_ATTEMPTS of those, it stays where it is. Every other is stale behind an earlier one of the round.
         if (i === 0 && ++j.attempts >= MAX_JUDGE_ATTEMPTS) {
-          finish(j, null, null);
+          finish(j, null, null, 0);
           toMark.push({ key: j.job.record.key, recordSha: j.candidates.recordSha });
           continue;
         }

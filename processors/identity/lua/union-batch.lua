@@ -99,10 +99,10 @@ for k = 1, #items do
       true) or { -1 }
   end
   local applied = reply[1] ~= -1 and tonumber(reply[4]) == 0
-  if applied and item.sha ~= '' then
-    markJudged(item.key, item.sha)
-  end
   if applied then
+    if item.sha ~= '' then
+      markJudged(item.key, item.sha)
+    end
     -- the links this judgement refused, in the rejection outbox with it: judged once, published even after a crash
     for j = 0, item.rejections - 1 do
       local id = A[item.rejectionsAt + 2 * j]
