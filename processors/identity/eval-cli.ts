@@ -77,6 +77,8 @@ export interface EvaluationResult {
    * sensitive to other work on the machine than records/s (Redis's CPU is not in it).
    */
   readonly cpuMicrosPerRecord: number;
+  /** Merge events the resolver published (the identity-merges topic's length): clusters of published people joined. */
+  readonly mergesPublished: number;
 }
 
 /** Options of {@link evaluateFiles}. */
@@ -209,6 +211,8 @@ export async function evaluateFiles(
     const seconds = (Date.now() - (resolver.firstBatchAtMs ?? started)) / 1000;
     const cpu = process.cpuUsage(cpuAtStart);
     await resolver.stop();
+    const mergeOffsets = await admin.fetchTopicOffsets(topics.identityMerges.name);
+    const mergesPublished = mergeOffsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
 
     const keys = [...recIdByKey.keys()];
     const roots = await graph.globalIdOf(keys);
@@ -245,6 +249,7 @@ export async function evaluateFiles(
       rawDecodePerSecond,
       badLines,
       largestCluster,
+      mergesPublished,
     };
   } finally {
     await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
@@ -278,7 +283,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(
       `precision ${m['precision']}  recall ${m['recall']}  F1 ${m['f1']}  blocking recall ${m['blockingRecall']}  ` +
         `largest cluster ${result.largestCluster}  ${result.recordsPerSecond} records/s  ` +
-        `${result.cpuMicrosPerRecord} µs of CPU per record`,
+        `${result.cpuMicrosPerRecord} µs of CPU per record  ${result.mergesPublished} merges published`,
     );
   }
   console.log(
@@ -290,6 +295,7 @@ async function main(argv: string[]): Promise<number> {
       ...m,
       recordsPerSecond: result.recordsPerSecond,
       cpuMicrosPerRecord: result.cpuMicrosPerRecord,
+      mergesPublished: result.mergesPublished,
     }),
   );
   return 0;

@@ -24,6 +24,9 @@
  * - `B:judged` hash: identity key → SHA-1 of its stored record when it was last judged ({@link IdentityGraph.markJudged})
  * - `B:rejects` hash: rejection eventId → IdentityMergeRejection JSON, and `B:rejects:order` sorted set: eventId by
  *   outbox sequence; written with the judgement that refused the link ({@link IdentityGraph.unionMany}), until acked
+ * - `B:fresh` hash: identity key → the cluster {@link IdentityGraph.registerAndSearch} made for it, until the identity is
+ *   judged. Nothing is published under such a cluster before that, so when a union retires it while it still holds
+ *   only that identity, the identity simply moves: no MergeEntry, no merge event, no hand-off downstream
  *
  * Redis Cluster: a merge touches two arbitrary clusters plus the shared indexes in one atomic script, and a script may
  * only touch keys of one slot, so the whole graph of one prefix lives in ONE slot, i.e. on one shard. It scales up
@@ -424,6 +427,7 @@ export class IdentityGraph {
       `${b}:judged`,
       `${b}:rejects`,
       `${b}:rejects:order`,
+      `${b}:fresh`,
     ];
   }
 

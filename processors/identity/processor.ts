@@ -833,7 +833,12 @@ export class IdentityResolver {
       outputs.push({
         topic: spec.name,
         messages: await Promise.all(
-          rejections.map(async (r) => ({ key: r.identityKey, value: await this.deps.serde.encode(spec, r) })),
+          rejections.map(async (r) => {
+            // A cap refusal at registration names the cluster the identity is published under: the one registration
+            // made may have been a fresh one, retired since without a merge (graph-lib.lua mergeInto).
+            const named = r.reason === 'CLUSTER_CAP' ? { ...r, globalCustomerId: roots.get(r.identityKey) ?? '' } : r;
+            return { key: r.identityKey, value: await this.deps.serde.encode(spec, named) };
+          }),
         ),
       });
     }
@@ -1012,14 +1017,19 @@ export class IdentityResolver {
       attempts: number;
     }
     // The links a decision refused that would have been links on their own (at least the threshold): rejections.
-    const conflictsOf = (j: Judged, decision: LinkDecision | null): IdentityMergeRejection[] =>
+    // `root`: the cluster the identity is in once its union applies (its registration's may be retired by then).
+    const conflictsOf = (
+      j: Judged,
+      decision: LinkDecision | null,
+      root: string | undefined,
+    ): IdentityMergeRejection[] =>
       (decision?.refusals ?? [])
         .filter((refusal) => refusal.probability >= this.threshold)
         .map((refusal) =>
           rejection(
             j.job,
             'CONFLICT',
-            j.registered.globalId ?? '',
+            root ?? j.registered.globalId ?? '',
             { key: refusal.key, globalId: refusal.id, probability: refusal.probability, weight: refusal.weight },
             refusal.key,
           ),
@@ -1038,7 +1048,8 @@ export class IdentityResolver {
       if (united.refused > 0)
         this.deps.log.warn('merge refused: cluster cap', { key: job.record.key, refused: united.refused });
       const strongest = decision.joins.reduce((a, b) => (b.matchWeight > a.matchWeight ? b : a));
-      if (registered.isNew || united.merges.length > 0) {
+      // Linked: a merge, or the identity's fresh cluster retired as it joined (graph-lib.lua mergeInto: no merge).
+      if (registered.isNew || united.merges.length > 0 || united.globalId !== j.candidates.own) {
         changes.set(job.record.key, {
           ...(changes.get(job.record.key) as LinkChange),
           method: 'PROBABILISTIC',
@@ -1123,6 +1134,13 @@ export class IdentityResolver {
               });
         const joins = decision?.joins ?? [];
         const sizes = new Map(others.map((c) => [c.id, c.size]));
+        // An identity erased since the search has no cluster: its union fails as unregistered.
+        const after = own
+          ? picture.unite(
+              own,
+              others.filter((c) => joins.some((m) => m.id === c.id)),
+            )
+          : undefined;
         decisions.push(decision);
         itemOf.push(j);
         items.push({
@@ -1135,18 +1153,9 @@ export class IdentityResolver {
           })),
           meta: j.job.meta,
           recordSha: candidates.recordSha,
-          // An identity erased since the search has no cluster: its union fails as unregistered.
-          ...(own
-            ? {
-                expectedOwn: { root: own.id, size: own.size },
-                expectedAfter: picture.unite(
-                  own,
-                  others.filter((c) => joins.some((m) => m.id === c.id)),
-                ),
-              }
-            : {}),
+          ...(own && after ? { expectedOwn: { root: own.id, size: own.size }, expectedAfter: after } : {}),
           judgedClusters: candidates.clusters.map((c) => ({ id: c.id, version: c.version ?? '0' })),
-          rejections: conflictsOf(j, decision),
+          rejections: conflictsOf(j, decision, after),
         });
       }
       first = false;

@@ -48,6 +48,7 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
         `blocking recall ${m['blockingRecall']}`,
     );
     console.log(`largest cluster    ${result.largestCluster} (largest true cluster ${dataset.largestCluster})`);
+    console.log(`merges published   ${result.mergesPublished} (clusters of people already published, joined)`);
     console.log(
       `reference          Splink 5.0 on the issue's comparable file: F1 ${SPLINK_REFERENCE.f1} ` +
         `(precision ${SPLINK_REFERENCE.precision}, recall ${SPLINK_REFERENCE.recall})`,
@@ -65,6 +66,7 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
       largestTrueCluster: dataset.largestCluster,
       resolverRecordsPerSecond: result.recordsPerSecond,
       resolverCpuMicrosPerRecord: result.cpuMicrosPerRecord,
+      mergesPublished: result.mergesPublished,
       decodeOnlyRecordsPerSecond: raw,
       ratio,
       goalF1: 0.9,

@@ -348,6 +348,8 @@ describe('groups (registerAndSearch, unionMany)', () => {
       for (const m of members) expect(m.firstName).toBe(m.key);
     }
     const [first = '', second = '', third = ''] = odd;
+    // Judged (marked) first, so its cluster is one that was published and the unions are merges with MergeEntries.
+    await graph.markJudged(found.map((f, i) => ({ key: odd[i] ?? '', recordSha: f.recordSha })));
     const [united] = await graph.unionMany([{ key: first, matches: [match(second), match(third)], meta: meta() }]);
     expect(united?.merges.flatMap((m) => m.movedKeys ?? []).sort()).toEqual([second, third].sort());
     expect(new Set((await graph.globalIdOf(odd)).values())).toEqual(new Set([united?.globalId]));
@@ -676,6 +678,68 @@ describe('groups (registerAndSearch, unionMany)', () => {
     // A record registered again (another sealing, another SHA-1) is no longer the one judged.
     await graph.register(rec('s:a'), [], meta());
     expect((await probe())[0]?.judged).toBe(false);
+  });
+});
+
+describe('fresh clusters', () => {
+  const search = { register: true, maxBlockSize: 10, maxMembers: 10 };
+  const group = (keys: readonly string[], fields: Partial<IdentityRecord> = {}) =>
+    keys.map((key) => ({ record: rec(key, fields), blockingKeys: ['ln:smith'], meta: meta() }));
+
+  it('retires the cluster a new identity got at registration without a merge while it is unjudged and alone', async () => {
+    const graph = open();
+    // s:old was judged (published under c-1); s:new and s:twin are new and not judged yet.
+    const [old] = await graph.registerAndSearch(group(['s:old']), search);
+    await graph.markJudged([{ key: 's:old', recordSha: old?.recordSha ?? '' }]);
+    const found = await graph.registerAndSearch(group(['s:new', 's:twin']), search);
+    expect(found.map((f) => f.registered?.globalId)).toEqual(['c-2', 'c-3']);
+    const [newSha, twinSha] = found.map((f) => f.recordSha);
+
+    // s:new joins the older c-1: its own c-2 is retired with no MergeEntry, and it is marked judged with the union.
+    const [joined] = await graph.unionMany(
+      [{ key: 's:new', matches: [match('s:old')], meta: meta(), recordSha: newSha ?? '' }],
+      [],
+      { sequenced: true },
+    );
+    expect([joined?.stale, joined?.globalId, joined?.merges]).toEqual([false, 'c-1', []]);
+    expect(await graph.pendingMerges(10)).toEqual([]);
+    expect(await graph.members('c-1')).toEqual(['s:new', 's:old']);
+    expect((await graph.rootOf(['c-2'])).get('c-2')).toBe('c-1'); // who read c-2 meanwhile still finds the person
+
+    // s:twin is judged alone (its cluster stays and is published), then a later identity links it to c-1: now its
+    // cluster is retired by a merge, with the MergeEntry downstream needs to hand its state over.
+    await graph.markJudged([{ key: 's:twin', recordSha: twinSha ?? '' }]);
+    const [merged] = await graph.unionMany([{ key: 's:twin', matches: [match('s:old')], meta: meta() }]);
+    expect(merged?.merges.map((m) => [m.survivorId, m.mergedId, m.movedKeys])).toEqual([['c-1', 'c-3', ['s:twin']]]);
+    expect((await graph.pendingMerges(10)).map((m) => m.mergeId)).toEqual(['merge:c-1:c-3']);
+  });
+
+  it('merges a fresh cluster that gained a member, and one made by a caller that does not judge (register)', async () => {
+    const graph = open();
+    const [old] = await graph.registerAndSearch(group(['s:old']), search);
+    await graph.markJudged([{ key: 's:old', recordSha: old?.recordSha ?? '' }]); // c-1
+    // s:a is new (c-2, fresh); s:b shares its email and joins c-2 at registration: c-2 holds two identities now.
+    await graph.registerAndSearch(group(['s:a'], { emailSha256: 'e' }), search);
+    await graph.registerAndSearch(group(['s:b'], { emailSha256: 'e' }), search);
+    expect(await graph.members('c-2')).toEqual(['s:a', 's:b']);
+    const [two] = await graph.unionMany([{ key: 's:a', matches: [match('s:old')], meta: meta() }]);
+    expect(two?.merges.map((m) => m.mergedId)).toEqual(['c-2']);
+    // register (without judging) makes no fresh cluster: its unions are merges as before.
+    await graph.register(rec('s:plain'), [], meta()); // c-3
+    const [plain] = await graph.unionMany([{ key: 's:plain', matches: [match('s:old')], meta: meta() }]);
+    expect(plain?.merges.map((m) => m.mergedId)).toEqual(['c-3']);
+  });
+
+  it('moves a fresh identity that an exact match at registration brings into an older cluster, without a merge', async () => {
+    const graph = open();
+    const [old] = await graph.registerAndSearch(group(['s:old'], { emailSha256: 'e' }), search);
+    await graph.markJudged([{ key: 's:old', recordSha: old?.recordSha ?? '' }]); // c-1, email e
+    await graph.registerAndSearch(group(['s:new'], { phoneSha256: 'p' }), search); // c-2, fresh
+    // s:link carries both hashes: it joins c-1 by email, and c-2 (fresh, unjudged, alone) is retired into it quietly.
+    const [link] = await graph.registerAndSearch(group(['s:link'], { emailSha256: 'e', phoneSha256: 'p' }), search);
+    expect([link?.registered?.globalId, link?.registered?.merges]).toEqual(['c-1', []]);
+    expect(await graph.members('c-1')).toEqual(['s:link', 's:new', 's:old']);
+    expect(await graph.pendingMerges(10)).toEqual([]);
   });
 });
 

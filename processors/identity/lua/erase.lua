@@ -41,6 +41,7 @@ for i = 1, m do
   identities = identities + redis.call('HDEL', K.idc, members[i])
   redis.call('HDEL', K.rec, members[i])
   redis.call('HDEL', K.judged, members[i])
+  redis.call('HDEL', K.fresh, members[i])
 end
 redis.call('DEL', memKey(root))
 local clusters = 0

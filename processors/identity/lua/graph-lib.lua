@@ -20,6 +20,7 @@ local K = {
   judged = KEYS[11], -- hash: identity key -> SHA-1 of its stored record when it was last judged (mark-judged.lua)
   rejects = KEYS[12], -- hash: rejection eventId -> IdentityMergeRejection JSON, written with the judgement, until acked
   rejectsOrder = KEYS[13], -- sorted set: rejection eventId by outbox sequence (the merges' counter)
+  fresh = KEYS[14], -- hash: identity key -> the cluster the resolver's registration made for it, until it is judged
 }
 local BASE = ARGV[1]
 
@@ -80,9 +81,26 @@ end
 
 -- Retires `loser` into `survivor` (both roots, survivor the older): parent pointer, members move and their identity ->
 -- root entries are rewritten, and the MergeEntry goes to the outbox in this same script. `confidence` and `matchWeight`
--- are JSON number literals (strings) or 'null'. Returns the MergeEntry JSON.
+-- are JSON number literals (strings) or 'null'. Returns the MergeEntry JSON, or nil when the loser was a fresh cluster
+-- (below) and nothing needs publishing.
 local function mergeInto(survivor, loser, method, confidence, matchWeight, eventId, eventTimeMs)
   redis.call('HSET', K.parent, loser, survivor)
+  -- A cluster the resolver made for an identity at registration and that still holds only that identity, not yet
+  -- judged: nothing was ever published under it (the resolver publishes an identity's events only once it is judged,
+  -- processor.ts), so no reader downstream has state to hand over. The identity moves without a MergeEntry; the parent
+  -- pointer still answers anyone who read the id from the graph meanwhile.
+  if redis.call('SCARD', memKey(loser)) == 1 then
+    local only = redis.call('SMEMBERS', memKey(loser))[1]
+    if redis.call('HGET', K.fresh, only) == loser then
+      redis.call('HDEL', K.fresh, only)
+      redis.call('HSET', K.idc, only, survivor)
+      redis.call('SADD', memKey(survivor), only)
+      redis.call('DEL', memKey(loser))
+      redis.call('HDEL', K.cver, loser)
+      bumpVersion(survivor)
+      return nil
+    end
+  end
   local loserMembers = memKey(loser)
   local moved = redis.call('SMEMBERS', loserMembers)
   table.sort(moved) -- the MergeEntry lists them: the same merge always reads the same
@@ -145,7 +163,10 @@ local function growCluster(current, candidates, cap, eventId, eventTimeMs)
         survivor, loser = c.id, current
         currentSeq = c.seq
       end
-      merges[#merges + 1] = mergeInto(survivor, loser, c.method, c.confidence, c.matchWeight, eventId, eventTimeMs)
+      local merge = mergeInto(survivor, loser, c.method, c.confidence, c.matchWeight, eventId, eventTimeMs)
+      if merge then
+        merges[#merges + 1] = merge
+      end
       current = survivor
       size = size + candidateSize
     end
@@ -243,9 +264,12 @@ local function rootsOfKeys(keys)
 end
 
 -- Stores one identity's (already merged) record and links it by the exact-hash rules (register.lua, register-search.lua).
--- `blocks` is a list of blocking set names. Returns {1, root or ''} when the watermark says the event was already applied
--- (nothing written), else {0, root, isNew 0/1, method, previous root or '', refused, MergeEntry JSON...}.
-local function registerOne(key, recordJson, email, phone, cap, eventId, eventTimeMs, wmField, wmOffset, blocks)
+-- `blocks` is a list of blocking set names. With `fresh` (the resolver, which judges every identity it registers before
+-- it publishes it), a cluster made for a new identity is noted in K.fresh until the identity is judged (mergeInto).
+-- Returns {1, root or ''} when the watermark says the event was already applied (nothing written), else {0, root,
+-- isNew 0/1, method, previous root or '', refused, MergeEntry JSON...}.
+local function registerOne(key, recordJson, email, phone, cap, eventId, eventTimeMs, wmField, wmOffset, blocks,
+                           fresh)
   if wmField ~= '' then
     local stored = redis.call('HGET', K.wmRegister, wmField)
     if stored and tonumber(stored) >= tonumber(wmOffset) then
@@ -287,6 +311,9 @@ local function registerOne(key, recordJson, email, phone, cap, eventId, eventTim
     else
       root = newCluster()
       isNew, method = 1, 'NEW'
+      if fresh then
+        redis.call('HSET', K.fresh, key, root)
+      end
     end
     redis.call('HSET', K.idc, key, root)
     redis.call('SADD', memKey(root), key)
@@ -403,6 +430,7 @@ local function markJudged(key, sha)
   local stored = redis.call('HGET', K.rec, key)
   if stored and redis.sha1hex(stored) == sha then
     redis.call('HSET', K.judged, key, sha)
+    redis.call('HDEL', K.fresh, key)
     return 1
   end
   return 0

@@ -17,6 +17,7 @@
 --
 -- ARGV: 1 base, 2 the arguments A below as ONE JSON array of strings (a group sends ~1,000 of them: one string costs
 --       the client and the server a fraction of a thousand, and cjson decodes it in C).
+-- A new identity's cluster is noted fresh (graph-lib.lua registerOne): the caller judges it before it publishes it.
 -- A: 1 maxClusterSize, 2 maxBlockSize, 3 maxMembers, 4 register '1' / '0', 5 how records come back: '0'
 --       whole, else as their first A[5] characters (format, key id and IV: the name of one sealing, pii-codec.ts
 --       tagLength; the caller holds the records it sealed or opened by that name and reads whole only those it lacks),
@@ -72,7 +73,7 @@ for g = 1, #groups do
   local x = groups[g]
   if register then
     registered[g] = registerOne(x.key, x.record, x.email, x.phone, cap, x.eventId, x.eventTimeMs, x.wmField,
-      x.wmOffset, x.blocks)
+      x.wmOffset, x.blocks, true)
   else
     registered[g] = {}
   end
