@@ -1,7 +1,6 @@
 /** The one place that builds kafkajs clients, so every processor shares retry, logging and idempotence settings. */
 import {
   Kafka,
-  Partitioners,
   logLevel,
   type Consumer,
   type Producer,
@@ -12,6 +11,7 @@ import {
 import type { Config } from './config.js';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { createLogger } from './log.js';
+import { JavaCompatiblePartitioner } from './partitioner.js';
 import { membershipError } from './outage.js';
 
 applyKafkajsIdleFix();
@@ -57,8 +57,9 @@ export function createIdempotentProducer(kafka: Kafka): Producer {
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
-    // The murmur2 partitioner of the Java client: a key lands on the same partition whichever client produced it.
-    createPartitioner: Partitioners.DefaultPartitioner,
+    // The murmur2 placement of the Java client (kafkajs' DefaultPartitioner, without its per-message Long
+    // arithmetic): a key lands on the same partition whichever client produced it.
+    createPartitioner: JavaCompatiblePartitioner,
   });
 }
 
