@@ -945,7 +945,9 @@ export class IdentityGraph {
    * on one search's snapshot, each on the snapshot as the unions before it leave it (`expectedOwn`, the matches'
    * `expected` and `expectedAfter` say where it expects the graph): the versions of `judgedClusters` are checked before
    * anything is written, and the first item that is stale or not where it was expected is set aside with every later
-   * one (union-batch.lua). Judged again, in order, they give what the graph judging in order gives.
+   * one (union-batch.lua). Judged again, in order, they give what the graph judging in order gives. An item that
+   * names its own root among `judgedClusters` is then marked with its `recordSha` as it stands: that root's version,
+   * unchanged since the search, says the record was not registered again.
    */
   async unionMany(
     items: readonly UnionItem[],
@@ -957,8 +959,22 @@ export class IdentityGraph {
       if (marks.length > 0) await this.markJudged(marks);
       return [];
     }
-    const args = [String(this.maxClusterSize), options.sequenced ? '1' : '0', String(marks.length)];
+    const sequenced = options.sequenced ?? false;
+    const args = [String(this.maxClusterSize), sequenced ? '1' : '0', String(marks.length)];
     for (const j of marks) args.push(j.key, j.recordSha);
+    if (sequenced) {
+      // The items were judged on one snapshot and name its clusters again and again: each (cluster, version) once,
+      // with the first item that names it (the script sets aside from there when it changed).
+      const firstItem = new Map<string, { id: string; version: string; item: number }>();
+      items.forEach(({ judgedClusters = [] }, i) => {
+        for (const { id, version } of judgedClusters) {
+          const pair = `${id}\u0000${version}`;
+          if (!firstItem.has(pair)) firstItem.set(pair, { id, version, item: i + 1 });
+        }
+      });
+      args.push(String(firstItem.size));
+      for (const { id, version, item } of firstItem.values()) args.push(id, version, String(item));
+    }
     for (const {
       key,
       matches,
@@ -972,8 +988,11 @@ export class IdentityGraph {
       const [eventId, eventTimeMs] = metaArgs({ eventId: meta.eventId, eventTimeMs: meta.eventTimeMs });
       args.push(key, eventId, eventTimeMs, expectedOwn?.root ?? '', String(expectedOwn?.size ?? 0), recordSha ?? '');
       args.push(expectedAfter ?? '');
-      args.push(String(judgedClusters.length));
-      for (const c of judgedClusters) args.push(c.id, c.version);
+      if (sequenced) args.push('0');
+      else {
+        args.push(String(judgedClusters.length));
+        for (const c of judgedClusters) args.push(c.id, c.version);
+      }
       args.push(String(matches.length));
       for (const m of matches) {
         args.push(

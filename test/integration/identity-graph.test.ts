@@ -679,6 +679,33 @@ describe('groups (registerAndSearch, unionMany)', () => {
     await graph.register(rec('s:a'), [], meta());
     expect((await probe())[0]?.judged).toBe(false);
   });
+  it('sequenced, marks on the search SHA-1 when the own root is unchanged, and not after the record was registered again', async () => {
+    const graph = open();
+    const search = { register: true, maxBlockSize: 10, maxMembers: 10 };
+    const item = (key: string) => ({ record: rec(key), blockingKeys: ['ln:smith'], meta: meta() });
+    const found = await graph.registerAndSearch([item('s:a'), item('s:b'), item('s:c')], search); // c-1 … c-3
+    const judgedOn = (i: number) => found[i]?.clusters.map((c) => ({ id: c.id, version: c.version ?? '' })) ?? [];
+    const unionOf = (i: number, key: string, own: string) => ({
+      key,
+      matches: [],
+      meta: meta(),
+      recordSha: found[i]?.recordSha ?? '',
+      expectedOwn: { root: own, size: 1 },
+      judgedClusters: judgedOn(i),
+    });
+    const [a] = await graph.unionMany([unionOf(0, 's:a', 'c-1')], [], { sequenced: true });
+    expect(a?.stale).toBe(false);
+    // s:b registered again (another sealing, a new version of its root) after the search: stale, not marked; s:c,
+    // judged on the same snapshot after it, is set aside with it.
+    await graph.registerAndSearch([{ ...item('s:b'), record: rec('s:b', { city: 'york' }) }], search);
+    const later = await graph.unionMany([unionOf(1, 's:b', 'c-2'), unionOf(2, 's:c', 'c-3')], [], { sequenced: true });
+    expect(later.map((r) => r.stale)).toEqual([true, true]);
+    const probe = await graph.registerAndSearch([item('s:a'), item('s:b'), item('s:c')], {
+      ...search,
+      register: false,
+    });
+    expect(probe.map((r) => r.judged)).toEqual([true, false, false]);
+  });
 });
 
 describe('fresh clusters', () => {

@@ -424,13 +424,19 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
   return reply
 end
 
+-- Marks `key` judged as the record whose SHA-1 is `sha`, which the caller knows is the stored one. It is no longer
+-- fresh (registerOne): from now on it may be published.
+local function markJudgedAs(key, sha)
+  redis.call('HSET', K.judged, key, sha)
+  redis.call('HDEL', K.fresh, key)
+end
+
 -- Marks `key` judged as its record is stored now, if that record is still the one whose SHA-1 `sha` the caller judged
 -- (register-search.lua answered it); a record re-registered meanwhile stays unjudged. Returns 1 when marked.
 local function markJudged(key, sha)
   local stored = redis.call('HGET', K.rec, key)
   if stored and redis.sha1hex(stored) == sha then
-    redis.call('HSET', K.judged, key, sha)
-    redis.call('HDEL', K.fresh, key)
+    markJudgedAs(key, sha)
     return 1
   end
   return 0

@@ -18,12 +18,14 @@
 -- stale, and the identities the judging left where they were without naming clusters are marked too.
 -- ARGV: 1 base, 2 the arguments A below as ONE JSON array of strings (one string instead of hundreds, as in
 --       register-search.lua).
--- A: 1 maxClusterSize, 2 sequenced '1' / '0', 3 m, then m pairs (identity key, SHA-1) judged without a union, then
+-- A: 1 maxClusterSize, 2 sequenced '1' / '0', 3 m, then m pairs (identity key, SHA-1) judged without a union, then,
+--       sequenced only: u, then u triples (cluster id, version judged, the first item, 1-based, judged on it): every
+--       cluster the items were judged on, once (one snapshot: the items name the same clusters again and again), then
 --       per identity: key, eventId, eventTimeMs (integer string), expected own root ('' = any), expected own size
 --       ('0' = any), SHA-1 of its stored record to mark judged ('' = none), expected root after ('' = any), v, then v
---       pairs (cluster id, version judged), n, then n groups of five as in union.lua, r, then r pairs (rejection
---       eventId, IdentityMergeRejection JSON): the links the judgement refused, written to the rejection outbox when
---       the item applies
+--       pairs (cluster id, version judged; v = 0 when sequenced), n, then n groups of five as in union.lua, r, then r
+--       pairs (rejection eventId, IdentityMergeRejection JSON): the links the judgement refused, written to the
+--       rejection outbox when the item applies
 -- Returns per identity {alreadyApplied 0/1, root, refused, stale 0/1, version of root ('' when stale), MergeEntry
 -- JSON...}, or {-1} for an identity the graph does not know (erased meanwhile).
 local A = cjson.decode(ARGV[2])
@@ -34,8 +36,13 @@ for j = 0, m - 1 do
   markJudged(A[4 + 2 * j], A[5 + 2 * j])
 end
 
-local items = {}
 local i = 4 + 2 * m
+local snapshotAt, u = i + 1, 0
+if sequenced then
+  u = tonumber(A[i])
+  i = i + 1 + 3 * u
+end
+local items = {}
 while i <= #A do
   local v = tonumber(A[i + 7])
   local judged = {}
@@ -74,12 +81,22 @@ local function fresh(item)
 end
 
 -- In sequenced mode every check of the snapshot comes first: the unions below change the versions of the clusters.
+-- The first item judged on a cluster that changed is set aside, with every later one.
 local setAsideFrom = #items + 1
+local named = {} -- clusters of the snapshot: an item whose own root is one of them was judged on its stored record
 if sequenced then
-  for k = 1, #items do
-    if not fresh(items[k]) then
-      setAsideFrom = k
-      break
+  for from = 0, u - 1, 4000 do
+    local to = math.min(u - 1, from + 3999)
+    local ids = {}
+    for j = from, to do
+      ids[#ids + 1] = A[snapshotAt + 3 * j]
+      named[A[snapshotAt + 3 * j]] = true
+    end
+    local versions = redis.call('HMGET', K.cver, unpack(ids))
+    for j = from, to do
+      if (versions[j - from + 1] or '0') ~= A[snapshotAt + 3 * j + 1] then
+        setAsideFrom = math.min(setAsideFrom, tonumber(A[snapshotAt + 3 * j + 2]))
+      end
     end
   end
 end
@@ -101,7 +118,13 @@ for k = 1, #items do
   local applied = reply[1] ~= -1 and tonumber(reply[4]) == 0
   if applied then
     if item.sha ~= '' then
-      markJudged(item.key, item.sha)
+      if sequenced and named[item.ownRoot] then
+        -- Its own root unchanged since the search that read the SHA-1 (every registration bumps it): the stored record
+        -- is that one, no need to read and hash it again.
+        markJudgedAs(item.key, item.sha)
+      else
+        markJudged(item.key, item.sha)
+      end
     end
     -- the links this judgement refused, in the rejection outbox with it: judged once, published even after a crash
     for j = 0, item.rejections - 1 do
