@@ -12,6 +12,8 @@ import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/m
 import type { Config } from '../../processors/runtime/config.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
+import type { BehaviorEvent } from '../../schemas/generated/types.js';
+import { mergeStory } from '../fixtures/events.js';
 
 export type TestContext = Omit<ScratchRun, 'dispose'> & { readonly close: () => Promise<void> };
 
@@ -146,4 +148,23 @@ export function sampleEvents(sample: Pick<GeneratedSample, 'transactions' | 'beh
     ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
     ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
   ];
+}
+
+/**
+ * Publishes `events`, then {@link mergeStory}: two customers published on their own after `events`, then the event that
+ * merges them, each step once the pipeline has caught up. The second customer's id is then merged away.
+ */
+export async function publishWithMerge(
+  ctx: TestContext,
+  pipeline: Pipeline,
+  events: readonly PlatformEvent[],
+  salt: string,
+): Promise<void> {
+  const last = Math.max(...events.map(({ event }) => event.eventTimeMs));
+  const story = mergeStory(salt, last);
+  const behaviors = (list: BehaviorEvent[]) => list.map((event) => ({ kind: 'behavior' as const, event }));
+  await publishEvents(ctx, [...events, ...behaviors(story.before)]);
+  await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
+  await publishEvents(ctx, behaviors(story.link));
+  await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
 }

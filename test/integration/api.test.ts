@@ -15,7 +15,7 @@ import { createMetrics } from '../../processors/runtime/metrics.js';
 import {
   contextPipeline,
   createTestContext,
-  publishEvents,
+  publishWithMerge,
   sampleEvents,
   type TestContext,
   waitFor,
@@ -98,8 +98,7 @@ beforeAll(async () => {
   pipeline = contextPipeline(ctx);
   await pipeline.start();
   const sample = generateSample({ seed: 5, customers: 80, targetTransactions: 200, salt: 'api-test-salt' });
-  await publishEvents(ctx, sampleEvents(sample));
-  await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
+  await publishWithMerge(ctx, pipeline, sampleEvents(sample), 'api-test-salt');
   ({ app: api, url } = await startApi());
 }, 600_000);
 

@@ -27,6 +27,8 @@ import {
   createTestContext,
   envOf,
   publishEvents,
+  publishWithMerge,
+  sampleEvents,
   type TestContext,
   waitFor,
 } from '../helpers/context.js';
@@ -125,11 +127,7 @@ beforeAll(async () => {
   pipeline = contextPipeline(ctx);
   await pipeline.start();
   sample = generateSample({ seed: 11, customers: 80, targetTransactions: 200, salt: 'experiments-test-salt' });
-  await publishEvents(ctx, [
-    ...sample.transactions.map((event) => ({ kind: 'transaction' as const, event })),
-    ...sample.behaviors.map((event) => ({ kind: 'behavior' as const, event })),
-  ]);
-  await pipeline.waitUntilCaughtUp(ctx.admin, 240_000);
+  await publishWithMerge(ctx, pipeline, sampleEvents(sample), 'experiments-test-salt');
   api = new ApiApp({
     config: loadConfig(ctx.env),
     kafka: ctx.kafka,
