@@ -1102,12 +1102,49 @@ export class IdentityGraph {
    * has the higher version and reflects every write before it. Links are stamped with it so the warehouse orders an
    * identity's links by graph state rather than by event time.
    */
-  async linkSnapshot(keys: readonly string[]): Promise<{ version: number; roots: Map<string, string | null> }> {
-    const unique = [...new Set(keys)];
-    const reply = asArray(await this.run('link-snapshot', unique));
+  async linkSnapshot(
+    keys: readonly string[],
+    /**
+     * The publication log of the round about to be sent ({@link recordPublications}), written by the same script from
+     * the same roots: each record's id is `earlier` if given, else its identity's root. Records without a root are
+     * left out (the caller fails the round for them).
+     */
+    publish: readonly PublicationEntry[] = [],
+  ): Promise<{ version: number; roots: Map<string, string | null>; fields: (string | null)[] }> {
+    const index = new Map<string, number>();
+    const unique: string[] = [];
+    const indexOf = (key: string) => {
+      let i = index.get(key);
+      if (i === undefined) {
+        i = unique.length;
+        index.set(key, i);
+        unique.push(key);
+      }
+      return i;
+    };
+    for (const key of keys) indexOf(key);
+    const logs: string[] = [];
+    const fields = publish.map(({ topic, partition, records }) => {
+      if (records.length === 0) return null;
+      let first = Infinity;
+      let last = -Infinity;
+      for (const { offset } of records) {
+        first = Math.min(first, offset);
+        last = Math.max(last, offset);
+      }
+      const field = `${first}-${last}`;
+      logs.push(`${topic}:${partition}`, field, String(records.length));
+      for (const { offset, key, earlier } of records)
+        logs.push(String(offset), String(indexOf(key) + 1), earlier ?? '');
+      return field;
+    });
+    const reply = asArray(
+      await this.run('link-snapshot', [JSON.stringify([String(unique.length), ...unique, ...logs])]),
+    );
     return {
       version: asNumber(reply[0]),
       roots: new Map(unique.map((key, i) => [key, orNull(asString(reply[i + 1]))])),
+      fields,
     };
   }
 
@@ -1394,6 +1431,14 @@ export class IdentityGraph {
     const [identities = 0, created = 0, retired = 0] = counts;
     return { identities, clusters: created - retired };
   }
+}
+
+/** One input partition's records of a round, for the publication log ({@link IdentityGraph.linkSnapshot}). */
+export interface PublicationEntry {
+  readonly topic: string;
+  readonly partition: number;
+  /** Each record's offset and identity, and the id an earlier attempt published it under, if any. */
+  readonly records: readonly { readonly offset: number; readonly key: string; readonly earlier?: string | undefined }[];
 }
 
 /**

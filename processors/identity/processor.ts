@@ -41,7 +41,7 @@ import { boundedStep } from '../runtime/shutdown.js';
 import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
-import { PublicationLog } from './graph-store.js';
+import { PublicationLog, type PublicationEntry } from './graph-store.js';
 import type {
   IdentityGraph,
   RegisterResult,
@@ -734,8 +734,26 @@ export class IdentityResolver {
     const keys = [...new Set(identified.flatMap((r) => (r.identity.kind === 'identified' ? [r.identity.key] : [])))];
     const roots = new Map<string, string | null>();
     let version: number | null = null;
+    // A record an earlier attempt published keeps the id it had then, even when a merge has moved its identity since:
+    // its copy then reaches the survivor as the redelivery it is (graph-store.ts publications).
+    const earlier = await earlierAttempt;
+    // The publication log's fields when the snapshot wrote it (one round trip less before the send).
+    let logged: (string | null)[] | null = null;
     if (changes.size > 0 || moved.size > 0) {
-      const snapshot = await this.deps.graph.linkSnapshot([...keys, ...moved.keys()]);
+      const publish: PublicationEntry[] = tps.map(({ topic, partition }) => {
+        const log = earlier.get(`${topic}:${partition}`);
+        return {
+          topic,
+          partition,
+          records: identified.flatMap((r) => {
+            if (r.identity.kind !== 'identified' || r.topic !== topic || r.partition !== partition) return [];
+            const offset = Number(r.message.offset);
+            return [{ offset, key: r.identity.key, earlier: log?.idAt(offset) }];
+          }),
+        };
+      });
+      const snapshot = await this.deps.graph.linkSnapshot([...keys, ...moved.keys()], publish);
+      logged = snapshot.fields;
       version = snapshot.version;
       for (const [key, root] of snapshot.roots) {
         roots.set(key, root);
@@ -758,9 +776,7 @@ export class IdentityResolver {
       }
     }
     const outputs: { topic: string; messages: Message[] }[] = [];
-    // A record an earlier attempt published keeps the id it had then, even when a merge has moved its identity since:
-    // its copy then reaches the survivor as the redelivery it is (graph-store.ts publications).
-    const earlier = await earlierAttempt;
+    // The ids the records go out under: as the snapshot logged them, when it did (the same rule, the same roots).
     const published = new Map<string, Map<number, string>>(
       tps.map(({ topic, partition }) => [`${topic}:${partition}`, new Map()]),
     );
@@ -843,15 +859,19 @@ export class IdentityResolver {
       });
     }
 
-    // 4. Dead letters, then the ids published under, outputs (acks=all), the outbox ack, and only then the offsets.
+    // 4. Dead letters, then the ids published under (unless the snapshot logged them), outputs (acks=all), the outbox
+    // ack, and only then the offsets.
     if (!isLive()) return;
     await this.deadLetters.publish(failed);
-    const logEntries = tps.map(({ topic, partition }) => ({
-      topic,
-      partition,
-      ids: published.get(`${topic}:${partition}`) ?? new Map<number, string>(),
-    }));
-    const fields = await this.deps.graph.recordPublications(logEntries);
+    const fields =
+      logged ??
+      (await this.deps.graph.recordPublications(
+        tps.map(({ topic, partition }) => ({
+          topic,
+          partition,
+          ids: published.get(`${topic}:${partition}`) ?? new Map<number, string>(),
+        })),
+      ));
     for (const topicMessages of chunkTopicMessages(outputs)) {
       await this.producer.sendBatch({ acks: -1, topicMessages });
     }

@@ -906,6 +906,58 @@ describe('watermarks', () => {
   });
 });
 
+describe('link snapshot', () => {
+  it('writes the publication log from the roots it answers, keeping the ids an earlier attempt published under', async () => {
+    const graph = open();
+    for (const key of ['s:a', 's:b', 's:c']) await graph.register(rec(key), [], meta()); // c-1 … c-3
+    const snapshot = await graph.linkSnapshot(
+      ['s:a'],
+      [
+        {
+          topic: 'raw',
+          partition: 2,
+          records: [
+            { offset: 7, key: 's:a' },
+            { offset: 9, key: 's:b', earlier: 'c-old' }, // an earlier attempt published it under c-old
+            { offset: 8, key: 's:c' },
+          ],
+        },
+        { topic: 'raw', partition: 3, records: [] },
+      ],
+    );
+    expect(snapshot.fields).toEqual(['7-9', null]);
+    expect(snapshot.roots).toEqual(
+      new Map([
+        ['s:a', 'c-1'],
+        ['s:b', 'c-2'],
+        ['s:c', 'c-3'],
+      ]),
+    );
+    const [log, empty] = await graph.publicationsOf([
+      { topic: 'raw', partition: 2 },
+      { topic: 'raw', partition: 3 },
+    ]);
+    expect([7, 8, 9, 10].map((offset) => log?.idAt(offset))).toEqual(['c-1', 'c-3', 'c-old', undefined]);
+    expect(empty?.size).toBe(0);
+    // the same log recordPublications writes for those ids
+    await graph.forgetPublications('raw', 2, ['7-9']);
+    await graph.recordPublications([
+      {
+        topic: 'raw',
+        partition: 2,
+        ids: new Map([
+          [7, 'c-1'],
+          [9, 'c-old'],
+          [8, 'c-3'],
+        ]),
+      },
+    ]);
+    const [again] = await graph.publicationsOf([{ topic: 'raw', partition: 2 }]);
+    expect([7, 8, 9].map((offset) => again?.idAt(offset))).toEqual(['c-1', 'c-3', 'c-old']);
+    expect((await graph.linkSnapshot(['s:a'])).version).toBe(snapshot.version + 1);
+  });
+});
+
 describe('merge outbox', () => {
   it('keeps merges, in order, across connections until they are acked', async () => {
     const redis = connect();
