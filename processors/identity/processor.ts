@@ -740,18 +740,21 @@ export class IdentityResolver {
     // The publication log's fields when the snapshot wrote it (one round trip less before the send).
     let logged: (string | null)[] | null = null;
     if (changes.size > 0 || moved.size > 0) {
-      const publish: PublicationEntry[] = tps.map(({ topic, partition }) => {
-        const log = earlier.get(`${topic}:${partition}`);
-        return {
-          topic,
-          partition,
-          records: identified.flatMap((r) => {
-            if (r.identity.kind !== 'identified' || r.topic !== topic || r.partition !== partition) return [];
-            const offset = Number(r.message.offset);
-            return [{ offset, key: r.identity.key, earlier: log?.idAt(offset) }];
-          }),
-        };
-      });
+      const byTp = new Map<string, { offset: number; key: string; earlier: string | undefined }[]>();
+      for (const r of identified) {
+        if (r.identity.kind !== 'identified') continue;
+        const tp = `${r.topic}:${r.partition}`;
+        const offset = Number(r.message.offset);
+        const entry = { offset, key: r.identity.key, earlier: earlier.get(tp)?.idAt(offset) };
+        const list = byTp.get(tp);
+        if (list) list.push(entry);
+        else byTp.set(tp, [entry]);
+      }
+      const publish: PublicationEntry[] = tps.map(({ topic, partition }) => ({
+        topic,
+        partition,
+        records: byTp.get(`${topic}:${partition}`) ?? [],
+      }));
       const snapshot = await this.deps.graph.linkSnapshot([...keys, ...moved.keys()], publish);
       logged = snapshot.fields;
       version = snapshot.version;

@@ -85,24 +85,16 @@ end
 -- (below) and nothing needs publishing.
 local function mergeInto(survivor, loser, method, confidence, matchWeight, eventId, eventTimeMs)
   redis.call('HSET', K.parent, loser, survivor)
+  local loserMembers = memKey(loser)
+  local moved = redis.call('SMEMBERS', loserMembers)
   -- A cluster the resolver made for an identity at registration and that still holds only that identity, not yet
   -- judged: nothing was ever published under it (the resolver publishes an identity's events only once it is judged,
   -- processor.ts), so no reader downstream has state to hand over. The identity moves without a MergeEntry; the parent
   -- pointer still answers anyone who read the id from the graph meanwhile.
-  if redis.call('SCARD', memKey(loser)) == 1 then
-    local only = redis.call('SMEMBERS', memKey(loser))[1]
-    if redis.call('HGET', K.fresh, only) == loser then
-      redis.call('HDEL', K.fresh, only)
-      redis.call('HSET', K.idc, only, survivor)
-      redis.call('SADD', memKey(survivor), only)
-      redis.call('DEL', memKey(loser))
-      redis.call('HDEL', K.cver, loser)
-      bumpVersion(survivor)
-      return nil
-    end
+  local fresh = #moved == 1 and redis.call('HGET', K.fresh, moved[1]) == loser
+  if fresh then
+    redis.call('HDEL', K.fresh, moved[1])
   end
-  local loserMembers = memKey(loser)
-  local moved = redis.call('SMEMBERS', loserMembers)
   table.sort(moved) -- the MergeEntry lists them: the same merge always reads the same
   for i = 1, #moved do
     redis.call('HSET', K.idc, moved[i], survivor)
@@ -114,6 +106,9 @@ local function mergeInto(survivor, loser, method, confidence, matchWeight, event
   redis.call('DEL', loserMembers)
   redis.call('HDEL', K.cver, loser)
   bumpVersion(survivor)
+  if fresh then
+    return nil
+  end
   local mergeId = 'merge:' .. survivor .. ':' .. loser
   local json = '{"mergeId":' .. cjson.encode(mergeId)
     .. ',"survivorId":' .. cjson.encode(survivor)

@@ -66,7 +66,7 @@ end
 
 -- Whether the clusters an item names are at the versions it was judged on: unchanged means still a root at that
 -- version (its own id is its root; a retired id has no version).
-local function fresh(item)
+local function unchanged(item)
   local ids = item.judged
   for from = 1, #ids, 4000 do
     local to = math.min(#ids, from + 3999)
@@ -106,7 +106,7 @@ local replies = {}
 for k = 1, #items do
   local item = items[k]
   local reply
-  if k >= setAsideFrom or (not sequenced and not fresh(item)) then
+  if k >= setAsideFrom or (not sequenced and not unchanged(item)) then
     reply = STALE
   elseif #item.matches == 0 then
     local root = rootOfKey(item.key, true)
