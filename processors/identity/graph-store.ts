@@ -387,6 +387,17 @@ function parseRegister(reply: unknown[]): RegisterResult {
 }
 
 /**
+ * {@link IdentityGraph.registerAndSearch} with `absent`: identities the caller took for new have stored records.
+ * Nothing was written; the caller reads them ({@link IdentityGraph.records}) and registers the group again.
+ */
+export class StoredIdentitiesFound extends Error {
+  constructor(readonly keys: readonly string[]) {
+    super(`${keys.length} identities taken for new have stored records`);
+    this.name = 'StoredIdentitiesFound';
+  }
+}
+
+/**
  * The identity graph of one prefix on one Redis connection. Several instances (on several connections or processes)
  * may write the same graph concurrently: every mutation is one atomic script that resolves roots when it runs.
  */
@@ -682,6 +693,11 @@ export class IdentityGraph {
       maxMembers: number;
       /** Records come back whole, not as tags: the retry when one changed between the script and reading it. */
       wholeRecords?: boolean;
+      /**
+       * Keys registered as new identities without a read of their stored records: if any has one, the script writes
+       * nothing and this throws {@link StoredIdentitiesFound} (checked in the script, before any registration).
+       */
+      absent?: readonly string[];
     },
   ): Promise<RegisterSearchResult[]> {
     if (items.length === 0) return [];
@@ -765,6 +781,15 @@ export class IdentityGraph {
       const sets = itemSets[i] ?? [];
       args.push(String(sets.length), ...sets.map((j) => String(j + 1)));
     });
+    const absent = options.register ? (options.absent ?? []) : [];
+    const reply: unknown = await this.run('register-search', [
+      JSON.stringify(args),
+      ...(absent.length > 0 ? [JSON.stringify(absent)] : []),
+    ]);
+    if (Array.isArray(reply)) {
+      if (reply[0] !== 'STORED') throw new Error(`register-search: unexpected reply ${String(reply[0])}`);
+      throw new StoredIdentitiesFound(reply.slice(1).map(asString));
+    }
     const [
       erasuresReply,
       registrations = [],
@@ -773,7 +798,7 @@ export class IdentityGraph {
       clusterReplies = [],
       flatRecords = [],
       judgedReplies = [],
-    ] = listOf(JSON.parse(asString(await this.run('register-search', [JSON.stringify(args)]))));
+    ] = listOf(JSON.parse(asString(reply)));
     // Records come back as tags (the name of their sealing): those this process sealed or opened are taken from its
     // codec, the few others read whole, here, once. A record rewritten in between (another tag) means this reply is
     // not one snapshot with what is read now: the group is searched again with records sent whole.

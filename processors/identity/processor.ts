@@ -41,7 +41,7 @@ import { boundedStep } from '../runtime/shutdown.js';
 import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
-import { PublicationLog, type PublicationEntry } from './graph-store.js';
+import { PublicationLog, StoredIdentitiesFound, type PublicationEntry } from './graph-store.js';
 import type {
   IdentityGraph,
   RegisterResult,
@@ -172,6 +172,11 @@ export class IdentityResolver {
    * searching leaves it stored but never matched, and the redelivered event must finish that work.
    */
   private readonly known = new Map<string, IdentityRecord>();
+  /**
+   * Whether the last read of stored records for identities this process had not seen found none of them (live
+   * traffic: new customers). While it holds, that read is skipped and registration checks it instead (onRound).
+   */
+  private unseenAreNew = false;
   private processed = 0;
   /** The graph's read counts as of the last round (the metric takes the difference). */
   private readsCounted = { clusters: 0, records: 0 };
@@ -217,6 +222,11 @@ export class IdentityResolver {
         name: 'identity_root_lookups_total',
         help: 'Roots of the identities of unchanged batches: from the in-process cache, or read from the graph',
         labelNames: ['source'],
+        registers,
+      }),
+      unseenStored: new Counter({
+        name: 'identity_unseen_stored_total',
+        help: 'Identities registered as new without a read that turned out stored (their round read them and registered again)',
         registers,
       }),
       mergesFollowed: new Counter({
@@ -650,10 +660,14 @@ export class IdentityResolver {
         ),
       ),
     ];
-    // The base to merge into, not proof of resolution (that is the graph's `judged` mark, read at registration).
+    // The base to merge into, not proof of resolution (that is the graph's `judged` mark, read at registration). Not
+    // read while the identities this process has not seen keep turning out new (live traffic: new customers): the
+    // registration then checks they have no stored record, and only if one has are they read and registered again.
     const stored = new Map<string, StoredIdentity>();
-    if (unknown.length > 0) {
+    const readFirst = unknown.length > 0 && !this.unseenAreNew;
+    if (readFirst) {
       for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s);
+      this.unseenAreNew = stored.size === 0;
     }
     // Records of one identity stay in round order (which keeps each partition's offset order).
     const byKey = new Map<string, typeof identified>();
@@ -670,40 +684,58 @@ export class IdentityResolver {
     // Each identity's records of the round fold, in order, into the one record it registers (with the blocking keys of
     // every version it went through, as registering each version would have indexed them), at the offset of the last
     // record that changed it. Records that change nothing about a person this instance resolved are skipped.
-    const jobs: IdentityJob[] = [];
-    for (const [key, list] of byKey) {
-      const known = this.known.get(key);
-      let current = known ?? stored.get(key)?.record;
-      let changedBy: (typeof list)[number] | undefined;
-      const keys = new Set<string>();
-      for (const r of list) {
-        if (r.identity.kind !== 'identified') continue;
-        const { platform, platformCustomerId } = r.identity;
-        const merged = mergeRecord(current, toIdentityRecord(platform, platformCustomerId, attributesOf(r.value)));
-        if ((known || changedBy) && current && sameRecord(current, merged)) continue; // nothing new about this person
-        current = merged;
-        changedBy = r;
-        for (const k of blockingKeys(merged)) keys.add(k);
+    const jobsOf = (stored: ReadonlyMap<string, StoredIdentity>): IdentityJob[] => {
+      const jobs: IdentityJob[] = [];
+      for (const [key, list] of byKey) {
+        const known = this.known.get(key);
+        let current = known ?? stored.get(key)?.record;
+        let changedBy: (typeof list)[number] | undefined;
+        const keys = new Set<string>();
+        for (const r of list) {
+          if (r.identity.kind !== 'identified') continue;
+          const { platform, platformCustomerId } = r.identity;
+          const merged = mergeRecord(current, toIdentityRecord(platform, platformCustomerId, attributesOf(r.value)));
+          if ((known || changedBy) && current && sameRecord(current, merged)) continue; // nothing new about this person
+          current = merged;
+          changedBy = r;
+          for (const k of blockingKeys(merged)) keys.add(k);
+        }
+        if (!current || !changedBy) continue;
+        // Unchanged from what the graph stores (an identity this process has not resolved yet): registered in its stored
+        // form, so the graph can tell it was judged before (after a crash or restart) and it is not judged again.
+        const storedForm = stored.get(key);
+        jobs.push({
+          ...(storedForm && sameRecord(storedForm.record, current) ? { sealed: storedForm.sealed } : {}),
+          record: current,
+          blockingKeys: [...keys],
+          meta: {
+            eventId: changedBy.value.eventId,
+            eventTimeMs: changedBy.value.eventTimeMs,
+            watermark: { field: `${changedBy.topic}|${key}`, offset: Number(changedBy.message.offset) },
+          },
+        });
       }
-      if (!current || !changedBy) continue;
-      // Unchanged from what the graph stores (an identity this process has not resolved yet): registered in its stored
-      // form, so the graph can tell it was judged before (after a crash or restart) and it is not judged again.
-      const storedForm = stored.get(key);
-      jobs.push({
-        ...(storedForm && sameRecord(storedForm.record, current) ? { sealed: storedForm.sealed } : {}),
-        record: current,
-        blockingKeys: [...keys],
-        meta: {
-          eventId: changedBy.value.eventId,
-          eventTimeMs: changedBy.value.eventTimeMs,
-          watermark: { field: `${changedBy.topic}|${key}`, offset: Number(changedBy.message.offset) },
-        },
-      });
-    }
+      return jobs;
+    };
+    let jobs = jobsOf(stored);
     // Whether this round's scripts merged clusters: only then does the outbox hold merges of its own to publish now.
     const merged = { count: 0, rejections: 0 };
     if (jobs.length > 0) {
-      for (const [key, change] of await this.resolveIdentities(jobs, rejections, merged)) changes.set(key, change);
+      const unseen = new Set(unknown);
+      const absent = readFirst ? [] : jobs.flatMap((job) => (unseen.has(job.record.key) ? [job.record.key] : []));
+      let resolved: Map<string, LinkChange>;
+      try {
+        resolved = await this.resolveIdentities(jobs, rejections, merged, absent);
+      } catch (err) {
+        if (!(err instanceof StoredIdentitiesFound)) throw err;
+        // Nothing was written: read what the graph stores for them, and register the round's identities as before.
+        this.unseenAreNew = false;
+        this.identityMetrics.unseenStored.inc(err.keys.length);
+        for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s);
+        jobs = jobsOf(stored);
+        resolved = await this.resolveIdentities(jobs, rejections, merged, []);
+      }
+      for (const [key, change] of resolved) changes.set(key, change);
       for (const job of jobs) resolvedHere.set(job.record.key, job.record);
     }
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
@@ -1004,6 +1036,8 @@ export class IdentityResolver {
     jobs: readonly IdentityJob[],
     rejections: IdentityMergeRejection[],
     merged: { count: number; rejections: number },
+    /** Keys registered without a read of their stored records (throws StoredIdentitiesFound, nothing done, if any has one). */
+    absent: readonly string[],
   ): Promise<Map<string, LinkChange>> {
     const { graph, model, config } = this.deps;
     const changes = new Map<string, LinkChange>();
@@ -1030,7 +1064,7 @@ export class IdentityResolver {
       };
     };
     const search = { maxBlockSize: config.IDENTITY_MAX_BLOCK_SIZE, maxMembers: MAX_MEMBERS_COMPARED };
-    const found = await graph.registerAndSearch(jobs, { register: true, ...search });
+    const found = await graph.registerAndSearch(jobs, { register: true, absent, ...search });
     await this.heartbeat?.().catch(() => undefined);
 
     interface Judged {

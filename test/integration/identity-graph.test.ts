@@ -7,7 +7,7 @@ import { seededRandom } from '../../processors/identity/model.js';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { IdentityGraph, type UnionMatch } from '../../processors/identity/graph-store.js';
+import { IdentityGraph, StoredIdentitiesFound, type UnionMatch } from '../../processors/identity/graph-store.js';
 import { JudgingPicture } from '../../processors/identity/judging-picture.js';
 import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import type { IdentityRecord } from '../../processors/identity/types.js';
@@ -257,6 +257,28 @@ describe('groups (registerAndSearch, unionMany)', () => {
     });
     expect(again[0]).toMatchObject({ registered: null, skippedBlocks: 1, own: roots.get('shop:a') });
     expect(await graph.getWatermarks(['t|shop:a'])).toEqual(new Map([['t|shop:a', 5]]));
+  });
+
+  it('registers identities taken for new without a read, and writes nothing when one of them is stored', async () => {
+    const graph = open();
+    const search = { register: true, maxBlockSize: 10, maxMembers: 10 };
+    const item = (record: IdentityRecord) => ({ record, blockingKeys: ['ln:smith'], meta: meta() });
+    await graph.register(rec('shop:old', { lastName: 'smith', firstName: 'olga' }), ['ln:smith'], meta());
+    const fresh = rec('shop:new', { lastName: 'smith', firstName: 'nina' });
+    // One of the group is stored: nothing of the group is registered, and the error names the stored one.
+    const refused = graph.registerAndSearch([item(fresh), item(rec('shop:old', { lastName: 'smith' }))], {
+      ...search,
+      absent: ['shop:new', 'shop:old'],
+    });
+    await expect(refused).rejects.toBeInstanceOf(StoredIdentitiesFound);
+    await expect(refused).rejects.toMatchObject({ keys: ['shop:old'] });
+    expect([...(await graph.records(['shop:new', 'shop:old'])).keys()]).toEqual(['shop:old']);
+    expect((await graph.records(['shop:old'])).get('shop:old')?.record.firstName).toBe('olga');
+    expect(await graph.globalIdOf(['shop:new'])).toEqual(new Map([['shop:new', null]]));
+    // All of them new: registered and searched as without the check.
+    const [found] = await graph.registerAndSearch([item(fresh)], { ...search, absent: ['shop:new'] });
+    expect(found?.registered?.method).toBe('NEW');
+    expect(found?.clusters.map((c) => c.members.map((m) => m.key)).sort()).toEqual([['shop:new'], ['shop:old']]);
   });
 
   it('answers from the graph as it is now, whatever this process read before: other writers, merges, erasure', async () => {

@@ -33,6 +33,16 @@
 -- clusters, for every id answered (not current as held): { id, root } for a retired or unknown id (root ''), else
 -- { id, id, size, version, member... }; records: { key, record or its tag (A[5]), ... } once per member listed;
 -- judged per identity: { SHA-1 of its stored record ('' = none), 1 when that record was judged before }.
+-- ARGV[3] (optional): a JSON array of keys the caller took for new identities without reading their stored records
+-- (processor.ts skips that read while the identities it has not seen keep turning out new). When any of them has a
+-- stored record, nothing is written and the reply is { 'STORED', key... }: the caller reads those and calls again.
+if ARGV[3] then
+  local stored = {}
+  for _, key in ipairs(cjson.decode(ARGV[3])) do
+    if redis.call('HEXISTS', K.rec, key) == 1 then stored[#stored + 1] = key end
+  end
+  if #stored > 0 then return { 'STORED', unpack(stored) } end
+end
 local A = cjson.decode(ARGV[2])
 local cap, maxBlock, maxMembers, register = tonumber(A[1]), tonumber(A[2]), tonumber(A[3]), A[4] == '1'
 local erasures = redis.call('HGET', K.counters, 'erasures') or '0'
