@@ -1,6 +1,7 @@
 // patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package): a send's messages grouped per partition in
-// one pass, and varints written in place. What goes on the wire must not change, so the encodings are checked against
-// LEB128 of the zig-zag value computed here independently, and the grouping against its definition.
+// one pass, varints written in place, and encoder buffers not zero-filled. What goes on the wire must not change, so
+// the encodings are checked against LEB128 of the zig-zag value computed here independently, the grouping against its
+// definition, and whole record batches against the same batches encoded from zeroed buffers.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
@@ -75,6 +76,56 @@ describe('kafkajs patch', () => {
   it('is applied (npm ci runs patch-package)', () => {
     const source = readFileSync(require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js'), 'utf8');
     expect(source).not.toContain('[...current, message]');
+    expect(readFileSync(require.resolve('kafkajs/src/protocol/encoder.js'), 'utf8')).not.toContain('Buffer.alloc(');
+  });
+
+  it('encodes record batches byte for byte the same from buffers full of garbage as from zeroed ones', async () => {
+    const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as {
+      RecordBatch: (args: {
+        firstTimestamp: number;
+        maxTimestamp: number;
+        lastOffsetDelta: number;
+        records: Buffer[] | unknown[];
+      }) => Promise<Encoder>;
+    };
+    const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (args: {
+      offsetDelta: number;
+      timestampDelta: number;
+      key: Buffer | null;
+      value: Buffer | null;
+      headers: Record<string, string>;
+    }) => Encoder;
+    const at = 1_733_500_000_000;
+    const encode = async () => {
+      const records = Array.from({ length: 300 }, (_, i) =>
+        Record({
+          offsetDelta: i,
+          timestampDelta: i * 37,
+          key: i % 7 === 0 ? null : Buffer.from(`customer-${i}`),
+          value: i % 11 === 0 ? null : Buffer.alloc(i * 5, i % 251), // from empty to larger than the initial 512
+          headers: i % 3 === 0 ? { source: `raw:${i % 8}:${i}` } : {},
+        }),
+      );
+      const batch = await RecordBatch({
+        firstTimestamp: at,
+        maxTimestamp: at + 300 * 37,
+        lastOffsetDelta: 299,
+        records,
+      });
+      return Buffer.concat([...records.map((r) => r.buffer), batch.buffer]);
+    };
+    const allocUnsafe = Buffer.allocUnsafe.bind(Buffer);
+    const filled = (byte: number) => (size: number) => allocUnsafe(size).fill(byte);
+    try {
+      Buffer.allocUnsafe = filled(0xa5);
+      const fromGarbage = await encode();
+      Buffer.allocUnsafe = filled(0);
+      const fromZeroes = await encode();
+      expect(fromGarbage.length).toBeGreaterThan(300 * 10);
+      expect(fromGarbage.equals(fromZeroes)).toBe(true);
+    } finally {
+      Buffer.allocUnsafe = allocUnsafe;
+    }
   });
 
   it('groups a send per partition in message order', () => {
