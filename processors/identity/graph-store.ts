@@ -1151,13 +1151,7 @@ export class IdentityGraph {
     const logs: string[] = [];
     const fields = publish.map(({ topic, partition, records }) => {
       if (records.length === 0) return null;
-      let first = Infinity;
-      let last = -Infinity;
-      for (const { offset } of records) {
-        first = Math.min(first, offset);
-        last = Math.max(last, offset);
-      }
-      const field = `${first}-${last}`;
+      const field = publicationField(records.map((r) => r.offset));
       logs.push(`${topic}:${partition}`, field, String(records.length));
       for (const { offset, key, earlier } of records)
         logs.push(String(offset), String(indexOf(key) + 1), earlier ?? '');
@@ -1247,13 +1241,7 @@ export class IdentityGraph {
         fields.push(null);
         continue;
       }
-      let first = Infinity;
-      let last = -Infinity;
-      for (const offset of ids.keys()) {
-        first = Math.min(first, offset);
-        last = Math.max(last, offset);
-      }
-      const field = `${first}-${last}`;
+      const field = publicationField(ids.keys());
       writes.push([this.publicationKey(topic, partition), field, JSON.stringify([...ids])]);
       fields.push(field);
     }
@@ -1456,6 +1444,17 @@ export class IdentityGraph {
     const [identities = 0, created = 0, retired = 0] = counts;
     return { identities, clusters: created - retired };
   }
+}
+
+/** A batch's field in its partition's publication log: its first and last offsets (PublicationLog.parse reads it). */
+function publicationField(offsets: Iterable<number>): string {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const offset of offsets) {
+    first = Math.min(first, offset);
+    last = Math.max(last, offset);
+  }
+  return `${first}-${last}`;
 }
 
 /** One input partition's records of a round, for the publication log ({@link IdentityGraph.linkSnapshot}). */
