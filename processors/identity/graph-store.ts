@@ -1466,9 +1466,9 @@ export interface PublicationEntry {
 }
 
 /**
- * The global ids batches of one input partition were published under, until their offsets are committed (at most a
- * few batches: the one in flight, and one a crashed instance published but never committed). Carries no personal
- * data: offsets and global ids, gone once committed.
+ * The global ids batches of one input partition were published under, until their offsets are committed (a few
+ * batches: the one in flight, and those a crashed instance published but never committed, commits travelling while
+ * the next rounds run). Carries no personal data: offsets and global ids, gone once committed.
  */
 export class PublicationLog {
   private constructor(private readonly batches: readonly { field: string; last: number; ids: Map<number, string> }[]) {}
@@ -1495,6 +1495,11 @@ export class PublicationLog {
 
   get size(): number {
     return this.batches.length;
+  }
+
+  /** The highest offset an earlier attempt published (-1 when none). */
+  get lastOffset(): number {
+    return this.batches.reduce((max, b) => Math.max(max, b.last), -1);
   }
 
   fieldsBelow(committed: number): string[] {

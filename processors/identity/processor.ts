@@ -182,7 +182,8 @@ export class IdentityResolver {
   private readsCounted = { clusters: 0, records: 0 };
   /**
    * Input partitions (`topic:partition`) whose publication log this instance knows to be empty: it committed their last
-   * batch and has owned them since. Their next batch needs no read of it (graph-store.ts publications).
+   * batch and has owned them since, and no earlier attempt (an instance that died) published past that batch. Their next
+   * batch needs no read of it (graph-store.ts publications).
    */
   private readonly publicationLogEmpty = new Set<string>();
 
@@ -932,7 +933,11 @@ export class IdentityResolver {
         };
       }),
     );
-    for (const { topic, partition } of tps) this.publicationLogEmpty.add(`${topic}:${partition}`);
+    for (const { topic, partition } of tps) {
+      // Empty from here on, unless an earlier attempt (an instance that died) published rounds past this one too.
+      const tp = `${topic}:${partition}`;
+      if ((earlier.get(tp)?.lastOffset ?? -1) < Number(round.commits.get(tp))) this.publicationLogEmpty.add(tp);
+    }
     this.processed += records.length + failed.length;
     const { metrics } = this.deps;
     for (const topic of this.routes.keys()) {

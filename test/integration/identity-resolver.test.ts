@@ -37,9 +37,9 @@ afterAll(async () => {
   await Promise.all(contexts.map((c) => c.close()));
 });
 
-async function context(): Promise<TestContext> {
+async function context(env: Record<string, string> = {}): Promise<TestContext> {
   // A short session timeout: after the SIGKILL the dead member's partitions are reassigned in seconds, not 30.
-  const ctx = await createTestContext({ topics: true, env: { KAFKA_SESSION_TIMEOUT_MS: '8000' } });
+  const ctx = await createTestContext({ topics: true, env: { KAFKA_SESSION_TIMEOUT_MS: '8000', ...env } });
   contexts.push(ctx);
   endpointsRedis = ctx.config.REDIS_URL;
   return ctx;
@@ -423,6 +423,39 @@ describe('identity resolver', () => {
         (n) => n === 0,
         { what: 'the publication log forgotten after the commit' },
       );
+    } finally {
+      await instance.stop();
+    }
+  }, 120_000);
+
+  it('a restarted instance reads the publication log again while an earlier attempt published past its round', async () => {
+    // One record per round: an attempt that published two rounds and died before either commit leaves two batches.
+    const ctx = await context({ IDENTITY_ROUND_MAX_RECORDS: '1' });
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    for (const n of [1, 2, 3])
+      await producer.sendBehavior(sampleBehavior({ eventId: `rounds-${n}`, platformCustomerId: 'rounds' }));
+    await producer.disconnect();
+    const topic = ctx.topics.clicksRaw.name;
+    const partition = (await ctx.admin.fetchTopicOffsets(topic)).find((p) => p.high === '3')?.partition;
+    expect(partition).toBeDefined();
+
+    const { instance, graph } = resolver(ctx);
+    await graph.recordPublication(topic, partition!, new Map([[0, 'c-first']]));
+    await graph.recordPublication(topic, partition!, new Map([[1, 'c-second']]));
+    await instance.start();
+    try {
+      const resolved = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 3);
+      const root = (await graph.globalIdOf(['shopwave:rounds'])).get('shopwave:rounds');
+      expect(root).toMatch(/^c-/);
+      expect(resolved.map((r) => [r.value.eventId, r.key]).sort()).toEqual([
+        ['rounds-1', 'c-first'],
+        ['rounds-2', 'c-second'], // the second round's record too, although the first round's commit came between
+        ['rounds-3', root],
+      ]);
     } finally {
       await instance.stop();
     }
