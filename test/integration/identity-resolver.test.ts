@@ -3,7 +3,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { Partitioners, type KafkaMessage } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Partitioners, type Consumer, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityGraph } from '../../processors/identity/graph-store.js';
 import { PiiCodec } from '../../processors/identity/pii-codec.js';
@@ -12,6 +13,7 @@ import { IdentityResolver, type IdentityResolverDeps } from '../../processors/id
 import { generateSample } from '../../processors/producers/generate.js';
 import { hashIdentity } from '../../processors/producers/identity-hash.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
+import type { FatalFailure } from '../../processors/runtime/liveness.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
@@ -48,7 +50,7 @@ async function context(env: Record<string, string> = {}): Promise<TestContext> {
 function resolver(
   ctx: TestContext,
   groupSuffix = 'identity-resolver',
-  options: Partial<Pick<IdentityResolverDeps, 'outboxSweepMs'>> = {},
+  options: Partial<Pick<IdentityResolverDeps, 'outboxSweepMs' | 'onFatal'>> = {},
 ) {
   const client = new Redis(endpointsRedis);
   redis.push(client);
@@ -525,6 +527,44 @@ describe('identity resolver', () => {
       await producer.disconnect();
     }
   }, 180_000);
+
+  it('gives up, saying why, when its consumer stops fetching a partition the broker holds records of', async () => {
+    const ctx = await context({ PROCESSOR_FETCH_STALL_MS: '3000' });
+    const failures: FatalFailure[] = [];
+    const { instance } = resolver(ctx, 'identity-resolver', { onFatal: (f) => failures.push(f) });
+    const producer = await PlatformProducer.connect(ctx.config, {
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+    });
+    await producer.sendBehavior(sampleBehavior({ eventId: 'stall-1', platformCustomerId: 'stall' }));
+    await instance.start();
+    try {
+      await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 1);
+      // Partitions with nothing new are quiet, not stalled: more than twice the bound without traffic.
+      await sleep(7_000);
+      expect(failures).toEqual([]);
+      const topic = ctx.topics.clicksRaw.name;
+      const partition = (await ctx.admin.fetchTopicOffsets(topic)).find((p) => p.high === '1')?.partition;
+      expect(partition).toBeDefined();
+      // What a stalled fetch looks like from the resolver: its consumer no longer fetches that partition (paused here
+      // behind its back), while a record waits on the broker.
+      (instance as unknown as { consumer: Consumer }).consumer.pause([{ topic, partitions: [partition!] }]);
+      await producer.sendBehavior(sampleBehavior({ eventId: 'stall-2', platformCustomerId: 'stall' }));
+      await waitFor(
+        async () => Promise.resolve(failures.length),
+        (n) => n > 0,
+        { what: 'the resolver giving up on the stalled partition', timeoutMs: 30_000 },
+      );
+      expect(failures).toHaveLength(1);
+      expect(failures[0]?.kind).toBe('stalled-batch');
+      expect(failures[0]?.reason).toContain(`${topic}:${partition} (delivered up to 1, high watermark 2)`);
+      expect(instance.failure?.reason).toContain('its fetching has stalled');
+    } finally {
+      await producer.disconnect();
+      await instance.stop();
+    }
+  }, 120_000);
 
   it('the entrypoint exits with a non-zero code, saying why, when a batch fails on every attempt', async () => {
     const ctx = await context();
