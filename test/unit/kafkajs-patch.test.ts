@@ -1,7 +1,8 @@
 // patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package): a send's messages grouped per partition in
-// one pass, varints written in place, and encoder buffers not zero-filled. What goes on the wire must not change, so
-// the encodings are checked against LEB128 of the zig-zag value computed here independently, the grouping against its
-// definition, and whole record batches against the same batches encoded from zeroed buffers.
+// one pass, varints written in place, encoder buffers not zero-filled, and consumed records' offsets and timestamps
+// summed as numbers. What goes on the wire must not change, so the encodings are checked against LEB128 of the zig-zag
+// value computed here independently, the grouping against its definition, whole record batches against the same
+// batches encoded from zeroed buffers, and decoded offsets and timestamps against BigInt sums.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
@@ -126,6 +127,67 @@ describe('kafkajs patch', () => {
     } finally {
       Buffer.allocUnsafe = allocUnsafe;
     }
+  });
+
+  it('decodes record offsets and timestamps as base + delta, in numbers and past where numbers stop', () => {
+    const Decoder = require('kafkajs/src/protocol/decoder.js') as new (buffer: Buffer) => {
+      readVarLongNumber(): number | null;
+      readVarLong(): { toString(): string };
+      readVarIntBytes(): Buffer;
+    };
+    const decodeRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as (
+      decoder: InstanceType<typeof Decoder>,
+      context: { firstOffset: string; firstTimestamp: string; magicByte: number; timestampType: number },
+    ) => { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null };
+    const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (args: {
+      offsetDelta: number;
+      timestampDelta: number;
+      key: Buffer | null;
+      value: Buffer | null;
+      headers: Record<string, string>;
+    }) => Encoder;
+    // varlongs: every value the number path reads (up to 7 bytes) and longer ones, which it leaves to readVarLong
+    for (const v of [
+      ...values,
+      2 ** 47,
+      -(2 ** 47),
+      2 ** 48 - 1,
+      -(2 ** 48),
+      2 ** 48,
+      1_733_500_000_000,
+      2 ** 53 - 1,
+    ]) {
+      const bytes = Buffer.from(zigzagVarint(v));
+      const decoder = new Decoder(Buffer.concat([bytes, Buffer.from([0x2a])]));
+      const n = decoder.readVarLongNumber();
+      if (bytes.length <= 7) expect(n).toBe(v);
+      else {
+        expect(n).toBeNull();
+        expect(decoder.readVarLong().toString()).toBe(String(v));
+      }
+    }
+    const bases = ['0', '42', '1733500000000', '999999999999999', '9007199254740990', '4611686018427387904', '-1'];
+    const deltas = [0, 1, 37, 2 ** 31 - 1, -(2 ** 31), 2 ** 47, 2 ** 53 - 1];
+    for (const firstOffset of bases)
+      for (const firstTimestamp of bases)
+        for (const delta of deltas) {
+          const offsetDelta = delta | 0; // offset deltas are varints (32-bit)
+          const record = Record({
+            offsetDelta,
+            timestampDelta: delta,
+            key: Buffer.from('k'),
+            value: null,
+            headers: {},
+          });
+          const context = { firstOffset, firstTimestamp, magicByte: 2, timestampType: 0 };
+          // a record is its length (a varint) and its body, which the record decoder reads
+          const body = new Decoder(record.buffer).readVarIntBytes();
+          const decoded = decodeRecord(new Decoder(body), context);
+          expect(decoded.offset).toBe((BigInt(firstOffset) + BigInt(offsetDelta)).toString());
+          expect(decoded.timestamp).toBe((BigInt(firstTimestamp) + BigInt(delta)).toString());
+          expect(decoded.key?.toString()).toBe('k');
+          expect(decoded.value).toBeNull();
+        }
   });
 
   it('groups a send per partition in message order', () => {
