@@ -53,6 +53,14 @@ export class PartitionTable {
   readonly unsaved = new Set<Entry>();
   /** Next offset to commit per input topic, once the states folded so far are checkpointed. */
   readonly pending = new Map<string, bigint>();
+  /**
+   * The checkpoint being written: entries whose state it has still to write (a slice per flush, so no one flush
+   * carries a whole checkpoint) and the offsets it commits once none is left. An entry that changes meanwhile is
+   * `unsaved` again, for the next checkpoint; writing its newer state for this one is safe (a replay from these
+   * offsets repeats events the state's watermarks already hold, which changes nothing).
+   */
+  readonly saving = new Set<Entry>();
+  readonly savingCommits = new Map<string, bigint>();
   readonly handoffs: OutgoingHandoff[] = [];
   /** Events to forward, by the survivor they go to. */
   private readonly forwards = new Map<string, { fromId: string; events: SourcedEvent[] }[]>();
@@ -99,6 +107,20 @@ export class PartitionTable {
     const e = this.entries.get(id);
     if (!e) throw new Error(`customer ${id} of partition ${this.partition} was not loaded before use`);
     return e;
+  }
+
+  /** Starts a checkpoint of everything folded so far; one in progress is widened to it (and commits further). */
+  beginCheckpoint(): void {
+    for (const e of this.unsaved) this.saving.add(e);
+    this.unsaved.clear();
+    for (const [topic, offset] of this.pending) this.savingCommits.set(topic, offset);
+    this.pending.clear();
+  }
+
+  /** `e`'s state is being written as it is now: no checkpoint needs it again until it changes. */
+  saved(e: Entry): void {
+    this.saving.delete(e);
+    this.unsaved.delete(e);
   }
 
   private touch(e: Entry): void {
@@ -152,7 +174,7 @@ export class PartitionTable {
     e.eventIds = [];
     e.served = null;
     this.touch(e);
-    this.unsaved.delete(e); // the alias is written at once, in place of any checkpoint
+    this.saved(e); // the alias is written at once, in place of any checkpoint
     return 'handed-off';
   }
 
@@ -186,7 +208,7 @@ export class PartitionTable {
     if (e) {
       this.entries.delete(id);
       this.changed.delete(e);
-      this.unsaved.delete(e);
+      this.saved(e);
     }
     this.forwards.delete(id);
     const known = this.erased.has(id);
@@ -239,7 +261,7 @@ export class PartitionTable {
     let dropped = 0;
     for (const [id, e] of this.entries) {
       if (this.entries.size <= max) break;
-      if (this.changed.has(e) || this.unsaved.has(e)) continue;
+      if (this.changed.has(e) || this.unsaved.has(e) || this.saving.has(e)) continue;
       this.entries.delete(id);
       dropped++;
     }

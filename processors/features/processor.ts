@@ -109,6 +109,8 @@ interface Snapshot {
 }
 
 const FLUSH_ATTEMPTS = 8;
+/** Fewest checkpoint states a flush writes while a checkpoint is in progress (snapshot). */
+const CHECKPOINT_SLICE = 200;
 const RESCORE_CHUNK = 2_000;
 const REBALANCE_ERRORS =
   /REBALANCE_IN_PROGRESS|ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|NOT_COORDINATOR|not aware of this member|rebalanc|generation|not running/i;
@@ -529,11 +531,15 @@ export class FeatureProcessor {
     if (this.waiting.length > 0 || this.failedRecords.length > 0) return true;
     const due = this.checkpointDue();
     let changed = false;
+    let saving = false;
     for (const t of this.tables.values()) {
       if (t.erasures.length > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0))) return true;
       if (t.changed.size > 0) changed = true;
+      if (t.saving.size > 0 || t.savingCommits.size > 0) saving = true;
     }
-    return changed && this.flushDue();
+    // A checkpoint in progress goes on by itself when nothing else is folded; else with the flushes (behind, those wait
+    // to coalesce).
+    return changed ? this.flushDue() : saving;
   }
 
   /**
@@ -557,11 +563,12 @@ export class FeatureProcessor {
       this.inFlushWaiting = this.waiting;
       this.waiting = [];
       const checkpoint = this.checkpointDue();
+      const forced = this.forceCheckpoint;
       if (checkpoint) {
         this.forceCheckpoint = false;
         this.lastCheckpointMs = Date.now();
       }
-      const snapshot = await this.snapshot(checkpoint);
+      const snapshot = await this.snapshot(checkpoint, forced);
       await this.write(snapshot);
       for (const w of this.inFlushWaiting) w();
       this.inFlushWaiting = [];
@@ -569,10 +576,13 @@ export class FeatureProcessor {
   }
 
   /**
-   * Takes everything changed since the last flush, computes features and scores (no I/O but the ONNX run); at a
-   * checkpoint also every state changed since the last one, and the offsets to commit.
+   * Takes everything changed since the last flush, computes features and scores (no I/O but the ONNX run). A checkpoint
+   * (every FEATURES_CHECKPOINT_MS) takes every state changed since the last one and the offsets to commit once they are
+   * written; it writes them a slice per flush, about as many as the flush serves (at least CHECKPOINT_SLICE), so
+   * the flush that starts it is not one long pause for the events waiting behind it. `forced` (a stop, flushNow(true))
+   * widens a checkpoint in progress to everything folded so far and writes all of it now.
    */
-  private async snapshot(checkpoint: boolean): Promise<Snapshot> {
+  private async snapshot(checkpoint: boolean, forced = false): Promise<Snapshot> {
     const startedAtMs = Date.now();
     const { topics, serde, scorer } = this.deps;
     const cuts = this.deps.cutPoints();
@@ -584,14 +594,18 @@ export class FeatureProcessor {
     const tombstones: Message[] = [];
     const partitionOf = new Map<string, number>();
     let newestEventMs = 0;
+    // Checkpoint states this flush writes, all partitions together: about as many as it serves customers.
+    let changedCount = 0;
+    for (const table of this.tables.values()) changedCount += table.changed.size;
+    let slice = forced ? Infinity : Math.max(CHECKPOINT_SLICE, changedCount);
     for (const [p, table] of this.tables) {
+      if (forced || (checkpoint && table.saving.size === 0 && table.savingCommits.size === 0)) table.beginCheckpoint();
       for (const id of table.erasures.splice(0)) {
         partitionOf.set(id, p);
         writes.push({ kind: 'erase', id, epoch: table.epoch });
         append(forget, p, id);
         tombstones.push({ key: id, value: null }); // after any score of it this instance sent: the serial producer
       }
-      const checkpointed = new Set<Entry>();
       for (const e of table.changed) {
         partitionOf.set(e.id, p);
         if (e.alias) {
@@ -601,8 +615,11 @@ export class FeatureProcessor {
           const features = currentFeatures(e.state, cuts, e.rescoreAt ?? undefined);
           const version = e.dirty ? ++e.version : e.version;
           if (e.dirty) newestEventMs = Math.max(newestEventMs, e.state.l);
-          const saving = checkpoint && table.unsaved.has(e);
-          if (saving) checkpointed.add(e);
+          const saving = table.saving.has(e);
+          if (saving) {
+            table.saved(e);
+            slice--;
+          }
           const changes = features && e.dirty ? hashChanges(features, e.served, version, startedAtMs) : null;
           if (changes) e.served = changes.next;
           served.push({
@@ -625,26 +642,30 @@ export class FeatureProcessor {
         resetEntry(e);
       }
       table.changed.clear();
-      if (checkpoint) {
-        for (const e of table.unsaved) {
-          if (checkpointed.has(e) || !e.state || e.alias) continue;
-          partitionOf.set(e.id, p);
-          writes.push({
-            kind: 'write',
-            id: e.id,
-            epoch: table.epoch,
-            version: e.version,
-            checkpoint: encodeState(e.state),
-            absorbed: e.absorbed,
-            hash: [],
-            replaceHash: false,
-            deleteFields: [],
-            score: [],
-          });
-        }
-        table.unsaved.clear();
-        for (const [topic, offset] of table.pending) commits.push({ topic, partition: p, offset: offset.toString() });
-        table.pending.clear();
+      for (const e of table.saving) {
+        if (slice <= 0) break;
+        table.saved(e);
+        if (!e.state || e.alias) continue;
+        slice--;
+        partitionOf.set(e.id, p);
+        writes.push({
+          kind: 'write',
+          id: e.id,
+          epoch: table.epoch,
+          version: e.version,
+          checkpoint: encodeState(e.state),
+          absorbed: e.absorbed,
+          hash: [],
+          replaceHash: false,
+          deleteFields: [],
+          score: [],
+        });
+      }
+      // Every state the checkpoint took is written (by this flush or one before): its offsets commit with this flush.
+      if (table.saving.size === 0) {
+        for (const [topic, offset] of table.savingCommits)
+          commits.push({ topic, partition: p, offset: offset.toString() });
+        table.savingCommits.clear();
       }
       for (const h of table.takeHandoffs()) {
         const value = await serde.encode(topics.featureHandoff, { ...h, payload: Buffer.from(h.payload) });
@@ -691,7 +712,7 @@ export class FeatureProcessor {
     }
     return {
       startedAtMs,
-      checkpoint,
+      checkpoint: commits.length > 0,
       writes,
       scored: scoredIdx,
       unscored,
