@@ -201,10 +201,17 @@ for from = 1, #recordKeys, 1000 do
 end
 -- Whether each identity's record, as stored now, was judged before (mark-judged.lua): a batch repeated after a crash,
 -- or an unchanged identity read back after a restart, is not judged again against clusters that have grown since.
+-- An identity this script registered new to the graph (no root before) is stored as sent and was never judged (an
+-- erasure drops the mark with the record): no read needed.
 local judged = {}
 for g = 1, #groups do
-  local stored = redis.call('HGET', K.rec, groups[g].key)
-  local sha = stored and redis.sha1hex(stored) or ''
-  judged[g] = { sha, (sha ~= '' and redis.call('HGET', K.judged, groups[g].key) == sha) and 1 or 0 }
+  local r = registered[g]
+  if r[1] == 0 and r[5] == '' then
+    judged[g] = { redis.sha1hex(groups[g].record), 0 }
+  else
+    local stored = redis.call('HGET', K.rec, groups[g].key)
+    local sha = stored and redis.sha1hex(stored) or ''
+    judged[g] = { sha, (sha ~= '' and redis.call('HGET', K.judged, groups[g].key) == sha) and 1 or 0 }
+  end
 end
 return cjson.encode({ erasures, registered, owns, setReplies, clusters, records, judged })
