@@ -1,25 +1,12 @@
 // The partition table's checkpoint bookkeeping (owned.ts): a checkpoint takes the states changed since the last one and
 // the offsets folded so far, is written a slice per flush, and commits only once none of its states is left.
 import { describe, expect, it } from 'vitest';
-import type { SourcedEvent } from '../../processors/features/logic.js';
 import { PartitionTable } from '../../processors/features/owned.js';
+import { sourcedPurchase } from '../fixtures/events.js';
 
 const DAY = 86_400_000;
 const TOPIC = 'customer.transactions.v1';
-const purchase = (id: string, offset: number): SourcedEvent => ({
-  event: {
-    kind: 'transaction',
-    eventId: `e-${id}-${offset}`,
-    timeMs: 1_750_000_000_000 + offset * DAY,
-    purchase: true,
-    totalMinor: 1000,
-    sessionId: null,
-    lines: [{ category: 'shoes', amountMinor: 1000 }],
-  },
-  source: `${TOPIC}:0`,
-  offset,
-  stream: `t|${id}`,
-});
+const purchase = (id: string, offset: number) => sourcedPurchase(id, offset);
 
 /** A table holding `ids`, each with one folded purchase at `offset`, and the offset after it pending. */
 function tableWith(offset: number, ...ids: string[]): PartitionTable {

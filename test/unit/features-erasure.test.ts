@@ -1,22 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { SourcedEvent } from '../../processors/features/logic.js';
 import { PartitionTable } from '../../processors/features/owned.js';
+import { sourcedPurchase } from '../fixtures/events.js';
 
 const DAY = 86_400_000;
-const purchase = (id: string, offset: number): SourcedEvent => ({
-  event: {
-    kind: 'transaction',
-    eventId: `e-${id}-${offset}`,
-    timeMs: 1_750_000_000_000 + offset * DAY,
-    purchase: true,
-    totalMinor: 1000,
-    sessionId: null,
-    lines: [{ category: 'shoes', amountMinor: 1000 }],
-  },
-  source: 'customer.transactions.v1:0',
-  offset,
-  stream: `t|${id}`,
-});
+const purchase = (id: string, offset: number) => sourcedPurchase(id, offset);
 
 function tableWith(...ids: string[]): PartitionTable {
   const table = new PartitionTable(0, 1);

@@ -37,6 +37,17 @@ function zigzagVarint(v: number): number[] {
   return out;
 }
 
+/** kafkajs' record encoder (record batch v0). */
+function recordEncoder() {
+  return require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (args: {
+    offsetDelta: number;
+    timestampDelta: number;
+    key: Buffer | null;
+    value: Buffer | null;
+    headers: Record<string, string>;
+  }) => Encoder;
+}
+
 describe('kafkajs patch', () => {
   const values = [
     0,
@@ -89,13 +100,7 @@ describe('kafkajs patch', () => {
         records: Buffer[] | unknown[];
       }) => Promise<Encoder>;
     };
-    const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (args: {
-      offsetDelta: number;
-      timestampDelta: number;
-      key: Buffer | null;
-      value: Buffer | null;
-      headers: Record<string, string>;
-    }) => Encoder;
+    const Record = recordEncoder();
     const at = 1_733_500_000_000;
     const encode = async () => {
       const records = Array.from({ length: 300 }, (_, i) =>
@@ -139,13 +144,7 @@ describe('kafkajs patch', () => {
       decoder: InstanceType<typeof Decoder>,
       context: { firstOffset: string; firstTimestamp: string; magicByte: number; timestampType: number },
     ) => { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null };
-    const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (args: {
-      offsetDelta: number;
-      timestampDelta: number;
-      key: Buffer | null;
-      value: Buffer | null;
-      headers: Record<string, string>;
-    }) => Encoder;
+    const Record = recordEncoder();
     // varlongs: every value the number path reads (up to 7 bytes) and longer ones, which it leaves to readVarLong
     for (const v of [
       ...values,
