@@ -13,7 +13,7 @@
  * instance that lost a partition is fenced: the new owner raised the partition's epoch before its first write, and
  * every customer write refuses an older epoch.
  */
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { exhaustMap, interval, merge, Subject, type Subscription } from 'rxjs';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type {
@@ -29,6 +29,7 @@ import type { Config } from '../runtime/config.js';
 import { copartitionedAssigner } from '../runtime/copartition.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
+import { FetchWatch } from '../runtime/fetch-watch.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
 import { outageOf } from '../runtime/outage.js';
@@ -143,6 +144,10 @@ export class FeatureProcessor {
   private fatal: Error | null = null;
   private eventClockMs = 0;
   private rescoreTimer: NodeJS.Timeout | undefined;
+  /** Admin client of the fetch watch (runtime/fetch-watch.ts): a partition the consumer stopped fetching ends us. */
+  private readonly admin: Admin;
+  private readonly fetchWatch: FetchWatch;
+  private fetchWatchTimer: NodeJS.Timeout | undefined;
   private rescoring: Promise<unknown> = Promise.resolve();
   private readonly m;
   private readonly freshness: InputFreshness;
@@ -199,8 +204,20 @@ export class FeatureProcessor {
         registers,
       }),
     };
+    const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
+    this.admin = deps.kafka.admin();
+    this.fetchWatch = new FetchWatch({
+      admin: this.admin,
+      groupId,
+      stallMs: config.PROCESSOR_FETCH_STALL_MS,
+      log: deps.log,
+      onStall: (reason) => {
+        this.m.fatal.inc({ processor: PROCESSOR, kind: 'stalled-batch' });
+        this.fail(new Error(reason));
+      },
+    });
     this.consumer = deps.kafka.consumer({
-      groupId: deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`,
+      groupId,
       allowAutoTopicCreation: false,
       sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 10),
@@ -242,8 +259,12 @@ export class FeatureProcessor {
   async start(): Promise<void> {
     const { consumer } = this;
     await this.producer.connect();
+    await this.admin.connect();
     await consumer.connect();
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.fetchWatch.assign(
+        Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`)),
+      );
       this.onAssigned(payload.memberAssignment);
     });
     // Never alive and idle: a crash kafkajs will not restart, a batch failing at one offset, a restart loop.
@@ -276,8 +297,11 @@ export class FeatureProcessor {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
-      eachBatch: this.supervisor.eachBatch((payload) => this.onBatch(payload)),
+      eachBatch: this.supervisor.eachBatch((payload) => this.fetchWatch.handle(() => this.onBatch(payload))),
     });
+    this.fetchWatchTimer = setInterval(() => {
+      this.fetchWatch.poll();
+    }, 1_000);
   }
 
   /** Stops fetching, writes and commits what was folded, then leaves the group. */
@@ -285,6 +309,8 @@ export class FeatureProcessor {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.rescoreTimer);
+    clearInterval(this.fetchWatchTimer);
+    this.fetchWatch.stop();
     this.consumer.pause(this.inputs().map((s) => ({ topic: s.name })));
     for (let i = 0; i < 200 && this.inBatch > 0; i++) await sleep(10);
     if (!this.fatal) {
@@ -299,6 +325,7 @@ export class FeatureProcessor {
     this.flushes?.unsubscribe();
     this.supervisor?.dispose();
     await boundedStep(this.deps.log, 'feature consumer disconnect', () => this.consumer.disconnect());
+    await boundedStep(this.deps.log, 'admin disconnect', () => this.admin.disconnect());
     await boundedStep(this.deps.log, 'producer disconnect', () => this.producer.disconnect());
   }
 
@@ -393,6 +420,7 @@ export class FeatureProcessor {
         const left = Number(BigInt(batch.highWatermark) - 1n - BigInt(last.offset));
         this.lag.set(`${batch.topic}:${batch.partition}`, { partition: batch.partition, records: Math.max(0, left) });
         payload.resolveOffset(last.offset);
+        this.fetchWatch.deliveredUpTo(`${batch.topic}:${batch.partition}`, last.offset);
       } finally {
         this.inBatch--;
       }

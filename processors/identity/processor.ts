@@ -18,6 +18,7 @@ import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.j
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch, type Decoded } from '../runtime/decode-batch.js';
 import { describeError } from '../runtime/errors.js';
+import { FetchWatch } from '../runtime/fetch-watch.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
 import { membershipError } from '../runtime/outage.js';
 import {
@@ -156,14 +157,8 @@ export class IdentityResolver {
   private readonly groupId: string;
   private probing = false;
   private lastProbeMs = 0;
-  /** Per assigned partition (`topic:partition`): when the consumer last delivered records of it, and the next offset. */
-  private readonly delivered = new Map<string, { atMs: number; next: bigint }>();
-  private assignedAtMs = Date.now();
-  /** Fetched batches being handled (decoded into the intake) right now. */
-  private fetching = 0;
-  /** When handling a fetched batch last failed (the consumer supervisor's rules then apply, not the stall check's). */
-  private lastFetchFailureMs = -Infinity;
-  private stallCheck = { running: false, lastMs: 0 };
+  /** The consumer's fetching, which the intake cannot see (runtime/fetch-watch.ts). */
+  private readonly fetchWatch: FetchWatch;
   private rounds: Promise<void> = Promise.resolve();
   private waker: (() => void) | undefined;
   private waiting = { key: '', sinceMs: 0, saidMs: 0 };
@@ -283,6 +278,17 @@ export class IdentityResolver {
     this.pauseAt = Math.max(4 * roundRecords, 2_000);
     this.resumeAt = Math.max(roundRecords, 500);
     this.admin = deps.kafka.admin();
+    // A consumer that stops fetching a partition would leave the rounds waiting for it, alive and idle: give up instead.
+    this.fetchWatch = new FetchWatch({
+      admin: this.admin,
+      groupId: this.groupId,
+      stallMs: config.PROCESSOR_FETCH_STALL_MS,
+      log: deps.log,
+      paused: (tp) => this.paused.has(tp),
+      onStall: (reason) => {
+        this.supervisor.fail({ kind: 'stalled-batch', error: new Error(reason), reason });
+      },
+    });
     this.consumer = deps.kafka.consumer({
       groupId: this.groupId,
       allowAutoTopicCreation: false,
@@ -312,8 +318,7 @@ export class IdentityResolver {
       // a round of the assignment before is neither repeated nor committed (the same round comes again).
       const tps = Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`));
       this.intake.assign(tps, Date.now());
-      this.delivered.clear();
-      this.assignedAtMs = Date.now();
+      this.fetchWatch.assign(tps);
       this.uncommitted.clear();
       for (const tp of this.paused) {
         const { topic, partition } = splitTp(tp);
@@ -387,6 +392,7 @@ export class IdentityResolver {
   async stop(): Promise<void> {
     const { log } = this.deps;
     this.stopping = true;
+    this.fetchWatch.stop();
     this.wake();
     await boundedStep(log, 'resolver consumer stop', () => this.consumer.stop());
     await boundedStep(log, 'resolver round in flight', () => this.rounds);
@@ -466,15 +472,7 @@ export class IdentityResolver {
 
   /** A fetched batch: decoded (bad records become dead letters in their place) and handed to the ordered intake. */
   private async onFetch(payload: EachBatchPayload): Promise<void> {
-    this.fetching++;
-    try {
-      await this.intakeBatch(payload);
-    } catch (err) {
-      this.lastFetchFailureMs = Date.now();
-      throw err;
-    } finally {
-      this.fetching--;
-    }
+    await this.fetchWatch.handle(() => this.intakeBatch(payload));
   }
 
   private async intakeBatch(payload: EachBatchPayload): Promise<void> {
@@ -519,7 +517,7 @@ export class IdentityResolver {
     const tp = `${batch.topic}:${batch.partition}`;
     const caughtUp = BigInt(last.offset) + 1n >= BigInt(batch.highWatermark);
     if (!this.intake.add(tp, ordered, caughtUp, Date.now(), generation)) return; // not ours now: fetched again
-    this.delivered.set(tp, { atMs: Date.now(), next: BigInt(last.offset) + 1n });
+    this.fetchWatch.deliveredUpTo(tp, last.offset);
     this.firstBatchAtMs ??= Date.now();
     // The fetch goes on from here; the offset is committed once the round that resolves these records is published.
     payload.resolveOffset(last.offset);
@@ -539,7 +537,7 @@ export class IdentityResolver {
   /** Resolves rounds of the ordered intake one after the other until the resolver stops or gives up. */
   private async roundLoop(): Promise<void> {
     while (!this.stopping && !this.fatal) {
-      this.watchFetches();
+      this.fetchWatch.poll();
       const next = this.intake.take(Date.now());
       if (isRound(next)) {
         await this.resolveRound(next);
@@ -573,62 +571,6 @@ export class IdentityResolver {
         paused: [...this.paused],
       });
     }
-  }
-
-  /**
-   * The consumer's liveness, which the intake cannot see: a partition that has gone PROCESSOR_FETCH_STALL_MS without a
-   * delivered record (not paused, no fetch of ours still being handled) is checked against the broker, and if the
-   * broker holds records past what was delivered, the consumer has stopped fetching it: the resolver gives up with
-   * that reason (the entrypoint exits non-zero) instead of waiting, alive and idle. Quiet partitions with nothing new
-   * are fine; a broker that does not answer is an outage, and batches whose handling fails (a registry outage, say)
-   * are the consumer supervisor's: both are left to the outage rules.
-   */
-  private watchFetches(): void {
-    const stallMs = this.deps.config.PROCESSOR_FETCH_STALL_MS;
-    const now = Date.now();
-    if (this.stallCheck.running || now - this.stallCheck.lastMs < Math.min(stallMs / 4, 30_000)) return;
-    const quiet = (at: number) =>
-      this.intake.assigned.filter(
-        (tp) => !this.paused.has(tp) && at - (this.delivered.get(tp)?.atMs ?? this.assignedAtMs) >= stallMs,
-      );
-    const candidates = quiet(now);
-    if (this.fetching > 0 || now - this.lastFetchFailureMs < stallMs || candidates.length === 0) return;
-    this.stallCheck = { running: true, lastMs: now };
-    const generation = this.intake.generation;
-    void (async () => {
-      const topics = [...new Set(candidates.map((tp) => splitTp(tp).topic))];
-      const committed = await this.admin.fetchOffsets({ groupId: this.groupId, topics });
-      const behind: string[] = [];
-      for (const topic of topics) {
-        const ends = await this.admin.fetchTopicOffsets(topic);
-        for (const end of ends) {
-          const tp = `${topic}:${end.partition}`;
-          if (!candidates.includes(tp)) continue;
-          const commit = committed
-            .find((c) => c.topic === topic)
-            ?.partitions.find((c) => c.partition === end.partition);
-          const position =
-            this.delivered.get(tp)?.next ??
-            (commit && BigInt(commit.offset) >= 0n ? BigInt(commit.offset) : BigInt(end.low));
-          if (BigInt(end.high) > position)
-            behind.push(`${tp} (delivered up to ${position}, high watermark ${end.high})`);
-        }
-      }
-      // Still so now: nothing delivered meanwhile, no fetch being handled, the same assignment.
-      const still = new Set(quiet(Date.now()));
-      const stalled = behind.filter((b) => still.has(b.slice(0, b.indexOf(' '))));
-      if (stalled.length === 0 || this.fetching > 0 || this.stopping || generation !== this.intake.generation) return;
-      const reason =
-        `the consumer delivered no record of ${stalled.join(', ')} for ${Math.round(stallMs / 1000)} s ` +
-        'although the broker holds records there: its fetching has stalled';
-      this.supervisor.fail({ kind: 'stalled-batch', error: new Error(reason), reason });
-    })()
-      .catch((err: unknown) => {
-        this.deps.log.debug('fetch liveness check failed; asked again later', { error: describeError(err) });
-      })
-      .finally(() => {
-        this.stallCheck.running = false;
-      });
   }
 
   private resumeDrained(): void {

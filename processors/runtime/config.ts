@@ -203,8 +203,9 @@ export const configSchema = z.object({
    */
   PROCESSOR_OUTAGE_MAX_MS: z.coerce.number().int().min(1_000).default(300_000),
   /**
-   * How long the identity resolver lets a partition go without a delivered record while the broker holds records past
-   * what it has (and no fetch of its own is still being handled) before it calls its consumer stalled and exits non-zero.
+   * How long a processor (resolver, feature processor, sink) lets a partition go without a delivered record while the
+   * broker holds records past what it has (and no batch is being handled) before it calls its consumer stalled and
+   * exits non-zero (runtime/fetch-watch.ts).
    */
   PROCESSOR_FETCH_STALL_MS: z.coerce.number().int().min(1_000).default(120_000),
   /** Port of a processor's Prometheus /metrics on 127.0.0.1; unset: its default (runtime/metrics.ts); 0: off. */

@@ -1,7 +1,7 @@
 // Warehouse sink: consumes the raw, identity, score and dead-letter topics; keeps a bounded in-memory row buffer;
 // emits batched inserts into the ClickHouse star schema, committing offsets only after ClickHouse has the rows.
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type {
   AdDecision,
   BehaviorEvent,
@@ -18,6 +18,7 @@ import { isTransientClickHouseError, quoteString } from '../runtime/clickhouse.j
 import type { Config } from '../runtime/config.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
+import { FetchWatch } from '../runtime/fetch-watch.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import {
@@ -102,6 +103,9 @@ export class WarehouseSink {
   /** Dead letters of concurrent work (batches, the flush timer) share it: one send in flight keeps sequence order. */
   private readonly producer: SerialProducer;
   private readonly supervisor: ConsumerSupervisor;
+  /** Admin client of the fetch watch (runtime/fetch-watch.ts): a partition the consumer stopped fetching ends us. */
+  private readonly admin: Admin;
+  private readonly fetchWatch: FetchWatch;
   private fatal: FatalFailure | undefined;
   private readonly deadLetters: DeadLetterPublisher;
   private buffer = new Map<SinkTable, Row[]>();
@@ -162,6 +166,16 @@ export class WarehouseSink {
       },
       ...deps.supervision,
     });
+    this.admin = deps.kafka.admin();
+    this.fetchWatch = new FetchWatch({
+      admin: this.admin,
+      groupId,
+      stallMs: config.PROCESSOR_FETCH_STALL_MS,
+      log: deps.log,
+      onStall: (reason) => {
+        this.supervisor.fail({ kind: 'stalled-batch', error: new Error(reason), reason });
+      },
+    });
     const dlqByTopic = new Map<string, TopicSpec>();
     for (const t of topics.all) {
       const dlq = topics.all.find((d) => d.name === t.deadLetterTopic);
@@ -196,10 +210,14 @@ export class WarehouseSink {
   /** Connects, subscribes from the earliest retained record, and starts consuming in the background. */
   async start(): Promise<void> {
     await this.producer.connect();
+    await this.admin.connect();
     await this.consumer.connect();
     for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
     const { GROUP_JOIN } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, ({ payload }) => {
+      this.fetchWatch.assign(
+        Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`)),
+      );
       // Offsets of partitions we no longer own must not be committed by us (the new owner re-reads; the rows we
       // already inserted are deduplicated by event id).
       const owned = new Set(
@@ -212,7 +230,7 @@ export class WarehouseSink {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: this.supervisor.eachBatch(async (payload) => {
-        const work = this.onBatch(payload);
+        const work = this.fetchWatch.handle(() => this.onBatch(payload));
         this.inFlight.add(work);
         try {
           await work;
@@ -223,6 +241,7 @@ export class WarehouseSink {
     });
     const tick = Math.max(50, Math.floor(this.deps.config.SINK_MAX_WAIT_MS / 2));
     this.timer = setInterval(() => {
+      this.fetchWatch.poll();
       // Offsets of batches that gave no row (tombstones, dead letters only) are committed too, or the group would
       // stay behind them until the next row arrives (an erasure waits for the sink to pass them).
       const due = Date.now() - this.oldestBufferedAt >= this.deps.config.SINK_MAX_WAIT_MS;
@@ -239,6 +258,7 @@ export class WarehouseSink {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.fetchWatch.stop();
     // Stop fetching but stay in the group until the last rows are inserted and their offsets committed: a consumer
     // that has left cannot commit, and everything it inserted would be read and inserted again on restart.
     try {
@@ -251,6 +271,7 @@ export class WarehouseSink {
       this.deps.log.warn('final flush failed; the rows will be re-read on restart', { error: describeError(err) });
     });
     await boundedStep(this.deps.log, 'sink consumer disconnect', () => this.consumer.disconnect());
+    await boundedStep(this.deps.log, 'admin disconnect', () => this.admin.disconnect());
     await boundedStep(this.deps.log, 'producer disconnect', () => this.producer.disconnect());
     this.supervisor.dispose();
   }
@@ -294,6 +315,7 @@ export class WarehouseSink {
     });
     // Moves the fetch position on; nothing is committed until the rows are in ClickHouse (autoCommit is off).
     payload.resolveOffset(last.offset);
+    this.fetchWatch.deliveredUpTo(`${batch.topic}:${batch.partition}`, last.offset);
     if (this.bufferedRows >= this.deps.config.SINK_MAX_ROWS) await this.flush(() => payload.heartbeat());
     await payload.heartbeat();
     this.deps.metrics.batchDuration.observe({ processor: PROCESSOR }, Number(process.hrtime.bigint() - started) / 1e9);

@@ -3,8 +3,9 @@
 // mid-stream followed by a full redelivery leaves every customer's features exactly as one clean pass computes them;
 // an instance that lost its partitions cannot overwrite the new owner; unreadable records are dead-lettered.
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { Partitioners } from 'kafkajs';
+import { Partitioners, type Consumer } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CUT_POINTS, DAY_MS, HOUR_MS } from '../../processors/features/definitions.js';
 import {
@@ -395,6 +396,55 @@ describe('feature processor', () => {
       await instance.stop();
     }
   }, 240_000);
+
+  it('gives up, saying why, when its consumer stops fetching a partition the broker holds records of', async () => {
+    const ctx = await context({ PROCESSOR_FETCH_STALL_MS: '3000' });
+    const spec = ctx.topics.customerClicks;
+    const send = async (event: BehaviorEvent) => {
+      const producer = createIdempotentProducer(ctx.kafka);
+      await producer.connect();
+      await producer.send({
+        topic: spec.name,
+        messages: [{ key: 'c-STALL', value: await ctx.serde.encode(spec, event) }],
+      });
+      await producer.disconnect();
+    };
+    await send(sampleBehavior({ eventTimeMs: T0 + DAY_MS, type: 'VIEW' }));
+    const failures: Error[] = [];
+    const instance = new FeatureApp({
+      config: ctx.config,
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+      log: createLogger('warn', { test: 'features' }),
+      metrics: createMetrics(),
+      scoring: false,
+      onFatal: (error) => failures.push(error),
+    });
+    await instance.start();
+    try {
+      await settled(ctx);
+      // Partitions with nothing new are quiet, not stalled: more than twice the bound without traffic.
+      await sleep(7_000);
+      expect(failures).toEqual([]);
+      const partition = (await ctx.admin.fetchTopicOffsets(spec.name)).find((p) => p.high === '1')?.partition;
+      expect(partition).toBeDefined();
+      // What a stalled fetch looks like from the processor: its consumer no longer fetches that partition (paused
+      // here behind its back), while a record waits on the broker.
+      const { consumer } = instance.processor as unknown as { consumer: Consumer };
+      consumer.pause([{ topic: spec.name, partitions: [partition!] }]);
+      await send(sampleBehavior({ eventTimeMs: T0 + DAY_MS + 60_000, type: 'VIEW' }));
+      await waitFor(
+        async () => Promise.resolve(failures.length),
+        (n) => n > 0,
+        { what: 'the feature processor giving up on the stalled partition', timeoutMs: 30_000 },
+      );
+      expect(failures[0]?.message).toContain(`${spec.name}:${partition} (delivered up to 1, high watermark 2)`);
+      expect(failures[0]?.message).toContain('its fetching has stalled');
+    } finally {
+      await instance.stop();
+    }
+  }, 120_000);
 
   it('applies a resolved event the resolver published twice (same raw source, new offsets) once', async () => {
     const ctx = await context();

@@ -1,7 +1,8 @@
 // The warehouse sink end to end on real Kafka, registry and ClickHouse: platform events in, star-schema rows out;
 // idempotent under replay; bad input dead-lettered with its reason while good input flows; a ClickHouse outage retried.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { KafkaMessage } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Consumer, KafkaMessage } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runNamedQuery, listNamedQueries } from '../../clickhouse/queries.js';
 import { groupLag } from '../../processors/pipeline.js';
@@ -9,7 +10,10 @@ import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import { loadConfig } from '../../processors/runtime/config.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
-import type { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
+import type { FatalFailure } from '../../processors/runtime/liveness.js';
+import { createLogger } from '../../processors/runtime/log.js';
+import { createMetrics } from '../../processors/runtime/metrics.js';
+import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import type { DeadLetter, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import { transactionKey } from '../../schemas/rules.js';
 import { createTestContext, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
@@ -328,6 +332,61 @@ describe('warehouse sink', () => {
       ['dc-9', 1, 1, ''],
     ]);
   });
+
+  it('gives up, saying why, when its consumer stops fetching a partition the broker holds records of', async () => {
+    // Its own topics: the stall is judged on partitions only this test writes.
+    const own = await createTestContext({
+      topics: true,
+      warehouse: true,
+      env: { SINK_MAX_WAIT_MS: '200', PROCESSOR_FETCH_STALL_MS: '3000' },
+    });
+    const failures: FatalFailure[] = [];
+    const sink = new WarehouseSink({
+      config: own.config,
+      kafka: own.kafka,
+      serde: own.serde,
+      clickhouse: own.clickhouse,
+      topics: own.topics,
+      log: createLogger('warn', { test: 'warehouse-sink' }),
+      metrics: createMetrics(),
+      onFatal: (f) => failures.push(f),
+    });
+    const producer = await PlatformProducer.connect(own.config, {
+      kafka: own.kafka,
+      serde: own.serde,
+      topics: own.topics,
+    });
+    const topic = own.topics.clicksRaw.name;
+    try {
+      await producer.sendBehavior(sampleBehavior({ eventId: 'stall-1', platformCustomerId: 'stall', type: 'VIEW' }));
+      await sink.start();
+      await waitFor(
+        () => count(`SELECT count() AS n FROM fact_event WHERE event_id = 'stall-1'`, own),
+        (n) => n === 1,
+        { what: 'the first event in the warehouse' },
+      );
+      // Partitions with nothing new are quiet, not stalled: more than twice the bound without traffic.
+      await sleep(7_000);
+      expect(failures).toEqual([]);
+      const partition = (await own.admin.fetchTopicOffsets(topic)).find((p) => p.high === '1')?.partition;
+      expect(partition).toBeDefined();
+      // What a stalled fetch looks like from the sink: its consumer no longer fetches that partition (paused here
+      // behind its back), while a record waits on the broker.
+      (sink as unknown as { consumer: Consumer }).consumer.pause([{ topic, partitions: [partition!] }]);
+      await producer.sendBehavior(sampleBehavior({ eventId: 'stall-2', platformCustomerId: 'stall', type: 'VIEW' }));
+      await waitFor(
+        async () => Promise.resolve(failures.length),
+        (n) => n > 0,
+        { what: 'the sink giving up on the stalled partition', timeoutMs: 30_000 },
+      );
+      expect(failures[0]?.kind).toBe('stalled-batch');
+      expect(failures[0]?.reason).toContain(`${topic}:${partition} (delivered up to 1, high watermark 2)`);
+    } finally {
+      await producer.disconnect();
+      await sink.stop();
+      await own.close();
+    }
+  }, 120_000);
 
   it('retries through a ClickHouse outage and loses nothing, dead-letters nothing', async () => {
     // Its own topics and database: only this test's events flow, so "no dead letters" is about them alone.

@@ -1,0 +1,124 @@
+/**
+ * A consumer's fetching, watched from outside kafkajs: a processor that stops receiving a partition's records while
+ * the broker holds them is alive and idle, which nothing else notices (the feature processor's customers would go
+ * stale, the resolver's rounds wait for ever). A partition that goes `stallMs` without a delivered record, not paused
+ * and while no fetched batch is being handled or has failed within `stallMs`, is checked against the broker; if the
+ * broker holds records past what was delivered, `onStall` is called with a reason naming each such partition, its
+ * position and its high watermark (the processors give up: the entrypoint exits non-zero). A broker that does not
+ * answer is an outage and a batch whose handling fails is the consumer supervisor's: both keep their own rules.
+ */
+import type { Admin } from 'kafkajs';
+import { describeError } from './errors.js';
+import type { Logger } from './log.js';
+import { splitTp } from './ordered-intake.js';
+
+export interface FetchWatchOptions {
+  /** Connected by the owner. */
+  readonly admin: Admin;
+  readonly groupId: string;
+  readonly stallMs: number;
+  readonly log: Logger;
+  readonly onStall: (reason: string) => void;
+  /** Partitions the owner paused on purpose (not a stall); none when absent. */
+  readonly paused?: (tp: string) => boolean;
+}
+
+export class FetchWatch {
+  /** Per assigned partition (`topic:partition`): when records of it were last delivered, and the next offset. */
+  private readonly delivered = new Map<string, { atMs: number; next: bigint }>();
+  private assigned: string[] = [];
+  private assignedAtMs = Date.now();
+  private generation = 0;
+  private handling = 0;
+  private lastFailureMs = -Infinity;
+  private check = { running: false, lastMs: 0 };
+  private stopped = false;
+
+  constructor(private readonly options: FetchWatchOptions) {}
+
+  /** A new assignment (`topic:partition` each): every partition's quiet time starts now. */
+  assign(tps: Iterable<string>): void {
+    this.generation++;
+    this.assigned = [...tps];
+    this.assignedAtMs = Date.now();
+    this.delivered.clear();
+  }
+
+  /** Handles a fetched batch: counted while it runs, its failure remembered. */
+  async handle<T>(work: () => Promise<T>): Promise<T> {
+    this.handling++;
+    try {
+      return await work();
+    } catch (err) {
+      this.lastFailureMs = Date.now();
+      throw err;
+    } finally {
+      this.handling--;
+    }
+  }
+
+  /** Records of `tp` up to `lastOffset` were delivered (and taken). */
+  deliveredUpTo(tp: string, lastOffset: string): void {
+    this.delivered.set(tp, { atMs: Date.now(), next: BigInt(lastOffset) + 1n });
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Checks, at most every min(stallMs / 4, 30 s), in the background; call it often (a timer, a loop). */
+  poll(): void {
+    const { stallMs } = this.options;
+    const now = Date.now();
+    if (this.stopped || this.check.running || now - this.check.lastMs < Math.min(stallMs / 4, 30_000)) return;
+    const candidates = this.quiet(now);
+    if (this.handling > 0 || now - this.lastFailureMs < stallMs || candidates.length === 0) return;
+    this.check = { running: true, lastMs: now };
+    const generation = this.generation;
+    void this.behind(candidates)
+      .then((behind) => {
+        // Still so now: nothing delivered meanwhile, no batch being handled, the same assignment.
+        const still = new Set(this.quiet(Date.now()));
+        const stalled = behind.filter((b) => still.has(b.tp));
+        if (stalled.length === 0 || this.handling > 0 || this.stopped || generation !== this.generation) return;
+        const where = stalled.map((b) => `${b.tp} (delivered up to ${b.position}, high watermark ${b.high})`);
+        this.options.onStall(
+          `the consumer delivered no record of ${where.join(', ')} for ${Math.round(stallMs / 1000)} s ` +
+            'although the broker holds records there: its fetching has stalled',
+        );
+      })
+      .catch((err: unknown) => {
+        this.options.log.debug('fetch liveness check failed; asked again later', { error: describeError(err) });
+      })
+      .finally(() => {
+        this.check.running = false;
+      });
+  }
+
+  private quiet(at: number): string[] {
+    const paused = this.options.paused ?? (() => false);
+    return this.assigned.filter(
+      (tp) => !paused(tp) && at - (this.delivered.get(tp)?.atMs ?? this.assignedAtMs) >= this.options.stallMs,
+    );
+  }
+
+  /** Of `tps`, those whose high watermark is past what was delivered (or, with nothing delivered, past the commit). */
+  private async behind(tps: readonly string[]): Promise<{ tp: string; position: bigint; high: string }[]> {
+    const { admin, groupId } = this.options;
+    const topics = [...new Set(tps.map((tp) => splitTp(tp).topic))];
+    const committed = await admin.fetchOffsets({ groupId, topics });
+    const out: { tp: string; position: bigint; high: string }[] = [];
+    for (const topic of topics) {
+      for (const end of await admin.fetchTopicOffsets(topic)) {
+        const tp = `${topic}:${end.partition}`;
+        if (!tps.includes(tp)) continue;
+        const commit = committed.find((c) => c.topic === topic)?.partitions.find((c) => c.partition === end.partition);
+        const position =
+          this.delivered.get(tp)?.next ??
+          (commit && BigInt(commit.offset) >= 0n ? BigInt(commit.offset) : BigInt(end.low));
+        if (BigInt(end.high) > position) out.push({ tp, position, high: end.high });
+      }
+    }
+    return out;
+  }
+}
