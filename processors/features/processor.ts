@@ -13,7 +13,7 @@
  * instance that lost a partition is fenced: the new owner raised the partition's epoch before its first write, and
  * every customer write refuses an older epoch.
  */
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { exhaustMap, interval, merge, Subject, type Subscription } from 'rxjs';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type {
@@ -144,8 +144,7 @@ export class FeatureProcessor {
   private fatal: Error | null = null;
   private eventClockMs = 0;
   private rescoreTimer: NodeJS.Timeout | undefined;
-  /** Admin client of the fetch watch (runtime/fetch-watch.ts): a partition the consumer stopped fetching ends us. */
-  private readonly admin: Admin;
+  /** A partition the consumer stopped fetching ends the processor (runtime/fetch-watch.ts). */
   private readonly fetchWatch: FetchWatch;
   private fetchWatchTimer: NodeJS.Timeout | undefined;
   private rescoring: Promise<unknown> = Promise.resolve();
@@ -205,11 +204,8 @@ export class FeatureProcessor {
       }),
     };
     const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
-    this.admin = deps.kafka.admin();
-    this.fetchWatch = new FetchWatch({
-      admin: this.admin,
+    this.fetchWatch = FetchWatch.ownAdmin(deps.kafka, config, {
       groupId,
-      stallMs: config.PROCESSOR_FETCH_STALL_MS,
       log: deps.log,
       onStall: (reason) => {
         this.m.fatal.inc({ processor: PROCESSOR, kind: 'stalled-batch' });
@@ -259,7 +255,7 @@ export class FeatureProcessor {
   async start(): Promise<void> {
     const { consumer } = this;
     await this.producer.connect();
-    await this.admin.connect();
+    await this.fetchWatch.connect();
     await consumer.connect();
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       this.fetchWatch.assign(
@@ -325,7 +321,7 @@ export class FeatureProcessor {
     this.flushes?.unsubscribe();
     this.supervisor?.dispose();
     await boundedStep(this.deps.log, 'feature consumer disconnect', () => this.consumer.disconnect());
-    await boundedStep(this.deps.log, 'admin disconnect', () => this.admin.disconnect());
+    await boundedStep(this.deps.log, 'fetch watch disconnect', () => this.fetchWatch.disconnect());
     await boundedStep(this.deps.log, 'producer disconnect', () => this.producer.disconnect());
   }
 

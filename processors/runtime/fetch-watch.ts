@@ -7,7 +7,8 @@
  * position and its high watermark (the processors give up: the entrypoint exits non-zero). A broker that does not
  * answer is an outage and a batch whose handling fails is the consumer supervisor's: both keep their own rules.
  */
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import type { Config } from './config.js';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
 import { splitTp } from './ordered-intake.js';
@@ -35,6 +36,24 @@ export class FetchWatch {
   private stopped = false;
 
   constructor(private readonly options: FetchWatchOptions) {}
+
+  /** A watch with an admin client of its own (connect / disconnect it with the consumer), bound by the config. */
+  static ownAdmin(
+    kafka: Kafka,
+    config: Pick<Config, 'PROCESSOR_FETCH_STALL_MS'>,
+    options: Omit<FetchWatchOptions, 'admin' | 'stallMs'>,
+  ): FetchWatch {
+    return new FetchWatch({ ...options, admin: kafka.admin(), stallMs: config.PROCESSOR_FETCH_STALL_MS });
+  }
+
+  async connect(): Promise<void> {
+    await this.options.admin.connect();
+  }
+
+  async disconnect(): Promise<void> {
+    this.stop();
+    await this.options.admin.disconnect();
+  }
 
   /** A new assignment (`topic:partition` each): every partition's quiet time starts now. */
   assign(tps: Iterable<string>): void {

@@ -1,7 +1,7 @@
 // Warehouse sink: consumes the raw, identity, score and dead-letter topics; keeps a bounded in-memory row buffer;
 // emits batched inserts into the ClickHouse star schema, committing offsets only after ClickHouse has the rows.
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type {
   AdDecision,
   BehaviorEvent,
@@ -103,8 +103,7 @@ export class WarehouseSink {
   /** Dead letters of concurrent work (batches, the flush timer) share it: one send in flight keeps sequence order. */
   private readonly producer: SerialProducer;
   private readonly supervisor: ConsumerSupervisor;
-  /** Admin client of the fetch watch (runtime/fetch-watch.ts): a partition the consumer stopped fetching ends us. */
-  private readonly admin: Admin;
+  /** A partition the consumer stopped fetching ends the sink (runtime/fetch-watch.ts). */
   private readonly fetchWatch: FetchWatch;
   private fatal: FatalFailure | undefined;
   private readonly deadLetters: DeadLetterPublisher;
@@ -166,11 +165,8 @@ export class WarehouseSink {
       },
       ...deps.supervision,
     });
-    this.admin = deps.kafka.admin();
-    this.fetchWatch = new FetchWatch({
-      admin: this.admin,
+    this.fetchWatch = FetchWatch.ownAdmin(deps.kafka, config, {
       groupId,
-      stallMs: config.PROCESSOR_FETCH_STALL_MS,
       log: deps.log,
       onStall: (reason) => {
         this.supervisor.fail({ kind: 'stalled-batch', error: new Error(reason), reason });
@@ -210,7 +206,7 @@ export class WarehouseSink {
   /** Connects, subscribes from the earliest retained record, and starts consuming in the background. */
   async start(): Promise<void> {
     await this.producer.connect();
-    await this.admin.connect();
+    await this.fetchWatch.connect();
     await this.consumer.connect();
     for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
     const { GROUP_JOIN } = this.consumer.events;
@@ -271,7 +267,7 @@ export class WarehouseSink {
       this.deps.log.warn('final flush failed; the rows will be re-read on restart', { error: describeError(err) });
     });
     await boundedStep(this.deps.log, 'sink consumer disconnect', () => this.consumer.disconnect());
-    await boundedStep(this.deps.log, 'admin disconnect', () => this.admin.disconnect());
+    await boundedStep(this.deps.log, 'fetch watch disconnect', () => this.fetchWatch.disconnect());
     await boundedStep(this.deps.log, 'producer disconnect', () => this.producer.disconnect());
     this.supervisor.dispose();
   }
