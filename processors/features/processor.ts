@@ -146,7 +146,6 @@ export class FeatureProcessor {
   private rescoreTimer: NodeJS.Timeout | undefined;
   /** A partition the consumer stopped fetching ends the processor (runtime/fetch-watch.ts). */
   private readonly fetchWatch: FetchWatch;
-  private fetchWatchTimer: NodeJS.Timeout | undefined;
   private rescoring: Promise<unknown> = Promise.resolve();
   private readonly m;
   private readonly freshness: InputFreshness;
@@ -258,11 +257,9 @@ export class FeatureProcessor {
     await this.fetchWatch.connect();
     await consumer.connect();
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      this.fetchWatch.assign(
-        Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`)),
-      );
       this.onAssigned(payload.memberAssignment);
     });
+    this.fetchWatch.follow(consumer);
     // Never alive and idle: a crash kafkajs will not restart, a batch failing at one offset, a restart loop.
     this.supervisor = superviseConsumer(consumer, {
       processor: PROCESSOR,
@@ -295,9 +292,6 @@ export class FeatureProcessor {
       partitionsConsumedConcurrently: this.deps.config.PROCESSOR_PARTITION_CONCURRENCY,
       eachBatch: this.supervisor.eachBatch((payload) => this.fetchWatch.handle(() => this.onBatch(payload))),
     });
-    this.fetchWatchTimer = setInterval(() => {
-      this.fetchWatch.poll();
-    }, 1_000);
   }
 
   /** Stops fetching, writes and commits what was folded, then leaves the group. */
@@ -305,7 +299,6 @@ export class FeatureProcessor {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.rescoreTimer);
-    clearInterval(this.fetchWatchTimer);
     this.fetchWatch.stop();
     this.consumer.pause(this.inputs().map((s) => ({ topic: s.name })));
     for (let i = 0; i < 200 && this.inBatch > 0; i++) await sleep(10);

@@ -18,7 +18,7 @@ import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.j
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch, type Decoded } from '../runtime/decode-batch.js';
 import { describeError } from '../runtime/errors.js';
-import { FetchWatch } from '../runtime/fetch-watch.js';
+import { committedPositions, FetchWatch } from '../runtime/fetch-watch.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
 import { membershipError } from '../runtime/outage.js';
 import {
@@ -318,7 +318,6 @@ export class IdentityResolver {
       // a round of the assignment before is neither repeated nor committed (the same round comes again).
       const tps = Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`));
       this.intake.assign(tps, Date.now());
-      this.fetchWatch.assign(tps);
       this.uncommitted.clear();
       for (const tp of this.paused) {
         const { topic, partition } = splitTp(tp);
@@ -376,6 +375,7 @@ export class IdentityResolver {
     await this.followMerges();
     await this.consumer.connect();
     for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
+    this.fetchWatch.follow(this.consumer);
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -537,7 +537,6 @@ export class IdentityResolver {
   /** Resolves rounds of the ordered intake one after the other until the resolver stops or gives up. */
   private async roundLoop(): Promise<void> {
     while (!this.stopping && !this.fatal) {
-      this.fetchWatch.poll();
       const next = this.intake.take(Date.now());
       if (isRound(next)) {
         await this.resolveRound(next);
@@ -592,19 +591,8 @@ export class IdentityResolver {
     this.lastProbeMs = Date.now();
     const generation = this.intake.generation;
     void (async () => {
-      const topics = [...new Set(tps.map((tp) => splitTp(tp).topic))];
-      const committed = await this.admin.fetchOffsets({ groupId: this.groupId, topics });
-      for (const topic of topics) {
-        const ends = await this.admin.fetchTopicOffsets(topic);
-        const mine = committed.find((c) => c.topic === topic)?.partitions ?? [];
-        for (const end of ends) {
-          const tp = `${topic}:${end.partition}`;
-          if (!tps.includes(tp)) continue;
-          const at = mine.find((c) => c.partition === end.partition)?.offset ?? '-1';
-          const position = BigInt(at) >= 0n ? BigInt(at) : BigInt(end.low);
-          this.intake.setCaughtUp(tp, position >= BigInt(end.high), generation);
-        }
-      }
+      for (const [tp, { committed, high }] of await committedPositions(this.admin, this.groupId, tps))
+        this.intake.setCaughtUp(tp, committed >= high, generation);
     })()
       .catch((err: unknown) => {
         this.deps.log.debug('partition probe failed; asked again later', { error: describeError(err) });

@@ -7,7 +7,7 @@
  * position and its high watermark (the processors give up: the entrypoint exits non-zero). A broker that does not
  * answer is an outage and a batch whose handling fails is the consumer supervisor's: both keep their own rules.
  */
-import type { Admin, Kafka } from 'kafkajs';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Config } from './config.js';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
@@ -24,6 +24,31 @@ export interface FetchWatchOptions {
   readonly paused?: (tp: string) => boolean;
 }
 
+/**
+ * Where the group `groupId` stands on each of `tps` (`topic:partition`) by the broker: its committed offset (the
+ * partition's low watermark when it has none) and the partition's high watermark. One offsets request for the group,
+ * one per topic.
+ */
+export async function committedPositions(
+  admin: Admin,
+  groupId: string,
+  tps: readonly string[],
+): Promise<Map<string, { committed: bigint; high: bigint }>> {
+  const topics = [...new Set(tps.map((tp) => splitTp(tp).topic))];
+  const offsets = await admin.fetchOffsets({ groupId, topics });
+  const out = new Map<string, { committed: bigint; high: bigint }>();
+  for (const topic of topics) {
+    const mine = offsets.find((c) => c.topic === topic)?.partitions ?? [];
+    for (const end of await admin.fetchTopicOffsets(topic)) {
+      const tp = `${topic}:${end.partition}`;
+      if (!tps.includes(tp)) continue;
+      const at = BigInt(mine.find((c) => c.partition === end.partition)?.offset ?? '-1');
+      out.set(tp, { committed: at >= 0n ? at : BigInt(end.low), high: BigInt(end.high) });
+    }
+  }
+  return out;
+}
+
 export class FetchWatch {
   /** Per assigned partition (`topic:partition`): when records of it were last delivered, and the next offset. */
   private readonly delivered = new Map<string, { atMs: number; next: bigint }>();
@@ -34,6 +59,7 @@ export class FetchWatch {
   private lastFailureMs = -Infinity;
   private check = { running: false, lastMs: 0 };
   private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: FetchWatchOptions) {}
 
@@ -55,12 +81,22 @@ export class FetchWatch {
     await this.options.admin.disconnect();
   }
 
-  /** A new assignment (`topic:partition` each): every partition's quiet time starts now. */
-  assign(tps: Iterable<string>): void {
-    this.generation++;
-    this.assigned = [...tps];
-    this.assignedAtMs = Date.now();
-    this.delivered.clear();
+  /**
+   * Watches `consumer`: each assignment it joins with starts every partition's quiet time, and a check runs every
+   * second (at most every min(stallMs / 4, 30 s) against the broker) until {@link stop}.
+   */
+  follow(consumer: Consumer): void {
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.generation++;
+      this.assigned = Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`));
+      this.assignedAtMs = Date.now();
+      this.delivered.clear();
+    });
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      this.poll();
+    }, 1_000);
+    this.timer.unref();
   }
 
   /** Handles a fetched batch: counted while it runs, its failure remembered. */
@@ -83,10 +119,11 @@ export class FetchWatch {
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.timer);
   }
 
-  /** Checks, at most every min(stallMs / 4, 30 s), in the background; call it often (a timer, a loop). */
-  poll(): void {
+  /** Checks, at most every min(stallMs / 4, 30 s), in the background. */
+  private poll(): void {
     const { stallMs } = this.options;
     const now = Date.now();
     if (this.stopped || this.check.running || now - this.check.lastMs < Math.min(stallMs / 4, 30_000)) return;
@@ -122,21 +159,11 @@ export class FetchWatch {
   }
 
   /** Of `tps`, those whose high watermark is past what was delivered (or, with nothing delivered, past the commit). */
-  private async behind(tps: readonly string[]): Promise<{ tp: string; position: bigint; high: string }[]> {
-    const { admin, groupId } = this.options;
-    const topics = [...new Set(tps.map((tp) => splitTp(tp).topic))];
-    const committed = await admin.fetchOffsets({ groupId, topics });
-    const out: { tp: string; position: bigint; high: string }[] = [];
-    for (const topic of topics) {
-      for (const end of await admin.fetchTopicOffsets(topic)) {
-        const tp = `${topic}:${end.partition}`;
-        if (!tps.includes(tp)) continue;
-        const commit = committed.find((c) => c.topic === topic)?.partitions.find((c) => c.partition === end.partition);
-        const position =
-          this.delivered.get(tp)?.next ??
-          (commit && BigInt(commit.offset) >= 0n ? BigInt(commit.offset) : BigInt(end.low));
-        if (BigInt(end.high) > position) out.push({ tp, position, high: end.high });
-      }
+  private async behind(tps: readonly string[]): Promise<{ tp: string; position: bigint; high: bigint }[]> {
+    const out: { tp: string; position: bigint; high: bigint }[] = [];
+    for (const [tp, { committed, high }] of await committedPositions(this.options.admin, this.options.groupId, tps)) {
+      const position = this.delivered.get(tp)?.next ?? committed;
+      if (high > position) out.push({ tp, position, high });
     }
     return out;
   }

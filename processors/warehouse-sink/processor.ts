@@ -210,10 +210,8 @@ export class WarehouseSink {
     await this.consumer.connect();
     for (const name of this.routes.keys()) await this.consumer.subscribe({ topic: name, fromBeginning: true });
     const { GROUP_JOIN } = this.consumer.events;
+    this.fetchWatch.follow(this.consumer);
     this.consumer.on(GROUP_JOIN, ({ payload }) => {
-      this.fetchWatch.assign(
-        Object.entries(payload.memberAssignment).flatMap(([topic, ps]) => ps.map((p) => `${topic}:${p}`)),
-      );
       // Offsets of partitions we no longer own must not be committed by us (the new owner re-reads; the rows we
       // already inserted are deduplicated by event id).
       const owned = new Set(
@@ -237,7 +235,6 @@ export class WarehouseSink {
     });
     const tick = Math.max(50, Math.floor(this.deps.config.SINK_MAX_WAIT_MS / 2));
     this.timer = setInterval(() => {
-      this.fetchWatch.poll();
       // Offsets of batches that gave no row (tombstones, dead letters only) are committed too, or the group would
       // stay behind them until the next row arrives (an erasure waits for the sink to pass them).
       const due = Date.now() - this.oldestBufferedAt >= this.deps.config.SINK_MAX_WAIT_MS;
