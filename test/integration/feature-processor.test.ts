@@ -54,7 +54,11 @@ function store(ctx: TestContext): FeatureStore {
 }
 
 /** The processor as every entrypoint builds it (features only: these tests need no model). */
-function processor(ctx: TestContext, metrics: ProcessorMetrics = createMetrics()): FeatureApp {
+function processor(
+  ctx: TestContext,
+  metrics: ProcessorMetrics = createMetrics(),
+  onFatal?: (error: Error) => void,
+): FeatureApp {
   return new FeatureApp({
     config: ctx.config,
     kafka: ctx.kafka,
@@ -63,6 +67,7 @@ function processor(ctx: TestContext, metrics: ProcessorMetrics = createMetrics()
     log: createLogger('warn', { test: 'features' }),
     metrics,
     scoring: false,
+    ...(onFatal ? { onFatal } : {}),
   });
 }
 
@@ -411,16 +416,7 @@ describe('feature processor', () => {
     };
     await send(sampleBehavior({ eventTimeMs: T0 + DAY_MS, type: 'VIEW' }));
     const failures: Error[] = [];
-    const instance = new FeatureApp({
-      config: ctx.config,
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      topics: ctx.topics,
-      log: createLogger('warn', { test: 'features' }),
-      metrics: createMetrics(),
-      scoring: false,
-      onFatal: (error) => failures.push(error),
-    });
+    const instance = processor(ctx, createMetrics(), (error) => failures.push(error));
     await instance.start();
     try {
       await settled(ctx);
