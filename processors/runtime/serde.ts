@@ -39,8 +39,46 @@ export const subjectOf = (topic: TopicSpec): string => `${topic.name}-value`;
 /** {@link EventSerde.decodeKnown}'s answer when the writer's schema has not been met yet. */
 export const NOT_KNOWN: unique symbol = Symbol('writer schema not known yet');
 
+/**
+ * Confluent-framed Avro records (magic byte, schema id, body) written into shared slabs, the way Node's Buffer pool
+ * serves small buffers: avsc's `toBuffer` gives every record a zeroed buffer with an ArrayBuffer of its own (a third of
+ * the feature processor's allocation in `bench -- features`, and external-memory GCs), and framing copied it once more.
+ * A returned record is a view of its slab and keeps the slab alive while it is held.
+ */
+export class FrameWriter {
+  private slab: Buffer = Buffer.allocUnsafe(0);
+  private pos = 0;
+
+  constructor(private readonly slabBytes = 64 * 1024) {}
+
+  /** Throws what avsc throws for a value that does not fit `type`. */
+  frame(type: avro.Type, schemaId: number, value: unknown): Buffer {
+    let need = HEADER_BYTES + 1;
+    for (;;) {
+      const start = this.pos;
+      if (this.slab.length - start >= need) {
+        // encode: the end offset, or minus the bytes it lacked (nothing past the slab is written).
+        const end = type.encode(value, this.slab, start + HEADER_BYTES);
+        if (end > 0) {
+          this.slab[start] = 0;
+          this.slab.writeInt32BE(schemaId, start + 1);
+          this.pos = end;
+          return this.slab.subarray(start, end);
+        }
+        need = this.slab.length - start - end;
+      }
+      // A fresh slab; a record larger than a slab gets one of its own size.
+      this.slab = Buffer.allocUnsafe(Math.max(this.slabBytes, need));
+      this.pos = 0;
+    }
+  }
+}
+
+const HEADER_BYTES = 5;
+
 export class EventSerde {
   private readonly ids = new Map<string, number>();
+  private readonly frames = new FrameWriter();
   /** Resolvers from each writer schema met into our reader contract, by contract and writer schema id. */
   private readonly known = new Map<SchemaName, Map<number, avro.Resolver | null>>();
 
@@ -110,40 +148,27 @@ export class EventSerde {
 
   /** Validates against the contract (RECORD_INVALID naming the bad fields) and encodes in the Confluent wire format. */
   async encode(topic: TopicSpec, value: unknown): Promise<Buffer> {
-    const id = await this.register(topic);
-    try {
-      // avsc validates while serializing; only a failure pays for the walk that names the bad fields.
-      return await this.registry.encode(id, value);
-    } catch (err) {
-      if (!(err instanceof Error && err.name === 'ConfluentSchemaRegistryValidationError')) throw err;
-      const bad = invalidPaths(topic.schema, value);
-      throw new AppError('RECORD_INVALID', `does not fit ${topic.schema} schema at: ${bad.join(', ')}`, { cause: err });
-    }
+    return this.frameChecked(topic, await this.register(topic), value);
   }
 
   /**
-   * Encodes many values of one topic (a flush's scores): the same bytes as {@link encode} for each, without a registry
-   * lookup and a promise per value. The writer schema is the topic's contract, the one {@link register} registered.
+   * Encodes many values of one topic (a flush's scores, a round's resolved records) with one registry lookup and one
+   * promise for all of them: the same bytes as {@link encode} for each.
    */
   async encodeMany(topic: TopicSpec, values: readonly unknown[]): Promise<Buffer[]> {
     const id = await this.register(topic);
-    const type = avroType(topic.schema);
-    const out: Buffer[] = new Array<Buffer>(values.length);
-    for (let i = 0; i < values.length; i++) {
-      let body: Buffer;
-      try {
-        body = type.toBuffer(values[i]);
-      } catch {
-        out[i] = await this.encode(topic, values[i]); // throws RECORD_INVALID naming the bad fields
-        continue;
-      }
-      const framed = Buffer.allocUnsafe(5 + body.length);
-      framed[0] = 0;
-      framed.writeInt32BE(id, 1);
-      body.copy(framed, 5);
-      out[i] = framed;
+    return values.map((value) => this.frameChecked(topic, id, value));
+  }
+
+  private frameChecked(topic: TopicSpec, schemaId: number, value: unknown): Buffer {
+    try {
+      // avsc validates while serializing; only a failure pays for the walk that names the bad fields.
+      return this.frames.frame(avroType(topic.schema), schemaId, value);
+    } catch (err) {
+      const bad = invalidPaths(topic.schema, value);
+      const where = bad.length > 0 ? bad.join(', ') : describeError(err);
+      throw new AppError('RECORD_INVALID', `does not fit ${topic.schema} schema at: ${where}`, { cause: err });
     }
-    return out;
   }
 
   /** Decodes wire-format bytes into the topic's reader contract. */

@@ -1,6 +1,8 @@
-// The serde's batch encoder on the real registry: byte for byte what the one-at-a-time encoder writes (the feature
-// processor's flush encodes its scores with it), and a value that does not fit the contract is refused naming the field.
+// The serde's encoders on the real registry: byte for byte what the Confluent client library writes for the registered
+// schema id, one at a time and in batches, across the slabs they write into (records larger than a slab included), and
+// a value that does not fit the contract is refused naming the field.
 import { afterAll, describe, expect, it } from 'vitest';
+import { FrameWriter, avroType } from '../../processors/runtime/serde.js';
 import { createTestContext, type TestContext } from '../helpers/context.js';
 import { sampleBehavior, sampleTransaction, T0 } from '../fixtures/events.js';
 
@@ -10,19 +12,45 @@ afterAll(async () => {
 });
 
 describe('EventSerde.encodeMany', () => {
-  it('writes the same bytes as encode, and decodes back to the same values', async () => {
+  it('writes the bytes the Confluent client writes, one at a time and in batches, and they decode back', async () => {
     const ctx = await createTestContext();
     contexts.push(ctx);
     const spec = ctx.topics.transactionsRaw;
-    const values = Array.from({ length: 50 }, (_, i) =>
+    const id = await ctx.serde.register(spec);
+    // 2,000 records (~200 bytes each) fill several 64 KiB slabs.
+    const values = Array.from({ length: 2_000 }, (_, i) =>
       sampleTransaction({ eventId: `tx-${i}`, eventTimeMs: T0 + i, totalMinor: 100 * i }),
     );
+    const reference = await Promise.all(values.map((v) => ctx.serde.registry.encode(id, v)));
     const many = await ctx.serde.encodeMany(spec, values);
     const one = await Promise.all(values.map((v) => ctx.serde.encode(spec, v)));
-    expect(many.map((b) => b.toString('hex'))).toEqual(one.map((b) => b.toString('hex')));
-    expect(await Promise.all(many.map((b) => ctx.serde.decode(spec, b)))).toEqual(
-      await Promise.all(one.map((b) => ctx.serde.decode(spec, b))),
+    const hex = (list: Buffer[]) => list.map((b) => b.toString('hex'));
+    expect(hex(many)).toEqual(hex(reference));
+    expect(hex(one)).toEqual(hex(reference));
+    expect(await Promise.all(many.map((b) => ctx.serde.decode(spec, b)))).toEqual(values);
+  });
+
+  it('frames records across slab boundaries and larger than a slab without touching earlier ones', () => {
+    const type = avroType('transaction');
+    const frames = new FrameWriter(256);
+    const values = [40, 1, 300, 2, 7, 1_000, 3].map((items, i) =>
+      sampleTransaction({
+        eventId: `tx-big-${i}`,
+        lineItems: Array.from({ length: items }, (_, k) => ({
+          productId: `p-${k}`,
+          productName: `product ${k}`,
+          category: 'sports',
+          brand: null,
+          quantity: 1,
+          unitPriceMinor: k,
+        })),
+      }),
     );
+    const framed = values.map((v) => frames.frame(type, 7, v));
+    framed.forEach((bytes, i) => {
+      expect(bytes.subarray(0, 5).toString('hex')).toBe('0000000007');
+      expect(bytes.subarray(5).toString('hex')).toBe(type.toBuffer(values[i]).toString('hex'));
+    });
   });
 
   it('refuses a value that does not fit, naming the field', async () => {
