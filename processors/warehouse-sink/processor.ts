@@ -52,6 +52,9 @@ import {
 
 export const PROCESSOR = 'warehouse-sink';
 
+/** Bytes a sink fetch waits for (up to its wait bound) before the broker answers it. */
+const SINK_FETCH_MIN_BYTES = 256 * 1024;
+
 /**
  * The topics the sink consumes: what "caught up" (pipeline.ts) and erasure's wait for the sink (erasure/erase.ts) are
  * measured on. The constructor refuses routes that differ from it.
@@ -150,7 +153,15 @@ export class WarehouseSink {
         `warehouse sink routes ${[...this.routes.keys()].join(', ')} differ from sinkInputs ${inputs.join(', ')}`,
       );
     const groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
-    this.consumer = deps.kafka.consumer({ groupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 << 20 });
+    this.consumer = deps.kafka.consumer({
+      groupId,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: 4 << 20,
+      // Rows wait up to SINK_MAX_WAIT_MS for their insert anyway: a fetch may wait for company too, instead of being
+      // answered (and handled as a batch) for every few records while the topics trickle.
+      minBytes: SINK_FETCH_MIN_BYTES,
+      maxWaitTimeInMs: Math.max(10, Math.min(500, Math.floor(config.SINK_MAX_WAIT_MS / 2))),
+    });
     this.producer = SerialProducer.idempotent(deps.kafka, (err) => {
       deps.log.warn('send failed; the next send starts on a fresh producer', { error: describeError(err) });
     });
