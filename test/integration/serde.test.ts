@@ -17,7 +17,7 @@ describe('EventSerde.encodeMany', () => {
     contexts.push(ctx);
     const spec = ctx.topics.transactionsRaw;
     const id = await ctx.serde.register(spec);
-    // 2,000 records (~200 bytes each) fill several 64 KiB slabs.
+    // 2,000 records (~200 bytes each) fill many 16 KiB slabs.
     const values = Array.from({ length: 2_000 }, (_, i) =>
       sampleTransaction({ eventId: `tx-${i}`, eventTimeMs: T0 + i, totalMinor: 100 * i }),
     );
