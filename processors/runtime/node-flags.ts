@@ -9,7 +9,7 @@
  * runs each) 136–137 → 109–124 µs of processor CPU per event; 64 → 128 MB (1,000,000 events, 50,000 customers,
  * alternated, two runs each) 81, 87 → 71, 75 µs, where scavenges had taken 13 of the run's ~75 s of CPU (426 of
  * them, ~31 ms each: the survivors are copied). 256 MB against 128, alternated: 71, 80 against 78, 86 (within the
- * machine's drift), so not worth its memory. It costs up to ~400 MB more
- * resident memory per process than Node's default.
+ * machine's drift), so not worth its memory. It costs up to ~400 MB more resident memory per process than Node's
+ * default.
  */
 export const PROCESSOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=128'];

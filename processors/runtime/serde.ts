@@ -43,8 +43,7 @@ export const NOT_KNOWN: unique symbol = Symbol('writer schema not known yet');
  * Confluent-framed Avro records (magic byte, schema id, body) written into shared slabs, the way Node's Buffer pool
  * serves small buffers: avsc's `toBuffer` gives every record a zeroed buffer with an ArrayBuffer of its own (the largest
  * allocation site of the feature processor in `bench -- features`, 1.3 of 20 GB, and external-memory GCs), and framing
- * copied it once more.
- * A returned record is a view of its slab and keeps the slab alive while it is held.
+ * copied it once more. A returned record is a view of its slab and keeps the slab alive while it is held.
  */
 export class FrameWriter {
   private slab: Buffer = Buffer.allocUnsafe(0);

@@ -1,8 +1,7 @@
 // The serde's encoders on the real registry: byte for byte what the Confluent client library writes for the registered
-// schema id, one at a time and in batches, across the slabs they write into (records larger than a slab included), and
-// a value that does not fit the contract is refused naming the field.
+// schema id, one at a time and in batches across the slabs they write into (test/unit/frame-writer.test.ts: slab
+// boundaries), and a value that does not fit the contract is refused naming the field.
 import { afterAll, describe, expect, it } from 'vitest';
-import { FrameWriter, avroType } from '../../processors/runtime/serde.js';
 import { createTestContext, type TestContext } from '../helpers/context.js';
 import { sampleBehavior, sampleTransaction, T0 } from '../fixtures/events.js';
 
@@ -28,29 +27,6 @@ describe('EventSerde.encodeMany', () => {
     expect(hex(many)).toEqual(hex(reference));
     expect(hex(one)).toEqual(hex(reference));
     expect(await Promise.all(many.map((b) => ctx.serde.decode(spec, b)))).toEqual(values);
-  });
-
-  it('frames records across slab boundaries and larger than a slab without touching earlier ones', () => {
-    const type = avroType('transaction');
-    const frames = new FrameWriter(256);
-    const values = [40, 1, 300, 2, 7, 1_000, 3].map((items, i) =>
-      sampleTransaction({
-        eventId: `tx-big-${i}`,
-        lineItems: Array.from({ length: items }, (_, k) => ({
-          productId: `p-${k}`,
-          productName: `product ${k}`,
-          category: 'sports',
-          brand: null,
-          quantity: 1,
-          unitPriceMinor: k,
-        })),
-      }),
-    );
-    const framed = values.map((v) => frames.frame(type, 7, v));
-    framed.forEach((bytes, i) => {
-      expect(bytes.subarray(0, 5).toString('hex')).toBe('0000000007');
-      expect(bytes.subarray(5).toString('hex')).toBe(type.toBuffer(values[i]).toString('hex'));
-    });
   });
 
   it('refuses a value that does not fit, naming the field', async () => {
