@@ -161,6 +161,38 @@ export const FEATURE_NAMES = [
 
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 
+/** Copies features into a vector at `offset`, in the order its reader was made for. */
+export type FeatureVectorReader = (
+  values: Readonly<Record<FeatureName, number>>,
+  out: Float64Array | Float32Array,
+  offset: number,
+) => void;
+
+const vectorReaders = new Map<string, FeatureVectorReader>();
+
+/**
+ * A reader of `names` out of a features record, generated once per order: a loop reading `values[name]` with a
+ * changing name is a megamorphic keyed load (~60 ns each here, 3.5 µs per customer update for 55 features), while
+ * the generated `values.recency_days` are plain property loads. Every customer update reads its features this way for
+ * its hash changes and its model row.
+ */
+export function featureVectorReader(names: readonly FeatureName[]): FeatureVectorReader {
+  const key = names.join(',');
+  let reader = vectorReaders.get(key);
+  if (!reader) {
+    const known = new Set<string>(FEATURE_NAMES);
+    for (const name of names) {
+      // Feature names are snake_case identifiers; anything else never reaches the generated source.
+      if (!known.has(name) || !/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`not a feature name: ${name}`);
+    }
+    const body = names.map((name, i) => `out[offset + ${i}] = values.${name};`).join('\n');
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from the validated names above
+    reader = new Function('values', 'out', 'offset', body) as FeatureVectorReader;
+    vectorReaders.set(key, reader);
+  }
+  return reader;
+}
+
 /** Which features are exact integers (counts, sums, scores) and which are ratios/durations (compared with tolerance). */
 export const EXACT_FEATURES: ReadonlySet<FeatureName> = new Set<FeatureName>([
   'frequency_7d',

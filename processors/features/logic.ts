@@ -3,7 +3,13 @@
  * the idempotency watermark and the lateness rule, and the Redis hash the ad server reads. No I/O.
  */
 import type { BehaviorEvent, Transaction } from '../../schemas/generated/types.js';
-import { finalizeFeatures, FEATURE_NAMES, type CustomerFeatures, type RfmCutPoints } from './definitions.js';
+import {
+  featureVectorReader,
+  finalizeFeatures,
+  FEATURE_NAMES,
+  type CustomerFeatures,
+  type RfmCutPoints,
+} from './definitions.js';
 import { reviewSentimentOf } from './sentiment.js';
 import { aggregatesOf, applyEvent, isEmptyState, prune, type FeatureEvent, type FeatureState } from './state.js';
 
@@ -116,6 +122,8 @@ export function hashFields(features: CustomerFeatures, stateVersion: number, now
   return out;
 }
 
+const readAllFeatures = featureVectorReader(FEATURE_NAMES);
+
 /** What a customer's features hash holds after the last write (kept in memory to write only what changed). */
 export interface ServedHash {
   readonly values: Float64Array;
@@ -143,18 +151,17 @@ export function hashChanges(
   stateVersion: number,
   nowMs: number,
 ): HashChanges {
+  const values = new Float64Array(FEATURE_NAMES.length);
+  readAllFeatures(features.values, values, 0);
   if (!prev) {
-    const values = Float64Array.from(FEATURE_NAMES, (name) => features.values[name]);
     const next = { values, topCategory: features.topCategory, affinity: features.affinity };
     return { set: hashFields(features, stateVersion, nowMs), del: [], replace: true, next };
   }
   const set: string[] = [];
-  const values = new Float64Array(FEATURE_NAMES.length);
-  FEATURE_NAMES.forEach((name, i) => {
-    const v = features.values[name];
-    values[i] = v;
-    if (!Object.is(prev.values[i], v)) set.push(name, String(v));
-  });
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    if (!Object.is(prev.values[i], v)) set.push(FEATURE_NAMES[i] as string, String(v));
+  }
   if (features.topCategory !== prev.topCategory) set.push('top_category', features.topCategory);
   for (const [category, score] of features.affinity) {
     if (prev.affinity.get(category) !== score) set.push(`affinity:${category}`, String(score));

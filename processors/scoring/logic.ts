@@ -3,7 +3,12 @@
  * record. No I/O.
  */
 import type { IntentLevel, IntentScore } from '../../schemas/generated/types.js';
-import { FEATURE_NAMES, type CustomerFeatures, type FeatureName } from '../features/definitions.js';
+import {
+  featureVectorReader,
+  FEATURE_NAMES,
+  type CustomerFeatures,
+  type FeatureName,
+} from '../features/definitions.js';
 
 export interface Thresholds {
   readonly high: number;
@@ -46,9 +51,8 @@ export function modelFeatureOrder(names: readonly string[]): FeatureName[] {
 /** Writes the customers' feature rows into one float32 buffer (row-major), in `order`. */
 export function featureMatrix(rows: readonly CustomerFeatures[], order: readonly FeatureName[]): Float32Array {
   const out = new Float32Array(rows.length * order.length);
-  rows.forEach((f, r) => {
-    order.forEach((name, c) => (out[r * order.length + c] = f.values[name]));
-  });
+  const read = featureVectorReader(order);
+  for (let r = 0; r < rows.length; r++) read((rows[r] as CustomerFeatures).values, out, r * order.length);
   return out;
 }
 

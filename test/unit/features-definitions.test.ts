@@ -9,11 +9,13 @@ import {
   EXACT_FEATURES,
   FEATURE_NAMES,
   categoryAffinity,
+  featureVectorReader,
   finalizeFeatures,
   purchaseRhythm,
   quintile,
   repurchaseHazard,
   topCategoryOf,
+  type FeatureName,
   type RfmCutPoints,
   type WindowAggregates,
 } from '../../processors/features/definitions.js';
@@ -356,5 +358,35 @@ describe('repurchase hazard', () => {
       gap_ratio_365d: rhythm.gapRatio,
       repurchase_hazard_365d: repurchaseHazard(days, at(38)),
     });
+  });
+});
+
+describe('featureVectorReader', () => {
+  const f = finalizeFeatures(
+    aggregates({
+      ordersLifetime: 3,
+      orders90d: 2,
+      spend90dMinor: 4_321,
+      firstPurchaseMs: REF - 40 * DAY_MS,
+      lastPurchaseMs: REF - DAY_MS,
+    }),
+    CUTS,
+  );
+
+  it('reads every feature in FEATURE_NAMES order, and any order or subset a model asks for, at an offset', () => {
+    const all = new Float64Array(FEATURE_NAMES.length + 2);
+    featureVectorReader(FEATURE_NAMES)(f.values, all, 2);
+    expect([...all.subarray(2)]).toEqual(FEATURE_NAMES.map((name) => f.values[name]));
+    expect(new Set(all.subarray(2)).size).toBeGreaterThan(5); // not a vector of one repeated value
+    const order: FeatureName[] = ['rfm_score', 'recency_days', 'monetary_90d_minor'];
+    const row = new Float32Array(3);
+    featureVectorReader(order)(f.values, row, 0);
+    expect([...row]).toEqual(order.map((name) => Math.fround(f.values[name])));
+  });
+
+  it('refuses a name that is not a feature before generating anything', () => {
+    expect(() => featureVectorReader(['recency_days', 'x; process.exit(1)' as FeatureName])).toThrow(
+      /not a feature name/,
+    );
   });
 });
