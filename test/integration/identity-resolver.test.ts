@@ -18,8 +18,17 @@ import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
-import { createTestContext, envOf, startWarehouseSink, waitFor, within, type TestContext } from '../helpers/context.js';
+import {
+  createTestContext,
+  envOf,
+  publishEvents,
+  startWarehouseSink,
+  waitFor,
+  within,
+  type TestContext,
+} from '../helpers/context.js';
 import { sampleBehavior } from '../fixtures/events.js';
+import type { PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { behaviorKey } from '../../schemas/rules.js';
 
 const model = loadModel(
@@ -86,6 +95,11 @@ function resolver(
       ]),
     );
   return { instance, graph, redisCommands: () => commands, counter };
+}
+
+/** A sample click as the platforms' producer publishes it. */
+function clickOf(overrides: Parameters<typeof sampleBehavior>[0]): PlatformEvent {
+  return { kind: 'behavior', event: sampleBehavior(overrides) };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the decoded record type for callers
@@ -433,14 +447,11 @@ describe('identity resolver', () => {
   it('a restarted instance reads the publication log again while an earlier attempt published past its round', async () => {
     // One record per round: an attempt that published two rounds and died before either commit leaves two batches.
     const ctx = await context({ IDENTITY_ROUND_MAX_RECORDS: '1' });
-    const producer = await PlatformProducer.connect(ctx.config, {
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      topics: ctx.topics,
-    });
-    for (const n of [1, 2, 3])
-      await producer.sendBehavior(sampleBehavior({ eventId: `rounds-${n}`, platformCustomerId: 'rounds' }));
-    await producer.disconnect();
+    const sent = await publishEvents(
+      ctx,
+      [1, 2, 3].map((n) => clickOf({ eventId: `rounds-${n}`, platformCustomerId: 'rounds' })),
+    );
+    expect(sent.acknowledged).toBe(3);
     const topic = ctx.topics.clicksRaw.name;
     const partition = (await ctx.admin.fetchTopicOffsets(topic)).find((p) => p.high === '3')?.partition;
     expect(partition).toBeDefined();
@@ -532,12 +543,7 @@ describe('identity resolver', () => {
     const ctx = await context({ PROCESSOR_FETCH_STALL_MS: '3000' });
     const failures: FatalFailure[] = [];
     const { instance } = resolver(ctx, 'identity-resolver', { onFatal: (f) => failures.push(f) });
-    const producer = await PlatformProducer.connect(ctx.config, {
-      kafka: ctx.kafka,
-      serde: ctx.serde,
-      topics: ctx.topics,
-    });
-    await producer.sendBehavior(sampleBehavior({ eventId: 'stall-1', platformCustomerId: 'stall' }));
+    await publishEvents(ctx, [clickOf({ eventId: 'stall-1', platformCustomerId: 'stall' })]);
     await instance.start();
     try {
       await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 1);
@@ -550,7 +556,7 @@ describe('identity resolver', () => {
       // What a stalled fetch looks like from the resolver: its consumer no longer fetches that partition (paused here
       // behind its back), while a record waits on the broker.
       (instance as unknown as { consumer: Consumer }).consumer.pause([{ topic, partitions: [partition!] }]);
-      await producer.sendBehavior(sampleBehavior({ eventId: 'stall-2', platformCustomerId: 'stall' }));
+      await publishEvents(ctx, [clickOf({ eventId: 'stall-2', platformCustomerId: 'stall' })]);
       await waitFor(
         async () => Promise.resolve(failures.length),
         (n) => n > 0,
@@ -561,7 +567,6 @@ describe('identity resolver', () => {
       expect(failures[0]?.reason).toContain(`${topic}:${partition} (delivered up to 1, high watermark 2)`);
       expect(instance.failure?.reason).toContain('its fetching has stalled');
     } finally {
-      await producer.disconnect();
       await instance.stop();
     }
   }, 120_000);

@@ -16,7 +16,7 @@ import { createMetrics } from '../../processors/runtime/metrics.js';
 import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import type { DeadLetter, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import { transactionKey } from '../../schemas/rules.js';
-import { createTestContext, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
+import { createTestContext, publishEvents, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
 import { sampleBehavior, sampleTransaction } from '../fixtures/events.js';
 
 let ctx: TestContext;
@@ -351,14 +351,13 @@ describe('warehouse sink', () => {
       metrics: createMetrics(),
       onFatal: (f) => failures.push(f),
     });
-    const producer = await PlatformProducer.connect(own.config, {
-      kafka: own.kafka,
-      serde: own.serde,
-      topics: own.topics,
+    const view = (eventId: string) => ({
+      kind: 'behavior' as const,
+      event: sampleBehavior({ eventId, platformCustomerId: 'stall', type: 'VIEW' }),
     });
     const topic = own.topics.clicksRaw.name;
     try {
-      await producer.sendBehavior(sampleBehavior({ eventId: 'stall-1', platformCustomerId: 'stall', type: 'VIEW' }));
+      await publishEvents(own, [view('stall-1')]);
       await sink.start();
       await waitFor(
         () => count(`SELECT count() AS n FROM fact_event WHERE event_id = 'stall-1'`, own),
@@ -373,7 +372,7 @@ describe('warehouse sink', () => {
       // What a stalled fetch looks like from the sink: its consumer no longer fetches that partition (paused here
       // behind its back), while a record waits on the broker.
       (sink as unknown as { consumer: Consumer }).consumer.pause([{ topic, partitions: [partition!] }]);
-      await producer.sendBehavior(sampleBehavior({ eventId: 'stall-2', platformCustomerId: 'stall', type: 'VIEW' }));
+      await publishEvents(own, [view('stall-2')]);
       await waitFor(
         async () => Promise.resolve(failures.length),
         (n) => n > 0,
@@ -382,7 +381,6 @@ describe('warehouse sink', () => {
       expect(failures[0]?.kind).toBe('stalled-batch');
       expect(failures[0]?.reason).toContain(`${topic}:${partition} (delivered up to 1, high watermark 2)`);
     } finally {
-      await producer.disconnect();
       await sink.stop();
       await own.close();
     }
