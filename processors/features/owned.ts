@@ -117,6 +117,11 @@ export class PartitionTable {
     this.pending.clear();
   }
 
+  /** A checkpoint is in progress: states still to write, or offsets still to commit. */
+  get checkpointing(): boolean {
+    return this.saving.size > 0 || this.savingCommits.size > 0;
+  }
+
   /** `e`'s state is being written as it is now: no checkpoint needs it again until it changes. */
   saved(e: Entry): void {
     this.saving.delete(e);

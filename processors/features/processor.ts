@@ -552,7 +552,7 @@ export class FeatureProcessor {
     for (const t of this.tables.values()) {
       if (t.erasures.length > 0 || (due && (t.unsaved.size > 0 || t.pending.size > 0))) return true;
       if (t.changed.size > 0) changed = true;
-      if (t.saving.size > 0 || t.savingCommits.size > 0) saving = true;
+      if (t.checkpointing) saving = true;
     }
     // A checkpoint in progress goes on by itself when nothing else is folded; else with the flushes (behind, those wait
     // to coalesce).
@@ -616,7 +616,7 @@ export class FeatureProcessor {
     for (const table of this.tables.values()) changedCount += table.changed.size;
     let slice = forced ? Infinity : Math.max(CHECKPOINT_SLICE, changedCount);
     for (const [p, table] of this.tables) {
-      if (forced || (checkpoint && table.saving.size === 0 && table.savingCommits.size === 0)) table.beginCheckpoint();
+      if (forced || (checkpoint && !table.checkpointing)) table.beginCheckpoint();
       for (const id of table.erasures.splice(0)) {
         partitionOf.set(id, p);
         writes.push({ kind: 'erase', id, epoch: table.epoch });
