@@ -534,8 +534,17 @@ export class FeatureProcessor {
     if (fold.late > 0) this.m.events.inc({ outcome: 'late' }, fold.late);
   }
 
+  /**
+   * Every FEATURES_CHECKPOINT_MS, or sooner once the states changed since the last checkpoint reach half of
+   * FEATURES_CACHE_SIZE: those cannot be evicted until written, so without the bound the interval (and the traffic's
+   * number of distinct customers in it) would decide how far memory grows past the cache size.
+   */
   private checkpointDue(): boolean {
-    return this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= this.deps.config.FEATURES_CHECKPOINT_MS;
+    const { FEATURES_CHECKPOINT_MS, FEATURES_CACHE_SIZE } = this.deps.config;
+    if (this.forceCheckpoint || Date.now() - this.lastCheckpointMs >= FEATURES_CHECKPOINT_MS) return true;
+    let unsaved = 0;
+    for (const t of this.tables.values()) unsaved += t.unsaved.size;
+    return unsaved >= FEATURES_CACHE_SIZE / 2;
   }
 
   private waitingInKafka(): number {

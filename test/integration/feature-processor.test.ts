@@ -442,6 +442,32 @@ describe('feature processor', () => {
     }
   }, 120_000);
 
+  it('checkpoints before the interval once unsaved states reach half the cache, and commits their offsets', async () => {
+    // Ten minutes between checkpoints, twenty customers of cache: only the cache bound can make the commit come.
+    const ctx = await context({ FEATURES_CHECKPOINT_MS: '600000', FEATURES_CACHE_SIZE: '20' });
+    const sample = generateSample({ seed: 7, customers: 120, targetTransactions: 300, salt: 'feature-test-salt' });
+    const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
+    const records: Resolved[] = [
+      ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
+      ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
+    ];
+    await publish(ctx, records);
+    const instance = processor(ctx);
+    await instance.start();
+    try {
+      await waitFor(
+        () => committed(ctx),
+        (n) => n > 0,
+        { what: 'a commit well before the ten-minute interval', timeoutMs: 60_000 },
+      );
+      // The commit came with a checkpoint: states are in Redis, not only the served hashes.
+      const saved = await store(ctx).fetch([...new Set(records.map((r) => r.key))]);
+      expect([...saved.values()].filter((c) => c.state !== null).length).toBeGreaterThanOrEqual(10);
+    } finally {
+      await instance.stop();
+    }
+  });
+
   it('applies a resolved event the resolver published twice (same raw source, new offsets) once', async () => {
     const ctx = await context();
     const spec = ctx.topics.customerClicks;
