@@ -129,6 +129,9 @@ export class PartitionTable {
   }
 
   private touch(e: Entry): void {
+    // Touched since the last flush and still changed and unsaved: the adds below would change nothing, and the entry
+    // is near the end of the LRU order already (moving it again costs a Map delete and insert per folded event).
+    if (e.dirty && this.unsaved.has(e) && this.changed.has(e)) return;
     e.dirty = true;
     this.changed.add(e);
     this.unsaved.add(e);

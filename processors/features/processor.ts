@@ -43,6 +43,7 @@ import { scoreHashFields } from '../scoring/logic.js';
 import type { Scorer, ScoreRow } from '../scoring/scorer.js';
 import type { CustomerFeatures, RfmCutPoints } from './definitions.js';
 import { clickEvent, currentFeatures, hashChanges, transactionEvent, type SourcedEvent } from './logic.js';
+import { prune } from './state.js';
 import { PartitionTable, type Entry } from './owned.js';
 import { encodeState, type CustomerWrite, type FeatureStore } from './store.js';
 
@@ -638,6 +639,7 @@ export class FeatureProcessor {
           writes.push({ kind: 'alias', id: e.id, epoch: table.epoch, version: ++e.version, survivor: e.alias });
           append(forget, p, e.id);
         } else if (e.state) {
+          if (e.dirty) prune(e.state); // once per flush (folds do not prune)
           const features = currentFeatures(e.state, cuts, e.rescoreAt ?? undefined);
           const version = e.dirty ? ++e.version : e.version;
           if (e.dirty) newestEventMs = Math.max(newestEventMs, e.state.l);

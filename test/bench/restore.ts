@@ -17,7 +17,7 @@
 import { Redis } from 'ioredis';
 import type { Message } from 'kafkajs';
 import { clickEvent, foldEvents, transactionEvent, type SourcedEvent } from '../../processors/features/logic.js';
-import { emptyState, type FeatureState } from '../../processors/features/state.js';
+import { emptyState, prune, type FeatureState } from '../../processors/features/state.js';
 import { decodeState, encodeState, FeatureStore, type CustomerWrite } from '../../processors/features/store.js';
 import { chunksByBytes } from '../../processors/runtime/send-chunks.js';
 import { openScratchRun } from '../../processors/tools/scratch-run.js';
@@ -40,6 +40,7 @@ function foldAll(total: number, customers: number): Map<string, FeatureState> {
     const record: SourcedEvent = { event, source: 'bench:0', offset: offset++, stream: `c|${e.key}` };
     foldEvents(state, [record], GRACE_MS);
   }
+  for (const state of states.values()) prune(state); // as the processor's flush leaves them
   return states;
 }
 

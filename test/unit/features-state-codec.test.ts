@@ -4,7 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { DAY_MS, MINUTE_MS } from '../../processors/features/definitions.js';
 import { foldEvents, type SourcedEvent } from '../../processors/features/logic.js';
 import { decodeBinaryState, encodeBinaryState, isBinaryState } from '../../processors/features/state-codec.js';
-import { emptyState, mergeStates, type FeatureEvent, type FeatureState } from '../../processors/features/state.js';
+import {
+  emptyState,
+  mergeStates,
+  prune,
+  type FeatureEvent,
+  type FeatureState,
+} from '../../processors/features/state.js';
 import { decodeState, encodeState } from '../../processors/features/store.js';
 import { seededRandom } from '../../processors/identity/model.js';
 
@@ -46,7 +52,10 @@ function randomState(seed: number, n: number): FeatureState {
   }
   records.sort((a, b) => a.event.timeMs - b.event.timeMs);
   records.forEach((r, i) => (records[i] = { ...r, offset: i }));
-  for (let i = 0; i < records.length; i += 9) foldEvents(state, records.slice(i, i + 9), 3 * DAY_MS);
+  for (let i = 0; i < records.length; i += 9) {
+    foldEvents(state, records.slice(i, i + 9), 3 * DAY_MS);
+    prune(state); // as every flush does: tombstones and dropped buckets are part of what is encoded
+  }
   return state;
 }
 

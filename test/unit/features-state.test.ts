@@ -20,6 +20,7 @@ import {
   aggregatesOf,
   emptyState,
   mergeStates,
+  prune,
   upgradeState,
   type ClickType,
   type FeatureEvent,
@@ -195,8 +196,11 @@ const sourced = (events: readonly FeatureEvent[], source = 'topic:0', from = 0):
 function fold(events: readonly FeatureEvent[], source?: string, batchSize = 7): FeatureState {
   const state = emptyState();
   const records = sourced(events, source);
-  for (let i = 0; i < records.length; i += batchSize)
+  // Pruned after every batch, as the processor prunes a changed state at every flush.
+  for (let i = 0; i < records.length; i += batchSize) {
     foldEvents(state, records.slice(i, i + batchSize), NO_GRACE_LIMIT);
+    prune(state);
+  }
   return state;
 }
 
