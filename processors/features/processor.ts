@@ -102,6 +102,8 @@ interface Snapshot {
   readonly handoffs: Message[];
   readonly failed: FailedRecord[];
   readonly commits: { topic: string; partition: number; offset: string }[];
+  /** Per `topic:partition`: the next offset after everything folded into this snapshot (served once it is written). */
+  readonly folded: Map<string, bigint>;
   readonly scores: IntentScore[];
   readonly causes: (readonly string[])[];
   readonly partitionOf: Map<string, number>;
@@ -125,6 +127,8 @@ export class FeatureProcessor {
   private readonly tables = new Map<number, PartitionTable>();
   private readonly claiming = new Map<number, Promise<PartitionTable | null>>();
   private assigned = new Set<number>();
+  /** servedPositions(): per `topic:partition`, the next offset after what the last written flush served. */
+  private readonly served = new Map<string, bigint>();
   private readonly kick$ = new Subject<void>();
   private flushes: Subscription | undefined;
   private supervisor: ConsumerSupervisor | undefined;
@@ -247,6 +251,18 @@ export class FeatureProcessor {
     return this.processed;
   }
 
+  /**
+   * Per `topic:partition` of the partitions owned now: the next offset after every record whose state, features and
+   * score are written (served; committed later, with a checkpoint). Progress that a rebalance's repeats do not inflate.
+   */
+  servedPositions(): Map<string, bigint> {
+    const out = new Map<string, bigint>();
+    for (const [tp, offset] of this.served) {
+      if (this.assigned.has(Number(tp.slice(tp.lastIndexOf(':') + 1)))) out.set(tp, offset);
+    }
+    return out;
+  }
+
   /** Partition numbers this instance owns now. */
   get ownedPartitions(): number[] {
     return [...this.assigned].sort((a, b) => a - b);
@@ -356,6 +372,8 @@ export class FeatureProcessor {
     }
     this.assigned = mine;
     for (const [key, { partition }] of this.lag) if (!mine.has(partition)) this.lag.delete(key);
+    for (const tp of this.served.keys())
+      if (!mine.has(Number(tp.slice(tp.lastIndexOf(':') + 1)))) this.served.delete(tp);
     this.deps.log.info('partitions assigned', { partitions: this.ownedPartitions });
     this.deps.onAssigned?.(this.ownedPartitions);
   }
@@ -401,16 +419,21 @@ export class FeatureProcessor {
       try {
         const table = await this.tableFor(batch.partition);
         if (!table || !live() || this.tables.get(batch.partition) !== table) return;
-        await this.apply(table, batch.topic, batch.partition, messages, live);
+        // Recorded in the same synchronous step as the fold (apply calls it right after): a flush that snapshots the
+        // folded customers must also see their offsets and records, not only the next flush.
+        const folded = () => {
+          if (!live() || this.tables.get(batch.partition) !== table) return;
+          table.pending.set(batch.topic, BigInt(last.offset) + 1n);
+          for (const m of messages) this.appendTimes.push(Number(m.timestamp));
+          if (this.buffered === 0) this.bufferedSinceMs = Date.now();
+          this.buffered += messages.length;
+          const left = Number(BigInt(batch.highWatermark) - 1n - BigInt(last.offset));
+          this.lag.set(`${batch.topic}:${batch.partition}`, { partition: batch.partition, records: Math.max(0, left) });
+          payload.resolveOffset(last.offset);
+          this.fetchWatch.deliveredUpTo(`${batch.topic}:${batch.partition}`, last.offset);
+        };
+        await this.apply(table, batch.topic, batch.partition, messages, live, folded);
         if (!live() || this.tables.get(batch.partition) !== table) return;
-        table.pending.set(batch.topic, BigInt(last.offset) + 1n);
-        for (const m of messages) this.appendTimes.push(Number(m.timestamp));
-        if (this.buffered === 0) this.bufferedSinceMs = Date.now();
-        this.buffered += messages.length;
-        const left = Number(BigInt(batch.highWatermark) - 1n - BigInt(last.offset));
-        this.lag.set(`${batch.topic}:${batch.partition}`, { partition: batch.partition, records: Math.max(0, left) });
-        payload.resolveOffset(last.offset);
-        this.fetchWatch.deliveredUpTo(`${batch.topic}:${batch.partition}`, last.offset);
       } finally {
         this.inBatch--;
       }
@@ -430,13 +453,17 @@ export class FeatureProcessor {
     }
   }
 
-  /** Decodes one partition's records and folds them into the table (loading customers it does not hold yet). */
+  /**
+   * Decodes one partition's records and folds them into the table (loading customers it does not hold yet), then calls
+   * `folded` with no await in between.
+   */
   private async apply(
     table: PartitionTable,
     topic: string,
     partition: number,
     messages: KafkaMessage[],
     live: () => boolean,
+    folded: () => void,
   ): Promise<void> {
     const { topics, serde, config } = this.deps;
     const part = { topic, partition, messages };
@@ -460,6 +487,7 @@ export class FeatureProcessor {
         this.m.merges.inc({ outcome });
       }
       this.failedRecords.push(...failed);
+      folded();
       return;
     }
     if (topic === topics.customerErasures.name) {
@@ -475,6 +503,7 @@ export class FeatureProcessor {
         this.m.erasures.inc({ outcome: table.erase(r.value.customerId) });
       }
       this.failedRecords.push(...failed);
+      folded();
       return;
     }
     if (topic === topics.featureHandoff.name) {
@@ -488,6 +517,7 @@ export class FeatureProcessor {
         } else this.countFold(outcome);
       }
       this.failedRecords.push(...decoded.failed);
+      folded();
       return;
     }
     const isTx = topic === topics.customerTransactions.name;
@@ -527,6 +557,7 @@ export class FeatureProcessor {
       else this.countFold(outcome);
     }
     this.failedRecords.push(...failed);
+    folded();
   }
 
   private countFold(fold: { applied: number; duplicates: number; late: number }): void {
@@ -625,7 +656,14 @@ export class FeatureProcessor {
     let changedCount = 0;
     for (const table of this.tables.values()) changedCount += table.changed.size;
     let slice = forced ? Infinity : Math.max(CHECKPOINT_SLICE, changedCount);
+    const folded = new Map<string, bigint>();
     for (const [p, table] of this.tables) {
+      for (const offsets of [table.savingCommits, table.pending]) {
+        for (const [topic, offset] of offsets) {
+          const tp = `${topic}:${p}`;
+          if (offset > (folded.get(tp) ?? -1n)) folded.set(tp, offset);
+        }
+      }
       if (forced || (checkpoint && !table.checkpointing)) table.beginCheckpoint();
       for (const id of table.erasures.splice(0)) {
         partitionOf.set(id, p);
@@ -749,6 +787,7 @@ export class FeatureProcessor {
       handoffs: handoffRecords,
       failed,
       commits,
+      folded,
       scores,
       causes,
       partitionOf,
@@ -819,6 +858,11 @@ export class FeatureProcessor {
     if (failingDependency) this.m.outage.set({ processor: PROCESSOR, dependency: failingDependency }, 0);
     const lost = new Set<number>();
     for (const id of fenced) lost.add(s.partitionOf.get(id) as number);
+    for (const [tp, offset] of s.folded) {
+      // Only forward: after a rebalance that left it here, a partition is fetched again from its last commit.
+      if (!lost.has(Number(tp.slice(tp.lastIndexOf(':') + 1))) && offset > (this.served.get(tp) ?? -1n))
+        this.served.set(tp, offset);
+    }
     for (const p of lost) {
       this.tables.delete(p);
       this.m.fenced.inc();

@@ -4,8 +4,9 @@
  *
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
  * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
- * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends `{ type: 'usage' }` (answered with the CPU time used so far) and
- * `{ type: 'stop' }`; the part stops cleanly and exits.
+ * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends
+ * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'served' }` (answered with the features part's
+ * served positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
  */
 import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';
@@ -20,7 +21,9 @@ export type PartMessage =
   | { readonly type: 'assigned'; readonly partitions: readonly number[] }
   | { readonly type: 'failed'; readonly error: string }
   /** Reply to `{ type: 'usage' }`: CPU time this process has used so far (user + system, µs). */
-  | { readonly type: 'usage'; readonly cpuUs: number };
+  | { readonly type: 'usage'; readonly cpuUs: number }
+  /** Reply to `{ type: 'served' }`: the features part's served positions (FeatureProcessor.servedPositions). */
+  | { readonly type: 'served'; readonly positions: Readonly<Record<string, number>> };
 
 const send = (message: PartMessage) => process.send?.(message);
 
@@ -52,6 +55,12 @@ async function main(): Promise<void> {
     if (message.type === 'usage') {
       const { user, system } = process.cpuUsage();
       send({ type: 'usage', cpuUs: user + system });
+    }
+    if (message.type === 'served') {
+      const positions = Object.fromEntries(
+        [...pipeline.features.processor.servedPositions()].map(([tp, offset]) => [tp, Number(offset)]),
+      );
+      send({ type: 'served', positions });
     }
     if (message.type !== 'stop') return;
     void pipeline

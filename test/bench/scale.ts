@@ -4,17 +4,19 @@
  *
  * BENCH_SCALE_EVENTS (default 400,000) resolved events of BENCH_SCALE_CUSTOMERS (default 40,000) customers are
  * produced once; each round starts from empty state (Redis keys deleted, the group rewound) and times the group from
- * 10 % to 90 % of the events committed (steady state: group joins and the final checkpoint are left out).
+ * 10 % to 90 % of the events served (steady state: group joins and the final checkpoint are left out). Served: state,
+ * features and score written, as each instance reports its partitions' positions (FeatureProcessor.servedPositions),
+ * the highest per partition counted once. Commits are not the measure: they come with checkpoints (every
+ * FEATURES_CHECKPOINT_MS), too seldom to time a run of a few seconds.
  * Then the restore figure: with the instances of the largest round running and half the events in, one instance is
  * killed with SIGKILL; the survivors take its partitions over after the session timeout (KAFKA_SESSION_TIMEOUT_MS,
- * 6 s here) and the rebalance. Reported: kill → group rebalanced (detection), rebalanced → first commit on every moved
- * partition (the restore proper: claim, lazy state loads, catch-up of the uncommitted tail), and kill → caught up.
+ * 6 s here) and the rebalance. Reported: kill → group rebalanced (detection), rebalanced → every moved partition
+ * served past where the killed instance had served it (the restore proper: claim, lazy state loads, the repeat of the
+ * tail after its last commit), and kill → every event served.
  * The machine's cores bound the total: on 2 cores, more than 2 instances can only share them.
  */
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import type { Admin } from 'kafkajs';
-import { groupLag } from '../../processors/pipeline.js';
 import { deleteKeysByPattern } from '../../processors/tools/bench-tools.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import type { TopicSpec } from '../../topics/catalog.js';
@@ -23,16 +25,6 @@ import { produceResolvedEvents } from './resolved-events.js';
 
 const PARTITIONS = 8;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Committed offsets of the group per `topic:partition` (missing: nothing committed yet). */
-async function committedBy(admin: Admin, groupId: string, specs: readonly TopicSpec[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const offsets = await admin.fetchOffsets({ groupId, topics: specs.map((s) => s.name) });
-  for (const t of offsets) {
-    for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(`${t.topic}:${p.partition}`, Number(p.offset));
-  }
-  return out;
-}
 
 const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
@@ -50,6 +42,26 @@ async function resetRound(run: ScratchRun, groupId: string, specs: readonly Topi
 interface Instance {
   child: ChildProcess;
   partitions: readonly number[];
+  /** The latest served positions it reported (`topic:partition` → next offset). */
+  served: Readonly<Record<string, number>>;
+}
+
+/** Asks every live instance for its served positions and waits briefly for the answers. */
+async function askServed(instances: readonly Instance[]): Promise<void> {
+  for (const i of instances) if (i.child.connected) i.child.send({ type: 'served' });
+  await sleep(50);
+}
+
+/** Per `topic:partition` of `topics`, the highest served position any of `instances` reported. */
+function servedBy(instances: readonly Instance[], topics: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const i of instances) {
+    for (const [tp, offset] of Object.entries(i.served)) {
+      if (!topics.includes(tp.slice(0, tp.lastIndexOf(':')))) continue;
+      out.set(tp, Math.max(out.get(tp) ?? 0, offset));
+    }
+  }
+  return out;
 }
 
 const trace = (line: string) => {
@@ -61,6 +73,7 @@ async function startInstances(n: number, env: Record<string, string>): Promise<I
   // Partitions are recorded from the first message on: a member joins the group (and reports its assignment) before
   // it reports ready, and an assignment missed then is not repeated until the next rebalance.
   const partitions: (readonly number[])[] = Array.from({ length: n }, () => []);
+  const served: Record<string, number>[] = Array.from({ length: n }, () => ({}));
   const children = await startParts(
     Array.from({ length: n }, () => ['features'] as const),
     env,
@@ -69,6 +82,7 @@ async function startInstances(n: number, env: Record<string, string>): Promise<I
         partitions[index] = m.partitions;
         trace(`instance ${index} assigned [${m.partitions.join(',')}]`);
       }
+      if (m.type === 'served') served[index] = { ...m.positions };
       if (m.type === 'failed') console.log(`instance ${index} failed: ${m.error}`);
     },
   );
@@ -82,6 +96,9 @@ async function startInstances(n: number, env: Record<string, string>): Promise<I
     child,
     get partitions() {
       return partitions[index] ?? [];
+    },
+    get served() {
+      return served[index] ?? {};
     },
   }));
 }
@@ -115,6 +132,7 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
   const { topics, config, admin } = run;
   const groupId = `${config.TOPIC_PREFIX}feature-processor`;
   const inputs = [topics.customerTransactions, topics.customerClicks, topics.identityMerges, topics.featureHandoff];
+  const events = [topics.customerTransactions.name, topics.customerClicks.name];
   const env = { ...run.env } as Record<string, string>;
   const rounds: { instances: number; eventsPerSecond: number; perInstance: number }[] = [];
   let restore: Record<string, number> | null = null;
@@ -132,10 +150,11 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
       const deadline = Date.now() + 900_000;
       while (t90 === 0) {
         if (Date.now() > deadline) throw new Error(`${n} instance(s) did not reach 90 % in 15 minutes`);
-        const done = sum(await committedBy(admin, groupId, inputs));
+        await askServed(instances);
+        const done = sum(servedBy(instances, events));
         if (!t10 && done >= 0.1 * total) t10 = Date.now();
         if (done >= 0.9 * total) t90 = Date.now();
-        await sleep(100);
+        await sleep(50);
       }
       const rate = Math.round((0.8 * total) / ((t90 - t10) / 1000));
       const perInstance = Math.round(rate / n);
@@ -153,10 +172,19 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
       // The victim's partitions are only known once every instance has joined: a fast run can pass half-way while the
       // group is still forming, and a kill then would be judged against an assignment the survivors never see again.
       await stableAssignment(again);
-      while (sum(await committedBy(admin, groupId, inputs)) < 0.5 * total) await sleep(100);
+      for (;;) {
+        await askServed(again);
+        if (sum(servedBy(again, events)) >= 0.5 * total) break;
+        await sleep(50);
+      }
       const victim = again[0] as Instance;
       const moved = victim.partitions;
-      const before = await committedBy(admin, groupId, inputs);
+      await askServed(again);
+      const before = servedBy([victim], events);
+      const ends = new Map<string, number>();
+      for (const topic of events) {
+        for (const p of await admin.fetchTopicOffsets(topic)) ends.set(`${topic}:${p.partition}`, Number(p.high));
+      }
       const killedAt = Date.now();
       victim.child.kill('SIGKILL');
       const survivors = again.slice(1);
@@ -166,23 +194,22 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
         else await sleep(20);
         if (Date.now() - killedAt > 120_000) throw new Error('the survivors never took the partitions over');
       }
+      // Restored: every moved partition served past where the killed instance had (or to its end, if it had all).
+      const past = (now: ReadonlyMap<string, number>, tp: string) =>
+        (now.get(tp) ?? 0) > (before.get(tp) ?? 0) || (now.get(tp) ?? 0) >= (ends.get(tp) ?? 0);
       let restoredAt = 0;
       while (!restoredAt) {
-        const now = await committedBy(admin, groupId, inputs);
-        const advanced = moved.every((p) =>
-          inputs.some((s) => {
-            const key = `${s.name}:${p}`;
-            return (now.get(key) ?? -1) > (before.get(key) ?? -1);
-          }),
-        );
-        if (advanced) restoredAt = Date.now();
-        else await sleep(20);
-        if (Date.now() - killedAt > 180_000) throw new Error('the moved partitions never committed again');
+        await askServed(survivors);
+        const now = servedBy(survivors, events);
+        if (moved.every((p) => events.every((topic) => past(now, `${topic}:${p}`)))) restoredAt = Date.now();
+        if (Date.now() - killedAt > 180_000) throw new Error('the moved partitions were never served again');
       }
-      let zeros = 0;
-      while (zeros < 2) {
-        zeros = (await groupLag(admin, groupId, inputs)) === 0 ? zeros + 1 : 0;
-        await sleep(250);
+      for (;;) {
+        await askServed(survivors);
+        const now = servedBy(survivors, events);
+        if ([...ends].every(([tp, end]) => (now.get(tp) ?? 0) >= end)) break;
+        if (Date.now() - killedAt > 300_000) throw new Error('the survivors never served every event');
+        await sleep(50);
       }
       const caughtUpAt = Date.now();
       restore = {
@@ -193,7 +220,7 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
         caughtUpMs: caughtUpAt - killedAt,
       };
       console.log(
-        `restore            killed 1 of ${n} (${moved.length} partitions): rebalanced after ${restore['detectionMs']} ms (session timeout), first commits on every moved partition ${restore['restoreMs']} ms later, all caught up ${restore['caughtUpMs']} ms after the kill`,
+        `restore            killed 1 of ${n} (${moved.length} partitions): rebalanced after ${restore['detectionMs']} ms (session timeout), every moved partition served past the killed instance ${restore['restoreMs']} ms later, every event served ${restore['caughtUpMs']} ms after the kill`,
       );
       await stopParts(survivors.map((i) => i.child));
     }

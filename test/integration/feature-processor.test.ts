@@ -468,6 +468,43 @@ describe('feature processor', () => {
     }
   });
 
+  it('reports served positions as flushes write them, long before a checkpoint commits them', async () => {
+    const ctx = await context({ FEATURES_CHECKPOINT_MS: '600000' });
+    const sample = generateSample({ seed: 8, customers: 60, targetTransactions: 150, salt: 'feature-test-salt' });
+    const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
+    const records: Resolved[] = [
+      ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
+      ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
+    ];
+    await publish(ctx, records);
+    const ends = new Map<string, number>();
+    for (const spec of [ctx.topics.customerTransactions, ctx.topics.customerClicks]) {
+      for (const p of await ctx.admin.fetchTopicOffsets(spec.name)) {
+        if (Number(p.high) > 0) ends.set(`${spec.name}:${p.partition}`, Number(p.high));
+      }
+    }
+    const instance = processor(ctx);
+    await instance.start();
+    try {
+      const served = () => new Map([...instance.processor.servedPositions()].map(([tp, o]) => [tp, Number(o)]));
+      await waitFor(
+        () => Promise.resolve(served()),
+        (now) => [...ends].every(([tp, end]) => now.get(tp) === end),
+        { what: 'every partition served to its end', timeoutMs: 60_000 },
+      );
+      expect(await committed(ctx)).toBe(0); // served, not yet checkpointed
+      expect(
+        Number(
+          await store(ctx)
+            .readFeatures(records[0]!.key)
+            .then((h) => h['state_version']),
+        ),
+      ).toBeGreaterThan(0);
+    } finally {
+      await instance.stop();
+    }
+  });
+
   it('applies a resolved event the resolver published twice (same raw source, new offsets) once', async () => {
     const ctx = await context();
     const spec = ctx.topics.customerClicks;
