@@ -22,8 +22,15 @@ export type PartMessage =
   | { readonly type: 'failed'; readonly error: string }
   /** Reply to `{ type: 'usage' }`: CPU time this process has used so far (user + system, µs). */
   | { readonly type: 'usage'; readonly cpuUs: number }
-  /** Reply to `{ type: 'served' }`: the features part's served positions (FeatureProcessor.servedPositions). */
-  | { readonly type: 'served'; readonly positions: Readonly<Record<string, number>> };
+  /**
+   * Reply to `{ type: 'served' }`: the features part's served positions (FeatureProcessor.servedPositions) and when it
+   * received its first batch (epoch ms, null before).
+   */
+  | {
+      readonly type: 'served';
+      readonly positions: Readonly<Record<string, number>>;
+      readonly firstBatchAtMs: number | null;
+    };
 
 const send = (message: PartMessage) => process.send?.(message);
 
@@ -60,7 +67,7 @@ async function main(): Promise<void> {
       const positions = Object.fromEntries(
         [...pipeline.features.processor.servedPositions()].map(([tp, offset]) => [tp, Number(offset)]),
       );
-      send({ type: 'served', positions });
+      send({ type: 'served', positions, firstBatchAtMs: pipeline.features.processor.firstBatchAtMs });
     }
     if (message.type !== 'stop') return;
     void pipeline
