@@ -138,6 +138,16 @@ async function settled(ctx: TestContext): Promise<void> {
   );
 }
 
+/** The generated sample's transactions and clicks as the resolver would publish them, keyed by a global id each. */
+function sampleRecords(seed: number, customers: number, targetTransactions: number): Resolved[] {
+  const sample = generateSample({ seed, customers, targetTransactions, salt: 'feature-test-salt' });
+  const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
+  return [
+    ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
+    ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
+  ];
+}
+
 /** A hash without the fields that depend on when and how often it was written. */
 function stable(hash: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(hash).filter(([k]) => k !== 'updated_at_ms' && k !== 'state_version'));
@@ -323,12 +333,7 @@ describe('feature processor', () => {
 
   it('after a SIGKILL mid-stream and a full redelivery, every customer is exactly as one clean pass makes it', async () => {
     const ctx = await context();
-    const sample = generateSample({ seed: 5, customers: 150, targetTransactions: 400, salt: 'feature-test-salt' });
-    const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
-    const records: Resolved[] = [
-      ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
-      ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
-    ];
+    const records = sampleRecords(5, 150, 400);
     await publish(ctx, records);
     // The real entrypoint in its own process, killed right after its first commit: no shutdown hook runs. Small
     // flushes, each a checkpoint, so commits come early and often.
@@ -445,12 +450,7 @@ describe('feature processor', () => {
   it('checkpoints before the interval once unsaved states reach half the cache, and commits their offsets', async () => {
     // Ten minutes between checkpoints, twenty customers of cache: only the cache bound can make the commit come.
     const ctx = await context({ FEATURES_CHECKPOINT_MS: '600000', FEATURES_CACHE_SIZE: '20' });
-    const sample = generateSample({ seed: 7, customers: 120, targetTransactions: 300, salt: 'feature-test-salt' });
-    const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
-    const records: Resolved[] = [
-      ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
-      ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
-    ];
+    const records = sampleRecords(7, 120, 300);
     await publish(ctx, records);
     const instance = processor(ctx);
     await instance.start();
@@ -470,12 +470,7 @@ describe('feature processor', () => {
 
   it('reports served positions as flushes write them, long before a checkpoint commits them', async () => {
     const ctx = await context({ FEATURES_CHECKPOINT_MS: '600000' });
-    const sample = generateSample({ seed: 8, customers: 60, targetTransactions: 150, salt: 'feature-test-salt' });
-    const gid = (e: Transaction | BehaviorEvent) => `g-${e.platform}-${e.platformCustomerId ?? 'anon'}`;
-    const records: Resolved[] = [
-      ...sample.transactions.map((value) => ({ kind: 'tx' as const, key: gid(value), value })),
-      ...sample.behaviors.map((value) => ({ kind: 'click' as const, key: gid(value), value })),
-    ];
+    const records = sampleRecords(8, 60, 150);
     await publish(ctx, records);
     const ends = new Map<string, number>();
     for (const spec of [ctx.topics.customerTransactions, ctx.topics.customerClicks]) {
