@@ -32,6 +32,7 @@ import { decodeBatch } from '../runtime/decode-batch.js';
 import { FetchWatch } from '../runtime/fetch-watch.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
+import { splitTp } from '../runtime/ordered-intake.js';
 import { outageOf } from '../runtime/outage.js';
 import { boundedStep } from '../runtime/shutdown.js';
 import { SerialProducer } from '../runtime/kafka.js';
@@ -127,7 +128,10 @@ export class FeatureProcessor {
   private readonly tables = new Map<number, PartitionTable>();
   private readonly claiming = new Map<number, Promise<PartitionTable | null>>();
   private assigned = new Set<number>();
-  /** servedPositions(): per `topic:partition`, the next offset after what the last written flush served. */
+  /**
+   * servedPositions(): per `topic:partition` of a partition this instance holds, the next offset after what its last
+   * written flush served (entries of partitions it lost go with their tables).
+   */
   private readonly served = new Map<string, bigint>();
   private readonly kick$ = new Subject<void>();
   private flushes: Subscription | undefined;
@@ -256,11 +260,7 @@ export class FeatureProcessor {
    * score are written (served; committed later, with a checkpoint). Progress that a rebalance's repeats do not inflate.
    */
   servedPositions(): Map<string, bigint> {
-    const out = new Map<string, bigint>();
-    for (const [tp, offset] of this.served) {
-      if (this.assigned.has(Number(tp.slice(tp.lastIndexOf(':') + 1)))) out.set(tp, offset);
-    }
-    return out;
+    return new Map(this.served);
   }
 
   /** Partition numbers this instance owns now. */
@@ -372,8 +372,7 @@ export class FeatureProcessor {
     }
     this.assigned = mine;
     for (const [key, { partition }] of this.lag) if (!mine.has(partition)) this.lag.delete(key);
-    for (const tp of this.served.keys())
-      if (!mine.has(Number(tp.slice(tp.lastIndexOf(':') + 1)))) this.served.delete(tp);
+    for (const tp of this.served.keys()) if (!mine.has(splitTp(tp).partition)) this.served.delete(tp);
     this.deps.log.info('partitions assigned', { partitions: this.ownedPartitions });
     this.deps.onAssigned?.(this.ownedPartitions);
   }
@@ -472,9 +471,11 @@ export class FeatureProcessor {
       const missing = table.missing(ids);
       if (missing.length > 0) table.adopt((await this.deps.store.fetch(missing)).values());
     };
+    // Every branch decodes and loads (the awaits), then folds; the failures and `folded` follow in the same step.
+    let failed: FailedRecord[];
     if (topic === topics.identityMerges.name) {
       const decoded = await decodeBatch<IdentityMerge>(part, topics.identityMerges, serde, mergeProblems, live);
-      const failed = [...decoded.failed];
+      failed = [...decoded.failed];
       const ok = decoded.records.filter((r) => {
         if (r.message.key?.toString() === r.value.mergedId) return true;
         const reason = `merge keyed by ${String(r.message.key)}, not by its mergedId ${r.value.mergedId}: it would reach another partition's owner`;
@@ -486,14 +487,10 @@ export class FeatureProcessor {
         const outcome = table.merge(r.value.mergedId, r.value.survivorId, r.value.eventTimeMs, r.value.eventId);
         this.m.merges.inc({ outcome });
       }
-      this.failedRecords.push(...failed);
-      folded();
-      return;
-    }
-    if (topic === topics.customerErasures.name) {
+    } else if (topic === topics.customerErasures.name) {
       const spec = topics.customerErasures;
       const decoded = await decodeBatch<CustomerErasure>(part, spec, serde, erasureProblems, live);
-      const failed = [...decoded.failed];
+      failed = [...decoded.failed];
       for (const r of decoded.records) {
         if (r.message.key?.toString() !== r.value.customerId) {
           const reason = `erasure keyed by ${String(r.message.key)}, not by its customerId: it would reach another partition's owner`;
@@ -502,12 +499,9 @@ export class FeatureProcessor {
         }
         this.m.erasures.inc({ outcome: table.erase(r.value.customerId) });
       }
-      this.failedRecords.push(...failed);
-      folded();
-      return;
-    }
-    if (topic === topics.featureHandoff.name) {
+    } else if (topic === topics.featureHandoff.name) {
       const decoded = await decodeBatch<FeatureHandoff>(part, topics.featureHandoff, serde, handoffProblems, live);
+      failed = [...decoded.failed];
       await load(decoded.records.map((r) => r.value.toId));
       for (const r of decoded.records) {
         const outcome = table.receive(r.value, grace);
@@ -516,45 +510,43 @@ export class FeatureProcessor {
           if (outcome !== 'forwarded' || r.value.kind === 'STATE') this.m.merges.inc({ outcome });
         } else this.countFold(outcome);
       }
-      this.failedRecords.push(...decoded.failed);
-      folded();
-      return;
-    }
-    const isTx = topic === topics.customerTransactions.name;
-    const spec = isTx ? topics.customerTransactions : topics.customerClicks;
-    const decoded = await decodeBatch<Transaction | BehaviorEvent>(part, spec, serde, undefined, live);
-    this.freshness.observe(
-      topic,
-      decoded.records.map((r) => r.value.eventTimeMs),
-    );
-    const failed = [...decoded.failed];
-    const source = `${topic}:${partition}`;
-    const origins = new Origins();
-    const byCustomer = new Map<string, SourcedEvent[]>();
-    for (const r of decoded.records) {
-      const id = r.message.key?.toString();
-      if (!id) {
-        const reason = 'resolved record without a key: no customer to attribute it to';
-        failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
-        continue;
+    } else {
+      const isTx = topic === topics.customerTransactions.name;
+      const spec = isTx ? topics.customerTransactions : topics.customerClicks;
+      const decoded = await decodeBatch<Transaction | BehaviorEvent>(part, spec, serde, undefined, live);
+      this.freshness.observe(
+        topic,
+        decoded.records.map((r) => r.value.eventTimeMs),
+      );
+      failed = [...decoded.failed];
+      const source = `${topic}:${partition}`;
+      const origins = new Origins();
+      const byCustomer = new Map<string, SourcedEvent[]>();
+      for (const r of decoded.records) {
+        const id = r.message.key?.toString();
+        if (!id) {
+          const reason = 'resolved record without a key: no customer to attribute it to';
+          failed.push({ ...part, message: r.message, code: 'RECORD_INVALID', reason });
+          continue;
+        }
+        const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
+        const origin = origins.of(r.message); // the raw record's coordinates when the resolver published it
+        let records = byCustomer.get(id);
+        if (!records) byCustomer.set(id, (records = []));
+        records.push({
+          event,
+          source: origin?.source ?? source,
+          offset: origin?.offset ?? Number(r.message.offset),
+          // One string per customer and chunk: the fold looks it up per record, and a string hashes once.
+          stream: records[0]?.stream ?? `${isTx ? 't' : 'c'}|${id}`,
+        });
       }
-      const event = isTx ? transactionEvent(r.value as Transaction) : clickEvent(r.value as BehaviorEvent);
-      const origin = origins.of(r.message); // the raw record's coordinates when the resolver published it
-      let records = byCustomer.get(id);
-      if (!records) byCustomer.set(id, (records = []));
-      records.push({
-        event,
-        source: origin?.source ?? source,
-        offset: origin?.offset ?? Number(r.message.offset),
-        // One string per customer and chunk: the fold looks it up per record, and a string hashes once.
-        stream: records[0]?.stream ?? `${isTx ? 't' : 'c'}|${id}`,
-      });
-    }
-    await load(byCustomer.keys());
-    for (const [id, records] of byCustomer) {
-      const outcome = table.fold(id, records, grace);
-      if (outcome === 'forwarded' || outcome === 'erased') this.m.events.inc({ outcome }, records.length);
-      else this.countFold(outcome);
+      await load(byCustomer.keys());
+      for (const [id, records] of byCustomer) {
+        const outcome = table.fold(id, records, grace);
+        if (outcome === 'forwarded' || outcome === 'erased') this.m.events.inc({ outcome }, records.length);
+        else this.countFold(outcome);
+      }
     }
     this.failedRecords.push(...failed);
     folded();
@@ -858,15 +850,15 @@ export class FeatureProcessor {
     if (failingDependency) this.m.outage.set({ processor: PROCESSOR, dependency: failingDependency }, 0);
     const lost = new Set<number>();
     for (const id of fenced) lost.add(s.partitionOf.get(id) as number);
-    for (const [tp, offset] of s.folded) {
-      // Only forward: after a rebalance that left it here, a partition is fetched again from its last commit.
-      if (!lost.has(Number(tp.slice(tp.lastIndexOf(':') + 1))) && offset > (this.served.get(tp) ?? -1n))
-        this.served.set(tp, offset);
-    }
     for (const p of lost) {
       this.tables.delete(p);
       this.m.fenced.inc();
       this.deps.log.warn('partition fenced: a newer owner wrote it; dropping its state', { partition: p });
+    }
+    for (const [tp, offset] of s.folded) {
+      // Partitions still held (not fenced, not revoked since the snapshot), and only forward: after a rebalance that
+      // left a partition here, it is fetched again from its last commit.
+      if (this.tables.has(splitTp(tp).partition) && offset > (this.served.get(tp) ?? -1n)) this.served.set(tp, offset);
     }
     const commits = s.commits.filter((c) => !lost.has(c.partition));
     const commitStarted = Date.now();
