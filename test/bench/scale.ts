@@ -55,6 +55,25 @@ async function askServed(instances: readonly Instance[]): Promise<void> {
   await sleep(50);
 }
 
+/**
+ * Asks the instances for their served positions (of `topics`, the highest per partition) every ~50 ms until `done`
+ * holds of them; returns when it did. Throws `what` after `timeoutMs`.
+ */
+async function servedUntil(
+  instances: readonly Instance[],
+  topics: readonly string[],
+  done: (served: ReadonlyMap<string, number>) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    await askServed(instances);
+    if (done(servedBy(instances, topics))) return Date.now();
+    if (Date.now() - started > timeoutMs) throw new Error(what);
+  }
+}
+
 /** Per `topic:partition` of `topics`, the highest served position any of `instances` reported. */
 function servedBy(instances: readonly Instance[], topics: readonly string[]): Map<string, number> {
   const out = new Map<string, number>();
@@ -155,14 +174,13 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
     for (const n of counts) {
       await resetRound(run, groupId, inputs);
       const instances = await startInstances(n, env);
-      let allServedAt = 0;
-      const deadline = Date.now() + 900_000;
-      while (allServedAt === 0) {
-        if (Date.now() > deadline) throw new Error(`${n} instance(s) did not serve every event in 15 minutes`);
-        await askServed(instances);
-        if (sum(servedBy(instances, events)) >= total) allServedAt = Date.now();
-        else await sleep(50);
-      }
+      const allServedAt = await servedUntil(
+        instances,
+        events,
+        (served) => sum(served) >= total,
+        900_000,
+        `${n} instance(s) did not serve every event in 15 minutes`,
+      );
       const firsts = instances.flatMap((i) => (i.firstBatchAtMs === null ? [] : [i.firstBatchAtMs]));
       const rate = Math.round(total / ((allServedAt - Math.min(...firsts)) / 1000));
       const perInstance = Math.round(rate / n);
@@ -180,11 +198,7 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
       // The victim's partitions are only known once every instance has joined: a fast run can pass half-way while the
       // group is still forming, and a kill then would be judged against an assignment the survivors never see again.
       await stableAssignment(again);
-      for (;;) {
-        await askServed(again);
-        if (sum(servedBy(again, events)) >= 0.5 * total) break;
-        await sleep(50);
-      }
+      await servedUntil(again, events, (served) => sum(served) >= 0.5 * total, 900_000, 'never half-way');
       const victim = again[0] as Instance;
       const moved = victim.partitions;
       await askServed(again);
@@ -205,21 +219,20 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
       // Restored: every moved partition served past where the killed instance had (or to its end, if it had all).
       const past = (now: ReadonlyMap<string, number>, tp: string) =>
         (now.get(tp) ?? 0) > (before.get(tp) ?? 0) || (now.get(tp) ?? 0) >= (ends.get(tp) ?? 0);
-      let restoredAt = 0;
-      while (!restoredAt) {
-        await askServed(survivors);
-        const now = servedBy(survivors, events);
-        if (moved.every((p) => events.every((topic) => past(now, `${topic}:${p}`)))) restoredAt = Date.now();
-        if (Date.now() - killedAt > 180_000) throw new Error('the moved partitions were never served again');
-      }
-      for (;;) {
-        await askServed(survivors);
-        const now = servedBy(survivors, events);
-        if ([...ends].every(([tp, end]) => (now.get(tp) ?? 0) >= end)) break;
-        if (Date.now() - killedAt > 300_000) throw new Error('the survivors never served every event');
-        await sleep(50);
-      }
-      const caughtUpAt = Date.now();
+      const restoredAt = await servedUntil(
+        survivors,
+        events,
+        (now) => moved.every((p) => events.every((topic) => past(now, `${topic}:${p}`))),
+        180_000,
+        'the moved partitions were never served again',
+      );
+      const caughtUpAt = await servedUntil(
+        survivors,
+        events,
+        (now) => [...ends].every(([tp, end]) => (now.get(tp) ?? 0) >= end),
+        300_000,
+        'the survivors never served every event',
+      );
       restore = {
         instances: n,
         movedPartitions: moved.length,
