@@ -30,7 +30,7 @@ import { copartitionedAssigner } from '../runtime/copartition.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { FetchWatch } from '../runtime/fetch-watch.js';
-import { FAST_LANE, LANE_HEADER, SOURCE_HEADER } from '../runtime/headers.js';
+import { SOURCE_HEADER } from '../runtime/headers.js';
 import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
 import { splitTp } from '../runtime/ordered-intake.js';
 import { outageOf } from '../runtime/outage.js';
@@ -522,15 +522,6 @@ export class FeatureProcessor {
       const source = `${topic}:${partition}`;
       const origins = new Origins();
       const byCustomer = new Map<string, SourcedEvent[]>();
-      // One stream string per customer, chunk and lane: the fold looks it up per record, and a string hashes once.
-      const kind = isTx ? 't' : 'c';
-      const streams = [new Map<string, string>(), new Map<string, string>()];
-      const streamOf = (id: string, fast: boolean): string => {
-        const known = streams[fast ? 1 : 0] as Map<string, string>;
-        let stream = known.get(id);
-        if (stream === undefined) known.set(id, (stream = fast ? `${kind}|${id}|${FAST_LANE}` : `${kind}|${id}`));
-        return stream;
-      };
       for (const r of decoded.records) {
         const id = r.message.key?.toString();
         if (!id) {
@@ -542,13 +533,12 @@ export class FeatureProcessor {
         const origin = origins.of(r.message); // the raw record's coordinates when the resolver published it
         let records = byCustomer.get(id);
         if (!records) byCustomer.set(id, (records = []));
-        // A record the resolver published in its fast lane may overtake earlier ones under the same key: a stream
-        // (and watermark) of its own (runtime/headers.ts LANE_HEADER).
         records.push({
           event,
           source: origin?.source ?? source,
           offset: origin?.offset ?? Number(r.message.offset),
-          stream: streamOf(id, isFastLane(r.message)),
+          // One string per customer and chunk: the fold looks it up per record, and a string hashes once.
+          stream: records[0]?.stream ?? `${isTx ? 't' : 'c'}|${id}`,
         });
       }
       await load(byCustomer.keys());
@@ -1024,12 +1014,6 @@ class Origins {
     if (this.last.length !== last || !text.startsWith(this.last)) this.last = text.slice(0, last);
     return { source: this.last, offset: Number(text.slice(last + 1)) };
   }
-}
-
-/** Whether the resolver published `message` in its fast lane (LANE_HEADER). */
-function isFastLane(message: KafkaMessage): boolean {
-  const lane = message.headers?.[LANE_HEADER];
-  return lane !== undefined && String(lane) === FAST_LANE;
 }
 
 function isDigits(text: string, from: number, to: number): boolean {

@@ -15,7 +15,7 @@ import { behaviorProblems, transactionProblems } from '../../schemas/rules.js';
 import type { TopicCatalog, TopicSpec } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
-import { FAST_LANE, LANE_HEADER, SOURCE_HEADER } from '../runtime/headers.js';
+import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch, type Decoded } from '../runtime/decode-batch.js';
 import { describeError } from '../runtime/errors.js';
 import { committedPositions, FetchWatch } from '../runtime/fetch-watch.js';
@@ -78,11 +78,6 @@ const MAX_JUDGE_ATTEMPTS = 4;
 const COMMIT_ATTEMPTS = 3;
 /** Round commits failing in a row before the resolver gives up. */
 const MAX_FAILED_COMMITS = 5;
-/**
- * Rounds started and not yet finished at once (startRound): while one round's graph work runs, the next rounds' known
- * identities are published. Bounds what the intake hands out ahead of the graph (4 × IDENTITY_ROUND_MAX_RECORDS).
- */
-const MAX_ROUNDS_IN_FLIGHT = 4;
 
 export interface IdentityResolverDeps {
   readonly config: Config;
@@ -165,19 +160,6 @@ export class IdentityResolver {
   /** The consumer's fetching, which the intake cannot see (runtime/fetch-watch.ts). */
   private readonly fetchWatch: FetchWatch;
   private rounds: Promise<void> = Promise.resolve();
-  /** Rounds started, not yet finished (startRound). */
-  private readonly roundsInFlight = new Set<Promise<RoundOutcome>>();
-  /** The last round started: the next commits only after it has. */
-  private roundTail: Promise<RoundOutcome> = Promise.resolve({ generation: -1, ok: true });
-  /** The last round's fast lane: the next one sends after it. */
-  private fastTail: Promise<unknown> = Promise.resolve();
-  /** The last round's slow lane: the next one starts after it. */
-  private slowTail: Promise<unknown> = Promise.resolve();
-  /**
-   * Identity keys with records in a slow lane not yet finished, with how many such lanes: their records in later
-   * rounds go to those rounds' slow lanes, behind them (so each identity's records keep their order).
-   */
-  private readonly busy = new Map<string, number>();
   private waker: (() => void) | undefined;
   private waiting = { key: '', sinceMs: 0, saidMs: 0 };
   /** The consumer's heartbeat (kafkajs sends none while every partition is paused or a round is long). */
@@ -552,18 +534,13 @@ export class IdentityResolver {
     w?.();
   }
 
-  /**
-   * Starts the rounds of the ordered intake as they complete, up to MAX_ROUNDS_IN_FLIGHT at once (startRound: each
-   * round's graph work runs after the previous round's, its known identities' records go out without waiting for it),
-   * until the resolver stops or gives up; then waits for the rounds in flight.
-   */
+  /** Resolves rounds of the ordered intake one after the other until the resolver stops or gives up. */
   private async roundLoop(): Promise<void> {
     while (!this.stopping && !this.fatal) {
       const next = this.intake.take(Date.now());
       if (isRound(next)) {
-        this.startRound(next);
+        await this.resolveRound(next);
         this.resumeDrained();
-        while (this.roundsInFlight.size >= MAX_ROUNDS_IN_FLIGHT) await Promise.race(this.roundsInFlight);
         continue;
       }
       if (next && next.unknown.length > 0) this.probe(next.unknown);
@@ -577,7 +554,6 @@ export class IdentityResolver {
       });
       await this.heartbeat?.().catch(() => undefined);
     }
-    await Promise.all(this.roundsInFlight);
   }
 
   /** Says (every 30 s) which partitions a round has been waiting for that long: an operator's first question. */
@@ -628,21 +604,26 @@ export class IdentityResolver {
   }
 
   /**
-   * Runs one lane of a round until it succeeds, under the consumer supervisor's rules for a failing batch (a dependency
-   * outage ridden out for PROCESSOR_OUTAGE_MAX_MS, any other failure given up after its attempts; then the entrypoint
-   * exits). Null when the lane was left undone: the round is not committed (another assignment, a stop, given up).
-   * Repeating a lane is safe: the graph's watermarks, judged marks and publication log make it a no-op where it was done.
+   * One round, retried whole until it succeeds, under the consumer supervisor's rules for a failing batch (a
+   * dependency outage ridden out for PROCESSOR_OUTAGE_MAX_MS, any other failure given up after its attempts; then the
+   * entrypoint exits). Repeating a round is safe: the graph's watermarks, judged marks and publication log make it a
+   * no-op where it was done.
    */
-  private async retried<T>(work: RoundWork, lane: () => Promise<T | null>): Promise<T | null> {
+  private async resolveRound(round: Round<Fetched>): Promise<void> {
+    const first = round.entries[0];
+    if (!first) return;
+    const at = { ...splitTp(first.tp), offset: first.offset };
     for (let attempt = 1; ; attempt++) {
-      if (!work.isLive()) return null;
+      if (this.stopping || round.generation !== this.intake.generation) return;
       try {
-        return await lane();
+        await this.onRound(round);
+        this.supervisor.succeeded(at.topic, at.partition);
+        return;
       } catch (err) {
         try {
-          this.supervisor.failed(work.at, err);
+          this.supervisor.failed(at, err);
         } catch {
-          return null; // given up: reported as fatal
+          return; // given up: reported as fatal
         }
         await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
         await this.heartbeat?.().catch(() => undefined);
@@ -650,248 +631,39 @@ export class IdentityResolver {
     }
   }
 
-  /**
-   * Starts a round in two lanes. The fast lane takes the records that need no graph work: anonymous ones, and those of
-   * identities this instance resolved that change nothing about them (most of live traffic); it publishes them under
-   * their cached roots at once, in round order behind the previous round's fast lane. The slow lane (slowLane) takes
-   * every other record: its graph work runs after the previous round's slow lane, and it publishes after its own
-   * round's fast lane. An identity with a record in a slow lane not yet finished (`busy`) has all its records of later
-   * rounds in their slow lanes too, so each identity's records keep their order. The round commits once both lanes
-   * are published and every round before it has committed.
-   */
-  private startRound(round: Round<Fetched>): void {
-    const first = round.entries[0];
-    if (!first) return;
+  private async onRound(round: Round<Fetched>): Promise<void> {
     const started = process.hrtime.bigint();
     const generation = round.generation;
+    const isLive = () => !this.stopping && generation === this.intake.generation;
     const tps = [...round.commits.keys()].map(splitTp);
     // Ids an earlier attempt at these offsets published under (a crash or failure before the commit): read while the
-    // round is prepared, used by both lanes.
+    // round is prepared, used in step 3.
     const unknownLogs = tps.filter(({ topic, partition }) => !this.publicationLogEmpty.has(`${topic}:${partition}`));
-    // Read again by the lane that next needs it when this read fails.
-    let earlierRead: Promise<Map<string, PublicationLog>> | null = null;
-    const readEarlier = (): Promise<Map<string, PublicationLog>> => {
-      if (!earlierRead) {
-        const attempt = this.deps.graph.publicationsOf(unknownLogs).then((logs) => {
-          const byTp = new Map<string, PublicationLog>();
-          unknownLogs.forEach(({ topic, partition }, i) =>
-            byTp.set(`${topic}:${partition}`, logs[i] ?? PublicationLog.empty),
-          );
-          return byTp;
-        });
-        attempt.catch(() => {
-          if (earlierRead === attempt) earlierRead = null;
-        });
-        earlierRead = attempt;
-      }
-      return earlierRead;
-    };
-    void readEarlier();
-    const work: RoundWork = {
-      round,
-      at: { ...splitTp(first.tp), offset: first.offset },
-      tps,
-      isLive: () => !this.stopping && !this.fatal && generation === this.intake.generation,
-      earlier: readEarlier,
-    };
-    const records: Identified[] = [];
+    const earlierAttempt = this.deps.graph.publicationsOf(unknownLogs).then((logs) => {
+      const byTp = new Map<string, PublicationLog>();
+      unknownLogs.forEach(({ topic, partition }, i) =>
+        byTp.set(`${topic}:${partition}`, logs[i] ?? PublicationLog.empty),
+      );
+      return byTp;
+    });
+    earlierAttempt.catch(() => undefined); // awaited below; a round that fails before then must not leave it unhandled
+    const records: (Decoded<RawEvent> & { topic: string; partition: number })[] = [];
     const failed: FailedRecord[] = [];
     for (const { item } of round.entries) {
       if (item.failed) failed.push(item.failed);
       else if (item.value)
-        records.push({
-          message: item.message,
-          value: item.value,
-          topic: item.topic,
-          partition: item.partition,
-          identity: identityOf(item.value),
-        });
+        records.push({ message: item.message, value: item.value, topic: item.topic, partition: item.partition });
     }
     for (const topic of this.routes.keys()) {
       const times = records.flatMap((r) => (r.topic === topic ? [r.value.eventTimeMs] : []));
       if (times.length > 0) this.freshness.observe(topic, times);
     }
-    const fast: Identified[] = [];
-    const slow: Identified[] = [];
-    const slowKeys = new Set<string>();
-    for (const r of records) {
-      const { identity } = r;
-      if (identity.kind !== 'identified') {
-        fast.push(r);
-        continue;
-      }
-      // Not in a partition an earlier attempt may have published past (its log unread or not empty): a record that
-      // attempt did not publish may lie below one it published in a fast lane, and must not follow it in that lane.
-      const known =
-        slowKeys.has(identity.key) ||
-        this.busy.has(identity.key) ||
-        !this.publicationLogEmpty.has(`${r.topic}:${r.partition}`)
-          ? undefined
-          : this.known.get(identity.key);
-      if (known) {
-        const next = toIdentityRecord(identity.platform, identity.platformCustomerId, attributesOf(r.value));
-        if (sameRecord(known, mergeRecord(known, next))) {
-          fast.push(r);
-          continue;
-        }
-      }
-      slowKeys.add(identity.key);
-      slow.push(r);
-    }
-    for (const key of slowKeys) this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
 
-    const fastLane = this.retried(work, this.fastLane(work, fast, failed, this.fastTail));
-    this.fastTail = fastLane;
-    const previousSlow = this.slowTail;
-    const slowLane = (async () => {
-      await previousSlow;
-      return this.retried(work, () => this.slowLane(work, slow, fastLane));
-    })();
-    this.slowTail = slowLane;
-    const previousRound = this.roundTail;
-    const done = (async (): Promise<RoundOutcome> => {
-      const [fastFields, slowFields] = await Promise.all([fastLane, slowLane]);
-      for (const key of slowKeys) {
-        const n = (this.busy.get(key) ?? 1) - 1;
-        if (n > 0) this.busy.set(key, n);
-        else this.busy.delete(key);
-      }
-      const before = await previousRound;
-      const ok = fastFields !== null && slowFields !== null && (before.ok || before.generation !== generation);
-      if (!ok || generation !== this.intake.generation) return { generation, ok: false };
-      this.supervisor.succeeded(work.at.topic, work.at.partition);
-      this.completeRound(work, await work.earlier(), [fastFields, slowFields], failed, started);
-      return { generation, ok: true };
-    })().catch((err: unknown): RoundOutcome => {
-      this.supervisor.fail({ kind: 'crash', error: err, reason: `round failed: ${describeError(err)}` });
-      return { generation, ok: false };
-    });
-    this.roundTail = done;
-    this.roundsInFlight.add(done);
-    void done.finally(() => this.roundsInFlight.delete(done));
-  }
-
-  /**
-   * The round's fast lane (startRound): every record under its identity's cached root (read from the graph only where
-   * the cache lacks it), marked fast (LANE_HEADER); dead letters; the ids logged (marked, so a repeat after a crash
-   * sends them in the same lane); then the records sent once `previous` (the fast lane before) has sent. The ids are
-   * chosen once: a repeated attempt sends what the first logged. Returns each round partition's publication field
-   * (null where it logged nothing).
-   */
-  private fastLane(
-    work: RoundWork,
-    records: readonly Identified[],
-    failed: readonly FailedRecord[],
-    previous: Promise<unknown>,
-  ): () => Promise<(string | null)[] | null> {
-    let ids: string[] | null = null;
-    return async () => {
-      if (records.length === 0 && failed.length === 0) return work.tps.map(() => null);
-      if (!ids) {
-        const roots = new Map<string, string | null>();
-        const missing: string[] = [];
-        let cached = 0;
-        for (const r of records) {
-          if (r.identity.kind !== 'identified' || roots.has(r.identity.key)) continue;
-          const root = this.roots.get(r.identity.key);
-          if (root === undefined) missing.push(r.identity.key);
-          else cached++;
-          roots.set(r.identity.key, root ?? null);
-        }
-        if (cached > 0) this.identityMetrics.rootLookups.inc({ source: 'cache' }, cached);
-        if (missing.length > 0) {
-          this.identityMetrics.rootLookups.inc({ source: 'graph' }, missing.length);
-          for (const [key, root] of await this.deps.graph.globalIdOf(missing)) {
-            roots.set(key, root);
-            if (root) this.roots.set(key, root);
-          }
-        }
-        ids = records.map((r) => {
-          if (r.identity.kind !== 'identified') return r.identity.key;
-          const root = roots.get(r.identity.key);
-          if (!root) throw new Error(`identity ${r.identity.key} has no global id`);
-          return root;
-        });
-      }
-      const keys = ids;
-      const outputs = await this.eventOutputs(records, keys, (i) => records[i]?.identity.kind === 'identified');
-      if (!work.isLive()) return null;
-      await this.deadLetters.publish([...failed]);
-      const fields = await this.deps.graph.recordPublications(
-        work.tps.map(({ topic, partition }) => {
-          const logged = new Map<number, string>();
-          records.forEach((r, i) => {
-            const id = keys[i];
-            if (r.topic === topic && r.partition === partition && id !== undefined && r.identity.kind === 'identified')
-              logged.set(Number(r.message.offset), fastLoggedId(id));
-          });
-          return { topic, partition, ids: logged };
-        }),
-      );
-      await previous;
-      if (!work.isLive()) return null;
-      for (const topicMessages of chunkTopicMessages(outputs)) {
-        await this.producer.sendBatch({ acks: -1, topicMessages });
-      }
-      return fields;
-    };
-  }
-
-  /**
-   * Each input topic's events to its output topic, in round order, keyed by `keys` (a global id, or an anonymous
-   * event's own key); a whole topic's values encoded at once (one registry lookup, no promise per record).
-   */
-  private async eventOutputs(
-    records: readonly Identified[],
-    keys: readonly string[],
-    /** Whether record i goes out in the fast lane (LANE_HEADER). */
-    fast: (i: number) => boolean,
-  ): Promise<{ topic: string; messages: Message[] }[]> {
-    const outputs: { topic: string; messages: Message[] }[] = [];
-    for (const [topic, route] of this.routes) {
-      const at: number[] = [];
-      records.forEach((r, i) => {
-        if (r.topic === topic) at.push(i);
-      });
-      if (at.length === 0) continue;
-      const values = await this.deps.serde.encodeMany(
-        route.output,
-        at.map((i) => withReviewSentiment((records[i] as Identified).value)),
-      );
-      // Where each event came from: downstream watermarks key on it, so a round this resolver publishes again after a
-      // crash before its commit (new offsets in the resolved topic) is recognised as the redelivery it is.
-      const messages: Message[] = at.map((i, k) => {
-        const r = records[i] as Identified;
-        return {
-          key: keys[i] ?? null,
-          value: values[k] ?? null,
-          headers: {
-            [SOURCE_HEADER]: `${r.topic}:${r.partition}:${r.message.offset}`,
-            ...(fast(i) ? { [LANE_HEADER]: FAST_LANE } : {}),
-          },
-        };
-      });
-      outputs.push({ topic: route.output.name, messages });
-    }
-    return outputs;
-  }
-
-  /**
-   * The round's slow lane (startRound): the records that may change the graph, resolved as rounds always were (below);
-   * published once `fastSent` (its round's fast lane) has sent. Also where merges from the outbox go out. Returns each
-   * round partition's publication field, or null when the round was left (another assignment, a stop).
-   */
-  private async slowLane(
-    work: RoundWork,
-    identified: readonly Identified[],
-    fastSent: Promise<unknown>,
-  ): Promise<(string | null)[] | null> {
-    const { tps, isLive } = work;
-    const earlierAttempt = work.earlier();
     // 1. Resolve the round's changed identities: all register (one script), then each is judged in round order against
     // the graph as the ones before it left it (resolveIdentities).
     const changes = new Map<string, LinkChange>();
     const rejections: IdentityMergeRejection[] = [];
+    const identified = records.map((r) => ({ ...r, identity: identityOf(r.value) }));
     const unknown = [
       ...new Set(
         identified.flatMap((r) =>
@@ -909,7 +681,7 @@ export class IdentityResolver {
       this.unseenAreNew = stored.size === 0;
     }
     // Records of one identity stay in round order (which keeps each partition's offset order).
-    const byKey = new Map<string, Identified[]>();
+    const byKey = new Map<string, typeof identified>();
     for (const r of identified) {
       if (r.identity.kind !== 'identified') continue;
       const list = byKey.get(r.identity.key);
@@ -978,7 +750,7 @@ export class IdentityResolver {
       for (const job of jobs) resolvedHere.set(job.record.key, job.record);
     }
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
-    if (!isLive()) return null;
+    if (!isLive()) return;
 
     // 2. Merges from the graph's outbox (written atomically with the merge itself) and the identities they moved. Every
     // script that merges writes the outbox and reports the merge, so a round whose scripts merged reads it, and any
@@ -1049,12 +821,12 @@ export class IdentityResolver {
         }
       }
     }
+    const outputs: { topic: string; messages: Message[] }[] = [];
     // The ids the records go out under: as the snapshot logged them, when it did (the same rule, the same roots).
     const published = new Map<string, Map<number, string>>(
       tps.map(({ topic, partition }) => [`${topic}:${partition}`, new Map()]),
     );
     const resolvedKeys: string[] = [];
-    const fastAt = new Set<number>(); // records an earlier attempt published in a fast lane
     for (const r of identified) {
       if (r.identity.kind !== 'identified') {
         resolvedKeys.push(r.identity.key);
@@ -1062,15 +834,35 @@ export class IdentityResolver {
       }
       const tp = `${r.topic}:${r.partition}`;
       const offset = Number(r.message.offset);
-      // Logged by an earlier attempt: the same id, in the same lane.
-      const logged = earlier.get(tp)?.idAt(offset) ?? roots.get(r.identity.key);
-      if (!logged) throw new Error(`identity ${r.identity.key} has no global id after registration`);
-      const { id, fast } = loggedId(logged);
-      resolvedKeys.push(id);
-      if (fast) fastAt.add(resolvedKeys.length - 1);
-      published.get(tp)?.set(offset, logged);
+      const gid = earlier.get(tp)?.idAt(offset) ?? roots.get(r.identity.key);
+      if (!gid) throw new Error(`identity ${r.identity.key} has no global id after registration`);
+      resolvedKeys.push(gid);
+      published.get(tp)?.set(offset, gid);
     }
-    const outputs = await this.eventOutputs(identified, resolvedKeys, (i) => fastAt.has(i));
+    // Each input topic's events go to its output topic, in round order; encoded a whole topic's values at once (one
+    // registry lookup, no promise per record).
+    for (const [topic, route] of this.routes) {
+      const at: number[] = [];
+      identified.forEach((r, i) => {
+        if (r.topic === topic) at.push(i);
+      });
+      if (at.length === 0) continue;
+      const values = await this.deps.serde.encodeMany(
+        route.output,
+        at.map((i) => withReviewSentiment((identified[i] as (typeof identified)[number]).value)),
+      );
+      // Where each event came from: downstream watermarks key on it, so a round this resolver publishes again after a
+      // crash before its commit (new offsets in the resolved topic) is recognised as the redelivery it is.
+      const messages: Message[] = at.map((i, k) => {
+        const r = identified[i] as (typeof identified)[number];
+        return {
+          key: resolvedKeys[i] ?? null,
+          value: values[k] ?? null,
+          headers: { [SOURCE_HEADER]: `${r.topic}:${r.partition}:${r.message.offset}` },
+        };
+      });
+      outputs.push({ topic: route.output.name, messages });
+    }
     const linkKeys: string[] = [];
     const linkValues: ReturnType<typeof linkRecord>[] = [];
     const linkOf = (key: string, how: Omit<LinkChange, 'eventId' | 'eventTimeMs'>, source: LinkChange) => {
@@ -1113,9 +905,10 @@ export class IdentityResolver {
       });
     }
 
-    // 4. The ids published under (unless the snapshot logged them), then, once the round's fast lane has sent, the
-    // outputs (acks=all) and the outbox ack. The offsets commit with the round (startRound).
-    if (!isLive()) return null;
+    // 4. Dead letters, then the ids published under (unless the snapshot logged them), outputs (acks=all), the outbox
+    // ack, and only then the offsets.
+    if (!isLive()) return;
+    await this.deadLetters.publish(failed);
     const fields =
       logged ??
       (await this.deps.graph.recordPublications(
@@ -1125,8 +918,6 @@ export class IdentityResolver {
           ids: published.get(`${topic}:${partition}`) ?? new Map<number, string>(),
         })),
       ));
-    await fastSent;
-    if (!isLive()) return null;
     for (const topicMessages of chunkTopicMessages(outputs)) {
       await this.producer.sendBatch({ acks: -1, topicMessages });
     }
@@ -1135,34 +926,20 @@ export class IdentityResolver {
     if (outboxRejections.length > 0) await this.deps.graph.ackRejections(outboxRejections.map((r) => r.eventId));
     this.identityMetrics.merges.inc(pending.length);
     for (const change of changes.values()) this.identityMetrics.links.inc({ method: change.method });
-    return fields;
-  }
-
-  /**
-   * A round both of whose lanes published: its offsets commit (every partition in one commit, at the round's end: a
-   * restart resumes at a round boundary, so it cuts the same rounds; not waited for, the next rounds run while it
-   * travels, and a crash before it lands repeats the round as a crash before any commit does), with the publication
-   * fields to forget once it has.
-   */
-  private completeRound(
-    work: RoundWork,
-    earlier: ReadonlyMap<string, PublicationLog>,
-    laneFields: readonly (readonly (string | null)[])[],
-    failed: readonly FailedRecord[],
-    started: bigint,
-  ): void {
-    const { round, tps } = work;
+    // Every partition of the round in one commit, at the round's end: a restart resumes at a round boundary, so it
+    // cuts the same rounds. Not waited for: the next round starts while it travels (the outputs are acknowledged
+    // already, so a crash before it lands repeats the round as a crash before any commit does).
     this.commitInBackground(
-      round.generation,
+      generation,
       tps.map(({ topic, partition }, i) => {
         const tp = `${topic}:${partition}`;
         const offset = round.commits.get(tp) as string;
-        const fields = laneFields.flatMap((lane) => lane[i] ?? []);
+        const field = fields[i];
         return {
           topic,
           partition,
           offset,
-          publications: [...(earlier.get(tp)?.fieldsBelow(Number(offset)) ?? []), ...fields],
+          publications: [...(earlier.get(tp)?.fieldsBelow(Number(offset)) ?? []), ...(field ? [field] : [])],
         };
       }),
     );
@@ -1171,11 +948,11 @@ export class IdentityResolver {
       const tp = `${topic}:${partition}`;
       if ((earlier.get(tp)?.lastOffset ?? -1) < Number(round.commits.get(tp))) this.publicationLogEmpty.add(tp);
     }
-    this.processed += round.entries.length;
+    this.processed += records.length + failed.length;
     const { metrics } = this.deps;
     for (const topic of this.routes.keys()) {
+      const ok = records.filter((r) => r.topic === topic).length;
       const bad = failed.filter((f) => f.topic === topic).length;
-      const ok = round.entries.filter((e) => e.item.topic === topic).length - bad;
       if (ok > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'ok' }, ok);
       if (bad > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'dead_letter' }, bad);
     }
@@ -1500,45 +1277,6 @@ interface Fetched {
   readonly message: KafkaMessage;
   readonly value?: RawEvent;
   readonly failed?: FailedRecord;
-}
-
-/** A decoded record of a round with the identity it carries. */
-interface Identified extends Decoded<RawEvent> {
-  readonly topic: string;
-  readonly partition: number;
-  readonly identity: ReturnType<typeof identityOf>;
-}
-
-/** What both lanes of a round share (startRound). */
-interface RoundWork {
-  readonly round: Round<Fetched>;
-  /** The round's first record: where the supervisor counts its failures. */
-  readonly at: { topic: string; partition: number; offset: string };
-  readonly tps: readonly { topic: string; partition: number }[];
-  /** Whether the round may still publish: not stopping, not given up, the same assignment. */
-  readonly isLive: () => boolean;
-  /** Ids an earlier attempt at the round's offsets published under, per `topic:partition` (read once, again after a failure). */
-  readonly earlier: () => Promise<Map<string, PublicationLog>>;
-}
-
-interface RoundOutcome {
-  readonly generation: number;
-  /** Published and committed (the commit sent): a later round of the same assignment may commit after it. */
-  readonly ok: boolean;
-}
-
-/** How the publication log marks an id a fast lane published under (FAST_LANE): global ids never start with it. */
-const FAST_MARK = 'fast|';
-
-export function fastLoggedId(id: string): string {
-  return `${FAST_MARK}${id}`;
-}
-
-/** A logged id as the record went out: its key, and whether in the fast lane. */
-function loggedId(logged: string): { id: string; fast: boolean } {
-  return logged.startsWith(FAST_MARK)
-    ? { id: logged.slice(FAST_MARK.length), fast: true }
-    : { id: logged, fast: false };
 }
 
 /** One changed identity of a round: its record folded from the round's records, and the event it registers under. */

@@ -20,7 +20,7 @@ import { groupLag } from '../../processors/pipeline.js';
 import { emptyState, type FeatureState } from '../../processors/features/state.js';
 import { decodeState, encodeState, FeatureStore } from '../../processors/features/store.js';
 import { generateSample } from '../../processors/producers/generate.js';
-import { FAST_LANE, LANE_HEADER, SOURCE_HEADER } from '../../processors/runtime/headers.js';
+import { SOURCE_HEADER } from '../../processors/runtime/headers.js';
 import { createIdempotentProducer } from '../../processors/runtime/kafka.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/metrics.js';
@@ -525,43 +525,6 @@ describe('feature processor', () => {
     try {
       await settled(ctx);
       expect((await store(ctx).readFeatures('c-DUP'))['views_7d']).toBe('2');
-      const events = await metrics.registry.getSingleMetricAsString('features_events_total');
-      expect(events).toMatch(/outcome="duplicate"} 2/);
-    } finally {
-      await instance.stop();
-    }
-  });
-
-  it("applies a fast-lane record that overtook an earlier one under the same key, and each lane's redelivery once", async () => {
-    const ctx = await context();
-    const spec = ctx.topics.customerClicks;
-    const earlier = sampleBehavior({ eventTimeMs: T0 + DAY_MS, type: 'VIEW' });
-    const later = sampleBehavior({ eventTimeMs: T0 + DAY_MS + 60_000, type: 'VIEW' });
-    const from = (offset: number, fast: boolean) => ({
-      [SOURCE_HEADER]: `${ctx.config.TOPIC_PREFIX}clicks.raw.v1:0:${offset}`,
-      ...(fast ? { [LANE_HEADER]: FAST_LANE } : {}),
-    });
-    const producer = createIdempotentProducer(ctx.kafka);
-    await producer.connect();
-    // The resolver published raw offset 9 (an identity it knew) in its fast lane while the graph work for offset 7 (an
-    // identity that then joined the same customer) ran; then, after a crash before its commit, both once more.
-    for (let copy = 0; copy < 2; copy++) {
-      await producer.send({
-        topic: spec.name,
-        messages: [
-          { key: 'c-LANE', value: await ctx.serde.encode(spec, later), headers: from(9, true) },
-          { key: 'c-LANE', value: await ctx.serde.encode(spec, earlier), headers: from(7, false) },
-        ],
-      });
-    }
-    await producer.disconnect();
-    const metrics = createMetrics();
-    const instance = processor(ctx, metrics);
-    await instance.start();
-    try {
-      await settled(ctx);
-      // One watermark for both would have taken offset 7 for a redelivery of something before 9: 1 view.
-      expect((await store(ctx).readFeatures('c-LANE'))['views_7d']).toBe('2');
       const events = await metrics.registry.getSingleMetricAsString('features_events_total');
       expect(events).toMatch(/outcome="duplicate"} 2/);
     } finally {

@@ -9,13 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityGraph } from '../../processors/identity/graph-store.js';
 import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import { loadModel } from '../../processors/identity/model.js';
-import { fastLoggedId, IdentityResolver, type IdentityResolverDeps } from '../../processors/identity/processor.js';
+import { IdentityResolver, type IdentityResolverDeps } from '../../processors/identity/processor.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { hashIdentity } from '../../processors/producers/identity-hash.js';
 import { PlatformProducer } from '../../processors/producers/platform-producer.js';
 import type { FatalFailure } from '../../processors/runtime/liveness.js';
 import { createLogger } from '../../processors/runtime/log.js';
-import { FAST_LANE, LANE_HEADER } from '../../processors/runtime/headers.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
 import type { BehaviorEvent, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
@@ -104,23 +103,14 @@ function clickOf(overrides: Parameters<typeof sampleBehavior>[0]): PlatformEvent
 }
 
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the decoded record type for callers
-async function readAll<T>(
-  ctx: TestContext,
-  spec: TopicSpec,
-  expected: number,
-): Promise<{ key: string; value: T; lane: string | null }[]> {
+async function readAll<T>(ctx: TestContext, spec: TopicSpec, expected: number): Promise<{ key: string; value: T }[]> {
   const consumer = ctx.kafka.consumer({ groupId: `${ctx.config.TOPIC_PREFIX}reader-${spec.name}-${Date.now()}` });
-  const out: { key: string; value: T; lane: string | null }[] = [];
+  const out: { key: string; value: T }[] = [];
   await within(`a reader of ${spec.name} connecting`, 20_000, consumer.connect());
   await consumer.subscribe({ topic: spec.name, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message }: { message: KafkaMessage }) => {
-      const lane = message.headers?.[LANE_HEADER];
-      out.push({
-        key: String(message.key),
-        value: await ctx.serde.decode<T>(spec, message.value),
-        lane: lane === undefined ? null : String(lane),
-      });
+      out.push({ key: String(message.key), value: await ctx.serde.decode<T>(spec, message.value) });
     },
   });
   await waitFor(
@@ -414,87 +404,6 @@ describe('identity resolver', () => {
     expect(merges.map((m) => [m.key, m.value.survivorId])).toEqual([[rootY, rootX]]);
   });
 
-  it("publishes a known identity's record while an earlier record's graph work runs, in a lane of its own", async () => {
-    const ctx = await context();
-    const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
-    const at = Date.UTC(2026, 8, 1);
-    const topic = ctx.topics.clicksRaw.name;
-    const metadata = (await ctx.admin.fetchTopicMetadata({ topics: [topic] })).topics[0]!.partitions;
-    const partitioner = Partitioners.DefaultPartitioner();
-    const partitionOf = (ev: BehaviorEvent) =>
-      partitioner({ topic, partitionMetadata: metadata, message: { key: behaviorKey(ev), value: null } });
-    const identify = (id: string, n: number): BehaviorEvent =>
-      sampleBehavior({
-        eventId: `identify-${id}-${n}`,
-        eventTimeMs: at + n,
-        platform: 'shopwave',
-        platformCustomerId: id,
-        type: 'IDENTIFY',
-        identity: hashIdentity({ email: 'lane@example.org' }, salt),
-      });
-    // Two platform identities of one person on one raw partition: `known` resolved first, `fresh` later.
-    const known = 'lane-known';
-    const fresh = Array.from({ length: 100 }, (_, i) => `lane-fresh-${i}`).find(
-      (id) => partitionOf(identify(id, 0)) === partitionOf(identify(known, 0)),
-    )!;
-    expect(fresh).toBeDefined();
-    const a = resolver(ctx);
-    // Holds the graph's searches while `held` is set: the graph work of a round's slow lane waits for the test.
-    let held: Promise<void> | null = null;
-    const registerAndSearch = a.graph.registerAndSearch.bind(a.graph);
-    a.graph.registerAndSearch = async (...args: Parameters<typeof registerAndSearch>) => {
-      if (held) await held;
-      return registerAndSearch(...args);
-    };
-    await a.instance.start();
-    try {
-      const sent = await publishEvents(ctx, [{ kind: 'behavior', event: identify(known, 1) }]);
-      expect(sent.acknowledged).toBe(1);
-      await waitFor(
-        async () => Promise.resolve(a.instance.processedCount),
-        (n) => n === 1,
-        { what: 'the first identity resolved' },
-      );
-      let release: () => void = () => undefined;
-      held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      // `fresh` (new: graph work, held) before a click of `known` (nothing new about it) on the same partition.
-      const click = sampleBehavior({
-        eventId: 'lane-click',
-        eventTimeMs: at + 3,
-        platform: 'shopwave',
-        platformCustomerId: known,
-      });
-      await publishEvents(ctx, [
-        { kind: 'behavior', event: identify(fresh, 2) },
-        { kind: 'behavior', event: click },
-      ]);
-      const whileHeld = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 2);
-      expect(whileHeld.map((r) => r.value.eventId)).toEqual([`identify-${known}-1`, 'lane-click']);
-      expect(whileHeld[1]?.lane).toBe(FAST_LANE);
-      expect(a.instance.processedCount).toBe(1); // the round is not done (nor committed) while its graph work is held
-      release();
-      held = null;
-      await waitFor(
-        async () => Promise.resolve(a.instance.processedCount),
-        (n) => n === 3,
-        { what: 'the held round done' },
-      );
-      const root = (await a.graph.globalIdOf([`shopwave:${known}`])).get(`shopwave:${known}`);
-      expect((await a.graph.globalIdOf([`shopwave:${fresh}`])).get(`shopwave:${fresh}`)).toBe(root);
-      // One key, one partition of the resolved topic: the click went out before the record before it, in its own lane.
-      const all = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 3);
-      expect(all.map((r) => [r.value.eventId, r.key, r.lane])).toEqual([
-        [`identify-${known}-1`, root, null],
-        ['lane-click', root, FAST_LANE],
-        [`identify-${fresh}-2`, root, null],
-      ]);
-    } finally {
-      await a.instance.stop();
-    }
-  }, 120_000);
-
   it('a batch repeated after a crash publishes each record under the id its first attempt used, then forgets it', async () => {
     const ctx = await context();
     const producer = await PlatformProducer.connect(ctx.config, {
@@ -509,10 +418,10 @@ describe('identity resolver', () => {
     const partition = (await ctx.admin.fetchTopicOffsets(topic)).find((p) => p.high === '2')?.partition;
     expect(partition).toBeDefined();
 
-    // What an attempt that published offset 0 under `c-first` (say, before a merge moved it) in its fast lane and died
-    // before its commit leaves behind.
+    // What an attempt that published offset 0 under `c-first` (say, before a merge moved it) and died before its
+    // commit leaves behind.
     const { instance, graph } = resolver(ctx);
-    await graph.recordPublication(topic, partition!, new Map([[0, fastLoggedId('c-first')]]));
+    await graph.recordPublication(topic, partition!, new Map([[0, 'c-first']]));
     await instance.start();
     try {
       const resolved = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 2);
@@ -520,12 +429,9 @@ describe('identity resolver', () => {
       expect(root).toMatch(/^c-/);
       expect(root).not.toBe('c-first');
       // Different keys, so possibly different partitions of the resolved topic: compared in event order.
-      expect(resolved.map((r) => [r.value.eventId, r.key, r.lane]).sort()).toEqual([
-        // The repeated record keeps its first id and lane: downstream takes it for the redelivery it is.
-        ['again-1', 'c-first', FAST_LANE],
-        // A record no attempt had published goes to the current root, in the slow lane (a new identity, on a
-        // partition whose log is not known empty: it may lie below a record a fast lane published).
-        ['again-2', root, null],
+      expect(resolved.map((r) => [r.value.eventId, r.key]).sort()).toEqual([
+        ['again-1', 'c-first'], // the repeated record keeps its first id: downstream takes it for the redelivery
+        ['again-2', root], // a record no attempt had published goes to the current root
       ]);
       // Committed: the log is forgotten (it holds ids only while a batch is in flight).
       await waitFor(
