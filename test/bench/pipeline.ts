@@ -216,7 +216,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       ].sort((a, b) => a.event.eventTimeMs - b.event.eventTimeMs);
     const events = eventsOf(sample);
     // The maximum-throughput run needs more than the sample's rest (~24,000 events: about a second of work, mostly the
-    // pipeline filling and draining): a second sample of other customers, in the weeks after the first one's.
+    // pipeline filling and draining): a second sample of other customers, whose 120 days end a month after the first's.
     const extra = Math.max(0, maxCount - (events.length - warmupCount - pacedCount));
     if (extra > 0) {
       const scale = Math.ceil(extra / events.length);
@@ -303,7 +303,8 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     if (rest.length === 0)
       throw new Error(`nothing left for the maximum-throughput run: the sample has ${events.length} events`);
     let maxStart: number;
-    // CPU of each part over the run (which part a faster pipeline needs cheaper), from its start in backlog mode.
+    // CPU of each part over the run (which part a faster pipeline needs cheaper); in backlog mode from when the fresh
+    // parts consume (their start-up left out).
     let maxCpuBefore: number[];
     let maxCpuFrom: number;
     if (backlog) {
@@ -312,9 +313,9 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       firstScoreAt = 0;
       const started = clock();
       for (const e of rest) sentAt.set(e.event.eventId, started);
-      maxCpuFrom = clock();
       children = await startParts(groups, run.env, onMessage);
-      maxCpuBefore = children.map(() => 0);
+      maxCpuBefore = await cpuOf(children);
+      maxCpuFrom = clock();
       await caughtUp(600_000);
       maxStart = firstScoreAt;
     } else {
