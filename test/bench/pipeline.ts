@@ -80,6 +80,26 @@ export async function startParts(
 }
 
 /** CPU time (µs) each part's process has used so far. */
+/** Cores each group of parts used between two cpuOf readings `wallUs` apart. */
+function coresOf(
+  groups: readonly (readonly PipelinePart[])[],
+  before: readonly number[],
+  after: readonly number[],
+  wallUs: number,
+): Record<string, number> {
+  return Object.fromEntries(groups.map((g, i) => [g.join('+'), ((after[i] ?? 0) - (before[i] ?? 0)) / wallUs]));
+}
+
+/** `name 0.42 cores (48 µs/event), …` for `events` events over `wallUs`. */
+function cpuLine(cores: Readonly<Record<string, number>>, wallUs: number, events: number): string {
+  return Object.entries(cores)
+    .map(([k, v]) => `${k} ${v.toFixed(2)} cores (${Math.round((v * wallUs) / events)} µs/event)`)
+    .join(', ');
+}
+
+const rounded = (cores: Readonly<Record<string, number>>) =>
+  Object.fromEntries(Object.entries(cores).map(([k, v]) => [k, Number(v.toFixed(2))]));
+
 function cpuOf(children: readonly ChildProcess[]): Promise<number[]> {
   return Promise.all(
     children.map(
@@ -284,11 +304,10 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     const pacedWallUs = (clock() - pacedStart) * 1000;
     const cpuAfter = await cpuOf(children);
     const own = process.cpuUsage(ownBefore);
-    const partCpu = Object.fromEntries([
-      ...groups.map((g, i) => [g.join('+'), ((cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0)) / pacedWallUs]),
-      ['producer', (own.user + own.system) / pacedWallUs],
-    ]) as Record<string, number>;
-    const cpuUsPerEvent = (cores: number) => (cores * pacedWallUs) / pacedCount;
+    const partCpu = {
+      ...coresOf(groups, cpuBefore, cpuAfter, pacedWallUs),
+      producer: (own.user + own.system) / pacedWallUs,
+    };
     const offeredSeconds = measured.seconds;
     const pacedLatencies = measured.sorted;
     const pacedScored = pacedLatencies.length;
@@ -328,12 +347,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     }
     const maxCpuAfter = await cpuOf(children);
     const maxWallUs = (clock() - maxCpuFrom) * 1000;
-    const maxCpu = Object.fromEntries(
-      groups.map((g, i) => [
-        g.join('+'),
-        Number((((maxCpuAfter[i] ?? 0) - (maxCpuBefore[i] ?? 0)) / maxWallUs).toFixed(2)),
-      ]),
-    ) as Record<string, number>;
+    const maxCpu = coresOf(groups, maxCpuBefore, maxCpuAfter, maxWallUs);
     const maxLatencies = [...latencies].sort((a, b) => a - b);
     // Sent, caught up, and still without a score naming them: lost, or scored without being named (a bug either way).
     const pacedUnscored = events.slice(warmupCount, warmupCount + pacedCount).length - pacedScored;
@@ -377,7 +391,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       maxUnscored,
       maxEventsPerSecond: maxRate,
       maxSteadyEventsPerSecond: maxSteadyRate,
-      maxCpuCores: maxCpu,
+      maxCpuCores: rounded(maxCpu),
       maxLatencyP50Ms: f(percentile(maxLatencies, 0.5)),
       maxLatencyP99Ms: f(percentile(maxLatencies, 0.99)),
       maxMode: backlog ? 'backlog' : 'live',
@@ -388,7 +402,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       goalP99MsAt5000: 50,
       warehouseSink: warehouse,
       processes: groups.map((g) => g.join('+')),
-      pacedCpuCores: Object.fromEntries(Object.entries(partCpu).map(([k, v]) => [k, Number(v.toFixed(2))])),
+      pacedCpuCores: rounded(partCpu),
     };
     console.log(
       `offered load       ${rate} events/s for ${pacedCount} events (${summary.offeredSeconds} s, after ${warmupCount} to warm up)`,
@@ -399,22 +413,14 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     console.log(
       `  per stage        p50/p99 ms: producer → raw topics ${summary.pacedToRawP50Ms}/${summary.pacedToRawP99Ms}, resolver → resolved topics ${summary.pacedRawToResolvedP50Ms}/${summary.pacedRawToResolvedP99Ms}, features → score in Redis ${summary.pacedResolvedToScoreP50Ms}/${summary.pacedResolvedToScoreP99Ms} (seen by consumers tapping each topic)`,
     );
-    console.log(
-      `  cpu per part     ${Object.entries(partCpu)
-        .map(([k, v]) => `${k} ${v.toFixed(2)} cores (${Math.round(cpuUsPerEvent(v))} µs/event)`)
-        .join(', ')}`,
-    );
+    console.log(`  cpu per part     ${cpuLine(partCpu, pacedWallUs, pacedCount)}`);
     console.log(
       `maximum throughput ${maxRate} events/s end to end (${rest.length} events, ${backlog ? 'a backlog worked off by fresh parts, from their first score' : 'sent as fast as the producer goes meanwhile'})`,
     );
     console.log(
       `  steady           ${maxSteadyRate} events/s while the middle 80 % of them were scored (goal ≥ 20,000/s)`,
     );
-    console.log(
-      `  cpu per part     ${Object.entries(maxCpu)
-        .map(([k, v]) => `${k} ${v.toFixed(2)} cores (${Math.round((v * maxWallUs) / rest.length)} µs/event)`)
-        .join(', ')}`,
-    );
+    console.log(`  cpu per part     ${cpuLine(maxCpu, maxWallUs, rest.length)}`);
     console.log(
       `  event → score    p50 ${summary.maxLatencyP50Ms} ms, p99 ${summary.maxLatencyP99Ms} ms (${backlog ? "from the parts' start" : 'queueing included'})`,
     );

@@ -18,6 +18,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { splitTp } from '../../processors/runtime/ordered-intake.js';
 import { deleteKeysByPattern } from '../../processors/tools/bench-tools.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import type { TopicSpec } from '../../topics/catalog.js';
@@ -79,7 +80,7 @@ function servedBy(instances: readonly Instance[], topics: readonly string[]): Ma
   const out = new Map<string, number>();
   for (const i of instances) {
     for (const [tp, offset] of Object.entries(i.served)) {
-      if (!topics.includes(tp.slice(0, tp.lastIndexOf(':')))) continue;
+      if (!topics.includes(splitTp(tp).topic)) continue;
       out.set(tp, Math.max(out.get(tp) ?? 0, offset));
     }
   }
