@@ -204,6 +204,21 @@ export class OrderedIntake<T> {
   }
 }
 
+/**
+ * The paused partitions to fetch again: those drained to `resumeAt` records or fewer, and every one a round waits for.
+ * A round may need more of one partition than it holds (its records come first in event time while the others wait
+ * behind them); paused, that partition would never deliver them and the round would wait forever.
+ */
+export function partitionsToResume(
+  paused: Iterable<string>,
+  buffered: (tp: string) => number,
+  resumeAt: number,
+  waitingFor: readonly string[] = [],
+): string[] {
+  const waited = new Set(waitingFor);
+  return [...paused].filter((tp) => waited.has(tp) || buffered(tp) <= resumeAt);
+}
+
 export function isRound<T>(x: Round<T> | IntakeWait | null): x is Round<T> {
   return x !== null && 'entries' in x;
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isRound, OrderedIntake, type IntakeRecord, type Round } from '../../processors/runtime/ordered-intake.js';
+import {
+  isRound,
+  OrderedIntake,
+  partitionsToResume,
+  type IntakeRecord,
+  type Round,
+} from '../../processors/runtime/ordered-intake.js';
 
 const rec = (offset: number, timeMs: number | null): IntakeRecord<string> => ({
   offset: String(offset),
@@ -125,5 +131,49 @@ describe('ordered intake probes', () => {
     expect((intake.take(0) as Round<string>).entries).toHaveLength(2);
     intake.setCaughtUp('t:1', false); // started before t:1's first fetch: its committed offset was behind then
     expect(intake.take(0)).toBeNull(); // nothing waits for t:1
+  });
+
+  it('resumes a paused partition a round waits for, however much of it is buffered', () => {
+    // Rounds of 10, fetching resumed at 2 records left (scaled down). Partition t:0 is paused holding 3 records, all
+    // earlier than t:1's, with more on the broker: the round takes the 3 and then needs t:0's next ones.
+    const intake = new OrderedIntake<string>({ maxRecords: 10, idleMs: 0 });
+    intake.assign(['t:0', 't:1'], 0);
+    intake.add('t:0', [rec(0, 0), rec(1, 1), rec(2, 2)], false, 0);
+    intake.add(
+      't:1',
+      Array.from({ length: 20 }, (_, i) => rec(i, 10 + i)),
+      false,
+      0,
+    );
+    const paused = new Set(['t:0']);
+    const buffered = (tp: string) => intake.buffered(tp);
+    const wait = intake.take(0);
+    if (wait === null || isRound(wait)) throw new Error('expected the round to wait');
+    expect(wait.waitingFor).toEqual(['t:0']);
+    expect(buffered('t:0')).toBe(3);
+    expect(partitionsToResume(paused, buffered, 2)).toEqual([]); // by count alone: paused forever, the round waiting
+    expect(partitionsToResume(paused, buffered, 2, wait.waitingFor)).toEqual(['t:0']);
+    // Resumed, its next records arrive and the round is cut.
+    intake.add(
+      't:0',
+      Array.from({ length: 10 }, (_, i) => rec(3 + i, 3 + i)),
+      false,
+      0,
+    );
+    const round = intake.take(0);
+    expect(isRound(round) && round.entries.map((e) => e.offset)).toEqual([
+      '0',
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+      '6',
+      '7',
+      '8',
+      '9',
+    ]);
+    // Drained partitions are resumed by count, as before.
+    expect(partitionsToResume(new Set(['t:0', 't:1']), (tp) => (tp === 't:1' ? 1 : 30), 2)).toEqual(['t:1']);
   });
 });
