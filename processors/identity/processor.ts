@@ -24,6 +24,7 @@ import { membershipError } from '../runtime/outage.js';
 import {
   isRound,
   OrderedIntake,
+  partitionsToResume,
   splitTp,
   type IntakeRecord,
   type IntakeWait,
@@ -275,7 +276,9 @@ export class IdentityResolver {
     this.groupId = deps.groupId ?? `${config.TOPIC_PREFIX}${PROCESSOR}`;
     const roundRecords = config.IDENTITY_ROUND_MAX_RECORDS;
     this.intake = new OrderedIntake<Fetched>({ maxRecords: roundRecords, idleMs: config.IDENTITY_ORDER_IDLE_MS });
-    this.pauseAt = Math.max(4 * roundRecords, 2_000);
+    // Fetching a partition pauses at two rounds' worth and resumes at one (one partition can make a whole round when
+    // the others are caught up); a partition a round waits for is resumed whatever it holds (resumeDrained).
+    this.pauseAt = Math.max(2 * roundRecords, 2_000);
     this.resumeAt = Math.max(roundRecords, 500);
     this.admin = deps.kafka.admin();
     // A consumer that stops fetching a partition would leave the rounds waiting for it, alive and idle: give up instead.
@@ -544,6 +547,7 @@ export class IdentityResolver {
         continue;
       }
       if (next && next.unknown.length > 0) this.probe(next.unknown);
+      if (next) this.resumeDrained(next.waitingFor);
       this.reportWait(next);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 20);
@@ -572,9 +576,9 @@ export class IdentityResolver {
     }
   }
 
-  private resumeDrained(): void {
-    for (const tp of [...this.paused]) {
-      if (this.intake.buffered(tp) > this.resumeAt) continue;
+  /** Fetches again the paused partitions drained to resumeAt, and those the next round waits for. */
+  private resumeDrained(waitingFor: readonly string[] = []): void {
+    for (const tp of partitionsToResume(this.paused, (p) => this.intake.buffered(p), this.resumeAt, waitingFor)) {
       this.paused.delete(tp);
       const { topic, partition } = splitTp(tp);
       this.consumer.resume([{ topic, partitions: [partition] }]);
@@ -728,26 +732,34 @@ export class IdentityResolver {
       }
       return jobs;
     };
-    let jobs = jobsOf(stored);
     // Whether this round's scripts merged clusters: only then does the outbox hold merges of its own to publish now.
     const merged = { count: 0, rejections: 0 };
-    if (jobs.length > 0) {
-      const unseen = new Set(unknown);
-      const absent = readFirst ? [] : jobs.flatMap((job) => (unseen.has(job.record.key) ? [job.record.key] : []));
+    // The changed identities in round order, IDENTITY_SCRIPT_MAX_IDENTITIES per registration script (each part
+    // registered and judged before the next registers, as consecutive rounds would be).
+    const unseen = new Set(unknown);
+    let absentUnread = !readFirst;
+    let jobs = jobsOf(stored);
+    const perScript = this.deps.config.IDENTITY_SCRIPT_MAX_IDENTITIES;
+    for (let from = 0; from < jobs.length;) {
+      const part = jobs.slice(from, from + perScript);
+      const absent = absentUnread ? part.flatMap((job) => (unseen.has(job.record.key) ? [job.record.key] : [])) : [];
       let resolved: Map<string, LinkChange>;
       try {
-        resolved = await this.resolveIdentities(jobs, rejections, merged, absent);
+        resolved = await this.resolveIdentities(part, rejections, merged, absent);
       } catch (err) {
         if (!(err instanceof StoredIdentitiesFound)) throw err;
-        // Nothing was written: read what the graph stores for them, and register the round's identities as before.
+        // Nothing of this part was written: read what the graph stores for the round's unseen identities and go on
+        // from this part with the jobs made from it (the same identities, in the same order).
         this.unseenAreNew = false;
         this.identityMetrics.unseenStored.inc(err.keys.length);
         for (const [key, s] of await this.deps.graph.records(unknown)) stored.set(key, s);
         jobs = jobsOf(stored);
-        resolved = await this.resolveIdentities(jobs, rejections, merged, []);
+        absentUnread = false;
+        continue;
       }
       for (const [key, change] of resolved) changes.set(key, change);
-      for (const job of jobs) resolvedHere.set(job.record.key, job.record);
+      for (const job of part) resolvedHere.set(job.record.key, job.record);
+      from += part.length;
     }
     if (this.known.size > 200_000) this.known.clear(); // a cache, not state: Redis holds the truth
     if (!isLive()) return;

@@ -109,9 +109,16 @@ export const configSchema = z.object({
   IDENTITY_MATCH_THRESHOLD: z.coerce.number().min(0).max(1).optional(),
   /**
    * Resolver rounds: the input partitions are merged into one sequence by event time (ordered-intake.ts) and resolved
-   * this many records at a time (one registration script, unions in order, one send, one commit of every partition).
+   * up to this many records at a time (one link snapshot, one send, one commit of every partition). Live traffic makes
+   * rounds of what is there; this bounds them while behind, where each round's waits (the scripts, the send with
+   * acks=all, the snapshot) are paid once for all its records.
    */
-  IDENTITY_ROUND_MAX_RECORDS: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  IDENTITY_ROUND_MAX_RECORDS: z.coerce.number().int().min(1).max(100_000).default(20_000),
+  /**
+   * Changed identities (new ones, or new details of known ones) registered and judged per graph script: a round with
+   * more makes several, one after the other, so a round of new customers holds Redis no longer than this many do.
+   */
+  IDENTITY_SCRIPT_MAX_IDENTITIES: z.coerce.number().int().min(1).max(100_000).default(1_000),
   /**
    * How long (ms) a caught-up input partition with nothing buffered holds a round back (Kafka Streams'
    * max.task.idle.ms). A partition with records still on the broker is always waited for, so replays and backlogs are

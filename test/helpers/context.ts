@@ -110,6 +110,9 @@ export function envOf(ctx: TestContext): Record<string, string> {
     IDENTITY_HASH_SALT: ctx.config.IDENTITY_HASH_SALT.reveal(),
     KAFKA_SESSION_TIMEOUT_MS: ctx.config.KAFKA_SESSION_TIMEOUT_MS.toString(),
     KAFKA_PARTITIONS: ctx.config.KAFKA_PARTITIONS.toString(),
+    // The resolver's rounds decide its clusters: a child process must cut them as the context's instances do.
+    IDENTITY_ROUND_MAX_RECORDS: ctx.config.IDENTITY_ROUND_MAX_RECORDS.toString(),
+    IDENTITY_SCRIPT_MAX_IDENTITIES: ctx.config.IDENTITY_SCRIPT_MAX_IDENTITIES.toString(),
   };
 }
 

@@ -215,6 +215,54 @@ describe('identity resolver', () => {
     expect(resolved.find((r) => r.value.eventId === 'marketly-b-5')?.key).toBe(survivor);
   });
 
+  it("registers a round's new identities in scripts of IDENTITY_SCRIPT_MAX_IDENTITIES, each part seeing the ones before", async () => {
+    const ctx = await within('the test context', 30_000, context({ IDENTITY_SCRIPT_MAX_IDENTITIES: '2' }));
+    const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
+    const identify = (id: string, raw: Parameters<typeof hashIdentity>[0], at: number): BehaviorEvent =>
+      sampleBehavior({
+        eventId: `parts-${id}`,
+        eventTimeMs: Date.UTC(2026, 8, 1) + at,
+        platform: 'shopwave',
+        platformCustomerId: id,
+        type: 'IDENTIFY',
+        identity: hashIdentity(raw, salt),
+      });
+    // Six new identities in one round (all published before the resolver starts): parts [a, b], [c, d], [e, f].
+    const events = [
+      identify('a', { email: 'mary@example.org', firstName: 'Mary' }, 1),
+      identify('b', { phone: '+44 20 7946 0001', firstName: 'Jon' }, 2),
+      identify('c', { email: 'c@example.org' }, 3),
+      identify('d', { email: 'd@example.org' }, 4),
+      identify('e', { email: 'MARY@example.org' }, 5), // a's mailbox, two scripts later
+      identify('f', { phone: '0044 20 7946 0001' }, 6), // b's phone
+    ];
+    await publishEvents(
+      ctx,
+      events.map((event) => ({ kind: 'behavior' as const, event })),
+    );
+    const { instance, graph } = resolver(ctx);
+    const registered: number[] = [];
+    const registerAndSearch = graph.registerAndSearch.bind(graph);
+    graph.registerAndSearch = (items, options) => {
+      if (options.register) registered.push(items.length);
+      return registerAndSearch(items, options);
+    };
+    await within('the resolver starting', 30_000, instance.start());
+    try {
+      const resolved = await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, events.length);
+      expect(resolved.map((r) => r.value.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());
+      expect(registered).toEqual([2, 2, 2]); // one round, three scripts
+      const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map((id) => `shopwave:${id}`);
+      const roots = await graph.globalIdOf(keys);
+      expect(roots.get('shopwave:e')).toBe(roots.get('shopwave:a'));
+      expect(roots.get('shopwave:f')).toBe(roots.get('shopwave:b'));
+      expect(new Set(['a', 'b', 'c', 'd'].map((id) => roots.get(`shopwave:${id}`))).size).toBe(4);
+      for (const r of resolved) expect(r.key).toBe(roots.get(`shopwave:${r.value.eventId.slice('parts-'.length)}`));
+    } finally {
+      await instance.stop();
+    }
+  }, 120_000);
+
   it('never merges a father and son at one address, even through a record that matches both; refusals are warehoused', async () => {
     const ctx = await createTestContext({ topics: true, warehouse: true, env: { SINK_MAX_WAIT_MS: '200' } });
     contexts.push(ctx);
@@ -626,7 +674,9 @@ describe('identity resolver', () => {
     const keys = [...new Set(sample.groundTruth.map((g) => `${g.platform}:${g.platformCustomerId}`))];
     let killedAt = 0;
     const run = async (mode: 'single' | 'crash' | 'concurrent') => {
-      const ctx = await context();
+      // Rounds of 1,000 records (the kill lands after the first commit, mid-stream), and the new identities of a round
+      // registered and judged in scripts of 150 (several per round: the parts must add up to what one round makes).
+      const ctx = await context({ IDENTITY_ROUND_MAX_RECORDS: '1000', IDENTITY_SCRIPT_MAX_IDENTITIES: '150' });
       const publish = async () => {
         const producer = await PlatformProducer.connect(ctx.config, {
           kafka: ctx.kafka,
