@@ -55,7 +55,7 @@ function partsOf(deps: Pick<PipelineDeps, 'parts' | 'warehouse'>): Set<PipelineP
 export class Pipeline {
   readonly redis: Redis;
   readonly graph: IdentityGraph;
-  private readonly identity: IdentityApp;
+  readonly identity: IdentityApp;
   private readonly sink: WarehouseSink;
   readonly features: FeatureApp;
   private readonly parts: Set<PipelinePart>;

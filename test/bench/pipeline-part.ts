@@ -5,7 +5,8 @@
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
  * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
  * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends
- * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'served' }` (answered with the features part's
+ * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'started' }` (answered by the identity part with
+ * when its resolver received its first batch), `{ type: 'served' }` (answered with the features part's
  * served positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
  */
 import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
@@ -20,6 +21,8 @@ export type PartMessage =
   | { readonly type: 'scores'; readonly atMs: number; readonly eventIds: readonly string[] }
   | { readonly type: 'assigned'; readonly partitions: readonly number[] }
   | { readonly type: 'failed'; readonly error: string }
+  /** Reply to `{ type: 'started' }` (asked of the identity part): when its resolver received its first batch (epoch ms). */
+  | { readonly type: 'started'; readonly atMs: number | null }
   /** Reply to `{ type: 'usage' }`: CPU time this process has used so far (user + system, µs). */
   | { readonly type: 'usage'; readonly cpuUs: number }
   /**
@@ -69,6 +72,7 @@ async function main(): Promise<void> {
       );
       send({ type: 'served', positions, firstBatchAtMs: pipeline.features.processor.firstBatchAtMs });
     }
+    if (message.type === 'started') send({ type: 'started', atMs: pipeline.identity.resolver.firstBatchAtMs });
     if (message.type !== 'stop') return;
     void pipeline
       .stop()
