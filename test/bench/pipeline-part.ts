@@ -5,9 +5,9 @@
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
  * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
  * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends
- * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'started' }` (answered by the identity part with
- * when its resolver received its first batch), `{ type: 'served' }` (answered with the features part's
- * served positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
+ * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'started' }` (answered by the identity part
+ * with when its resolver received its first batch), `{ type: 'served' }` (answered with the features part's served
+ * positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
  */
 import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';
@@ -21,7 +21,7 @@ export type PartMessage =
   | { readonly type: 'scores'; readonly atMs: number; readonly eventIds: readonly string[] }
   | { readonly type: 'assigned'; readonly partitions: readonly number[] }
   | { readonly type: 'failed'; readonly error: string }
-  /** Reply to `{ type: 'started' }` (asked of the identity part): when its resolver received its first batch (epoch ms). */
+  /** Reply to `{ type: 'started' }`, from the identity part: when its resolver received its first batch (epoch ms). */
   | { readonly type: 'started'; readonly atMs: number | null }
   /** Reply to `{ type: 'usage' }`: CPU time this process has used so far (user + system, µs). */
   | { readonly type: 'usage'; readonly cpuUs: number }

@@ -10,9 +10,9 @@
  * 2. Maximum throughput: the rest of the sample and a second sample of other customers (BENCH_PIPELINE_MAX_EVENTS in
  *    all, default 200,000) sent as fast as the producer goes, the parts working meanwhile; with
  *    BENCH_PIPELINE_MAX=backlog, produced while the parts are stopped and then worked off by fresh ones (no producer on
- *    the same cores; the rate counts from the resolver's first batch, so group joins are left out). Two rates: over the whole
- *    run (its start to the last score: filling and draining the pipeline included) and steady, while the middle 80 %
- *    of the events were scored (10th to 90th percentile of their score times).
+ *    the same cores; the rate counts from the resolver's first batch, so group joins are left out). Two rates: over
+ *    the whole run (its start to the last score: filling and draining the pipeline included) and steady, while the
+ *    middle 80 % of the events were scored (10th to 90th percentile of their score times).
  * Latency of an event = from the moment the platform hands it to the producer to the moment a score reflecting it is
  * in Redis (the scorer reports each score with the ids of the events behind it). Also measured in the same run: the
  * raw rate of a kafkajs consumer that only decodes the same raw topics.
@@ -79,7 +79,6 @@ export async function startParts(
   return children;
 }
 
-/** CPU time (µs) each part's process has used so far. */
 /** Cores each group of parts used between two cpuOf readings `wallUs` apart. */
 function coresOf(
   groups: readonly (readonly PipelinePart[])[],
@@ -100,37 +99,33 @@ function cpuLine(cores: Readonly<Record<string, number>>, wallUs: number, events
 const rounded = (cores: Readonly<Record<string, number>>) =>
   Object.fromEntries(Object.entries(cores).map(([k, v]) => [k, Number(v.toFixed(2))]));
 
-function cpuOf(children: readonly ChildProcess[]): Promise<number[]> {
-  return Promise.all(
-    children.map(
-      (child) =>
-        new Promise<number>((resolve) => {
-          const onMessage = (message: PartMessage) => {
-            if (message.type !== 'usage') return;
-            child.off('message', onMessage);
-            resolve(message.cpuUs);
-          };
-          child.on('message', onMessage);
-          child.send({ type: 'usage' });
-        }),
-    ),
-  );
-}
-
-/** When the resolver of the part group holding it received its first batch (the machine's clock), or null. */
-function resolverStartedAt(children: readonly ChildProcess[], groups: readonly (readonly PipelinePart[])[]) {
-  const child = children[groups.findIndex((g) => g.includes('identity'))];
-  if (!child) return Promise.resolve(null);
-  return new Promise<number | null>((resolve) => {
+/** Sends a part `{ type }` and resolves with its reply of the same type. */
+function ask<T extends 'usage' | 'started'>(child: ChildProcess, type: T): Promise<Extract<PartMessage, { type: T }>> {
+  return new Promise((resolve) => {
     const onMessage = (message: PartMessage) => {
-      if (message.type !== 'started') return;
+      if (message.type !== type) return;
       child.off('message', onMessage);
-      // Date.now() in the part; on this clock within a millisecond
-      resolve(message.atMs === null ? null : message.atMs + (clock() - Date.now()));
+      resolve(message as Extract<PartMessage, { type: T }>);
     };
     child.on('message', onMessage);
-    child.send({ type: 'started' });
+    child.send({ type });
   });
+}
+
+/** CPU time (µs) each part's process has used so far. */
+function cpuOf(children: readonly ChildProcess[]): Promise<number[]> {
+  return Promise.all(children.map(async (child) => (await ask(child, 'usage')).cpuUs));
+}
+
+/** When the resolver (in the part group holding it) received its first batch, on this process's clock. */
+async function resolverStartedAt(
+  children: readonly ChildProcess[],
+  groups: readonly (readonly PipelinePart[])[],
+): Promise<number> {
+  const child = children[groups.findIndex((g) => g.includes('identity'))];
+  const { atMs } = child ? await ask(child, 'started') : { atMs: null };
+  if (atMs === null) throw new Error('the resolver never received a batch');
+  return atMs + (clock() - Date.now()); // Date.now() in the part; on this clock within a millisecond
 }
 
 /** Asks each part to stop cleanly, SIGKILLs it after `graceMs` (or when the request cannot be sent), waits for all. */
@@ -217,7 +212,6 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
   const toResolved: number[] = [];
   const resolvedToScore: number[] = [];
   let lastScoreAt = 0;
-  let firstScoreAt = 0;
   /** When each event was first scored (the maximum-throughput run's steady rate). */
   const scoredAt: number[] = [];
   const onMessage = (message: PartMessage) => {
@@ -228,7 +222,6 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       // Only scores of the events sent count for the rates: a rescore (no events behind it) that comes while the
       // groups' commits catch up would otherwise stretch the run by seconds.
       lastScoreAt = message.atMs;
-      firstScoreAt ||= message.atMs;
       scoredAt.push(message.atMs);
       latencies.push(message.atMs - t);
       sentAt.delete(eventId); // the first score reflecting an event is when it became visible
@@ -346,7 +339,6 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     if (backlog) {
       await stopParts(children);
       await producer.publishAll(rest);
-      firstScoreAt = 0;
       const started = clock();
       for (const e of rest) sentAt.set(e.event.eventId, started);
       children = await startParts(groups, run.env, onMessage);
@@ -354,7 +346,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       maxCpuFrom = clock();
       await caughtUp(600_000);
       // From the resolver's first batch: group joins left out, its first round's work (before any score) counted.
-      maxStart = (await resolverStartedAt(children, groups)) ?? firstScoreAt;
+      maxStart = await resolverStartedAt(children, groups);
     } else {
       maxCpuBefore = await cpuOf(children);
       maxCpuFrom = clock();
