@@ -67,8 +67,27 @@ local function bumpVersion(root)
   redis.call('HINCRBY', K.cver, root, 1)
 end
 
+-- The creation sequence of an existing cluster: newCluster names it `c-<sequence>`, so it is read off the id; the hash
+-- only for an id of another form.
 local function seqOf(clusterId)
+  local n = string.match(clusterId, '^c%-(%d+)$')
+  if n then
+    return tonumber(n)
+  end
   return tonumber(redis.call('HGET', K.cseq, clusterId))
+end
+
+-- Member count of a root, through `sizes` (a table root -> count, or nil) when given: one call's memo, valid while
+-- nothing that call writes has changed that root.
+local function sizeOf(root, sizes)
+  local n = sizes and sizes[root]
+  if not n then
+    n = redis.call('SCARD', memKey(root))
+    if sizes then
+      sizes[root] = n
+    end
+  end
+  return n
 end
 
 -- Creates a cluster with the next sequence number: ids are `c-<n>`, deterministic from the counter.
@@ -130,15 +149,16 @@ end
 -- members (refused, counted). The older root of each pair survives; an identity without a cluster simply joins the
 -- first candidate that has room (no merge: nothing is retired). `candidates` is a list of
 -- { id, seq, method, confidence, matchWeight }. Returns current (nil if it never joined), joined candidate, merges,
--- refused.
-local function growCluster(current, candidates, cap, eventId, eventTimeMs)
+-- refused. `sizes` (optional): member counts the caller read of `current` and the candidates in this same script, before
+-- anything changed them (a union changes only its survivor and loser, and each candidate is a distinct root).
+local function growCluster(current, candidates, cap, eventId, eventTimeMs, sizes)
   table.sort(candidates, function(a, b)
     return a.seq < b.seq
   end)
   local size = 1
   local currentSeq = nil
   if current then
-    size = redis.call('SCARD', memKey(current))
+    size = sizeOf(current, sizes)
     currentSeq = seqOf(current)
   end
   local joined = nil
@@ -146,7 +166,7 @@ local function growCluster(current, candidates, cap, eventId, eventTimeMs)
   local refused = 0
   for i = 1, #candidates do
     local c = candidates[i]
-    local candidateSize = redis.call('SCARD', memKey(c.id))
+    local candidateSize = sizeOf(c.id, sizes)
     if size + candidateSize > cap then
       refused = refused + 1
     elseif not current then
@@ -209,6 +229,45 @@ local function collectCandidates(exclude, maxBlock, from)
     blocks[#blocks + 1] = ARGV[i]
   end
   return candidatesOfBlocks(exclude, maxBlock, blocks, nil)
+end
+
+-- rootOfKey(key, false) of each of `keys`, in order, with three HMGETs for all of them (false where rootOfKey gives nil):
+-- an id with a parent takes findRoot's path, one without is its own root if the graph ever created it.
+local function rootsOfKeyList(keys)
+  local ids = {}
+  for from = 1, #keys, 1000 do
+    local part = redis.call('HMGET', K.idc, unpack(keys, from, math.min(#keys, from + 999)))
+    for i = 1, #part do
+      ids[from + i - 1] = part[i]
+    end
+  end
+  local distinct, seen = {}, {}
+  for i = 1, #keys do
+    local id = ids[i]
+    if id and not seen[id] then
+      seen[id] = true
+      distinct[#distinct + 1] = id
+    end
+  end
+  local rootOf = {}
+  for from = 1, #distinct, 1000 do
+    local to = math.min(#distinct, from + 999)
+    local parents = redis.call('HMGET', K.parent, unpack(distinct, from, to))
+    local created = redis.call('HMGET', K.cseq, unpack(distinct, from, to))
+    for i = 1, to - from + 1 do
+      local id = distinct[from + i - 1]
+      if parents[i] then
+        rootOf[id] = findRoot(id, false) or false
+      else
+        rootOf[id] = created[i] and id or false
+      end
+    end
+  end
+  local roots = {}
+  for i = 1, #keys do
+    roots[i] = ids[i] and rootOf[ids[i]] or false
+  end
+  return roots
 end
 
 -- Roots of many identity keys with one HMGET: `B:idc` always names a root (merges rewrite it eagerly), so a parent
@@ -352,11 +411,13 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
       return { 1, root, 0, 0 }
     end
   end
-  -- Each match's root, looked up once for the checks below (the union itself resolves them again as it writes).
-  local matchRoots = {}
+  -- Each match's root (false: unknown), looked up once for the checks below and the union; member counts likewise.
+  local matchKeys = {}
   for i = 1, #matches do
-    matchRoots[i] = rootOfKey(matches[i].key, false)
+    matchKeys[i] = matches[i].key
   end
+  local matchRoots = rootsOfKeyList(matchKeys)
+  local sizes = {}
   if joinedIsDone and #matches > 0 then
     local done = true
     for i = 1, #matches do
@@ -377,7 +438,7 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
     if actualRoot ~= expectedRoot then
       return true
     end
-    return expectedSize ~= '0' and redis.call('SCARD', memKey(actualRoot)) ~= tonumber(expectedSize)
+    return expectedSize ~= '0' and sizeOf(actualRoot, sizes) ~= tonumber(expectedSize)
   end
   if changed(root, ownRoot, ownSize) then
     return { 0, root, 0, 1 }
@@ -408,7 +469,7 @@ local function unionOne(key, cap, eventId, eventTimeMs, wmField, wmOffset, ownRo
     end
   end
 
-  local after, _, merges, refused = growCluster(root, candidates, cap, eventId, eventTimeMs)
+  local after, _, merges, refused = growCluster(root, candidates, cap, eventId, eventTimeMs, sizes)
   if wmField ~= '' then
     redis.call('HSET', K.wmUnion, wmField, wmOffset)
   end
