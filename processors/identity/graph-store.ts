@@ -517,21 +517,6 @@ export class IdentityGraph {
     return codec;
   }
 
-  /**
-   * The CPU of a registration that depends on the records alone, done ahead: each record sealed as {@link
-   * registerAndSearch} would store it, its blocking sets named (the codec keeps the names). The resolver calls it for
-   * the next part while the graph works on the current one. Items that already carry their sealed form keep it. Needs
-   * the format checked (any earlier call of the graph did); before that the items come back as they are.
-   */
-  prepareRegistration<T extends RegisterSearchItem>(items: readonly T[]): T[] {
-    const codec = this.codec;
-    if (!codec || !this.formatChecked) return [...items];
-    return items.map((item) => {
-      this.blockNames(codec, item.blockingKeys);
-      return item.sealed === undefined ? { ...item, sealed: codec.sealRecord(item.record) } : item;
-    });
-  }
-
   private blockNames(codec: PiiCodec, blockingKeys: readonly string[]): string[] {
     return [...new Set(blockingKeys)].map((k) => codec.blockName(k));
   }

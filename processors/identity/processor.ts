@@ -745,15 +745,7 @@ export class IdentityResolver {
       const absent = absentUnread ? part.flatMap((job) => (unseen.has(job.record.key) ? [job.record.key] : [])) : [];
       let resolved: Map<string, LinkChange>;
       try {
-        const resolving = this.resolveIdentities(part, rejections, merged, absent);
-        resolving.catch(() => undefined); // awaited below, also when what follows throws
-        // While the graph works on this part, the next one's records are sealed and their blocking sets named (after a
-        // turn of the event loop: the part's script is built and written to the connection first).
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const next = from + part.length;
-        const ahead = this.deps.graph.prepareRegistration(jobs.slice(next, next + perScript));
-        ahead.forEach((job, i) => (jobs[next + i] = job));
-        resolved = await resolving;
+        resolved = await this.resolveIdentities(part, rejections, merged, absent);
       } catch (err) {
         if (!(err instanceof StoredIdentitiesFound)) throw err;
         // Nothing of this part was written: read what the graph stores for the round's unseen identities and go on

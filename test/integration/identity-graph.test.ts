@@ -7,12 +7,7 @@ import { seededRandom } from '../../processors/identity/model.js';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import {
-  IdentityGraph,
-  StoredIdentitiesFound,
-  type RegisterSearchItem,
-  type UnionMatch,
-} from '../../processors/identity/graph-store.js';
+import { IdentityGraph, StoredIdentitiesFound, type UnionMatch } from '../../processors/identity/graph-store.js';
 import { JudgingPicture } from '../../processors/identity/judging-picture.js';
 import { PiiCodec } from '../../processors/identity/pii-codec.js';
 import type { IdentityRecord } from '../../processors/identity/types.js';
@@ -262,34 +257,6 @@ describe('groups (registerAndSearch, unionMany)', () => {
     });
     expect(again[0]).toMatchObject({ registered: null, skippedBlocks: 1, own: roots.get('shop:a') });
     expect(await graph.getWatermarks(['t|shop:a'])).toEqual(new Map([['t|shop:a', 5]]));
-  });
-
-  it('registers items sealed ahead (prepareRegistration) as it stores them, and keeps a sealed form an item carries', async () => {
-    const graph = open();
-    const item: RegisterSearchItem = {
-      record: rec('shop:p', { lastName: 'smith' }),
-      blockingKeys: ['ln:smith'],
-      meta: meta(),
-    };
-    // Before the graph's format is checked (no call yet) nothing is sealed ahead.
-    expect(graph.prepareRegistration([item])[0]?.sealed).toBeUndefined();
-    await graph.registerAndSearch([{ record: rec('shop:q'), blockingKeys: [], meta: meta() }], {
-      register: true,
-      maxBlockSize: 10,
-      maxMembers: 10,
-    });
-    const [prepared, carried] = graph.prepareRegistration([item, { ...item, sealed: 'as-stored' }]);
-    expect(carried?.sealed).toBe('as-stored');
-    expect(prepared?.sealed).toMatch(/^s1\./);
-    const [found] = await graph.registerAndSearch(prepared ? [prepared] : [], {
-      register: true,
-      maxBlockSize: 10,
-      maxMembers: 10,
-    });
-    expect(found?.registered?.method).toBe('NEW');
-    const stored = (await graph.records(['shop:p'])).get('shop:p');
-    expect(stored?.sealed).toBe(prepared?.sealed);
-    expect(stored?.record).toEqual(item.record);
   });
 
   it('registers identities taken for new without a read, and writes nothing when one of them is stored', async () => {
