@@ -231,9 +231,9 @@ local function collectCandidates(exclude, maxBlock, from)
   return candidatesOfBlocks(exclude, maxBlock, blocks, nil)
 end
 
--- rootOfKey(key, false) of each of `keys`, in order, with three HMGETs for all of them (false where rootOfKey gives nil):
--- an id with a parent takes findRoot's path, one without is its own root if the graph ever created it.
-local function rootsOfKeyList(keys)
+-- The cluster ids `B:idc` holds for `keys` (ids[i] nil for an unknown identity), by HMGETs of up to 1,000, and the
+-- distinct ones in first-seen order.
+local function clusterIdsOfKeys(keys)
   local ids = {}
   for from = 1, #keys, 1000 do
     local part = redis.call('HMGET', K.idc, unpack(keys, from, math.min(#keys, from + 999)))
@@ -249,6 +249,13 @@ local function rootsOfKeyList(keys)
       distinct[#distinct + 1] = id
     end
   end
+  return ids, distinct
+end
+
+-- rootOfKey(key, false) of each of `keys`, in order, with three HMGETs for all of them (false where rootOfKey gives nil):
+-- an id with a parent takes findRoot's path, one without is its own root if the graph ever created it.
+local function rootsOfKeyList(keys)
+  local ids, distinct = clusterIdsOfKeys(keys)
   local rootOf = {}
   for from = 1, #distinct, 1000 do
     local to = math.min(#distinct, from + 999)
@@ -279,22 +286,7 @@ local function rootsOfKeys(keys)
   if n == 0 then
     return result
   end
-  local roots = {}
-  for from = 1, n, 1000 do
-    local to = math.min(n, from + 999)
-    local part = redis.call('HMGET', K.idc, unpack(keys, from, to))
-    for i = 1, #part do
-      roots[from + i - 1] = part[i]
-    end
-  end
-  local distinct, seen = {}, {}
-  for i = 1, n do
-    local r = roots[i]
-    if r and not seen[r] then
-      seen[r] = true
-      distinct[#distinct + 1] = r
-    end
-  end
+  local roots, distinct = clusterIdsOfKeys(keys)
   local fixed = {}
   for from = 1, #distinct, 1000 do
     local to = math.min(#distinct, from + 999)
