@@ -32,7 +32,7 @@ import { NO_ATTRIBUTES } from './logic.js';
 import { PiiCodec } from './pii-codec.js';
 import { IdentityResolver } from './processor.js';
 import { toIdentityRecord } from './record.js';
-import { blockingRecall, pairwiseMetrics } from './resolve-offline.js';
+import { blockingRecall, pairwiseMetrics, resolveIncrementallyWithStats } from './resolve-offline.js';
 
 const USAGE = 'usage: npm run identity:eval -- --out <clusters.csv> <file.csv> [<file2.csv> …]';
 const BASE_TIME_MS = Date.UTC(2026, 0, 1);
@@ -79,12 +79,19 @@ export interface EvaluationResult {
   readonly cpuMicrosPerRecord: number;
   /** Merge events the resolver published (the identity-merges topic's length): clusters of published people joined. */
   readonly mergesPublished: number;
+  /**
+   * The same records and match model through the same judging on a graph held in this process (resolve-offline.ts,
+   * no Redis, no Kafka), timed after the resolver: how far the stream is from its rules' own cost. When asked for.
+   */
+  readonly inMemory: { readonly recordsPerSecond: number; readonly f1: number | null } | null;
 }
 
 /** Options of {@link evaluateFiles}. */
 export interface EvaluateOptions {
   /** Also measure a consumer that only decodes the same records. @default false */
   readonly measureRawConsumer?: boolean;
+  /** Also resolve the same records in memory (resolve-offline.ts) and time it. @default false */
+  readonly measureInMemory?: boolean;
   /** Show a progress bar on stderr while the resolver works. @default false */
   readonly progress?: boolean;
   /** Called for each unreadable line (it is skipped). @default print it on stderr */
@@ -226,6 +233,17 @@ export async function evaluateFiles(
     for (const gid of clusters.values()) sizes.set(gid, (sizes.get(gid) ?? 0) + 1);
     const largestCluster = Math.max(0, ...sizes.values());
     const truePairs = truePairsOf(recIdByKey);
+    let inMemory: EvaluationResult['inMemory'] = null;
+    if (options.measureInMemory) {
+      const at = performance.now();
+      const offline = resolveIncrementallyWithStats(records, model, {
+        maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,
+      });
+      inMemory = {
+        recordsPerSecond: Math.round(records.length / ((performance.now() - at) / 1000)),
+        f1: truePairs ? round(pairwiseMetrics(offline.clusters, truePairs).f1) : null,
+      };
+    }
     let metrics: Record<string, number> | null = null;
     if (truePairs) {
       const m = pairwiseMetrics(clusters, truePairs);
@@ -250,6 +268,7 @@ export async function evaluateFiles(
       badLines,
       largestCluster,
       mergesPublished,
+      inMemory,
     };
   } finally {
     await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);

@@ -2,7 +2,8 @@
  * `npm run bench -- identity-messy`: the messy person-record benchmark (processors/identity/messy-logic.ts: ~5,000
  * people written 3–21 times each with nicknames, typos, swapped names, missing fields, perturbed birth dates, made-up
  * postcodes, households and common names; no identifier) through the real identity resolver, against a kafkajs
- * consumer that only decodes the same records (the raw limit) in the same run.
+ * consumer that only decodes the same records (the raw limit) and against the same records, model and judging on a
+ * graph held in process (resolve-offline.ts: what the rules cost without Redis and Kafka), both in the same run.
  *
  * BENCH_MESSY_PEOPLE (default 5000) and BENCH_MESSY_SEED (default 1) choose the file; it is written to a temporary
  * directory and removed afterwards.
@@ -34,7 +35,11 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
       `messy benchmark   seed ${seed}: ${dataset.rows.length} records of ${dataset.people} people ` +
         `(${dataset.households} households, largest true cluster ${dataset.largestCluster})`,
     );
-    const result = await evaluateFiles([file], { measureRawConsumer: true, progress: process.stderr.isTTY });
+    const result = await evaluateFiles([file], {
+      measureRawConsumer: true,
+      measureInMemory: true,
+      progress: process.stderr.isTTY,
+    });
     const raw = result.rawDecodePerSecond ?? 0;
     const ratio = Number((result.recordsPerSecond / Math.max(raw, 1)).toFixed(3));
     const m = result.metrics ?? {};
@@ -43,6 +48,12 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
     );
     console.log(`decode-only        ${raw} records/s (same topic, same run: the raw limit)`);
     console.log(`ratio              ${ratio}`);
+    const inMemory = result.inMemory;
+    const inMemoryRatio = inMemory ? Number((result.recordsPerSecond / inMemory.recordsPerSecond).toFixed(3)) : null;
+    console.log(
+      `in-memory rules    ${inMemory?.recordsPerSecond} records/s, F1 ${inMemory?.f1} (the same records, model and ` +
+        `judging on a graph held in process, same run: no Redis, no Kafka); stream / in-memory ${inMemoryRatio}`,
+    );
     console.log(
       `quality            precision ${m['precision']}  recall ${m['recall']}  F1 ${m['f1']}  ` +
         `blocking recall ${m['blockingRecall']}`,
@@ -69,6 +80,9 @@ export async function identityMessyBench(): Promise<Record<string, unknown>> {
       mergesPublished: result.mergesPublished,
       decodeOnlyRecordsPerSecond: raw,
       ratio,
+      inMemoryRecordsPerSecond: inMemory?.recordsPerSecond ?? null,
+      inMemoryF1: inMemory?.f1 ?? null,
+      inMemoryRatio,
       goalF1: 0.9,
       goalRecordsPerSecond: 5_000,
     };
