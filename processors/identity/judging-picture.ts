@@ -24,7 +24,7 @@ function sequenceOf(id: string): number {
 }
 
 /** Code-point (UTF-8 byte) order of two strings: how the graph orders member keys. */
-function keyOrder(a: string, b: string): number {
+export function keyOrder(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);
