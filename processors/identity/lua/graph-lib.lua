@@ -231,7 +231,7 @@ local function collectCandidates(exclude, maxBlock, from)
   return candidatesOfBlocks(exclude, maxBlock, blocks, nil)
 end
 
--- The cluster ids `B:idc` holds for `keys` (ids[i] nil for an unknown identity), by HMGETs of up to 1,000, and the
+-- The cluster ids `B:idc` holds for `keys` (ids[i] false for an unknown identity), by HMGETs of up to 1,000, and the
 -- distinct ones in first-seen order.
 local function clusterIdsOfKeys(keys)
   local ids = {}
