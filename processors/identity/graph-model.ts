@@ -14,7 +14,7 @@
  * (register-search.lua and union-batch.lua pass them) and findRoot's path compression (B:idc always names a root, as
  * merges rewrite it, so no path starts from it); they are mirrored line by line.
  */
-import { keyOrder } from './judging-picture.js';
+import { keyOrder, sequenceOf } from './judging-picture.js';
 
 /** A string as the scripts' cjson.encode writes it (it escapes `/` too; non-ASCII is written as is). */
 export function cjsonString(s: string): string {
@@ -139,8 +139,8 @@ export class GraphModel {
   }
 
   private seqOf(clusterId: string): number {
-    const m = /^c-(\d+)$/.exec(clusterId);
-    return m ? Number(m[1]) : (this.cseq.get(clusterId) ?? Number.NaN);
+    const n = sequenceOf(clusterId); // read off the id, as graph-lib.lua does; the hash only for another form
+    return Number.isFinite(n) ? n : (this.cseq.get(clusterId) ?? Number.NaN);
   }
 
   private newCluster(): string {

@@ -273,7 +273,7 @@ const SCRIPTS = {
   erase: 'idgErase',
   'mark-judged': 'idgMarkJudged',
 } as const;
-type ScriptFile = keyof typeof SCRIPTS;
+export type ScriptFile = keyof typeof SCRIPTS;
 const READ_ONLY: ReadonlySet<ScriptFile> = new Set([
   'candidates',
   'cluster-candidates',
@@ -288,13 +288,36 @@ type ScriptCommand = (numKeys: number, ...args: string[]) => Promise<unknown>;
 
 let sources: ReadonlyMap<ScriptFile, string> | undefined;
 /** Script texts, read once per process; the shared prelude is prepended so each script is self-contained for EVAL. */
-function scriptSources(): ReadonlyMap<ScriptFile, string> {
+export function scriptSources(): ReadonlyMap<ScriptFile, string> {
   if (!sources) {
     const read = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
     const lib = read('graph-lib');
     sources = new Map(Object.keys(SCRIPTS).map((file) => [file as ScriptFile, `${lib}\n${read(file)}`]));
   }
   return sources;
+}
+
+/**
+ * The fixed KEYS every graph script is called with, in graph-lib.lua's order (its `K` table), under the key base
+ * `<prefix>idg:v1:{<prefix>idg}`.
+ */
+export function graphScriptKeys(base: string): string[] {
+  return [
+    'counters',
+    'rec',
+    'idc',
+    'cseq',
+    'parent',
+    'outbox',
+    'outbox:order',
+    'wm:register',
+    'wm:union',
+    'cver',
+    'judged',
+    'rejects',
+    'rejects:order',
+    'fresh',
+  ].map((name) => `${base}:${name}`);
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -423,23 +446,7 @@ export class IdentityGraph {
   ) {
     this.base = `${prefix}idg:v1:{${prefix}idg}`;
     this.scriptBase = `${redis.options.keyPrefix ?? ''}${this.base}`;
-    const b = this.base;
-    this.keys = [
-      `${b}:counters`,
-      `${b}:rec`,
-      `${b}:idc`,
-      `${b}:cseq`,
-      `${b}:parent`,
-      `${b}:outbox`,
-      `${b}:outbox:order`,
-      `${b}:wm:register`,
-      `${b}:wm:union`,
-      `${b}:cver`,
-      `${b}:judged`,
-      `${b}:rejects`,
-      `${b}:rejects:order`,
-      `${b}:fresh`,
-    ];
+    this.keys = graphScriptKeys(this.base);
   }
 
   /**

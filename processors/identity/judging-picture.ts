@@ -18,7 +18,7 @@ import { followMoves } from './graph-cache.js';
 import type { CandidateClusterRecords } from './graph-store.js';
 
 /** The sequence number of a cluster id (`c-<n>`, graph-lib.lua newCluster): the older of two survives a union. */
-function sequenceOf(id: string): number {
+export function sequenceOf(id: string): number {
   const match = /^c-(\d+)$/.exec(id);
   return match ? Number(match[1]) : Number.POSITIVE_INFINITY;
 }

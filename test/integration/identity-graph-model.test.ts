@@ -3,17 +3,15 @@
 // expectations that are right, stale or absent, the cluster cap) go through register.lua / union.lua and through the
 // model; every reply must be the same, and afterwards the whole graph, key by key.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { graphScriptKeys, scriptSources } from '../../processors/identity/graph-store.js';
 import { GraphModel, type ModelMatch } from '../../processors/identity/graph-model.js';
 import { seededRandom } from '../../processors/identity/model.js';
 
-const lua = (name: string) =>
-  readFileSync(new URL(`../../processors/identity/lua/${name}.lua`, import.meta.url), 'utf8');
-const LIB = lua('graph-lib');
-const REGISTER = `${LIB}\n${lua('register')}`;
-const UNION = `${LIB}\n${lua('union')}`;
+// The scripts as the graph runs them (graph-lib.lua prepended) and their KEYS, from graph-store.ts.
+const REGISTER = scriptSources().get('register') ?? '';
+const UNION = scriptSources().get('union') ?? '';
 const HASHES = ['counters', 'rec', 'idc', 'cseq', 'parent', 'outbox', 'wm:register', 'wm:union', 'cver', 'fresh'];
 
 const redis = new Redis(inject('endpoints').redisUrl, { maxRetriesPerRequest: 3 });
@@ -37,16 +35,12 @@ async function scan(base: string): Promise<string[]> {
   return keys;
 }
 
-/** KEYS of every graph script, in graph-store.ts' order. */
-const SCRIPT_KEYS = ['counters', 'rec', 'idc', 'cseq', 'parent', 'outbox', 'outbox:order', 'wm:register', 'wm:union'];
-SCRIPT_KEYS.push('cver', 'judged', 'rejects', 'rejects:order', 'fresh');
-const keysOf = (base: string) => SCRIPT_KEYS.map((k) => `${base}:${k}`);
-
 type Reply = (string | number)[];
 
 async function run(base: string, script: string, args: readonly string[]): Promise<Reply | undefined> {
   try {
-    return (await redis.eval(script, 14, ...keysOf(base), base, ...args)) as Reply;
+    const keys = graphScriptKeys(base);
+    return (await redis.eval(script, keys.length, ...keys, base, ...args)) as Reply;
   } catch (err) {
     if (String(err).includes('IDG_UNKNOWN_KEY')) return undefined;
     throw err;
@@ -129,7 +123,7 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
       );
       expect(await run(base, REGISTER, args), `seed ${seed} step ${step}: register ${key}`).toEqual(expected);
       if (!registered.includes(key)) registered.push(key);
-      merges += expected.length - 6 > 0 ? expected.length - 6 : 0;
+      merges += Math.max(0, expected.length - 6); // the MergeEntries after the six fields
     } else {
       const key = pick(registered);
       const field = random() < 0.5 ? `u|${key}` : '';
