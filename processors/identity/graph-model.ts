@@ -6,7 +6,9 @@
  * one resolver is the graph's only writer, it can register, search, judge and unite on its own picture and write Redis
  * once per part, provided the picture moves exactly as the scripts would move the graph. This class is that picture's
  * rules; `test/integration/identity-graph-model.test.ts` runs random operation sequences through the real scripts and
- * through it and requires the same replies and the same graph, key by key. It is not wired into the resolver yet.
+ * through it and requires the same replies and the same graph, key by key. With a journal ({@link GraphModel.takeWrites})
+ * it also says what changed, as the commands picture-write.lua applies: graph-picture.ts holds the resolver's picture in
+ * one and writes each part's changes in one script.
  *
  * Values are kept as the scripts store them (strings where Redis holds strings), so a dump compares with HGETALL.
  * Covered by the conformance test: what register.lua and union.lua reach (exact-hash links, the cap, the older cluster
@@ -14,7 +16,17 @@
  * (register-search.lua and union-batch.lua pass them) and findRoot's path compression (B:idc always names a root, as
  * merges rewrite it, so no path starts from it); they are mirrored line by line.
  */
+import { createHash } from 'node:crypto';
 import { keyOrder, sequenceOf } from './judging-picture.js';
+
+/** SHA-1 of a stored record, hex, as Lua's redis.sha1hex gives it (mark-judged.lua names a judged record by it). */
+export function recordSha(stored: string): string {
+  return createHash('sha1').update(stored, 'utf8').digest('hex');
+}
+
+/** The graph's hashes the picture holds, by their names in graph-lib.lua's `K` table (picture-write.lua's targets). */
+export type GraphHash =
+  'counters' | 'rec' | 'idc' | 'cseq' | 'parent' | 'cver' | 'fresh' | 'judged' | 'wmRegister' | 'wmUnion';
 
 /** A string as the scripts' cjson.encode writes it (it escapes `/` too; non-ASCII is written as is). */
 export function cjsonString(s: string): string {
@@ -74,6 +86,15 @@ export interface ModelMatch {
   size: string;
 }
 
+/** What changed since the last {@link GraphModel.takeWrites}: hash fields written or deleted, set members, outbox. */
+interface Journal {
+  readonly fields: Map<GraphHash, Set<string>>;
+  readonly added: Map<string, Set<string>>;
+  /** Sets deleted: written again whole, after their DEL, if they hold members by the time the writes are taken. */
+  readonly dropped: Set<string>;
+  readonly outbox: [mergeId: string, json: string][];
+}
+
 export class GraphModel {
   /** `B:counters`: cluster and merge sequences. */
   readonly counters = new Map<string, number>();
@@ -85,7 +106,10 @@ export class GraphModel {
   readonly cseq = new Map<string, number>();
   /** `B:parent`: retired cluster id → the cluster it went into. */
   readonly parent = new Map<string, string>();
-  /** `B:outbox` and `B:outbox:order`: merge id → MergeEntry JSON, and → its sequence. */
+  /**
+   * `B:outbox` and `B:outbox:order`: merge id → MergeEntry JSON, and → its sequence. Kept only with `keepOutbox` (the
+   * conformance test): the graph's outbox is emptied by its readers, and a journal hands merges on instead.
+   */
   readonly outbox = new Map<string, string>();
   readonly outboxOrder = new Map<string, number>();
   /** `B:wm:register`, `B:wm:union`: watermark field → offset as sent. */
@@ -95,26 +119,113 @@ export class GraphModel {
   readonly cver = new Map<string, number>();
   /** `B:fresh`: identity key → the cluster its registration made, until judged. */
   readonly fresh = new Map<string, string>();
+  /** `B:judged`: identity key → SHA-1 of its record when it was judged. */
+  readonly judged = new Map<string, string>();
   /** Sets by their name after the base: `mem:<cluster>`, `blk:<name>`, `email:<hash>`, `phone:<hash>`. */
   readonly sets = new Map<string, Set<string>>();
+  private journal: Journal | undefined;
 
-  private members(name: string): Set<string> {
+  constructor(private readonly options: { keepOutbox?: boolean; journal?: boolean } = { keepOutbox: true }) {
+    if (options.journal) this.journal = { fields: new Map(), added: new Map(), dropped: new Set(), outbox: [] };
+  }
+
+  private hash(name: GraphHash): Map<string, string | number> {
+    const maps: Record<GraphHash, Map<string, string | number>> = {
+      counters: this.counters,
+      rec: this.rec,
+      idc: this.idc,
+      cseq: this.cseq,
+      parent: this.parent,
+      cver: this.cver,
+      fresh: this.fresh,
+      judged: this.judged,
+      wmRegister: this.wmRegister,
+      wmUnion: this.wmUnion,
+    };
+    return maps[name];
+  }
+
+  private touched(name: GraphHash, field: string): void {
+    const journal = this.journal;
+    if (!journal) return;
+    let fields = journal.fields.get(name);
+    if (!fields) {
+      fields = new Set();
+      journal.fields.set(name, fields);
+    }
+    fields.add(field);
+  }
+
+  private put(name: GraphHash, field: string, value: string | number): void {
+    this.hash(name).set(field, value);
+    this.touched(name, field);
+  }
+
+  private remove(name: GraphHash, field: string): void {
+    if (this.hash(name).delete(field)) this.touched(name, field);
+  }
+
+  private addMember(name: string, member: string): void {
     let set = this.sets.get(name);
     if (!set) {
       set = new Set();
       this.sets.set(name, set);
     }
-    return set;
+    if (set.has(member)) return;
+    set.add(member);
+    const journal = this.journal;
+    if (!journal || journal.dropped.has(name)) return; // written whole after its DEL
+    let added = journal.added.get(name);
+    if (!added) {
+      added = new Set();
+      journal.added.set(name, added);
+    }
+    added.add(member);
+  }
+
+  private dropSet(name: string): void {
+    this.sets.delete(name);
+    this.journal?.added.delete(name);
+    this.journal?.dropped.add(name);
+  }
+
+  /**
+   * The changes since the last call as picture-write.lua's commands (without its leading write count): each hash
+   * field's final value (or its deletion), sets' new members (a deleted set: DEL, then whole if it holds members
+   * again), the merge outbox in merge order. Empty when nothing changed. Needs a model made with `journal`.
+   */
+  takeWrites(): string[] {
+    const journal = this.journal;
+    if (!journal) throw new Error('graph model: takeWrites needs a model made with a journal');
+    const out: string[] = [];
+    for (const [name, fields] of journal.fields) {
+      const map = this.hash(name);
+      const set: string[] = [];
+      const deleted: string[] = [];
+      for (const field of fields) {
+        const value = map.get(field);
+        if (value === undefined) deleted.push(field);
+        else set.push(field, String(value));
+      }
+      if (set.length > 0) out.push('H', name, String(set.length), ...set);
+      if (deleted.length > 0) out.push('D', name, String(deleted.length), ...deleted);
+    }
+    for (const name of journal.dropped) {
+      out.push('X', name, '0');
+      const members = this.sets.get(name);
+      if (members && members.size > 0) out.push('S', name, String(members.size), ...members);
+    }
+    for (const [name, members] of journal.added) out.push('S', name, String(members.size), ...members);
+    if (journal.outbox.length > 0) out.push('O', '', String(2 * journal.outbox.length), ...journal.outbox.flat());
+    journal.fields.clear();
+    journal.added.clear();
+    journal.dropped.clear();
+    journal.outbox.length = 0;
+    return out;
   }
 
   private size(root: string): number {
     return this.sets.get(`mem:${root}`)?.size ?? 0;
-  }
-
-  private increment(counter: string): number {
-    const n = (this.counters.get(counter) ?? 0) + 1;
-    this.counters.set(counter, n);
-    return n;
   }
 
   findRoot(clusterId: string | undefined, compress: boolean): string | undefined {
@@ -125,7 +236,7 @@ export class GraphModel {
       path.push(current);
       current = up;
     }
-    if (compress) for (const id of path.slice(0, -1)) this.parent.set(id, current);
+    if (compress) for (const id of path.slice(0, -1)) this.put('parent', id, current);
     if (path.length === 0 && !this.cseq.has(current)) return undefined;
     return current;
   }
@@ -135,7 +246,7 @@ export class GraphModel {
   }
 
   private bumpVersion(root: string): void {
-    this.cver.set(root, (this.cver.get(root) ?? 0) + 1);
+    this.put('cver', root, (this.cver.get(root) ?? 0) + 1);
   }
 
   private seqOf(clusterId: string): number {
@@ -144,9 +255,10 @@ export class GraphModel {
   }
 
   private newCluster(): string {
-    const n = this.increment('cluster');
+    const n = (this.counters.get('cluster') ?? 0) + 1;
+    this.put('counters', 'cluster', n);
     const id = `c-${n}`;
-    this.cseq.set(id, n);
+    this.put('cseq', id, n);
     return id;
   }
 
@@ -157,18 +269,15 @@ export class GraphModel {
     eventId: string,
     eventTimeMs: string,
   ): string | null {
-    this.parent.set(loser, survivor);
+    this.put('parent', loser, survivor);
     const moved = [...(this.sets.get(`mem:${loser}`) ?? [])];
     const fresh = moved.length === 1 && moved[0] !== undefined && this.fresh.get(moved[0]) === loser;
-    if (fresh && moved[0] !== undefined) this.fresh.delete(moved[0]);
+    if (fresh && moved[0] !== undefined) this.remove('fresh', moved[0]);
     moved.sort(keyOrder); // as Lua's table.sort orders them: by UTF-8 bytes
-    for (const m of moved) this.idc.set(m, survivor);
-    if (moved.length > 0) {
-      const into = this.members(`mem:${survivor}`);
-      for (const m of moved) into.add(m);
-    }
-    this.sets.delete(`mem:${loser}`);
-    this.cver.delete(loser);
+    for (const m of moved) this.put('idc', m, survivor);
+    for (const m of moved) this.addMember(`mem:${survivor}`, m);
+    this.dropSet(`mem:${loser}`);
+    this.remove('cver', loser);
     this.bumpVersion(survivor);
     if (fresh) return null;
     const mergeId = `merge:${survivor}:${loser}`;
@@ -177,8 +286,14 @@ export class GraphModel {
       `,"method":${cjsonString(c.method)},"confidence":${c.confidence},"matchWeight":${c.matchWeight}` +
       `,"sourceEventId":${cjsonString(eventId)},"eventTimeMs":${eventTimeMs}` +
       `,"movedKeys":[${moved.map(cjsonString).join(',')}]}`;
-    this.outbox.set(mergeId, json);
-    this.outboxOrder.set(mergeId, this.increment('merge'));
+    // The merge sequence orders the outbox; the write script takes the next one from the graph itself.
+    const order = (this.counters.get('merge') ?? 0) + 1;
+    this.counters.set('merge', order);
+    if (this.options.keepOutbox) {
+      this.outbox.set(mergeId, json);
+      this.outboxOrder.set(mergeId, order);
+    }
+    this.journal?.outbox.push([mergeId, json]);
     return json;
   }
 
@@ -268,17 +383,17 @@ export class GraphModel {
         root = this.newCluster();
         isNew = true;
         method = 'NEW';
-        if (fresh) this.fresh.set(key, root);
+        if (fresh) this.put('fresh', key, root);
       }
-      this.idc.set(key, root as string);
-      this.members(`mem:${root}`).add(key);
+      this.put('idc', key, root as string);
+      this.addMember(`mem:${root}`, key);
     }
     const at = root as string;
-    this.rec.set(key, recordJson);
-    if (email !== '') this.members(`email:${email}`).add(key);
-    if (phone !== '') this.members(`phone:${phone}`).add(key);
-    for (const block of blocks) this.members(`blk:${block}`).add(key);
-    if (wmField !== '') this.wmRegister.set(wmField, wmOffset);
+    this.put('rec', key, recordJson);
+    if (email !== '') this.addMember(`email:${email}`, key);
+    if (phone !== '') this.addMember(`phone:${phone}`, key);
+    for (const block of blocks) this.addMember(`blk:${block}`, key);
+    if (wmField !== '') this.put('wmRegister', wmField, wmOffset);
     this.bumpVersion(at);
     return {
       applied: false,
@@ -341,7 +456,7 @@ export class GraphModel {
       }
     });
     const grown = this.growCluster(root, candidates, cap, eventId, eventTimeMs);
-    if (wmField !== '') this.wmUnion.set(wmField, wmOffset);
+    if (wmField !== '') this.put('wmUnion', wmField, wmOffset);
     return {
       alreadyApplied: false,
       root: grown.current as string,
@@ -349,5 +464,19 @@ export class GraphModel {
       stale: false,
       merges: grown.merges,
     };
+  }
+
+  /** graph-lib.lua markJudgedAs: `key` judged as the record whose SHA-1 is `sha`; no longer fresh. */
+  markJudgedAs(key: string, sha: string): void {
+    this.put('judged', key, sha);
+    this.remove('fresh', key);
+  }
+
+  /** graph-lib.lua markJudged: marks `key` if its stored record is still the one named `sha`; 1 when marked. */
+  markJudged(key: string, sha: string): number {
+    const stored = this.rec.get(key);
+    if (stored === undefined || recordSha(stored) !== sha) return 0;
+    this.markJudgedAs(key, sha);
+    return 1;
   }
 }

@@ -272,6 +272,7 @@ const SCRIPTS = {
   'pii-format': 'idgPiiFormat',
   erase: 'idgErase',
   'mark-judged': 'idgMarkJudged',
+  'picture-write': 'idgPictureWrite',
 } as const;
 export type ScriptFile = keyof typeof SCRIPTS;
 const READ_ONLY: ReadonlySet<ScriptFile> = new Set([

@@ -1,18 +1,34 @@
 // The in-process graph rules (graph-model.ts) against the real scripts on the real Redis: random sequences of
 // registrations (exact email and phone links, watermarks, blocking sets) and unions (probabilistic matches with
 // expectations that are right, stale or absent, the cluster cap) go through register.lua / union.lua and through the
-// model; every reply must be the same, and afterwards the whole graph, key by key.
+// model; every reply must be the same, and afterwards the whole graph, key by key. A second model keeps a journal and
+// writes it now and then through picture-write.lua into a graph of its own, as the resolver's picture does: that graph
+// must end up the same too, and a write after another script wrote must be refused.
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { graphScriptKeys, scriptSources } from '../../processors/identity/graph-store.js';
-import { GraphModel, type ModelMatch } from '../../processors/identity/graph-model.js';
+import { GraphModel, recordSha, type ModelMatch } from '../../processors/identity/graph-model.js';
 import { seededRandom } from '../../processors/identity/model.js';
 
 // The scripts as the graph runs them (graph-lib.lua prepended) and their KEYS, from graph-store.ts.
 const REGISTER = scriptSources().get('register') ?? '';
 const UNION = scriptSources().get('union') ?? '';
-const HASHES = ['counters', 'rec', 'idc', 'cseq', 'parent', 'outbox', 'wm:register', 'wm:union', 'cver', 'fresh'];
+const MARK = scriptSources().get('mark-judged') ?? '';
+const WRITE = scriptSources().get('picture-write') ?? '';
+const HASHES = [
+  'counters',
+  'rec',
+  'idc',
+  'cseq',
+  'parent',
+  'outbox',
+  'wm:register',
+  'wm:union',
+  'cver',
+  'fresh',
+  'judged',
+];
 
 const redis = new Redis(inject('endpoints').redisUrl, { maxRetriesPerRequest: 3 });
 const bases: string[] = [];
@@ -51,6 +67,7 @@ async function run(base: string, script: string, args: readonly string[]): Promi
 async function dumpRedis(base: string): Promise<Record<string, unknown>> {
   const dump: Record<string, unknown> = {};
   for (const h of HASHES) dump[h] = await redis.hgetall(`${base}:${h}`);
+  delete (dump['counters'] as Record<string, string>)['writes']; // countWrite's count: the scripts' own bookkeeping
   const order = await redis.zrange(`${base}:outbox:order`, 0, -1, 'WITHSCORES');
   const byId: Record<string, string> = {};
   for (let i = 0; i < order.length; i += 2) byId[order[i] ?? ''] = order[i + 1] ?? '';
@@ -78,6 +95,7 @@ function dumpModel(model: GraphModel): Record<string, unknown> {
     'wm:union': strings(model.wmUnion),
     cver: strings(model.cver),
     fresh: strings(model.fresh),
+    judged: strings(model.judged),
     'outbox:order': strings(model.outboxOrder),
     sets: Object.fromEntries([...model.sets].filter(([, s]) => s.size > 0).map(([k, s]) => [k, [...s].sort()])),
   };
@@ -96,6 +114,21 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
   const base = `t-model-${randomBytes(4).toString('hex')}.idg:v1:{t-model-idg}`;
   bases.push(base);
   const model = new GraphModel();
+  // The same operations on a journaled model, written now and then into a graph of its own (picture-write.lua).
+  const journaled = new GraphModel({ journal: true });
+  const both = <T>(apply: (m: GraphModel) => T): T => {
+    const reply = apply(model);
+    expect(apply(journaled)).toEqual(reply);
+    return reply;
+  };
+  const pictureBase = `t-model-${randomBytes(4).toString('hex')}.idg:v1:{t-model-idg}`;
+  bases.push(pictureBase);
+  let writes = '0';
+  const writeJournal = async () => {
+    const reply = await run(pictureBase, WRITE, [JSON.stringify([writes, ...journaled.takeWrites()])]);
+    expect(reply?.[0], `seed ${seed}: the journal's write`).toBe(1);
+    writes = String(reply?.[1]);
+  };
   const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
   const keys = Array.from({ length: 14 }, (_, i) => `shop:k/${i}`); // a '/' as cjson escapes it
@@ -106,7 +139,13 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
   for (let step = 0; step < steps; step++) {
     const eventId = `e-${seed}-${step}`;
     const eventTimeMs = String(1_700_000_000_000 + step);
-    if (registered.length < 2 || random() < 0.55) {
+    if (registered.length > 0 && random() < 0.12) {
+      // A judged mark: of the record as stored, or of one registered again since (not marked).
+      const key = pick(registered);
+      const sha = random() < 0.75 ? recordSha(model.rec.get(key) ?? '') : recordSha('an earlier record');
+      const marked = both((m) => m.markJudged(key, sha));
+      expect(await run(base, MARK, [key, sha]), `seed ${seed} step ${step}: mark ${key}`).toBe(marked);
+    } else if (registered.length < 2 || random() < 0.55) {
       const key = pick(keys);
       const field = random() < 0.7 ? `t|${key}` : '';
       // A watermark that moves on, or now and then one already applied (a redelivery).
@@ -119,7 +158,7 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
       const record = `{"key":"${key}","n":${step}}`;
       const args = [key, record, email, phone, String(cap), eventId, eventTimeMs, field, String(offset), ...blocks];
       const expected = registerReply(
-        model.register(key, record, email, phone, cap, eventId, eventTimeMs, field, String(offset), blocks),
+        both((m) => m.register(key, record, email, phone, cap, eventId, eventTimeMs, field, String(offset), blocks)),
       );
       expect(await run(base, REGISTER, args), `seed ${seed} step ${step}: register ${key}`).toEqual(expected);
       if (!registered.includes(key)) registered.push(key);
@@ -154,14 +193,25 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
       const args = [key, String(cap), eventId, eventTimeMs, field, String(offset), ownRoot, ownSize];
       for (const m of matches) args.push(m.key, m.confidence, m.matchWeight, m.root, m.size);
       const expected = unionReply(
-        model.union(key, cap, eventId, eventTimeMs, field, String(offset), ownRoot, ownSize, matches),
+        both((m) => m.union(key, cap, eventId, eventTimeMs, field, String(offset), ownRoot, ownSize, matches)),
       );
       expect(await run(base, UNION, args), `seed ${seed} step ${step}: union ${key}`).toEqual(expected);
       if (expected?.[3] === 1) stale++;
       merges += expected ? expected.length - 4 : 0;
     }
+    if (random() < 0.1) await writeJournal();
   }
-  expect(await dumpRedis(base), `seed ${seed}: the graph after ${steps} steps`).toEqual(dumpModel(model));
+  await writeJournal();
+  const graph = await dumpRedis(base);
+  expect(graph, `seed ${seed}: the graph after ${steps} steps`).toEqual(dumpModel(model));
+  expect(await dumpRedis(pictureBase), `seed ${seed}: the journal's graph`).toEqual(graph);
+  // Another script wrote meanwhile: the journal's next write is refused whole.
+  await run(pictureBase, MARK, ['shop:k/0', 'no such record']);
+  const before = await dumpRedis(pictureBase);
+  both((m) => m.register('shop:late', '{}', 'e0', '', cap, 'late', '1', '', '0', ['b0']));
+  const refused = await run(pictureBase, WRITE, [JSON.stringify([writes, ...journaled.takeWrites()])]);
+  expect(refused, `seed ${seed}: a write after another writer`).toEqual([0, String(Number(writes) + 1)]);
+  expect(await dumpRedis(pictureBase)).toEqual(before);
   return { merges, stale };
 }
 

@@ -36,6 +36,7 @@ for i = 2, n do
   end
 end
 
+countWrite()
 local identities = 0
 for i = 1, m do
   identities = identities + redis.call('HDEL', K.idc, members[i])

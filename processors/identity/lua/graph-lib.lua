@@ -7,7 +7,7 @@
 -- below 2^53, so tonumber() and comparisons are exact; event times and scores are never turned into Lua numbers at all,
 -- they are spliced into JSON as the decimal strings the caller sent (cjson would round them to 14 digits).
 local K = {
-  counters = KEYS[1], -- hash: cluster -> last cluster sequence, merge -> last merge sequence
+  counters = KEYS[1], -- hash: cluster -> last cluster sequence, merge -> last merge sequence, writes -> countWrite
   rec = KEYS[2], -- hash: identity key -> record JSON (as stored by the caller)
   idc = KEYS[3], -- hash: identity key -> root cluster id (kept at the root eagerly: merges rewrite it)
   cseq = KEYS[4], -- hash: cluster id -> creation sequence (every cluster ever created, roots and retired)
@@ -59,6 +59,14 @@ end
 -- Root cluster of an identity key, or nil when the identity is unknown.
 local function rootOfKey(key, compress)
   return findRoot(redis.call('HGET', K.idc, key), compress)
+end
+
+-- Every script that changes what a resolver's in-process picture of the graph holds (graph-picture.ts: records, roots,
+-- clusters, index sets, judged and fresh marks, watermarks) counts it here, once per call, so that picture's single
+-- write per part (picture-write.lua) can tell nobody else wrote since it was exact. Path compression (root-of.lua) and
+-- the outboxes change no answer the picture gives, and are not counted.
+local function countWrite()
+  redis.call('HINCRBY', K.counters, 'writes', 1)
 end
 
 -- A cluster's members or one of their records changed: readers that keep clusters (graph-store.ts) read it again.

@@ -4,6 +4,7 @@
 -- ARGV: 1 base, then pairs (identity key, SHA-1 of the stored record that was judged, as register-search.lua returned
 --       it). A record re-registered meanwhile (another SHA-1) is not marked: its new version still needs judging.
 -- Returns how many identities were marked.
+countWrite()
 local marked = 0
 for i = 2, #ARGV - 1, 2 do
   marked = marked + markJudged(ARGV[i], ARGV[i + 1])

@@ -78,6 +78,9 @@ while i <= #A do
   i = i + 9 + n
 end
 
+if register then
+  countWrite()
+end
 local registered = {}
 for g = 1, #groups do
   local x = groups[g]

@@ -4,6 +4,7 @@
 --       7 eventId, 8 eventTimeMs (integer string), 9 watermark field ('' = none), 10 watermark offset, 11.. blocking keys
 -- Returns {1, root or ''} when the watermark says the event was already applied (nothing written), else
 --         {0, root, isNew 0/1, method, previous root or '', refused, MergeEntry JSON...}.
+countWrite()
 local blocks = {}
 for i = 11, #ARGV do
   blocks[#blocks + 1] = ARGV[i]

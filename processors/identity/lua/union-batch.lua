@@ -28,6 +28,7 @@
 --       rejection outbox when the item applies
 -- Returns per identity {alreadyApplied 0/1, root, refused, stale 0/1, version of root ('' when stale), MergeEntry
 -- JSON...}, or {-1} for an identity the graph does not know (erased meanwhile).
+countWrite()
 local A = cjson.decode(ARGV[2])
 local cap = tonumber(A[1])
 local sequenced = A[2] == '1'

@@ -7,6 +7,7 @@
 -- Returns {alreadyApplied 0/1, root, refused, stale 0/1, MergeEntry JSON...}; an error when the identity key is unknown.
 -- Stale: a cluster the caller judged changed since (another root, another size); then nothing is written and the
 -- caller judges again against what the clusters are now, so no record joins a cluster it was not compared with.
+countWrite()
 local matches = {}
 for i = 10, #ARGV - 4, 5 do
   matches[#matches + 1] = { key = ARGV[i], confidence = ARGV[i + 1], matchWeight = ARGV[i + 2], root = ARGV[i + 3],
