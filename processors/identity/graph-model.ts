@@ -89,7 +89,8 @@ export interface ModelMatch {
 /** What changed since the last {@link GraphModel.takeWrites}: hash fields written or deleted, set members, outbox. */
 interface Journal {
   readonly fields: Map<GraphHash, Set<string>>;
-  readonly added: Map<string, Set<string>>;
+  /** Members added to each set (the model's set already says each is new). */
+  readonly added: Map<string, string[]>;
   /** Sets deleted: written again whole, after their DEL, if they hold members by the time the writes are taken. */
   readonly dropped: Set<string>;
   readonly outbox: [mergeId: string, json: string][];
@@ -124,6 +125,7 @@ export class GraphModel {
   /** Sets by their name after the base: `mem:<cluster>`, `blk:<name>`, `email:<hash>`, `phone:<hash>`. */
   readonly sets = new Map<string, Set<string>>();
   private journal: Journal | undefined;
+  private readonly blockSets = new Map<string, string>();
 
   constructor(private readonly options: { keepOutbox?: boolean; journal?: boolean } = { keepOutbox: true }) {
     if (options.journal) this.journal = { fields: new Map(), added: new Map(), dropped: new Set(), outbox: [] };
@@ -175,12 +177,9 @@ export class GraphModel {
     set.add(member);
     const journal = this.journal;
     if (!journal || journal.dropped.has(name)) return; // written whole after its DEL
-    let added = journal.added.get(name);
-    if (!added) {
-      added = new Set();
-      journal.added.set(name, added);
-    }
-    added.add(member);
+    const added = journal.added.get(name);
+    if (added) added.push(member);
+    else journal.added.set(name, [member]);
   }
 
   private dropSet(name: string): void {
@@ -215,13 +214,24 @@ export class GraphModel {
       const members = this.sets.get(name);
       if (members && members.size > 0) out.push('S', name, String(members.size), ...members);
     }
-    for (const [name, members] of journal.added) out.push('S', name, String(members.size), ...members);
+    for (const [name, members] of journal.added) out.push('S', name, String(members.length), ...members);
     if (journal.outbox.length > 0) out.push('O', '', String(2 * journal.outbox.length), ...journal.outbox.flat());
     journal.fields.clear();
     journal.added.clear();
     journal.dropped.clear();
     journal.outbox.length = 0;
     return out;
+  }
+
+  /** `blk:<name>`, the same string for the same name (its hash computed once, not on every registration). */
+  private blockSet(block: string): string {
+    let name = this.blockSets.get(block);
+    if (name === undefined) {
+      if (this.blockSets.size >= 1_000_000) this.blockSets.clear();
+      name = `blk:${block}`;
+      this.blockSets.set(block, name);
+    }
+    return name;
   }
 
   private size(root: string): number {
@@ -392,7 +402,7 @@ export class GraphModel {
     this.put('rec', key, recordJson);
     if (email !== '') this.addMember(`email:${email}`, key);
     if (phone !== '') this.addMember(`phone:${phone}`, key);
-    for (const block of blocks) this.addMember(`blk:${block}`, key);
+    for (const block of blocks) this.addMember(this.blockSet(block), key);
     if (wmField !== '') this.put('wmRegister', wmField, wmOffset);
     this.bumpVersion(at);
     return {

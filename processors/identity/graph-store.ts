@@ -331,7 +331,7 @@ function offsetArg(offset: number | bigint): string {
   return value.toString();
 }
 
-function metaArgs(meta: GraphEventMeta): [eventId: string, eventTimeMs: string, field: string, offset: string] {
+export function metaArgs(meta: GraphEventMeta): [eventId: string, eventTimeMs: string, field: string, offset: string] {
   if (!Number.isSafeInteger(meta.eventTimeMs))
     throw new RangeError(`eventTimeMs must be an integer: ${meta.eventTimeMs}`);
   if (!meta.watermark) return [meta.eventId, String(meta.eventTimeMs), '', '0'];
@@ -422,10 +422,57 @@ export class StoredIdentitiesFound extends Error {
 }
 
 /**
+ * What the resolver asks of the graph for one part of a round: the graph itself ({@link IdentityGraph}), or the
+ * picture of it a resolver holds while it is the only writer (graph-picture.ts). Both answer as the scripts do.
+ */
+export interface PartGraph {
+  readonly maxClusterSize: number;
+  registerAndSearch(
+    items: readonly RegisterSearchItem[],
+    options: { register: boolean; maxBlockSize: number; maxMembers: number; absent?: readonly string[] },
+  ): Promise<RegisterSearchResult[]>;
+  unionMany(
+    items: readonly UnionItem[],
+    judged?: readonly { key: string; recordSha: string }[],
+    options?: { sequenced?: boolean },
+  ): Promise<UnionResult[]>;
+  rememberClusters(settled: {
+    clusters: readonly CandidateClusterRecords[];
+    retired: ReadonlyMap<string, string>;
+    roots: ReadonlyMap<string, string>;
+  }): void;
+  markJudged(items: readonly { key: string; recordSha: string }[]): Promise<number>;
+}
+
+/** The hashes of the graph an in-process picture holds, by their names in graph-lib.lua's `K` table. */
+export const PICTURE_HASHES = {
+  counters: 'counters',
+  rec: 'rec',
+  idc: 'idc',
+  cseq: 'cseq',
+  parent: 'parent',
+  cver: 'cver',
+  fresh: 'fresh',
+  judged: 'judged',
+  wmRegister: 'wm:register',
+  wmUnion: 'wm:union',
+} as const;
+
+/** The whole graph as {@link IdentityGraph.readPicture} read it, at one write count (graph-lib.lua countWrite). */
+export interface PictureSource {
+  readonly writes: string;
+  /** The graph's codec: the picture opens its records and names its sets with it. */
+  readonly codec: PiiCodec;
+  readonly hashes: Readonly<Record<keyof typeof PICTURE_HASHES, Record<string, string>>>;
+  /** Every member and index set, by its name after the base (`mem:…`, `blk:…`, `email:…`, `phone:…`). */
+  readonly sets: ReadonlyMap<string, readonly string[]>;
+}
+
+/**
  * The identity graph of one prefix on one Redis connection. Several instances (on several connections or processes)
  * may write the same graph concurrently: every mutation is one atomic script that resolves roots when it runs.
  */
-export class IdentityGraph {
+export class IdentityGraph implements PartGraph {
   /** `<prefix>idg:v1:{<prefix>idg}`: the start of every key, as the client names it (before ioredis' keyPrefix). */
   private readonly base: string;
   /** The same base as Redis sees it: scripts build dynamic key names from it, and ioredis prefixes only KEYS. */
@@ -1432,9 +1479,62 @@ export class IdentityGraph {
       } while (cursor !== '0');
     }
     await this.redis.hset(`${this.base}:meta`, 'pii-format', SEALED_FORMAT, 'pii-key-id', codec.keyId);
+    await this.redis.hincrby(`${this.base}:counters`, 'writes', 1); // records and set names rewritten (countWrite)
     await this.redis.del(migrated);
     await this.checkFormat();
     return { ...done, alreadySealed: false };
+  }
+
+  /**
+   * The whole graph for an in-process picture (graph-picture.ts), when it holds at most `maxIdentities` identities:
+   * its hashes and every member and index set, read between two reads of the write count (graph-lib.lua countWrite),
+   * so a write in between shows and it reads again (three attempts). Null when the graph is larger, or kept moving.
+   * The sets are found with SCAN over the keyspace, without blocking Redis.
+   */
+  async readPicture(maxIdentities: number): Promise<PictureSource | null> {
+    const codec = await this.sealed('readPicture');
+    const counters = `${this.base}:counters`;
+    const keyPrefix = this.redis.options.keyPrefix ?? '';
+    const kinds = /^(mem|blk|email|phone):./;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const [writes, identities] = await Promise.all([
+        this.redis.hget(counters, 'writes'),
+        this.redis.hlen(`${this.base}:rec`),
+      ]);
+      if (identities > maxIdentities) return null;
+      const names = Object.keys(PICTURE_HASHES) as (keyof typeof PICTURE_HASHES)[];
+      const read = await Promise.all(names.map((name) => this.redis.hgetall(`${this.base}:${PICTURE_HASHES[name]}`)));
+      const hashes = Object.fromEntries(names.map((name, i) => [name, read[i] ?? {}])) as PictureSource['hashes'];
+      const sets = new Map<string, string[]>();
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.scriptBase}:*`, 'COUNT', 1000);
+        cursor = next;
+        const found = keys
+          .map((k) => k.slice(keyPrefix.length + this.base.length + 1))
+          .filter((name) => kinds.test(name) && !sets.has(name));
+        if (found.length === 0) continue;
+        const pipeline = this.redis.pipeline();
+        for (const name of found) pipeline.smembers(`${this.base}:${name}`);
+        const replies = (await pipeline.exec()) ?? [];
+        found.forEach((name, i) => {
+          const [err, members] = replies[i] ?? [new Error('no reply'), null];
+          if (err) throw err;
+          sets.set(name, members as string[]);
+        });
+      } while (cursor !== '0');
+      if ((await this.redis.hget(counters, 'writes')) === writes) return { writes: writes ?? '0', codec, hashes, sets };
+    }
+    return null;
+  }
+
+  /**
+   * Writes a picture's journal (picture-write.lua's commands) if the graph's write count is still `writes`; answers
+   * whether it did, and the count now.
+   */
+  async writePicture(writes: string, commands: readonly string[]): Promise<{ written: boolean; writes: string }> {
+    const reply = asArray(await this.run('picture-write', [JSON.stringify([writes, ...commands])]));
+    return { written: asNumber(reply[0]) === 1, writes: asString(reply[1]) };
   }
 
   /** Identities known and root clusters (clusters created minus clusters retired), from one MULTI snapshot. */

@@ -44,8 +44,10 @@ import { InputFreshness, type ProcessorMetrics } from '../runtime/metrics.js';
 import type { EventSerde } from '../runtime/serde.js';
 import { blockingKeys } from './blocking.js';
 import { PublicationLog, StoredIdentitiesFound, type PublicationEntry } from './graph-store.js';
+import { GraphPicture, PictureMoved } from './graph-picture.js';
 import type {
   IdentityGraph,
+  PartGraph,
   RegisterResult,
   RegisterSearchItem,
   RegisterSearchResult,
@@ -77,6 +79,8 @@ const MAX_MEMBERS_COMPARED = 60;
 const MAX_JUDGE_ATTEMPTS = 4;
 /** Attempts at a round's offset commit before it is carried into the next round's (see commitInBackground). */
 const COMMIT_ATTEMPTS = 3;
+/** How long after a picture of the graph was dropped (or could not be read) the next one is tried. */
+const PICTURE_RETRY_MS = 30_000;
 /** Round commits failing in a row before the resolver gives up. */
 const MAX_FAILED_COMMITS = 5;
 
@@ -142,6 +146,10 @@ export class IdentityResolver {
    */
   private readonly roots = new RootCache();
   private lastOutboxReadMs = 0;
+  /** The graph held in process while this instance is its only writer (graph-picture.ts); undefined when not held. */
+  private picture: GraphPicture | undefined;
+  /** No new picture is read before this time (after one was dropped or could not be read). */
+  private pictureRetryAtMs = 0;
   /** Offset commits not waited for by their round (see commitInBackground). */
   private readonly commitsInFlight = new Set<Promise<void>>();
   private lastCommit: Promise<void> = Promise.resolve();
@@ -264,6 +272,12 @@ export class IdentityResolver {
         name: 'identity_graph_reads_total',
         help: 'Clusters and member records searches read from the graph, not current in the in-process cache',
         labelNames: ['kind'],
+        registers,
+      }),
+      picture: new Counter({
+        name: 'identity_graph_picture_total',
+        help: 'The graph held in process: loaded, unavailable (too large or moving), refused (another writer), failed, too_large',
+        labelNames: ['event'],
         registers,
       }),
       candidates: new Histogram({
@@ -744,9 +758,29 @@ export class IdentityResolver {
       const part = jobs.slice(from, from + perScript);
       const absent = absentUnread ? part.flatMap((job) => (unseen.has(job.record.key) ? [job.record.key] : [])) : [];
       let resolved: Map<string, LinkChange>;
+      const graph = await this.partGraph();
+      const attempt = {
+        rejections: [] as IdentityMergeRejection[],
+        merged: { count: 0, rejections: 0 },
+        landed: [] as (() => void)[],
+      };
       try {
-        resolved = await this.resolveIdentities(part, rejections, merged, absent);
+        resolved = await this.resolveIdentities(
+          graph,
+          part,
+          attempt.rejections,
+          attempt.merged,
+          absent,
+          attempt.landed,
+        );
+        if (graph instanceof GraphPicture) await graph.commit();
       } catch (err) {
+        if (graph instanceof GraphPicture && !(err instanceof StoredIdentitiesFound)) {
+          // The picture may hold what was never written: drop it. A refused part wrote nothing: run it again through
+          // the scripts, which check the graph as it is.
+          this.dropPicture(err instanceof PictureMoved ? 'refused' : 'failed', err);
+          if (err instanceof PictureMoved) continue;
+        }
         if (!(err instanceof StoredIdentitiesFound)) throw err;
         // Nothing of this part was written: read what the graph stores for the round's unseen identities and go on
         // from this part with the jobs made from it (the same identities, in the same order).
@@ -757,6 +791,10 @@ export class IdentityResolver {
         absentUnread = false;
         continue;
       }
+      rejections.push(...attempt.rejections);
+      merged.count += attempt.merged.count;
+      merged.rejections += attempt.merged.rejections;
+      for (const effect of attempt.landed) effect();
       for (const [key, change] of resolved) changes.set(key, change);
       for (const job of part) resolvedHere.set(job.record.key, job.record);
       from += part.length;
@@ -1039,6 +1077,48 @@ export class IdentityResolver {
     void run.finally(() => this.commitsInFlight.delete(run));
   }
 
+  /**
+   * The graph a part runs on: this instance's picture of it while it holds one (graph-picture.ts); else, unless the
+   * last try is less than PICTURE_RETRY_MS ago, a new picture when the graph holds at most
+   * IDENTITY_PICTURE_MAX_IDENTITIES identities and stands still while it is read; else the graph's scripts.
+   */
+  private async partGraph(): Promise<PartGraph> {
+    const { graph, config, log } = this.deps;
+    const max = config.IDENTITY_PICTURE_MAX_IDENTITIES;
+    if (this.picture) {
+      if (this.picture.identities <= max) return this.picture;
+      this.dropPicture('too_large', new Error(`it holds more than ${max} identities`));
+    }
+    if (max === 0 || Date.now() < this.pictureRetryAtMs) return graph;
+    const started = Date.now();
+    const source = await graph.readPicture(max);
+    if (!source) {
+      this.pictureRetryAtMs = Date.now() + PICTURE_RETRY_MS;
+      this.identityMetrics.picture.inc({ event: 'unavailable' });
+      log.info('identity graph not held in process: larger than IDENTITY_PICTURE_MAX_IDENTITIES, or kept moving', {
+        max,
+      });
+      return graph;
+    }
+    this.picture = GraphPicture.load(source, graph.maxClusterSize, (writes, commands) =>
+      graph.writePicture(writes, commands),
+    );
+    this.identityMetrics.picture.inc({ event: 'loaded' });
+    log.info('identity graph held in process', { identities: this.picture.identities, ms: Date.now() - started });
+    return this.picture;
+  }
+
+  /** Forgets the picture (it may hold what was never written); the next part reads the graph again after a pause. */
+  private dropPicture(event: 'refused' | 'failed' | 'too_large', reason: unknown): void {
+    this.picture = undefined;
+    this.pictureRetryAtMs = Date.now() + PICTURE_RETRY_MS;
+    this.identityMetrics.picture.inc({ event });
+    this.deps.log.info('identity graph picture dropped; parts run through the graph scripts', {
+      event,
+      reason: describeError(reason),
+    });
+  }
+
   private outboxSweepDue(): boolean {
     return Date.now() - this.lastOutboxReadMs >= (this.deps.outboxSweepMs ?? 5_000);
   }
@@ -1060,13 +1140,20 @@ export class IdentityResolver {
    * unions, plus two more only when another instance wrote the same clusters meanwhile.
    */
   private async resolveIdentities(
+    /** The graph, or the picture of it this instance holds (graph-picture.ts): the same answers. */
+    graph: PartGraph,
     jobs: readonly IdentityJob[],
     rejections: IdentityMergeRejection[],
     merged: { count: number; rejections: number },
     /** Keys registered without a read of their stored records (throws StoredIdentitiesFound, nothing done, if any has one). */
     absent: readonly string[],
+    /**
+     * What this instance learns and counts of the part (merges into the root cache, metrics, warnings): run by the
+     * caller once the part's writes landed, so a part run again (a picture that was refused) counts once.
+     */
+    landed: (() => void)[],
   ): Promise<Map<string, LinkChange>> {
-    const { graph, model, config } = this.deps;
+    const { model, config } = this.deps;
     const changes = new Map<string, LinkChange>();
     // One rejection per identity, event and candidate (or reason and count): the same judgement names it the same.
     const rejection = (
@@ -1124,13 +1211,17 @@ export class IdentityResolver {
       if (!united) return;
       if (refused > 0) {
         merged.rejections += refused;
-        this.identityMetrics.blocked.inc({ reason: 'conflict' }, refused);
+        landed.push(() => {
+          this.identityMetrics.blocked.inc({ reason: 'conflict' }, refused);
+        });
       }
       if (!decision || decision.joins.length === 0) return;
       merged.count += united.merges.length;
-      for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
-      if (united.refused > 0)
-        this.deps.log.warn('merge refused: cluster cap', { key: job.record.key, refused: united.refused });
+      landed.push(() => {
+        for (const m of united.merges) this.roots.merged(m.mergedId, m.survivorId);
+        if (united.refused > 0)
+          this.deps.log.warn('merge refused: cluster cap', { key: job.record.key, refused: united.refused });
+      });
       const strongest = decision.joins.reduce((a, b) => (b.matchWeight > a.matchWeight ? b : a));
       // Linked: a merge, or the identity's fresh cluster retired as it joined (graph-lib.lua mergeInto: no merge).
       if (registered.isNew || united.merges.length > 0 || united.globalId !== j.candidates.own) {
@@ -1153,9 +1244,11 @@ export class IdentityResolver {
       const registered = candidates?.registered;
       if (!candidates || !registered) throw new Error(`identity graph: no registration for ${job.record.key}`);
       merged.count += registered.merges.length;
-      for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
+      landed.push(() => {
+        for (const m of registered.merges) this.roots.merged(m.mergedId, m.survivorId);
+        if (registered.refused > 0) this.identityMetrics.blocked.inc({ reason: 'cluster_cap' }, registered.refused);
+      });
       for (let r = 0; r < registered.refused; r++) {
-        this.identityMetrics.blocked.inc({ reason: 'cluster_cap' });
         rejections.push(rejection(job, 'CLUSTER_CAP', registered.globalId ?? '', undefined, `CLUSTER_CAP:${r}`));
       }
       changes.set(job.record.key, {
@@ -1167,7 +1260,10 @@ export class IdentityResolver {
       });
       // Judged before as it is stored now (its first attempt before a crash, or before a restart): not judged again, so
       // clusters do not depend on where rounds, crashes and restarts fell.
-      if (candidates.judged) this.identityMetrics.alreadyJudged.inc();
+      if (candidates.judged)
+        landed.push(() => {
+          this.identityMetrics.alreadyJudged.inc();
+        });
       else if (job.blockingKeys.length > 0) pending.push({ job, registered, candidates, attempts: 0 });
       else toMark.push({ key: job.record.key, recordSha: candidates.recordSha }); // nothing to judge it against
     });
@@ -1188,10 +1284,14 @@ export class IdentityResolver {
       for (const j of pending) {
         const { candidates } = j;
         if (first) {
-          this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
-          this.identityMetrics.candidates.observe(
-            candidates.clusters.reduce((n, c) => (c.id === candidates.own ? n : n + c.members.length), 0),
+          const compared = candidates.clusters.reduce(
+            (n, c) => (c.id === candidates.own ? n : n + c.members.length),
+            0,
           );
+          landed.push(() => {
+            this.identityMetrics.skippedBlocks.inc(candidates.skippedBlocks);
+            this.identityMetrics.candidates.observe(compared);
+          });
         }
         if (later.length > 0) {
           later.push(j);
@@ -1255,7 +1355,9 @@ export class IdentityResolver {
           finish(j, decisions[i] ?? null, result, items[i]?.rejections?.length ?? 0);
           continue;
         }
-        this.identityMetrics.staleJudgements.inc();
+        landed.push(() => {
+          this.identityMetrics.staleJudgements.inc();
+        });
         // The script's first item is stale only when something else changed its clusters (another instance): after
         // MAX_JUDGE_ATTEMPTS of those, it stays where it is. Every other is stale behind an earlier one of the round.
         if (i === 0 && ++j.attempts >= MAX_JUDGE_ATTEMPTS) {

@@ -119,6 +119,7 @@ export const configSchema = z.object({
    * more makes several, one after the other, so a round of new customers holds Redis no longer than this many do.
    */
   IDENTITY_SCRIPT_MAX_IDENTITIES: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  IDENTITY_PICTURE_MAX_IDENTITIES: z.coerce.number().int().min(0).default(200_000),
   /**
    * How long (ms) a caught-up input partition with nothing buffered holds a round back (Kafka Streams'
    * max.task.idle.ms). A partition with records still on the broker is always waited for, so replays and backlogs are

@@ -216,7 +216,12 @@ describe('identity resolver', () => {
   });
 
   it("registers a round's new identities in scripts of IDENTITY_SCRIPT_MAX_IDENTITIES, each part seeing the ones before", async () => {
-    const ctx = await within('the test context', 30_000, context({ IDENTITY_SCRIPT_MAX_IDENTITIES: '2' }));
+    // On the graph's scripts (the calls counted below); the picture's parts: identity-picture.test.ts.
+    const ctx = await within(
+      'the test context',
+      30_000,
+      context({ IDENTITY_SCRIPT_MAX_IDENTITIES: '2', IDENTITY_PICTURE_MAX_IDENTITIES: '0' }),
+    );
     const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
     const identify = (id: string, raw: Parameters<typeof hashIdentity>[0], at: number): BehaviorEvent =>
       sampleBehavior({
@@ -333,7 +338,8 @@ describe('identity resolver', () => {
   });
 
   it('known identities resolve from the in-process cache with no graph command; a merge made by another instance reaches that cache', async () => {
-    const ctx = await context();
+    // On the graph's scripts: the searches' read cache is theirs (a resolver holding the graph reads nothing).
+    const ctx = await context({ IDENTITY_PICTURE_MAX_IDENTITIES: '0' });
     const salt = ctx.config.IDENTITY_HASH_SALT.reveal();
     const at = Date.UTC(2026, 8, 1);
     const identify = (id: string, raw: Parameters<typeof hashIdentity>[0], n: number): BehaviorEvent =>
