@@ -125,7 +125,7 @@ export class GraphModel {
   /** Sets by their name after the base: `mem:<cluster>`, `blk:<name>`, `email:<hash>`, `phone:<hash>`. */
   readonly sets = new Map<string, Set<string>>();
   private journal: Journal | undefined;
-  private readonly blockSets = new Map<string, string>();
+  private readonly blocks = new Map<string, { readonly name: string; readonly set: Set<string> }>();
 
   constructor(private readonly options: { keepOutbox?: boolean; journal?: boolean } = { keepOutbox: true }) {
     if (options.journal) this.journal = { fields: new Map(), added: new Map(), dropped: new Set(), outbox: [] };
@@ -167,8 +167,8 @@ export class GraphModel {
     if (this.hash(name).delete(field)) this.touched(name, field);
   }
 
-  private addMember(name: string, member: string): void {
-    let set = this.sets.get(name);
+  private addMember(name: string, member: string, into?: Set<string>): void {
+    let set = into ?? this.sets.get(name);
     if (!set) {
       set = new Set();
       this.sets.set(name, set);
@@ -223,15 +223,28 @@ export class GraphModel {
     return out;
   }
 
-  /** `blk:<name>`, the same string for the same name (its hash computed once, not on every registration). */
-  private blockSet(block: string): string {
-    let name = this.blockSets.get(block);
-    if (name === undefined) {
-      if (this.blockSets.size >= 1_000_000) this.blockSets.clear();
-      name = `blk:${block}`;
-      this.blockSets.set(block, name);
+  /**
+   * Blocking set `block` (its name after `blk:`) as held in `sets`, with its full name: one lookup per registration
+   * instead of two (blocking sets are never dropped, so the entry stays the set `sets` holds).
+   */
+  private block(block: string): { readonly name: string; readonly set: Set<string> } {
+    let entry = this.blocks.get(block);
+    if (!entry) {
+      const name = `blk:${block}`;
+      let set = this.sets.get(name);
+      if (!set) {
+        set = new Set();
+        this.sets.set(name, set);
+      }
+      entry = { name, set };
+      this.blocks.set(block, entry);
     }
-    return name;
+    return entry;
+  }
+
+  /** The members of blocking set `block` (by its name after `blk:`). */
+  blockMembers(block: string): ReadonlySet<string> {
+    return this.block(block).set;
   }
 
   private size(root: string): number {
@@ -402,7 +415,10 @@ export class GraphModel {
     this.put('rec', key, recordJson);
     if (email !== '') this.addMember(`email:${email}`, key);
     if (phone !== '') this.addMember(`phone:${phone}`, key);
-    for (const block of blocks) this.addMember(this.blockSet(block), key);
+    for (const block of blocks) {
+      const { name, set } = this.block(block);
+      this.addMember(name, key, set);
+    }
     if (wmField !== '') this.put('wmRegister', wmField, wmOffset);
     this.bumpVersion(at);
     return {

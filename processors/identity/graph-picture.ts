@@ -59,7 +59,7 @@ export class GraphPicture implements PartGraph {
   /** Clusters as a search lists them, by root, while the root keeps the version they were listed at. */
   private readonly listed = new Map<
     string,
-    { version: string; maxMembers: number; cluster: CandidateClusterRecords }
+    { version: number; maxMembers: number; cluster: CandidateClusterRecords }
   >();
 
   private constructor(
@@ -128,7 +128,7 @@ export class GraphPicture implements PartGraph {
         registered.push(null);
         return;
       }
-      const value = sealed ?? codec.sealRecord(record);
+      const value = sealed ?? codec.sealRecord(record, false); // the picture holds the record itself
       sent.push(value);
       const [eventId, eventTimeMs, field, offset] = metaArgs(meta);
       const reply = model.register(
@@ -179,8 +179,7 @@ export class GraphPicture implements PartGraph {
       if (own !== null) add(own);
       let skippedBlocks = 0;
       for (const name of names[i] ?? []) {
-        const set = model.sets.get(`blk:${name}`);
-        if (!set) continue;
+        const set = model.blockMembers(name);
         if (set.size > options.maxBlockSize) {
           skippedBlocks++;
           continue;
@@ -233,7 +232,7 @@ export class GraphPicture implements PartGraph {
 
   /** A root as register-search.lua lists it: size, version, the first maxMembers members by key, opened. */
   private cluster(root: string, maxMembers: number): CandidateClusterRecords {
-    const version = String(this.model.cver.get(root) ?? 0);
+    const version = this.model.cver.get(root) ?? 0;
     const held = this.listed.get(root);
     if (held && held.version === version && held.maxMembers === maxMembers) return held.cluster;
     const keys = [...(this.model.sets.get(`mem:${root}`) ?? [])].sort(keyOrder);
@@ -242,7 +241,7 @@ export class GraphPicture implements PartGraph {
       const record = this.open.get(key);
       if (record) members.push(record);
     }
-    const cluster = { id: root, size: keys.length, members, version };
+    const cluster = { id: root, size: keys.length, members, version: String(version) };
     if (this.listed.size >= 200_000) this.listed.clear();
     this.listed.set(root, { version, maxMembers, cluster });
     return cluster;
@@ -340,9 +339,6 @@ export class GraphPicture implements PartGraph {
       };
     });
   }
-
-  /** Nothing to keep: the picture is the graph. */
-  rememberClusters(): void {}
 
   /** mark-judged.lua on the picture. */
   markJudged(items: readonly { key: string; recordSha: string }[]): Promise<number> {

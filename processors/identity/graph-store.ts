@@ -436,7 +436,8 @@ export interface PartGraph {
     judged?: readonly { key: string; recordSha: string }[],
     options?: { sequenced?: boolean },
   ): Promise<UnionResult[]>;
-  rememberClusters(settled: {
+  /** Keeps what the part's unions made for the next search (absent where the graph is held whole in process). */
+  rememberClusters?(settled: {
     clusters: readonly CandidateClusterRecords[];
     retired: ReadonlyMap<string, string>;
     roots: ReadonlyMap<string, string>;

@@ -109,8 +109,11 @@ export class PiiCodec {
     return this.keyId === developmentKeyId();
   }
 
-  /** The record as stored: AES-256-GCM over its JSON, bound to its identity key. */
-  sealRecord(record: IdentityRecord): string {
+  /**
+   * The record as stored: AES-256-GCM over its JSON, bound to its identity key. `remember` (default) keeps it for
+   * {@link openRecord} and {@link recordOfTag}; a caller that holds its records itself passes false.
+   */
+  sealRecord(record: IdentityRecord, remember = true): string {
     if (this.ivAt === this.ivPool.length) {
       randomFillSync(this.ivPool);
       this.ivAt = 0;
@@ -129,7 +132,7 @@ export class PiiCodec {
     const sealed = `${SEALED_FORMAT}.${this.keyId}.${body.toString('base64url')}`;
     // Read back as written (the resolver reads the members it registered again and again): no decryption then. A value
     // altered in Redis is another string, which is decrypted and checked as ever.
-    this.remember(sealed, record.key, record);
+    if (remember) this.remember(sealed, record.key, record);
     return sealed;
   }
 

@@ -1344,8 +1344,9 @@ export class IdentityResolver {
       }
       first = false;
       const united = await graph.unionMany(items, toMark.splice(0), { sequenced: true });
-      // All landed where the picture expected: the graph is now the picture, and the graph's cache keeps it.
-      if (later.length === 0 && united.every((r) => !r.stale))
+      // All landed where the picture expected: the graph is now the picture, and the graph's cache keeps it (a graph
+      // held in process has nothing to keep).
+      if (graph.rememberClusters && later.length === 0 && united.every((r) => !r.stale))
         graph.rememberClusters(picture.settle(items.map((item, i) => ({ key: item.key, result: united[i] }))));
       const again: Judged[] = [];
       for (let i = 0; i < items.length; i++) {
