@@ -50,7 +50,10 @@ function jsonNumber(value: number, what: string): string {
 }
 
 export class GraphPicture implements PartGraph {
-  /** Identity key → its stored record, opened (every member the judging may compare with). */
+  /**
+   * Identity key → its stored record, opened: those registered here, and those read at load once a search lists them
+   * (opening ~200,000 at start would hold the first round for seconds).
+   */
   private readonly open = new Map<string, IdentityRecord>();
   /** Rejections of this part, written with its commit (union-batch.lua writes them with the union). */
   private rejections: string[] = [];
@@ -70,7 +73,7 @@ export class GraphPicture implements PartGraph {
     private readonly writer: PictureWriter,
   ) {}
 
-  /** A picture of the graph as `source` read it; every record is opened (a record that does not open throws). */
+  /** A picture of the graph as `source` read it (its records are opened as searches list them). */
   static load(source: PictureSource, maxClusterSize: number, writer: PictureWriter): GraphPicture {
     const { codec } = source;
     const model = new GraphModel({ journal: true });
@@ -93,9 +96,7 @@ export class GraphPicture implements PartGraph {
     strings(model.wmRegister, h.wmRegister);
     strings(model.wmUnion, h.wmUnion);
     for (const [name, members] of source.sets) model.sets.set(name, new Set(members));
-    const picture = new GraphPicture(model, codec, maxClusterSize, source.writes, writer);
-    for (const [key, stored] of model.rec) picture.open.set(key, codec.openRecord(key, stored));
-    return picture;
+    return new GraphPicture(model, codec, maxClusterSize, source.writes, writer);
   }
 
   /** Identities the picture holds. */
@@ -238,7 +239,12 @@ export class GraphPicture implements PartGraph {
     const keys = [...(this.model.sets.get(`mem:${root}`) ?? [])].sort(keyOrder);
     const members: IdentityRecord[] = [];
     for (const key of keys.slice(0, maxMembers)) {
-      const record = this.open.get(key);
+      let record = this.open.get(key);
+      const stored = record ? undefined : this.model.rec.get(key);
+      if (stored !== undefined) {
+        record = this.codec.openRecord(key, stored); // throws on a record that does not open, as a graph read does
+        this.open.set(key, record);
+      }
       if (record) members.push(record);
     }
     const cluster = { id: root, size: keys.length, members, version: String(version) };
