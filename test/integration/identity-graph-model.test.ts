@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { graphScriptKeys, scriptSources } from '../../processors/identity/graph-store.js';
+import { graphScriptKeys, PICTURE_HASHES, scriptSources } from '../../processors/identity/graph-store.js';
 import { GraphModel, recordSha, type ModelMatch } from '../../processors/identity/graph-model.js';
 import { seededRandom } from '../../processors/identity/model.js';
 
@@ -16,19 +16,8 @@ const REGISTER = scriptSources().get('register') ?? '';
 const UNION = scriptSources().get('union') ?? '';
 const MARK = scriptSources().get('mark-judged') ?? '';
 const WRITE = scriptSources().get('picture-write') ?? '';
-const HASHES = [
-  'counters',
-  'rec',
-  'idc',
-  'cseq',
-  'parent',
-  'outbox',
-  'wm:register',
-  'wm:union',
-  'cver',
-  'fresh',
-  'judged',
-];
+// The hashes a picture holds, and the merge outbox the model keeps for this test.
+const HASHES = [...Object.values(PICTURE_HASHES), 'outbox'];
 
 const redis = new Redis(inject('endpoints').redisUrl, { maxRetriesPerRequest: 3 });
 const bases: string[] = [];
