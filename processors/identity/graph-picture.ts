@@ -10,6 +10,7 @@
  * resolver's judging and sequencing code is the same on both paths; `test/integration/identity-picture.test.ts` runs
  * the same rounds through both and requires the same graph.
  */
+import { randomInt } from 'node:crypto';
 import {
   metaArgs,
   StoredIdentitiesFound,
@@ -39,6 +40,7 @@ export class PictureMoved extends Error {
 /** Writes picture-write.lua's commands at a write count (IdentityGraph.writePicture). */
 export type PictureWriter = (
   writes: string,
+  next: string,
   commands: readonly string[],
 ) => Promise<{ written: boolean; writes: string }>;
 
@@ -363,7 +365,8 @@ export class GraphPicture implements PartGraph {
     if (this.rejections.length > 0) commands.push('R', '', String(this.rejections.length), ...this.rejections);
     this.rejections = [];
     if (commands.length === 0) return;
-    const { written, writes } = await this.writer(this.writes, commands);
+    // The count to leave is drawn at random, not the next integer: see picture-write.lua.
+    const { written, writes } = await this.writer(this.writes, String(randomInt(1, 2 ** 47)), commands);
     if (!written) throw new PictureMoved(writes);
     this.writes = writes;
   }

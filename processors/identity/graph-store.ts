@@ -1530,11 +1530,15 @@ export class IdentityGraph implements PartGraph {
   }
 
   /**
-   * Writes a picture's journal (picture-write.lua's commands) if the graph's write count is still `writes`; answers
-   * whether it did, and the count now.
+   * Writes a picture's journal (picture-write.lua's commands) if the graph's write count is still `writes`, leaving it
+   * at `next`; answers whether it did, and the count now.
    */
-  async writePicture(writes: string, commands: readonly string[]): Promise<{ written: boolean; writes: string }> {
-    const reply = asArray(await this.run('picture-write', [JSON.stringify([writes, ...commands])]));
+  async writePicture(
+    writes: string,
+    next: string,
+    commands: readonly string[],
+  ): Promise<{ written: boolean; writes: string }> {
+    const reply = asArray(await this.run('picture-write', [JSON.stringify([writes, next, ...commands])]));
     return { written: asNumber(reply[0]) === 1, writes: asString(reply[1]) };
   }
 

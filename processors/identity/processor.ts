@@ -79,8 +79,10 @@ const MAX_MEMBERS_COMPARED = 60;
 const MAX_JUDGE_ATTEMPTS = 4;
 /** Attempts at a round's offset commit before it is carried into the next round's (see commitInBackground). */
 const COMMIT_ATTEMPTS = 3;
-/** How long after a picture of the graph was dropped (or could not be read) the next one is tried. */
+/** How long after a picture of the graph was dropped (or could not be read) the next one is tried, at first. */
 const PICTURE_RETRY_MS = 30_000;
+/** The longest pause between pictures (see backOffPicture). */
+const PICTURE_RETRY_MAX_MS = 600_000;
 /** Round commits failing in a row before the resolver gives up. */
 const MAX_FAILED_COMMITS = 5;
 
@@ -150,6 +152,8 @@ export class IdentityResolver {
   private picture: GraphPicture | undefined;
   /** No new picture is read before this time (after one was dropped or could not be read). */
   private pictureRetryAtMs = 0;
+  /** The next pause (backOffPicture); back to PICTURE_RETRY_MS once a picture's part is written. */
+  private pictureRetryMs = PICTURE_RETRY_MS;
   /** Offset commits not waited for by their round (see commitInBackground). */
   private readonly commitsInFlight = new Set<Promise<void>>();
   private lastCommit: Promise<void> = Promise.resolve();
@@ -773,7 +777,10 @@ export class IdentityResolver {
           absent,
           attempt.landed,
         );
-        if (graph instanceof GraphPicture) await graph.commit();
+        if (graph instanceof GraphPicture) {
+          await graph.commit();
+          this.pictureRetryMs = PICTURE_RETRY_MS; // a picture that writes: the next drop pauses briefly again
+        }
       } catch (err) {
         if (graph instanceof GraphPicture && !(err instanceof StoredIdentitiesFound)) {
           // The picture may hold what was never written: drop it. A refused part wrote nothing: run it again through
@@ -1079,7 +1086,7 @@ export class IdentityResolver {
 
   /**
    * The graph a part runs on: this instance's picture of it while it holds one (graph-picture.ts); else, unless the
-   * last try is less than PICTURE_RETRY_MS ago, a new picture when the graph holds at most
+   * last try is more recent than its pause (backOffPicture), a new picture when the graph holds at most
    * IDENTITY_PICTURE_MAX_IDENTITIES identities and stands still while it is read; else the graph's scripts.
    */
   private async partGraph(): Promise<PartGraph> {
@@ -1093,15 +1100,15 @@ export class IdentityResolver {
     const started = Date.now();
     const source = await graph.readPicture(max);
     if (!source) {
-      this.pictureRetryAtMs = Date.now() + PICTURE_RETRY_MS;
+      this.pictureRetryAtMs = Date.now() + this.backOffPicture();
       this.identityMetrics.picture.inc({ event: 'unavailable' });
       log.info('identity graph not held in process: larger than IDENTITY_PICTURE_MAX_IDENTITIES, or kept moving', {
         max,
       });
       return graph;
     }
-    this.picture = GraphPicture.load(source, graph.maxClusterSize, (writes, commands) =>
-      graph.writePicture(writes, commands),
+    this.picture = GraphPicture.load(source, graph.maxClusterSize, (writes, next, commands) =>
+      graph.writePicture(writes, next, commands),
     );
     this.identityMetrics.picture.inc({ event: 'loaded' });
     log.info('identity graph held in process', { identities: this.picture.identities, ms: Date.now() - started });
@@ -1111,12 +1118,23 @@ export class IdentityResolver {
   /** Forgets the picture (it may hold what was never written); the next part reads the graph again after a pause. */
   private dropPicture(event: 'refused' | 'failed' | 'too_large', reason: unknown): void {
     this.picture = undefined;
-    this.pictureRetryAtMs = Date.now() + PICTURE_RETRY_MS;
+    this.pictureRetryAtMs = Date.now() + this.backOffPicture();
     this.identityMetrics.picture.inc({ event });
     this.deps.log.info('identity graph picture dropped; parts run through the graph scripts', {
       event,
       reason: describeError(reason),
     });
+  }
+
+  /**
+   * The pause before the next picture is read: PICTURE_RETRY_MS, doubling while pictures keep being dropped without a
+   * part written in between (several instances writing one graph: each refuses the others' pictures), up to
+   * PICTURE_RETRY_MAX_MS, so that reading whole graphs does not become the instances' main work.
+   */
+  private backOffPicture(): number {
+    const pause = this.pictureRetryMs;
+    this.pictureRetryMs = Math.min(2 * pause, PICTURE_RETRY_MAX_MS);
+    return pause;
   }
 
   private outboxSweepDue(): boolean {

@@ -4,7 +4,7 @@
 // model; every reply must be the same, and afterwards the whole graph, key by key. A second model keeps a journal and
 // writes it now and then through picture-write.lua into a graph of its own, as the resolver's picture does: that graph
 // must end up the same too, and a write after another script wrote must be refused.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { graphScriptKeys, PICTURE_HASHES, scriptSources } from '../../processors/identity/graph-store.js';
@@ -114,9 +114,10 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
   bases.push(pictureBase);
   let writes = '0';
   const writeJournal = async () => {
-    const reply = await run(pictureBase, WRITE, [JSON.stringify([writes, ...journaled.takeWrites()])]);
-    expect(reply?.[0], `seed ${seed}: the journal's write`).toBe(1);
-    writes = String(reply?.[1]);
+    const next = String(randomInt(1, 2 ** 47));
+    const reply = await run(pictureBase, WRITE, [JSON.stringify([writes, next, ...journaled.takeWrites()])]);
+    expect(reply, `seed ${seed}: the journal's write`).toEqual([1, next]);
+    writes = next;
   };
   const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
@@ -198,7 +199,7 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
   await run(pictureBase, MARK, ['shop:k/0', 'no such record']);
   const before = await dumpRedis(pictureBase);
   both((m) => m.register('shop:late', '{}', 'e0', '', cap, 'late', '1', '', '0', ['b0']));
-  const refused = await run(pictureBase, WRITE, [JSON.stringify([writes, ...journaled.takeWrites()])]);
+  const refused = await run(pictureBase, WRITE, [JSON.stringify([writes, '7', ...journaled.takeWrites()])]);
   expect(refused, `seed ${seed}: a write after another writer`).toEqual([0, String(Number(writes) + 1)]);
   expect(await dumpRedis(pictureBase)).toEqual(before);
   return { merges, stale };

@@ -3,14 +3,16 @@
 -- the picture then moved exactly as the scripts would have moved the graph (graph-model.ts, proven on random
 -- sequences), and its final values are what those scripts would have written. Otherwise nothing is written and the
 -- caller runs the part through the scripts that check the graph as it is.
--- ARGV: 1 base, 2 ONE JSON array A of strings: 1 the write count the picture is at, then commands, each: op, target,
+-- ARGV: 1 base, 2 ONE JSON array A of strings: 1 the write count the picture is at, 2 the count to leave (a random
+--       number the caller draws: a graph restored from an older state, or one that lost this write and was written
+--       by others since, cannot show the count the picture expects next by chance), then commands, each: op, target,
 --       n, then n strings:
 --         'H' HSET into K[target] n/2 field-value pairs; 'D' HDEL from K[target] n fields;
 --         'S' SADD to BASE:target n members; 'X' DEL BASE:target (n = 0), before its 'S' when it is written whole;
 --         'O' n/2 (mergeId, MergeEntry JSON) pairs into the merge outbox, each ordered by the next merge sequence;
 --         'R' n/2 (eventId, IdentityMergeRejection JSON) pairs into the rejection outbox, unless already there
 --       (target '' for 'O' and 'R'). Every command is checked before anything is written.
--- Returns { 1, the new write count } when written, { 0, the write count found } when not.
+-- Returns { 1, A[2] } when written, { 0, the write count found } when not.
 local A = cjson.decode(ARGV[2])
 local found = redis.call('HGET', K.counters, 'writes') or '0'
 if found ~= A[1] then
@@ -18,7 +20,7 @@ if found ~= A[1] then
 end
 local SET_KINDS = { mem = true, blk = true, email = true, phone = true }
 local commands = {}
-local i = 2
+local i = 3
 while i <= #A do
   local op, target, n = A[i], A[i + 1], tonumber(A[i + 2])
   if not n or n < 0 or i + 2 + n > #A then
@@ -64,4 +66,5 @@ for _, c in ipairs(commands) do
     end
   end
 end
-return { 1, tostring(redis.call('HINCRBY', K.counters, 'writes', 1)) }
+redis.call('HSET', K.counters, 'writes', A[2])
+return { 1, A[2] }
