@@ -10,6 +10,10 @@ import { loadSchema, type SchemaName } from '../../schemas/catalog.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import { AppError, describeError } from './errors.js';
 
+/** How long one schema-registry request may take (EventSerde.forUrl). */
+export const REGISTRY_TIMEOUT_MS = 15_000;
+type RegistryMiddleware = NonNullable<ConstructorParameters<typeof SchemaRegistry>[0]['middlewares']>[number];
+
 /** The contract a schema name stands for, parsed once. */
 const types = new Map<SchemaName, avro.Type>();
 export function avroType(name: SchemaName): avro.Type {
@@ -89,9 +93,25 @@ export class EventSerde {
     private readonly url?: string,
   ) {}
 
-  /** A serde talking to the registry at `url` (for Apicurio: `http://host:port/apis/ccompat/v7`). */
-  static forUrl(url: string): EventSerde {
-    return new EventSerde(new SchemaRegistry({ host: url, clientId: 'patternos' }, { [SchemaType.AVRO]: {} }), url);
+  /**
+   * A serde talking to the registry at `url` (for Apicurio: `http://host:port/apis/ccompat/v7`). Every registry request
+   * ends within `timeoutMs` (the client library sets no timeout: a registry that accepts a connection and never answers
+   * would hold a consumer's batch, and with it the consumer's stop, for good); a timeout is DEPENDENCY_UNAVAILABLE,
+   * which the processors retry and, past their outage bound, give up on.
+   */
+  static forUrl(url: string, options: { timeoutMs?: number } = {}): EventSerde {
+    const timeout = options.timeoutMs ?? REGISTRY_TIMEOUT_MS;
+    const withTimeout: RegistryMiddleware = () => ({
+      async prepareRequest(next) {
+        const request = await next();
+        return request.timeout() ? request : request.enhance({ timeout });
+      },
+    });
+    const registry = new SchemaRegistry(
+      { host: url, clientId: 'patternos', middlewares: [withTimeout] },
+      { [SchemaType.AVRO]: {} },
+    );
+    return new EventSerde(registry, url);
   }
 
   /**
@@ -143,6 +163,7 @@ export class EventSerde {
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
       body: JSON.stringify({ compatibility: level }),
+      signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
     });
     if (!res.ok) throw new Error(`PUT /config/${subject}: HTTP ${res.status} ${await res.text()}`);
   }
