@@ -17,6 +17,7 @@
  * merges rewrite it, so no path starts from it); they are mirrored line by line.
  */
 import { createHash } from 'node:crypto';
+import type { PICTURE_HASHES } from './graph-store.js';
 import { keyOrder, sequenceOf } from './judging-picture.js';
 
 /** SHA-1 of a stored record, hex, as Lua's redis.sha1hex gives it (mark-judged.lua names a judged record by it). */
@@ -25,8 +26,9 @@ export function recordSha(stored: string): string {
 }
 
 /** The graph's hashes the picture holds, by their names in graph-lib.lua's `K` table (picture-write.lua's targets). */
-export type GraphHash =
-  'counters' | 'rec' | 'idc' | 'cseq' | 'parent' | 'cver' | 'fresh' | 'judged' | 'wmRegister' | 'wmUnion';
+export type GraphHash = keyof typeof PICTURE_HASHES;
+/** The hashes whose values the model keeps as numbers (the scripts' counters, sequences and versions). */
+const NUMERIC: ReadonlySet<GraphHash> = new Set(['counters', 'cseq', 'cver']);
 
 /** A string as the scripts' cjson.encode writes it (it escapes `/` too; non-ASCII is written as is). */
 export function cjsonString(s: string): string {
@@ -77,6 +79,16 @@ export interface ModelUnionReply {
   merges: string[];
 }
 
+/** A register reply as the array register.lua returns (what graph-store.ts parseRegister reads). */
+export function registerReplyArray(r: ModelRegisterReply): (string | number)[] {
+  return r.applied ? [1, r.root] : [0, r.root, r.isNew ? 1 : 0, r.method, r.previous, r.refused, ...r.merges];
+}
+
+/** A union reply as the array union.lua returns (what graph-store.ts unionResultOf reads). */
+export function unionReplyArray(r: ModelUnionReply): (string | number)[] {
+  return [r.alreadyApplied ? 1 : 0, r.root, r.refused, r.stale ? 1 : 0, ...r.merges];
+}
+
 /** A probabilistic match as union.lua takes it: confidence and weight as JSON number literals, expectations or ''/'0'. */
 export interface ModelMatch {
   key: string;
@@ -124,27 +136,31 @@ export class GraphModel {
   readonly judged = new Map<string, string>();
   /** Sets by their name after the base: `mem:<cluster>`, `blk:<name>`, `email:<hash>`, `phone:<hash>`. */
   readonly sets = new Map<string, Set<string>>();
-  private journal: Journal | undefined;
+  private readonly journal: Journal | undefined;
+  /** Each hash by its name (put, remove, takeWrites, loadHash). */
+  private readonly hashes: Readonly<Record<GraphHash, Map<string, string | number>>> = {
+    counters: this.counters,
+    rec: this.rec,
+    idc: this.idc,
+    cseq: this.cseq,
+    parent: this.parent,
+    cver: this.cver,
+    fresh: this.fresh,
+    judged: this.judged,
+    wmRegister: this.wmRegister,
+    wmUnion: this.wmUnion,
+  };
   private readonly blocks = new Map<string, { readonly name: string; readonly set: Set<string> }>();
 
   constructor(private readonly options: { keepOutbox?: boolean; journal?: boolean } = { keepOutbox: true }) {
     if (options.journal) this.journal = { fields: new Map(), added: new Map(), dropped: new Set(), outbox: [] };
   }
 
-  private hash(name: GraphHash): Map<string, string | number> {
-    const maps: Record<GraphHash, Map<string, string | number>> = {
-      counters: this.counters,
-      rec: this.rec,
-      idc: this.idc,
-      cseq: this.cseq,
-      parent: this.parent,
-      cver: this.cver,
-      fresh: this.fresh,
-      judged: this.judged,
-      wmRegister: this.wmRegister,
-      wmUnion: this.wmUnion,
-    };
-    return maps[name];
+  /** Fills hash `name` from the graph's HGETALL reply (not journaled: it is what the graph already holds). */
+  loadHash(name: GraphHash, from: Readonly<Record<string, string>>): void {
+    const map = this.hashes[name];
+    const numeric = NUMERIC.has(name);
+    for (const [field, value] of Object.entries(from)) map.set(field, numeric ? Number(value) : value);
   }
 
   private touched(name: GraphHash, field: string): void {
@@ -159,12 +175,12 @@ export class GraphModel {
   }
 
   private put(name: GraphHash, field: string, value: string | number): void {
-    this.hash(name).set(field, value);
+    this.hashes[name].set(field, value);
     this.touched(name, field);
   }
 
   private remove(name: GraphHash, field: string): void {
-    if (this.hash(name).delete(field)) this.touched(name, field);
+    if (this.hashes[name].delete(field)) this.touched(name, field);
   }
 
   private addMember(name: string, member: string, into?: Set<string>): void {
@@ -197,8 +213,13 @@ export class GraphModel {
     const journal = this.journal;
     if (!journal) throw new Error('graph model: takeWrites needs a model made with a journal');
     const out: string[] = [];
+    // Appended one by one: a part of many identities spreads arrays past what one call takes as arguments.
+    const command = (op: string, target: string, args: Iterable<string>, n: number) => {
+      out.push(op, target, String(n));
+      for (const arg of args) out.push(arg);
+    };
     for (const [name, fields] of journal.fields) {
-      const map = this.hash(name);
+      const map = this.hashes[name];
       const set: string[] = [];
       const deleted: string[] = [];
       for (const field of fields) {
@@ -206,16 +227,16 @@ export class GraphModel {
         if (value === undefined) deleted.push(field);
         else set.push(field, String(value));
       }
-      if (set.length > 0) out.push('H', name, String(set.length), ...set);
-      if (deleted.length > 0) out.push('D', name, String(deleted.length), ...deleted);
+      if (set.length > 0) command('H', name, set, set.length);
+      if (deleted.length > 0) command('D', name, deleted, deleted.length);
     }
     for (const name of journal.dropped) {
-      out.push('X', name, '0');
+      command('X', name, [], 0);
       const members = this.sets.get(name);
-      if (members && members.size > 0) out.push('S', name, String(members.size), ...members);
+      if (members && members.size > 0) command('S', name, members, members.size);
     }
-    for (const [name, members] of journal.added) out.push('S', name, String(members.length), ...members);
-    if (journal.outbox.length > 0) out.push('O', '', String(2 * journal.outbox.length), ...journal.outbox.flat());
+    for (const [name, members] of journal.added) command('S', name, members, members.length);
+    if (journal.outbox.length > 0) command('O', '', journal.outbox.flat(), 2 * journal.outbox.length);
     journal.fields.clear();
     journal.added.clear();
     journal.dropped.clear();

@@ -12,22 +12,33 @@
  */
 import { randomInt } from 'node:crypto';
 import {
+  blockNames,
+  jsonNumber,
   metaArgs,
+  parseRegister,
   StoredIdentitiesFound,
+  unionResultOf,
   type CandidateClusterRecords,
   type PartGraph,
   type PictureSource,
-  type RegisterMethod,
   type RegisterResult,
   type RegisterSearchItem,
   type RegisterSearchResult,
   type UnionItem,
   type UnionResult,
 } from './graph-store.js';
-import { GraphModel, recordSha, type ModelMatch } from './graph-model.js';
+import {
+  GraphModel,
+  recordSha,
+  registerReplyArray,
+  unionReplyArray,
+  type GraphHash,
+  type ModelMatch,
+  type ModelUnionReply,
+} from './graph-model.js';
 import { keyOrder } from './judging-picture.js';
 import type { PiiCodec } from './pii-codec.js';
-import type { IdentityRecord, MergeEntry } from './types.js';
+import type { IdentityRecord } from './types.js';
 
 /** The part's writes were refused: another writer (a second resolver, an erasure) changed the graph meanwhile. */
 export class PictureMoved extends Error {
@@ -43,13 +54,6 @@ export type PictureWriter = (
   next: string,
   commands: readonly string[],
 ) => Promise<{ written: boolean; writes: string }>;
-
-const parseMerges = (values: readonly string[]): MergeEntry[] => values.map((v) => JSON.parse(v) as MergeEntry);
-
-function jsonNumber(value: number, what: string): string {
-  if (!Number.isFinite(value)) throw new RangeError(`${what} must be finite: ${value}`);
-  return JSON.stringify(value);
-}
 
 export class GraphPicture implements PartGraph {
   /**
@@ -79,24 +83,8 @@ export class GraphPicture implements PartGraph {
   static load(source: PictureSource, maxClusterSize: number, writer: PictureWriter): GraphPicture {
     const { codec } = source;
     const model = new GraphModel({ journal: true });
-    const h = source.hashes;
-    const strings = (into: Map<string, string>, from: Record<string, string>) => {
-      for (const [k, v] of Object.entries(from)) into.set(k, v);
-    };
-    const numbers = (into: Map<string, number>, from: Record<string, string>) => {
-      for (const [k, v] of Object.entries(from)) into.set(k, Number(v));
-    };
-    numbers(model.counters, h.counters);
-    model.counters.delete('writes');
-    strings(model.rec, h.rec);
-    strings(model.idc, h.idc);
-    numbers(model.cseq, h.cseq);
-    strings(model.parent, h.parent);
-    numbers(model.cver, h.cver);
-    strings(model.fresh, h.fresh);
-    strings(model.judged, h.judged);
-    strings(model.wmRegister, h.wmRegister);
-    strings(model.wmUnion, h.wmUnion);
+    for (const [name, entries] of Object.entries(source.hashes)) model.loadHash(name as GraphHash, entries);
+    model.counters.delete('writes'); // the scripts' own count: the picture holds it apart (`writes`)
     for (const [name, members] of source.sets) model.sets.set(name, new Set(members));
     return new GraphPicture(model, codec, maxClusterSize, source.writes, writer);
   }
@@ -123,7 +111,7 @@ export class GraphPicture implements PartGraph {
       const stored = (options.absent ?? []).filter((key) => model.rec.has(key));
       if (stored.length > 0) throw new StoredIdentitiesFound(stored);
     }
-    const names = items.map(({ blockingKeys }) => [...new Set(blockingKeys)].map((k) => codec.blockName(k)));
+    const names = items.map(({ blockingKeys }) => blockNames(codec, blockingKeys));
     const registered: (RegisterResult | null)[] = [];
     const sent: string[] = [];
     items.forEach(({ record, sealed, meta }, i) => {
@@ -147,28 +135,8 @@ export class GraphPicture implements PartGraph {
         names[i] ?? [],
         true,
       );
-      if (reply.applied) {
-        registered.push({
-          alreadyApplied: true,
-          globalId: reply.root === '' ? null : reply.root,
-          isNew: false,
-          method: 'PLATFORM_ID',
-          previousGlobalId: reply.root === '' ? null : reply.root,
-          merges: [],
-          refused: 0,
-        });
-        return;
-      }
-      this.open.set(record.key, record);
-      registered.push({
-        alreadyApplied: false,
-        globalId: reply.root,
-        isNew: reply.isNew,
-        method: reply.method as RegisterMethod,
-        previousGlobalId: reply.previous === '' ? null : reply.previous,
-        refused: reply.refused,
-        merges: parseMerges(reply.merges),
-      });
+      if (!reply.applied) this.open.set(record.key, record);
+      registered.push(parseRegister(registerReplyArray(reply)));
     });
     return items.map(({ record }, i) => {
       const own = model.rootOfKey(record.key, false) ?? null;
@@ -190,16 +158,12 @@ export class GraphPicture implements PartGraph {
         for (const root of this.rootsOf(name, set)) add(root);
       }
       // Whether the record as stored now was judged before; one this call registered new was never judged.
-      const r = registered[i];
-      let judged = { recordSha: '', judged: false };
-      if (r && !r.alreadyApplied && r.previousGlobalId === null) {
-        judged = { recordSha: recordSha(sent[i] ?? ''), judged: false };
-      } else {
-        const stored = model.rec.get(record.key);
-        const sha = stored === undefined ? '' : recordSha(stored);
-        judged = { recordSha: sha, judged: sha !== '' && model.judged.get(record.key) === sha };
-      }
-      return { registered: r ?? null, skippedBlocks, own, clusters, ...judged };
+      const r = registered[i] ?? null;
+      const isNew = r !== null && !r.alreadyApplied && r.previousGlobalId === null;
+      const stored = isNew ? sent[i] : model.rec.get(record.key);
+      const sha = stored === undefined ? '' : recordSha(stored);
+      const judged = !isNew && sha !== '' && model.judged.get(record.key) === sha;
+      return { registered: r, skippedBlocks, own, clusters, recordSha: sha, judged };
     });
   }
 
@@ -282,18 +246,9 @@ export class GraphPicture implements PartGraph {
         }
       });
     }
-    const stale: UnionResult = {
-      alreadyApplied: false,
-      globalId: '',
-      refused: 0,
-      stale: true,
-      merges: [],
-      version: '',
-    };
     return items.map((item, k) => {
       const { key, matches, meta, expectedOwn, judgedClusters = [] } = item;
-      let reply:
-        { alreadyApplied: boolean; root: string; refused: number; stale: boolean; merges: string[] } | undefined;
+      let reply: ModelUnionReply | undefined;
       if (k >= setAsideFrom || (!sequenced && judgedClusters.some((c) => versionOf(c.id) !== c.version))) {
         reply = { alreadyApplied: false, root: '', refused: 0, stale: true, merges: [] };
       } else if (matches.length === 0) {
@@ -336,15 +291,7 @@ export class GraphPicture implements PartGraph {
         else if (item.expectedAfter !== undefined && item.expectedAfter !== '' && reply.root !== item.expectedAfter)
           setAsideFrom = k + 1;
       }
-      if (!applied) return stale;
-      return {
-        alreadyApplied: reply.alreadyApplied,
-        globalId: reply.root,
-        refused: reply.refused,
-        stale: false,
-        merges: parseMerges(reply.merges),
-        version: versionOf(reply.root),
-      };
+      return { ...unionResultOf(unionReplyArray(reply)), version: applied ? versionOf(reply.root) : '' };
     });
   }
 

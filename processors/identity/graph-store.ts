@@ -340,7 +340,7 @@ export function metaArgs(meta: GraphEventMeta): [eventId: string, eventTimeMs: s
 }
 
 /** A finite number as a JSON number literal (what the scripts splice into MergeEntry JSON). */
-function jsonNumber(value: number, what: string): string {
+export function jsonNumber(value: number, what: string): string {
   if (!Number.isFinite(value)) throw new RangeError(`${what} must be finite: ${value}`);
   return JSON.stringify(value);
 }
@@ -375,7 +375,7 @@ function asNumber(value: unknown): number {
 const parseMerges = (values: unknown[]): MergeEntry[] => values.map((v) => JSON.parse(asString(v)) as MergeEntry);
 
 /** A union script's reply: applied before, the global id, refusals, stale, then the merges it made. */
-function unionResultOf(reply: readonly unknown[]): UnionResult {
+export function unionResultOf(reply: readonly unknown[]): UnionResult {
   return {
     alreadyApplied: asNumber(reply[0]) === 1,
     globalId: asString(reply[1]),
@@ -386,7 +386,7 @@ function unionResultOf(reply: readonly unknown[]): UnionResult {
 }
 
 /** A register reply (register.lua, registerOne in graph-lib.lua). */
-function parseRegister(reply: unknown[]): RegisterResult {
+export function parseRegister(reply: unknown[]): RegisterResult {
   if (asNumber(reply[0]) === 1) {
     const current = orNull(asString(reply[1]));
     return {
@@ -408,6 +408,11 @@ function parseRegister(reply: unknown[]): RegisterResult {
     refused: asNumber(reply[5]),
     merges: parseMerges(reply.slice(6)),
   };
+}
+
+/** The stored names of an identity's blocking sets: each distinct blocking key, named by the codec. */
+export function blockNames(codec: PiiCodec, blockingKeys: readonly string[]): string[] {
+  return [...new Set(blockingKeys)].map((k) => codec.blockName(k));
 }
 
 /**
@@ -573,10 +578,6 @@ export class IdentityGraph implements PartGraph {
     return codec;
   }
 
-  private blockNames(codec: PiiCodec, blockingKeys: readonly string[]): string[] {
-    return [...new Set(blockingKeys)].map((k) => codec.blockName(k));
-  }
-
   private run(file: ScriptFile, args: readonly string[]): Promise<unknown> {
     const command = (this.redis as unknown as Record<string, ScriptCommand>)[SCRIPTS[file]];
     if (!command) throw new Error(`identity graph script ${file} is not defined on this connection`);
@@ -612,7 +613,7 @@ export class IdentityGraph implements PartGraph {
         eventTimeMs,
         field,
         offset,
-        ...this.blockNames(codec, blockingKeys),
+        ...blockNames(codec, blockingKeys),
       ]),
     );
     return parseRegister(reply);
@@ -630,7 +631,7 @@ export class IdentityGraph implements PartGraph {
     if (blockingKeys.length === 0) return { keys: [], skippedBlocks: 0 };
     const codec = await this.sealed('candidates');
     const reply = asArray(
-      await this.run('candidates', [excludeKey, String(maxBlockSize), ...this.blockNames(codec, blockingKeys)]),
+      await this.run('candidates', [excludeKey, String(maxBlockSize), ...blockNames(codec, blockingKeys)]),
     );
     return { skippedBlocks: asNumber(reply[0]), keys: reply.slice(1).map(asString) };
   }
@@ -652,7 +653,7 @@ export class IdentityGraph implements PartGraph {
         identityKey,
         String(options.maxBlockSize),
         String(options.maxMembers),
-        ...this.blockNames(codec, blockingKeys),
+        ...blockNames(codec, blockingKeys),
       ]),
     );
     const clusters: CandidateClusterRecords[] = [];
@@ -771,7 +772,7 @@ export class IdentityGraph implements PartGraph {
     const setNames: string[] = [];
     const joining: string[][] = [];
     const itemSets: number[][] = items.map(({ record, blockingKeys }) =>
-      this.blockNames(codec, blockingKeys).map((name) => {
+      blockNames(codec, blockingKeys).map((name) => {
         let j = setIndex.get(name);
         if (j === undefined) {
           j = setNames.length;

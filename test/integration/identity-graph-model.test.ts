@@ -8,7 +8,13 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { graphScriptKeys, PICTURE_HASHES, scriptSources } from '../../processors/identity/graph-store.js';
-import { GraphModel, recordSha, type ModelMatch } from '../../processors/identity/graph-model.js';
+import {
+  GraphModel,
+  recordSha,
+  registerReplyArray,
+  unionReplyArray,
+  type ModelMatch,
+} from '../../processors/identity/graph-model.js';
 import { seededRandom } from '../../processors/identity/model.js';
 
 // The scripts as the graph runs them (graph-lib.lua prepended) and their KEYS, from graph-store.ts.
@@ -90,14 +96,6 @@ function dumpModel(model: GraphModel): Record<string, unknown> {
   };
 }
 
-function registerReply(r: ReturnType<GraphModel['register']>): Reply {
-  return r.applied ? [1, r.root] : [0, r.root, r.isNew ? 1 : 0, r.method, r.previous, r.refused, ...r.merges];
-}
-
-function unionReply(r: ReturnType<GraphModel['union']>): Reply | undefined {
-  return r && [r.alreadyApplied ? 1 : 0, r.root, r.refused, r.stale ? 1 : 0, ...r.merges];
-}
-
 /** One random sequence of `steps` operations on `people` identity keys, through the scripts and the model. */
 async function replay(seed: number, steps: number, cap: number): Promise<{ merges: number; stale: number }> {
   const base = `t-model-${randomBytes(4).toString('hex')}.idg:v1:{t-model-idg}`;
@@ -147,7 +145,7 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
       const blocks = ['b0', 'b1', 'b2', 'b3'].filter(() => random() < 0.3);
       const record = `{"key":"${key}","n":${step}}`;
       const args = [key, record, email, phone, String(cap), eventId, eventTimeMs, field, String(offset), ...blocks];
-      const expected = registerReply(
+      const expected = registerReplyArray(
         both((m) => m.register(key, record, email, phone, cap, eventId, eventTimeMs, field, String(offset), blocks)),
       );
       expect(await run(base, REGISTER, args), `seed ${seed} step ${step}: register ${key}`).toEqual(expected);
@@ -182,9 +180,10 @@ async function replay(seed: number, steps: number, cap: number): Promise<{ merge
       });
       const args = [key, String(cap), eventId, eventTimeMs, field, String(offset), ownRoot, ownSize];
       for (const m of matches) args.push(m.key, m.confidence, m.matchWeight, m.root, m.size);
-      const expected = unionReply(
-        both((m) => m.union(key, cap, eventId, eventTimeMs, field, String(offset), ownRoot, ownSize, matches)),
+      const reply = both((m) =>
+        m.union(key, cap, eventId, eventTimeMs, field, String(offset), ownRoot, ownSize, matches),
       );
+      const expected = reply && unionReplyArray(reply);
       expect(await run(base, UNION, args), `seed ${seed} step ${step}: union ${key}`).toEqual(expected);
       if (expected?.[3] === 1) stale++;
       merges += expected ? expected.length - 4 : 0;
