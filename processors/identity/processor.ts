@@ -763,20 +763,9 @@ export class IdentityResolver {
       const absent = absentUnread ? part.flatMap((job) => (unseen.has(job.record.key) ? [job.record.key] : [])) : [];
       let resolved: Map<string, LinkChange>;
       const graph = await this.partGraph();
-      const attempt = {
-        rejections: [] as IdentityMergeRejection[],
-        merged: { count: 0, rejections: 0 },
-        landed: [] as (() => void)[],
-      };
+      const attempt: PartAttempt = { rejections: [], merged: { count: 0, rejections: 0 }, landed: [] };
       try {
-        resolved = await this.resolveIdentities(
-          graph,
-          part,
-          attempt.rejections,
-          attempt.merged,
-          absent,
-          attempt.landed,
-        );
+        resolved = await this.resolveIdentities(graph, part, absent, attempt);
         if (graph instanceof GraphPicture) {
           await graph.commit();
           this.pictureRetryMs = PICTURE_RETRY_MS; // a picture that writes: the next drop pauses briefly again
@@ -1161,17 +1150,13 @@ export class IdentityResolver {
     /** The graph, or the picture of it this instance holds (graph-picture.ts): the same answers. */
     graph: PartGraph,
     jobs: readonly IdentityJob[],
-    rejections: IdentityMergeRejection[],
-    merged: { count: number; rejections: number },
     /** Keys registered without a read of their stored records (throws StoredIdentitiesFound, nothing done, if any has one). */
     absent: readonly string[],
-    /**
-     * What this instance learns and counts of the part (merges into the root cache, metrics, warnings): run by the
-     * caller once the part's writes landed, so a part run again (a picture that was refused) counts once.
-     */
-    landed: (() => void)[],
+    /** What the part gives besides its links, applied by the caller once its writes landed. */
+    attempt: PartAttempt,
   ): Promise<Map<string, LinkChange>> {
     const { model, config } = this.deps;
+    const { rejections, merged, landed } = attempt;
     const changes = new Map<string, LinkChange>();
     // One rejection per identity, event and candidate (or reason and count): the same judgement names it the same.
     const rejection = (
@@ -1401,6 +1386,19 @@ export class IdentityResolver {
     await graph.markJudged(toMark);
     return changes;
   }
+}
+
+/** What resolving one part of a round gives besides its links: applied to the round once the part's writes landed. */
+interface PartAttempt {
+  /** Merge rejections to publish. */
+  readonly rejections: IdentityMergeRejection[];
+  /** Merges and outbox rejections the part's scripts made (the round then reads the outboxes). */
+  readonly merged: { count: number; rejections: number };
+  /**
+   * What this instance learns and counts of the part (merges into the root cache, metrics, warnings), so that a part
+   * run again (a picture that was refused) counts once.
+   */
+  readonly landed: (() => void)[];
 }
 
 /** A fetched record in the ordered intake: decoded, or the dead letter it becomes. */

@@ -34,7 +34,11 @@ while i <= #A do
     if not SET_KINDS[string.match(target, '^(%a+):.')] then
       return redis.error_reply('IDG_BAD_WRITE ' .. op .. ' on ' .. tostring(target))
     end
-  elseif op ~= 'O' and op ~= 'R' or n % 2 == 1 then
+  elseif op == 'O' or op == 'R' then
+    if n % 2 == 1 then
+      return redis.error_reply('IDG_BAD_WRITE ' .. op .. ' with an odd count')
+    end
+  else
     return redis.error_reply('IDG_BAD_WRITE unknown command ' .. tostring(op))
   end
   commands[#commands + 1] = { op = op, target = target, from = i + 3, to = i + 2 + n }
