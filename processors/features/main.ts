@@ -11,7 +11,7 @@ import { createKafka } from '../runtime/kafka.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveProcessorMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
-import { exitOnFatal } from '../runtime/liveness.js';
+import { exitOnFatal, startOrExit } from '../runtime/liveness.js';
 import { onShutdown } from '../runtime/shutdown.js';
 import { FeatureApp } from './app.js';
 import { DAY_MS } from './definitions.js';
@@ -50,7 +50,7 @@ const app: FeatureApp = new FeatureApp({
   },
 });
 onShutdown(log, close);
-await app.start();
+await startOrExit(log, config.PROCESSOR_STEP_MAX_MS, () => app.start());
 snapshotter?.start();
 if (!app.models.current)
   log.warn('no current model yet: features only until one is promoted', { dir: config.MODEL_DIR });

@@ -215,8 +215,8 @@ export class FeatureProcessor {
     this.fetchWatch = FetchWatch.ownAdmin(deps.kafka, config, {
       groupId,
       log: deps.log,
-      onStall: (reason) => {
-        this.m.fatal.inc({ processor: PROCESSOR, kind: 'stalled-batch' });
+      onStall: (reason, kind) => {
+        this.m.fatal.inc({ processor: PROCESSOR, kind: kind === 'step' ? 'stuck-step' : 'stalled-batch' });
         this.fail(new Error(reason));
       },
     });
@@ -618,8 +618,8 @@ export class FeatureProcessor {
         this.forceCheckpoint = false;
         this.lastCheckpointMs = Date.now();
       }
-      const snapshot = await this.snapshot(checkpoint, forced);
-      await this.write(snapshot);
+      // Each flush is a step the fetch watch bounds (a drain under steady traffic can go on for hours).
+      await this.fetchWatch.step('a flush', async () => this.write(await this.snapshot(checkpoint, forced)));
       for (const w of this.inFlushWaiting) w();
       this.inFlushWaiting = [];
     }

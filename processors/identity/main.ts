@@ -4,9 +4,8 @@
  */
 import { topicCatalogOf } from '../../topics/catalog.js';
 import { loadConfig } from '../runtime/config.js';
-import { describeError } from '../runtime/errors.js';
 import { createKafka } from '../runtime/kafka.js';
-import { exitOnFatal } from '../runtime/liveness.js';
+import { exitOnFatal, startOrExit } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveProcessorMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
@@ -32,11 +31,6 @@ const app: IdentityApp = new IdentityApp({
   onFatal: exitOnFatal(log, close),
 });
 onShutdown(log, close);
-try {
-  await app.start();
-} catch (err) {
-  // E.g. a graph sealed with another IDENTITY_PII_KEY, or written before sealing: say so as a log line, then exit 1.
-  log.error('cannot start', { error: describeError(err) });
-  process.exit(1);
-}
+// A graph sealed with another IDENTITY_PII_KEY, or written before sealing, or a Redis that never answers: exit 1.
+await startOrExit(log, config.PROCESSOR_STEP_MAX_MS, () => app.start());
 log.info('started', { model: config.IDENTITY_MODEL_PATH });

@@ -304,10 +304,15 @@ export class IdentityResolver {
       admin: this.admin,
       groupId: this.groupId,
       stallMs: config.PROCESSOR_FETCH_STALL_MS,
+      stepMaxMs: config.PROCESSOR_STEP_MAX_MS,
       log: deps.log,
       paused: (tp) => this.paused.has(tp),
-      onStall: (reason) => {
-        this.supervisor.fail({ kind: 'stalled-batch', error: new Error(reason), reason });
+      onStall: (reason, kind) => {
+        this.supervisor.fail({
+          kind: kind === 'step' ? 'stuck-step' : 'stalled-batch',
+          error: new Error(reason),
+          reason,
+        });
       },
     });
     this.consumer = deps.kafka.consumer({
@@ -560,7 +565,7 @@ export class IdentityResolver {
     while (!this.stopping && !this.fatal) {
       const next = this.intake.take(Date.now());
       if (isRound(next)) {
-        await this.resolveRound(next);
+        await this.fetchWatch.step('a resolver round', () => this.resolveRound(next));
         this.resumeDrained();
         continue;
       }

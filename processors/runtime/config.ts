@@ -224,6 +224,12 @@ export const configSchema = z.object({
    * exits non-zero (runtime/fetch-watch.ts).
    */
   PROCESSOR_FETCH_STALL_MS: z.coerce.number().int().min(1_000).default(120_000),
+  /**
+   * How long one step of a processor's work (a fetched batch handled, a resolver round, a flush) may run before the
+   * processor calls itself stuck and exits non-zero (runtime/fetch-watch.ts): a dependency that took a request and
+   * never answers is bounded by no client timeout. Above PROCESSOR_OUTAGE_MAX_MS, which outages are ridden out for.
+   */
+  PROCESSOR_STEP_MAX_MS: z.coerce.number().int().min(1_000).default(600_000),
   /** Port of a processor's Prometheus /metrics on 127.0.0.1; unset: its default (runtime/metrics.ts); 0: off. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -317,6 +323,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   // A production deployment must never seal people's data with the key published in this repository.
   if (env['NODE_ENV'] === 'production' && !env['IDENTITY_PII_KEY']?.trim()) {
     problems.push('IDENTITY_PII_KEY: required when NODE_ENV=production (32 bytes, e.g. `openssl rand -hex 32`)');
+  }
+  if (parsed.success && parsed.data.PROCESSOR_STEP_MAX_MS <= parsed.data.PROCESSOR_OUTAGE_MAX_MS) {
+    problems.push(
+      `PROCESSOR_STEP_MAX_MS: must exceed PROCESSOR_OUTAGE_MAX_MS (${parsed.data.PROCESSOR_OUTAGE_MAX_MS}), or a ` +
+        'step riding out an outage would be called stuck before the outage rule gives its reason',
+    );
   }
   if (!parsed.success || problems.length > 0) {
     throw new AppError('CONFIG_INVALID', problems.join('; '));

@@ -6,6 +6,11 @@
  * broker holds records past what was delivered, `onStall` is called with a reason naming each such partition, its
  * position and its high watermark (the processors give up: the entrypoint exits non-zero). A broker that does not
  * answer is an outage and a batch whose handling fails is the consumer supervisor's: both keep their own rules.
+ *
+ * It also bounds the work itself: a step (a fetched batch handled, a resolver round, a flush) still running after
+ * `stepMaxMs` is stuck (a dependency that took the request and never answers: a hung server, a network that drops
+ * without a reset, none of which any client timeout here bounds), and `onStall` is called with the step and its age.
+ * A bound above PROCESSOR_OUTAGE_MAX_MS leaves a ridden-out outage its own rules and reason.
  */
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Config } from './config.js';
@@ -19,10 +24,16 @@ export interface FetchWatchOptions {
   readonly groupId: string;
   readonly stallMs: number;
   readonly log: Logger;
-  readonly onStall: (reason: string) => void;
+  /** Called once per stall found: `fetch` (a partition not delivered), `step` (work that does not end). */
+  readonly onStall: (reason: string, kind: StallKind) => void;
   /** Partitions the owner paused on purpose (not a stall); none when absent. */
   readonly paused?: (tp: string) => boolean;
+  /** How long one step of work may run before it is stuck (PROCESSOR_STEP_MAX_MS); unbounded when absent. */
+  readonly stepMaxMs?: number;
 }
+
+/** What the watch found: a partition the consumer stopped delivering, or a step of work that does not end. */
+export type StallKind = 'fetch' | 'step';
 
 /**
  * Where the group `groupId` stands on each of `tps` (`topic:partition`) by the broker: its committed offset (the
@@ -57,6 +68,9 @@ export class FetchWatch {
   private generation = 0;
   private handling = 0;
   private lastFailureMs = -Infinity;
+  /** Steps of work running now, each with what it is and since when ({@link step}). */
+  private readonly steps = new Set<{ readonly what: string; readonly sinceMs: number }>();
+  private stuckReported = false;
   private check = { running: false, lastMs: 0 };
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
@@ -66,10 +80,15 @@ export class FetchWatch {
   /** A watch with an admin client of its own (connect / disconnect it with the consumer), bound by the config. */
   static ownAdmin(
     kafka: Kafka,
-    config: Pick<Config, 'PROCESSOR_FETCH_STALL_MS'>,
-    options: Omit<FetchWatchOptions, 'admin' | 'stallMs'>,
+    config: Pick<Config, 'PROCESSOR_FETCH_STALL_MS' | 'PROCESSOR_STEP_MAX_MS'>,
+    options: Omit<FetchWatchOptions, 'admin' | 'stallMs' | 'stepMaxMs'>,
   ): FetchWatch {
-    return new FetchWatch({ ...options, admin: kafka.admin(), stallMs: config.PROCESSOR_FETCH_STALL_MS });
+    return new FetchWatch({
+      ...options,
+      admin: kafka.admin(),
+      stallMs: config.PROCESSOR_FETCH_STALL_MS,
+      stepMaxMs: config.PROCESSOR_STEP_MAX_MS,
+    });
   }
 
   async connect(): Promise<void> {
@@ -99,16 +118,31 @@ export class FetchWatch {
     this.timer.unref();
   }
 
-  /** Handles a fetched batch: counted while it runs, its failure remembered. */
+  /** Handles a fetched batch: counted while it runs, its failure remembered, a step while it runs. */
   async handle<T>(work: () => Promise<T>): Promise<T> {
     this.handling++;
     try {
-      return await work();
+      return await this.step('handling a fetched batch', work);
     } catch (err) {
       this.lastFailureMs = Date.now();
       throw err;
     } finally {
       this.handling--;
+    }
+  }
+
+  /**
+   * Runs one step of the processor's work (`what`: how the stall reason names it), watched while it runs: one still
+   * running after stepMaxMs is reported stuck. Steps run beside fetched batches (rounds, flushes) do not hold back the
+   * fetch check as {@link handle} does.
+   */
+  async step<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const entry = { what, sinceMs: Date.now() };
+    this.steps.add(entry);
+    try {
+      return await work();
+    } finally {
+      this.steps.delete(entry);
     }
   }
 
@@ -122,11 +156,13 @@ export class FetchWatch {
     clearInterval(this.timer);
   }
 
-  /** Checks, at most every min(stallMs / 4, 30 s), in the background. */
+  /** Looks for a stuck step every second; checks fetching at most every min(stallMs / 4, 30 s), in the background. */
   private poll(): void {
     const { stallMs } = this.options;
     const now = Date.now();
-    if (this.stopped || this.check.running || now - this.check.lastMs < Math.min(stallMs / 4, 30_000)) return;
+    if (this.stopped) return;
+    this.checkSteps(now);
+    if (this.check.running || now - this.check.lastMs < Math.min(stallMs / 4, 30_000)) return;
     const candidates = this.quiet(now);
     if (this.handling > 0 || now - this.lastFailureMs < stallMs || candidates.length === 0) return;
     this.check = { running: true, lastMs: now };
@@ -141,6 +177,7 @@ export class FetchWatch {
         this.options.onStall(
           `the consumer delivered no record of ${where.join(', ')} for ${Math.round(stallMs / 1000)} s ` +
             'although the broker holds records there: its fetching has stalled',
+          'fetch',
         );
       })
       .catch((err: unknown) => {
@@ -149,6 +186,22 @@ export class FetchWatch {
       .finally(() => {
         this.check.running = false;
       });
+  }
+
+  /** Reports the oldest step running past stepMaxMs (once: the owner gives up). */
+  private checkSteps(now: number): void {
+    const bound = this.options.stepMaxMs;
+    if (bound === undefined || this.stuckReported) return;
+    let oldest: { what: string; sinceMs: number } | undefined;
+    for (const s of this.steps) if (!oldest || s.sinceMs < oldest.sinceMs) oldest = s;
+    if (!oldest || now - oldest.sinceMs < bound) return;
+    this.stuckReported = true;
+    this.options.onStall(
+      `${oldest.what} has run for ${Math.round((now - oldest.sinceMs) / 1000)} s without ending ` +
+        `(PROCESSOR_STEP_MAX_MS ${Math.round(bound / 1000)} s): something it waits on took the request and never ` +
+        'answered, and the processor can no longer make progress',
+      'step',
+    );
   }
 
   private quiet(at: number): string[] {

@@ -34,7 +34,7 @@ export interface FatalFailure {
   readonly reason: string;
   readonly error: unknown;
   /** How it was detected. */
-  readonly kind: 'crash' | 'stalled-batch' | 'restart-loop' | 'dependency-outage';
+  readonly kind: 'crash' | 'stalled-batch' | 'stuck-step' | 'restart-loop' | 'dependency-outage';
 }
 
 export interface SupervisionLimits {
@@ -290,6 +290,40 @@ export function fatalTotal(registry: Registry) {
     'Times the processor found it could not make progress and gave up (the entrypoint then exits 1), by kind',
     ['processor', 'kind'],
   );
+}
+
+/**
+ * Starts a processor from its entrypoint, bounded by PROCESSOR_STEP_MAX_MS like every step of its work: a dependency
+ * that takes a request and never answers would otherwise leave the process alive and idle before its first record. A
+ * start that fails (a graph sealed with another key, say) or does not end in time is logged as `cannot start`, and
+ * the process exits 1.
+ */
+export async function startOrExit<T>(
+  log: Logger,
+  maxMs: number,
+  start: () => Promise<T>,
+  exit: (code: number) => void = (code) => process.exit(code),
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new Error(
+          `the start has run for ${Math.round(maxMs / 1000)} s without ending (PROCESSOR_STEP_MAX_MS): something ` +
+            'it waits on took the request and never answered',
+        ),
+      );
+    }, maxMs);
+  });
+  try {
+    return await Promise.race([start(), late]);
+  } catch (err) {
+    log.error('cannot start', { error: describeError(err) });
+    exit(1);
+    throw err; // an exit that returns (tests)
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

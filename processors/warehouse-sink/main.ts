@@ -6,7 +6,7 @@ import { topicCatalogOf } from '../../topics/catalog.js';
 import { createClickHouse } from '../runtime/clickhouse.js';
 import { loadConfig } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
-import { exitOnFatal } from '../runtime/liveness.js';
+import { exitOnFatal, startOrExit } from '../runtime/liveness.js';
 import { createLogger } from '../runtime/log.js';
 import { createMetrics, serveProcessorMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
@@ -34,5 +34,5 @@ const sink: WarehouseSink = new WarehouseSink({
   onFatal: exitOnFatal(log, close),
 });
 onShutdown(log, close);
-await sink.start();
+await startOrExit(log, config.PROCESSOR_STEP_MAX_MS, () => sink.start());
 log.info('started', { metrics: server ? server.address() : null });

@@ -179,8 +179,12 @@ export class WarehouseSink {
     this.fetchWatch = FetchWatch.ownAdmin(deps.kafka, config, {
       groupId,
       log: deps.log,
-      onStall: (reason) => {
-        this.supervisor.fail({ kind: 'stalled-batch', error: new Error(reason), reason });
+      onStall: (reason, kind) => {
+        this.supervisor.fail({
+          kind: kind === 'step' ? 'stuck-step' : 'stalled-batch',
+          error: new Error(reason),
+          reason,
+        });
       },
     });
     const dlqByTopic = new Map<string, TopicSpec>();
@@ -250,9 +254,11 @@ export class WarehouseSink {
       // stay behind them until the next row arrives (an erasure waits for the sink to pass them).
       const due = Date.now() - this.oldestBufferedAt >= this.deps.config.SINK_MAX_WAIT_MS;
       if ((this.bufferedRows > 0 && due) || (this.bufferedRows === 0 && this.pendingOffsets.size > 0)) {
-        this.flush().catch((err: unknown) => {
-          this.deps.log.error('timed flush failed', { error: describeError(err) });
-        });
+        this.fetchWatch
+          .step('a timed flush', () => this.flush())
+          .catch((err: unknown) => {
+            this.deps.log.error('timed flush failed', { error: describeError(err) });
+          });
       }
     }, tick);
   }

@@ -27,6 +27,7 @@ import { createMetrics, type ProcessorMetrics } from '../../processors/runtime/m
 import type { BehaviorEvent, IdentityMerge, Transaction } from '../../schemas/generated/types.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import { createTestContext, envOf, waitFor, type TestContext } from '../helpers/context.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { sampleBehavior, sampleTransaction, T0 } from '../fixtures/events.js';
 
 const contexts: TestContext[] = [];
@@ -446,6 +447,97 @@ describe('feature processor', () => {
       await instance.stop();
     }
   }, 120_000);
+
+  it('gives up, saying why, when Redis takes its flush and never answers', async () => {
+    const ctx = await context();
+    const redis = new URL(ctx.config.REDIS_URL);
+    const proxy = await startTcpProxy(redis.hostname, Number(redis.port));
+    // This instance reaches Redis through the proxy; a step may run 3 s (outages ridden out for 1 s, below it).
+    const config = {
+      ...ctx.config,
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      PROCESSOR_STEP_MAX_MS: 3_000,
+      PROCESSOR_OUTAGE_MAX_MS: 1_000,
+    };
+    const failures: Error[] = [];
+    const metrics = createMetrics();
+    const instance = new FeatureApp({
+      config,
+      kafka: ctx.kafka,
+      serde: ctx.serde,
+      topics: ctx.topics,
+      log: createLogger('error', { test: 'features' }),
+      metrics,
+      scoring: false,
+      onFatal: (error) => failures.push(error),
+    });
+    const click = (minute: number): Resolved => ({
+      kind: 'click',
+      key: 'c-FROZEN',
+      value: sampleBehavior({ eventTimeMs: T0 + minute * 60_000, type: 'VIEW' }),
+    });
+    const features = store(ctx);
+    try {
+      await publish(ctx, [click(0)]);
+      await instance.start();
+      await waitFor(
+        () => features.readFeatures('c-FROZEN'),
+        (f) => f['views_7d'] === '1',
+        { what: 'the first click flushed through the proxy' },
+      );
+      expect(failures).toEqual([]);
+      // Redis (as this instance reaches it) now takes requests and never answers: the next flush waits for ever.
+      proxy.setFrozen(true);
+      await publish(ctx, [click(1)]);
+      await waitFor(
+        async () => Promise.resolve(failures.length),
+        (n) => n > 0,
+        { what: 'the feature processor giving up on its stuck flush', timeoutMs: 30_000 },
+      );
+      expect(failures[0]?.message).toMatch(/^a flush has run for \d+ s without ending \(PROCESSOR_STEP_MAX_MS 3 s\)/);
+      const fatal = (await metrics.registry.getSingleMetric('processor_fatal_total')?.get())?.values ?? [];
+      expect(fatal).toContainEqual(
+        expect.objectContaining({ labels: { processor: 'feature-processor', kind: 'stuck-step' } }),
+      );
+      // Nothing of the second click was written: the customer is as the first flush left it.
+      expect((await features.readFeatures('c-FROZEN'))['views_7d']).toBe('1');
+    } finally {
+      await proxy.close(); // the stuck requests fail now, and the instance can stop
+      await instance.stop();
+    }
+  }, 120_000);
+
+  it('the entrypoint exits 1, saying why, when Redis never answers while it starts', async () => {
+    const ctx = await context();
+    const redis = new URL(ctx.config.REDIS_URL);
+    const proxy = await startTcpProxy(redis.hostname, Number(redis.port));
+    proxy.setFrozen(true); // connections are taken, nothing is ever answered
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      child = spawn(process.execPath, ['--import', 'tsx', 'processors/features/main.ts'], {
+        env: {
+          ...process.env,
+          ...envOf(ctx),
+          REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+          PROCESSOR_STEP_MAX_MS: '3000',
+          PROCESSOR_OUTAGE_MAX_MS: '1000',
+          LOG_LEVEL: 'error',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const started = child;
+      const exited = new Promise<number | null>((resolve) => started.on('exit', resolve));
+      const code = await Promise.race([exited, sleep(40_000).then(() => 'still running after 40 s')]);
+      expect(code).toBe(1);
+      expect(stderr).toContain('cannot start');
+      expect(stderr).toContain('the start has run for 3 s without ending (PROCESSOR_STEP_MAX_MS)');
+    } finally {
+      if (child?.exitCode === null) child.kill('SIGKILL');
+      await proxy.close();
+    }
+  }, 60_000);
 
   it('checkpoints before the interval once unsaved states reach half the cache, and commits their offsets', async () => {
     // Ten minutes between checkpoints, twenty customers of cache: only the cache bound can make the commit come.

@@ -27,6 +27,7 @@ import {
   within,
   type TestContext,
 } from '../helpers/context.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { sampleBehavior } from '../fixtures/events.js';
 import type { PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { behaviorKey } from '../../schemas/rules.js';
@@ -59,9 +60,11 @@ async function context(env: Record<string, string> = {}): Promise<TestContext> {
 function resolver(
   ctx: TestContext,
   groupSuffix = 'identity-resolver',
-  options: Partial<Pick<IdentityResolverDeps, 'outboxSweepMs' | 'onFatal'>> = {},
+  options: Partial<Pick<IdentityResolverDeps, 'outboxSweepMs' | 'onFatal'>> & { redisUrl?: string } = {},
 ) {
-  const client = new Redis(endpointsRedis);
+  const { redisUrl = endpointsRedis, ...deps } = options;
+  const client = new Redis(redisUrl);
+  if (redisUrl !== endpointsRedis) client.on('error', () => undefined); // a proxy the test closes: reconnects fail
   redis.push(client);
   // Every command this instance's graph sends to Redis (scripts included: they go through sendCommand too), but the
   // batches' publication log (a write before each send and a delete after each commit: what a repeated batch needs).
@@ -85,7 +88,7 @@ function resolver(
     log: createLogger('warn', { test: 'identity' }),
     metrics,
     groupId: `${ctx.config.TOPIC_PREFIX}${groupSuffix}`,
-    ...options,
+    ...deps,
   });
   const counter = async (name: string) =>
     Object.fromEntries(
@@ -621,6 +624,38 @@ describe('identity resolver', () => {
       expect(failures[0]?.reason).toContain(`${topic}:${partition} (delivered up to 1, high watermark 2)`);
       expect(instance.failure?.reason).toContain('its fetching has stalled');
     } finally {
+      await instance.stop();
+    }
+  }, 120_000);
+
+  it('gives up, saying why, when Redis takes a round of its requests and never answers', async () => {
+    // A step may run 3 s here (outages ridden out for 1 s, below it); this instance reaches Redis through the proxy.
+    const ctx = await context({ PROCESSOR_STEP_MAX_MS: '3000', PROCESSOR_OUTAGE_MAX_MS: '1000' });
+    const target = new URL(endpointsRedis);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port));
+    const failures: FatalFailure[] = [];
+    const { instance } = resolver(ctx, 'identity-resolver', {
+      onFatal: (f) => failures.push(f),
+      redisUrl: `redis://127.0.0.1:${proxy.port}`,
+    });
+    await publishEvents(ctx, [clickOf({ eventId: 'frozen-1', platformCustomerId: 'frozen-1' })]);
+    await instance.start();
+    try {
+      await readAll<BehaviorEvent>(ctx, ctx.topics.customerClicks, 1);
+      expect(failures).toEqual([]);
+      // Redis (as this instance reaches it) now takes requests and never answers: the next round waits for ever.
+      proxy.setFrozen(true);
+      await publishEvents(ctx, [clickOf({ eventId: 'frozen-2', platformCustomerId: 'frozen-2' })]);
+      await waitFor(
+        async () => Promise.resolve(failures.length),
+        (n) => n > 0,
+        { what: 'the resolver giving up on its stuck round', timeoutMs: 30_000 },
+      );
+      expect(failures).toHaveLength(1);
+      expect(failures[0]?.kind).toBe('stuck-step');
+      expect(failures[0]?.reason).toMatch(/^a resolver round has run for \d+ s without ending/);
+    } finally {
+      await proxy.close(); // the stuck requests fail now, and the instance can stop
       await instance.stop();
     }
   }, 120_000);

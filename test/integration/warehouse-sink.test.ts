@@ -1,6 +1,5 @@
 // The warehouse sink end to end on real Kafka, registry and ClickHouse: platform events in, star-schema rows out;
 // idempotent under replay; bad input dead-lettered with its reason while good input flows; a ClickHouse outage retried.
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, KafkaMessage } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { WarehouseSink } from '../../processors/warehouse-sink/processor.js';
 import type { DeadLetter, IdentityLink, IdentityMerge } from '../../schemas/generated/types.js';
 import { transactionKey } from '../../schemas/rules.js';
 import { createTestContext, publishEvents, startWarehouseSink, waitFor, type TestContext } from '../helpers/context.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { sampleBehavior, sampleTransaction } from '../fixtures/events.js';
 
 let ctx: TestContext;
@@ -391,7 +391,7 @@ describe('warehouse sink', () => {
     const own = await createTestContext({ topics: true, warehouse: true, env: { SINK_MAX_WAIT_MS: '200' } });
     try {
       const target = new URL(own.config.CLICKHOUSE_URL);
-      const proxy = await startProxy(target.hostname, Number(target.port));
+      const proxy = await startTcpProxy(target.hostname, Number(target.port));
       proxy.setDown(true);
       const { metrics } = await startSink({ clickhouseUrl: `http://127.0.0.1:${proxy.port}`, context: own });
       const producer = await PlatformProducer.connect(own.config, {
@@ -422,43 +422,3 @@ describe('warehouse sink', () => {
     }
   }, 240_000); // two 60 s waits plus a cold group join: if one runs out, its own message should say which
 });
-
-/** A TCP proxy that can refuse connections, to take ClickHouse "down" for one sink without stopping the server. */
-async function startProxy(host: string, port: number) {
-  let down = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const upstream = connect(port, host);
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (!address || typeof address !== 'object') throw new Error('proxy did not bind');
-  return {
-    port: address.port,
-    setDown(value: boolean) {
-      down = value;
-      if (value) for (const s of sockets) s.destroy();
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => {
-          resolve();
-        });
-      }),
-  };
-}

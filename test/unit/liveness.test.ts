@@ -5,9 +5,12 @@ import { describe, expect, it } from 'vitest';
 import {
   exitOnFatal,
   ProcessorStalledError,
+  startOrExit,
   superviseConsumer,
   type FatalFailure,
 } from '../../processors/runtime/liveness.js';
+import { loadConfig } from '../../processors/runtime/config.js';
+import { FetchWatch, type StallKind } from '../../processors/runtime/fetch-watch.js';
 import { createLogger } from '../../processors/runtime/log.js';
 
 const failure: FatalFailure = { kind: 'crash', reason: 'test', error: new Error('test') };
@@ -174,5 +177,79 @@ describe('superviseConsumer and dependency outages', () => {
     expect(failures).toHaveLength(1);
     expect(failures[0]?.kind).toBe('dependency-outage');
     expect(failures[0]?.reason).toMatch(/^kafka unavailable for 60 s/);
+  });
+});
+
+describe('FetchWatch steps', () => {
+  /** A watch following a consumer that never joins a group: only the steps can be found stuck (no admin is asked). */
+  const watching = (stepMaxMs: number) => {
+    const stalls: { reason: string; kind: StallKind }[] = [];
+    const unasked = {} as never; // the fetch check needs assigned partitions, and there are none
+    const watch = new FetchWatch({
+      admin: unasked,
+      groupId: 'g',
+      stallMs: 60_000,
+      stepMaxMs,
+      log: silent,
+      onStall: (reason, kind) => stalls.push({ reason, kind }),
+    });
+    watch.follow(consumerEvents().consumer);
+    return { watch, stalls };
+  };
+
+  it('reports a step that never ends, once, naming it and its age', async () => {
+    const { watch, stalls } = watching(1_000);
+    try {
+      void watch.step('a flush', () => new Promise(() => undefined));
+      void watch.handle(() => new Promise(() => undefined));
+      await new Promise((r) => setTimeout(r, 3_300));
+      expect(stalls).toHaveLength(1);
+      expect(stalls[0]?.kind).toBe('step');
+      expect(stalls[0]?.reason).toMatch(/^a flush has run for [1-3] s without ending \(PROCESSOR_STEP_MAX_MS 1 s\)/);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('lets steps that end within the bound be, however many run one after the other', async () => {
+    const { watch, stalls } = watching(1_000);
+    try {
+      for (let i = 0; i < 12; i++) {
+        await watch.step('a round', () => new Promise((r) => setTimeout(r, 200)));
+        await watch.handle(() => Promise.resolve());
+      }
+      await expect(watch.step('a failing round', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(stalls).toEqual([]);
+    } finally {
+      watch.stop();
+    }
+  });
+});
+
+describe('PROCESSOR_STEP_MAX_MS', () => {
+  it('must exceed PROCESSOR_OUTAGE_MAX_MS, so an outage ridden out keeps its own rule and reason', () => {
+    expect(loadConfig({}).PROCESSOR_STEP_MAX_MS).toBe(600_000);
+    expect(() => loadConfig({ PROCESSOR_STEP_MAX_MS: '300000' })).toThrow(/PROCESSOR_STEP_MAX_MS: must exceed/);
+    expect(loadConfig({ PROCESSOR_STEP_MAX_MS: '3000', PROCESSOR_OUTAGE_MAX_MS: '1000' }).PROCESSOR_STEP_MAX_MS).toBe(
+      3_000,
+    );
+  });
+});
+
+describe('startOrExit', () => {
+  it('exits 1, saying why, when the start does not end within its bound, and passes a start that does', async () => {
+    const codes: number[] = [];
+    const exit = (code: number) => void codes.push(code);
+    await expect(startOrExit(silent, 50, () => new Promise(() => undefined), exit)).rejects.toThrow(
+      /^the start has run for 0 s without ending \(PROCESSOR_STEP_MAX_MS\)/,
+    );
+    expect(codes).toEqual([1]);
+    await expect(
+      startOrExit(silent, 50, () => Promise.reject(new Error('sealed with another key')), exit),
+    ).rejects.toThrow('sealed with another key');
+    expect(codes).toEqual([1, 1]);
+    await expect(startOrExit(silent, 1_000, () => Promise.resolve('started'), exit)).resolves.toBe('started');
+    expect(codes).toEqual([1, 1]);
   });
 });
