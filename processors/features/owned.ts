@@ -85,6 +85,18 @@ export class PartitionTable {
     return [...out];
   }
 
+  /**
+   * Holds every customer of `ids` (but the erased), loading with `fetch` those it lacks, and again any that a flush
+   * evicted while a load was awaited (one ending meanwhile drops clean entries: held when asked is not held after the
+   * await). Folds that follow with no await in between find them all.
+   */
+  async hold(ids: Iterable<string>, fetch: (missing: string[]) => Promise<Iterable<StoredCustomer>>): Promise<void> {
+    const wanted = [...ids];
+    for (let missing = this.missing(wanted); missing.length > 0; missing = this.missing(wanted)) {
+      this.adopt(await fetch(missing));
+    }
+  }
+
   /** Adds loaded customers; an entry that arrived meanwhile (a concurrent batch of another topic) wins. */
   adopt(loaded: Iterable<StoredCustomer>): void {
     for (const s of loaded) {

@@ -467,10 +467,8 @@ export class FeatureProcessor {
     const { topics, serde, config } = this.deps;
     const part = { topic, partition, messages };
     const grace = config.FEATURES_LATE_GRACE_MS;
-    const load = async (ids: Iterable<string>) => {
-      const missing = table.missing(ids);
-      if (missing.length > 0) table.adopt((await this.deps.store.fetch(missing)).values());
-    };
+    const load = (ids: Iterable<string>) =>
+      table.hold(ids, async (missing) => (await this.deps.store.fetch(missing)).values());
     // Every branch decodes and loads (the awaits), then folds; the failures and `folded` follow in the same step.
     let failed: FailedRecord[];
     if (topic === topics.identityMerges.name) {
@@ -953,8 +951,7 @@ export class FeatureProcessor {
         if (!table || this.fatal) break;
         const ids = await this.deps.store.dueForRescore(p, olderThanMs, skip, RESCORE_CHUNK);
         if (ids.length === 0) break;
-        const missing = table.missing(ids);
-        if (missing.length > 0) table.adopt((await this.deps.store.fetch(missing)).values());
+        await table.hold(ids, async (missing) => (await this.deps.store.fetch(missing)).values());
         const gone: string[] = [];
         let marked = 0;
         for (const id of ids) {

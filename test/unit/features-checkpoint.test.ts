@@ -67,3 +67,22 @@ describe('checkpoints written a slice at a time', () => {
     expect(table.saving.size).toBe(0); // the alias replaces its state at once
   });
 });
+
+describe('holding the customers a chunk folds', () => {
+  it('loads again a customer a flush evicted while the load of the others was awaited', async () => {
+    const table = tableWith(1, 'c-held');
+    table.changed.clear(); // served by a flush (its snapshot takes them)…
+    table.beginCheckpoint();
+    table.saved(table.entry('c-held')); // …and checkpointed: clean, so the end of a flush may evict it
+    const fetched: string[][] = [];
+    await table.hold(['c-held', 'c-new'], (missing) => {
+      fetched.push(missing);
+      if (fetched.length === 1) table.evict(0); // a flush ends while this load is awaited
+      return Promise.resolve(missing.map((id) => ({ id, state: null, alias: null, absorbed: [], version: 0 })));
+    });
+    expect(fetched).toEqual([['c-new'], ['c-held']]);
+    // Both fold with no await in between: before, the evicted one threw "was not loaded before use".
+    expect(table.fold('c-held', [purchase('c-held', 2)], 30 * DAY)).toMatchObject({ applied: 1 });
+    expect(table.fold('c-new', [purchase('c-new', 2)], 30 * DAY)).toMatchObject({ applied: 1 });
+  });
+});
