@@ -263,7 +263,7 @@ export class PartitionTable {
         if (!first) continue;
         out.push({
           eventId: `EVENTS|${fromId}|${first.source}|${first.stream}|${first.offset}`,
-          eventTimeMs: Math.max(...events.map((r) => r.event.timeMs)),
+          eventTimeMs: events.reduce((max, r) => Math.max(max, r.event.timeMs), -Infinity),
           toId,
           fromId,
           kind: 'EVENTS',

@@ -143,7 +143,7 @@ export async function evaluateFiles(
     const fileEvents = febrlEvents(rows, platform, { salt, baseTimeMs: BASE_TIME_MS });
     for (const ev of fileEvents)
       recIdByKey.set(`${platform}:${ev.platformCustomerId ?? ''}`, ev.platformCustomerId ?? '');
-    events.push(...fileEvents);
+    for (const ev of fileEvents) events.push(ev); // not push(...): a file of ~125,000+ records overflows the stack
   }
   events.sort((a, b) => a.eventTimeMs - b.eventTimeMs); // files interleave, as platforms' traffic would
   const records = events.map((e) =>
@@ -231,7 +231,8 @@ export async function evaluateFiles(
     }
     const sizes = new Map<string, number>();
     for (const gid of clusters.values()) sizes.set(gid, (sizes.get(gid) ?? 0) + 1);
-    const largestCluster = Math.max(0, ...sizes.values());
+    let largestCluster = 0;
+    for (const size of sizes.values()) largestCluster = Math.max(largestCluster, size);
     const truePairs = truePairsOf(recIdByKey);
     let inMemory: EvaluationResult['inMemory'] = null;
     if (options.measureInMemory) {
@@ -324,7 +325,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(describeError(err));
+      // A usage or input problem says what to change; anything else is a bug: where it happened.
+      console.error(
+        err instanceof Error && !(err instanceof AppError) ? (err.stack ?? describeError(err)) : describeError(err),
+      );
       process.exit(err instanceof AppError && err.code === 'USAGE' ? 2 : 1);
     },
   );

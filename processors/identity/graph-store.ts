@@ -322,6 +322,8 @@ export function graphScriptKeys(base: string): string[] {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Identity keys per global-id-of script (globalIdOf). */
+const GLOBAL_ID_CHUNK = 10_000;
 
 function offsetArg(offset: number | bigint): string {
   const value = typeof offset === 'bigint' ? offset : Number.isSafeInteger(offset) ? BigInt(offset) : -1n;
@@ -1171,12 +1173,19 @@ export class IdentityGraph implements PartGraph {
     return reply.slice(1).map(asString);
   }
 
-  /** Current root per identity key; null when the identity is unknown. */
+  /**
+   * Current root per identity key; null when the identity is unknown. Asked GLOBAL_ID_CHUNK keys per script: one call
+   * of a whole evaluation's keys (~125,000+) overflows the stack that spreads them into the command.
+   */
   async globalIdOf(keys: readonly string[]): Promise<Map<string, string | null>> {
     const unique = [...new Set(keys)];
-    if (unique.length === 0) return new Map();
-    const reply = asArray(await this.run('global-id-of', unique));
-    return new Map(unique.map((key, i) => [key, orNull(asString(reply[i]))]));
+    const out = new Map<string, string | null>();
+    for (let from = 0; from < unique.length; from += GLOBAL_ID_CHUNK) {
+      const chunk = unique.slice(from, from + GLOBAL_ID_CHUNK);
+      const reply = asArray(await this.run('global-id-of', chunk));
+      chunk.forEach((key, i) => out.set(key, orNull(asString(reply[i]))));
+    }
+    return out;
   }
 
   /**

@@ -66,6 +66,23 @@ const meta = (extra: { watermark?: { field: string; offset: number | bigint } } 
 });
 const match = (key: string, confidence = 0.99, matchWeight = 12.5): UnionMatch => ({ key, confidence, matchWeight });
 
+describe('globalIdOf', () => {
+  it('answers any number of keys at once: 150,000 (one script call for all of them overflowed the stack)', async () => {
+    const graph = open();
+    const a = await graph.register(rec('shop:a', { emailSha256: 'e-a' }), [], meta());
+    const b = await graph.register(rec('shop:b', { emailSha256: 'e-a' }), [], meta()); // joins a's cluster
+    const keys = Array.from({ length: 150_000 }, (_, i) => `shop:unknown-${i}`);
+    keys.splice(12_345, 0, 'shop:a');
+    keys.push('shop:b', 'shop:a');
+    const roots = await graph.globalIdOf(keys);
+    expect(roots.size).toBe(150_002);
+    expect(roots.get('shop:a')).toBe(a.globalId);
+    expect(roots.get('shop:b')).toBe(a.globalId);
+    expect(b.globalId).toBe(a.globalId);
+    expect([...roots.values()].filter((root) => root !== null)).toHaveLength(2);
+  });
+});
+
 describe('register', () => {
   it('gives a new identity a new id, and keeps it idempotently when the identity comes again', async () => {
     const graph = open();
