@@ -70,8 +70,12 @@ export class ApiApp {
       throw new AppError('CONFIG_INVALID', 'AD_THRESHOLD_MEDIUM must not be above AD_THRESHOLD_HIGH');
     }
     // Auto-pipelining: the reads of one step (graph, score hashes) share one round trip; a request fails fast (503)
-    // rather than queueing while Redis is away.
-    this.redis = new Redis(config.REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
+    // rather than queueing while Redis is away, or waiting on a Redis that does not answer (API_REDIS_TIMEOUT_MS).
+    this.redis = new Redis(config.REDIS_URL, {
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: 1,
+      commandTimeout: config.API_REDIS_TIMEOUT_MS,
+    });
     this.graph = IdentityGraph.open(this.redis, {
       prefix: config.TOPIC_PREFIX,
       maxClusterSize: config.IDENTITY_MAX_CLUSTER_SIZE,

@@ -287,6 +287,11 @@ export const configSchema = z.object({
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120_000),
   /** Customers one POST /predict-intent/batch may name. */
   API_BATCH_MAX: z.coerce.number().int().min(1).max(10_000).default(500),
+  /**
+   * How long the API waits for one Redis command before the request answers 503: a Redis that takes commands and never
+   * answers would otherwise hold every request (and the ad server's connections) for as long as the client waits.
+   */
+  API_REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).default(1_000),
   /** The creative catalog of POST /ad-decision (JSON; see processors/api/creatives.ts). */
   API_CREATIVES_PATH: z.string().min(1).default('processors/api/creatives.sample.json'),
   /** A/B experiments (JSON; see processors/experiments/definitions.ts): the API enrols ad decisions in the running one. */

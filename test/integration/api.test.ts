@@ -21,6 +21,7 @@ import {
   waitFor,
 } from '../helpers/context.js';
 import { trainSyntheticModel } from '../helpers/model.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const KEY = 'api-test-key-0123456789';
 const OTHER_KEY = 'api-test-other-key-0123456789';
@@ -301,6 +302,23 @@ describe('prediction API', () => {
     }
     const unknown = await call('/ad-decision', { customer_id: 'c-does-not-exist' });
     expect(unknown.status).toBe(404);
+  });
+
+  it('answers 503 instead of waiting when Redis takes the lookup and never answers', async () => {
+    const target = new URL(ctx.config.REDIS_URL);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port));
+    try {
+      // This instance reaches Redis through the proxy.
+      const frozen = await startApi({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, API_REDIS_TIMEOUT_MS: '500' });
+      const [id] = (await customersInRedis()).scored;
+      expect((await call('/predict-intent', { customer_id: id }, KEY, frozen.url)).status).toBe(200);
+      proxy.setFrozen(true); // Redis, as this instance reaches it, now takes commands and never answers
+      const { status, body } = await call('/predict-intent', { customer_id: id }, KEY, frozen.url);
+      expect(status).toBe(503);
+      expect(body['error']).toBe('unavailable');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('serves health, readiness, metrics and its OpenAPI document', async () => {
