@@ -190,6 +190,9 @@ export async function evaluateFiles(
             format: 'resolving [{bar}] {percentage}% | {value}/{total} records | ETA {eta_formatted}',
             hideCursor: true,
             stream: process.stderr,
+            // Piped or logged (no terminal): a line every 10 s, so a long run is never silent.
+            noTTYOutput: true,
+            notTTYSchedule: 10_000,
           },
           cliProgress.Presets.shades_classic,
         )
@@ -292,7 +295,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   if (!values.out || positionals.length === 0) throw new AppError('USAGE', USAGE);
-  const result = await evaluateFiles(positionals, { progress: process.stderr.isTTY });
+  const result = await evaluateFiles(positionals, { progress: true });
   const lines = ['rec_id,global_customer_id'];
   for (const [key, gid] of result.clusters) lines.push(`${result.recIdByKey.get(key) ?? ''},${gid}`);
   writeFileSync(values.out, `${lines.join('\n')}\n`);
