@@ -29,7 +29,7 @@ import type { Config } from '../runtime/config.js';
 import { copartitionedAssigner } from '../runtime/copartition.js';
 import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
-import { FetchWatch } from '../runtime/fetch-watch.js';
+import { fatalKindOf, FetchWatch } from '../runtime/fetch-watch.js';
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { fatalTotal, outageSeconds, superviseConsumer, type ConsumerSupervisor } from '../runtime/liveness.js';
 import { splitTp } from '../runtime/ordered-intake.js';
@@ -216,7 +216,7 @@ export class FeatureProcessor {
       groupId,
       log: deps.log,
       onStall: (reason, kind) => {
-        this.m.fatal.inc({ processor: PROCESSOR, kind: kind === 'step' ? 'stuck-step' : 'stalled-batch' });
+        this.m.fatal.inc({ processor: PROCESSOR, kind: fatalKindOf(kind) });
         this.fail(new Error(reason));
       },
     });

@@ -18,7 +18,7 @@ import { DeadLetterPublisher, type FailedRecord } from '../runtime/dead-letter.j
 import { SOURCE_HEADER } from '../runtime/headers.js';
 import { decodeBatch, type Decoded } from '../runtime/decode-batch.js';
 import { describeError } from '../runtime/errors.js';
-import { committedPositions, FetchWatch } from '../runtime/fetch-watch.js';
+import { committedPositions, fatalKindOf, FetchWatch } from '../runtime/fetch-watch.js';
 import { commitOrRejoin, SerialProducer } from '../runtime/kafka.js';
 import { membershipError } from '../runtime/outage.js';
 import {
@@ -309,7 +309,7 @@ export class IdentityResolver {
       paused: (tp) => this.paused.has(tp),
       onStall: (reason, kind) => {
         this.supervisor.fail({
-          kind: kind === 'step' ? 'stuck-step' : 'stalled-batch',
+          kind: fatalKindOf(kind),
           error: new Error(reason),
           reason,
         });

@@ -225,9 +225,10 @@ export const configSchema = z.object({
    */
   PROCESSOR_FETCH_STALL_MS: z.coerce.number().int().min(1_000).default(120_000),
   /**
-   * How long one step of a processor's work (a fetched batch handled, a resolver round, a flush) may run before the
-   * processor calls itself stuck and exits non-zero (runtime/fetch-watch.ts): a dependency that took a request and
-   * never answers is bounded by no client timeout. Above PROCESSOR_OUTAGE_MAX_MS, which outages are ridden out for.
+   * How long one step of a processor's work (its start, a fetched batch handled, a resolver round, a flush) may run
+   * before the processor calls itself stuck and exits non-zero (runtime/fetch-watch.ts, liveness.ts startOrExit): a
+   * dependency that took a request and never answers is bounded by no client timeout. Above PROCESSOR_OUTAGE_MAX_MS,
+   * which outages are ridden out for.
    */
   PROCESSOR_STEP_MAX_MS: z.coerce.number().int().min(1_000).default(600_000),
   /** Port of a processor's Prometheus /metrics on 127.0.0.1; unset: its default (runtime/metrics.ts); 0: off. */

@@ -35,6 +35,11 @@ export interface FetchWatchOptions {
 /** What the watch found: a partition the consumer stopped delivering, or a step of work that does not end. */
 export type StallKind = 'fetch' | 'step';
 
+/** The `kind` a stall is reported with (FatalFailure, `processor_fatal_total`). */
+export function fatalKindOf(kind: StallKind): 'stalled-batch' | 'stuck-step' {
+  return kind === 'step' ? 'stuck-step' : 'stalled-batch';
+}
+
 /**
  * Where the group `groupId` stands on each of `tps` (`topic:partition`) by the broker: its committed offset (the
  * partition's low watermark when it has none) and the partition's high watermark. One offsets request for the group,

@@ -18,7 +18,7 @@ import { isTransientClickHouseError, quoteString } from '../runtime/clickhouse.j
 import type { Config } from '../runtime/config.js';
 import { decodeBatch } from '../runtime/decode-batch.js';
 import { DeadLetterPublisher } from '../runtime/dead-letter.js';
-import { FetchWatch } from '../runtime/fetch-watch.js';
+import { fatalKindOf, FetchWatch } from '../runtime/fetch-watch.js';
 import { AppError, describeError } from '../runtime/errors.js';
 import { SerialProducer } from '../runtime/kafka.js';
 import {
@@ -181,7 +181,7 @@ export class WarehouseSink {
       log: deps.log,
       onStall: (reason, kind) => {
         this.supervisor.fail({
-          kind: kind === 'step' ? 'stuck-step' : 'stalled-batch',
+          kind: fatalKindOf(kind),
           error: new Error(reason),
           reason,
         });
