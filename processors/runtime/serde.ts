@@ -91,6 +91,8 @@ export class EventSerde {
     readonly registry: SchemaRegistry,
     /** Base URL, for the calls the client library does not offer. */
     private readonly url?: string,
+    /** How long one of those calls may take (forUrl gives the client library's requests the same bound). */
+    private readonly timeoutMs = REGISTRY_TIMEOUT_MS,
   ) {}
 
   /**
@@ -111,7 +113,7 @@ export class EventSerde {
       { host: url, clientId: 'patternos', middlewares: [withTimeout] },
       { [SchemaType.AVRO]: {} },
     );
-    return new EventSerde(registry, url);
+    return new EventSerde(registry, url, timeout);
   }
 
   /**
@@ -163,7 +165,7 @@ export class EventSerde {
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
       body: JSON.stringify({ compatibility: level }),
-      signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
+      signal: AbortSignal.timeout(this.timeoutMs),
     });
     if (!res.ok) throw new Error(`PUT /config/${subject}: HTTP ${res.status} ${await res.text()}`);
   }
