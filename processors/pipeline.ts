@@ -6,10 +6,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
-import type { IntentScore } from '../schemas/generated/types.js';
 import type { TopicCatalog, TopicSpec } from '../topics/catalog.js';
 import { FeatureApp } from './features/app.js';
-import { PROCESSOR as FEATURES } from './features/processor.js';
+import { PROCESSOR as FEATURES, type ScoresListener } from './features/processor.js';
 import type { FeatureStore } from './features/store.js';
 import type { IdentityGraph } from './identity/graph-store.js';
 import { IdentityApp } from './identity/app.js';
@@ -37,8 +36,8 @@ export interface PipelineDeps {
   readonly warehouse?: boolean;
   /** Which parts this process runs (the sink only when `warehouse` allows it too). @default all */
   readonly parts?: readonly PipelinePart[];
-  /** Every score once it is in Redis, with the ids of the events behind it (evaluations and benchmarks listen here). */
-  readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
+  /** Every score once its flush is done, and when it reached Redis (evaluations and benchmarks listen here). */
+  readonly onScores?: ScoresListener;
   /** A part can no longer make progress (the pipeline also fails waitUntilCaughtUp with it). */
   readonly onFatal?: (error: Error) => void;
   /** The partitions the feature processor owns after each rebalance (benchmarks). */

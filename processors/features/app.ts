@@ -5,7 +5,6 @@
  */
 import { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import type { IntentScore } from '../../schemas/generated/types.js';
 import type { TopicCatalog } from '../../topics/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { reportRedisConnection } from '../runtime/outage.js';
@@ -15,7 +14,7 @@ import type { EventSerde } from '../runtime/serde.js';
 import { watchModels, type ModelWatcher } from '../scoring/model.js';
 import { Scorer } from '../scoring/scorer.js';
 import { CutPointsSource } from './cutpoints.js';
-import { FeatureProcessor, type FlushTiming } from './processor.js';
+import { FeatureProcessor, type FlushTiming, type ScoresListener } from './processor.js';
 import { FeatureStore } from './store.js';
 
 export interface FeatureAppDeps {
@@ -27,7 +26,7 @@ export interface FeatureAppDeps {
   readonly metrics: ProcessorMetrics;
   /** Score with the model `<MODEL_DIR>/current` names (features only while there is none). @default true */
   readonly scoring?: boolean;
-  readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
+  readonly onScores?: ScoresListener;
   readonly onFlushed?: (timing: FlushTiming) => void;
   readonly onAssigned?: (partitions: readonly number[]) => void;
   /** The processor cannot make progress; entrypoints exit non-zero. */

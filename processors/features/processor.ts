@@ -50,6 +50,18 @@ import { encodeState, type CustomerWrite, type FeatureStore } from './store.js';
 
 export const PROCESSOR = 'feature-processor';
 
+/**
+ * Scores of a flush, called once the flush is done (in Redis, on the scores topic, offsets committed), with the ids of
+ * the events behind each score (empty for a rescore) and `inRedisAtMs`: when the flush's Redis write was acknowledged
+ * (epoch ms, sub-millisecond: performance.timeOrigin + performance.now()), the moment the ad server could read them.
+ * The Kafka send and the offset commit run after or beside it and do not delay what the ad server sees.
+ */
+export type ScoresListener = (
+  scores: readonly IntentScore[],
+  eventIds: readonly (readonly string[])[],
+  timing: { readonly inRedisAtMs: number },
+) => void;
+
 /** Timing of one flush, for benchmarks. */
 export interface FlushTiming {
   readonly records: number;
@@ -81,8 +93,8 @@ export interface FeatureProcessorDeps {
   readonly cutPoints: () => RfmCutPoints;
   /** The scoring stage; without it the processor keeps features only. */
   readonly scorer?: Scorer;
-  /** Every score once it is in Redis, with the ids of the events behind it (empty for a rescore). */
-  readonly onScores?: (scores: readonly IntentScore[], eventIds: readonly (readonly string[])[]) => void;
+  /** Every score once its flush is done (see {@link ScoresListener}). */
+  readonly onScores?: ScoresListener;
   readonly onFlushed?: (timing: FlushTiming) => void;
   /** The partition numbers this instance owns, after every rebalance. */
   readonly onAssigned?: (partitions: readonly number[]) => void;
@@ -796,6 +808,8 @@ export class FeatureProcessor {
     let fenced: readonly string[] = [];
     let redisMs = 0;
     let kafkaMs = 0;
+    /** When the Redis write of the attempt that succeeded was acknowledged (what the ad server sees from then on). */
+    let inRedisAtMs = 0;
     for (let attempt = 1; ; attempt++) {
       try {
         if (s.handoffs.length > 0) {
@@ -819,8 +833,13 @@ export class FeatureProcessor {
             }
           }
         })().finally(() => (kafkaMs = Date.now() - sent));
-        const [result] = await Promise.all([redis, kafka]);
+        const [result, , redisAtMs] = await Promise.all([
+          redis,
+          kafka,
+          redis.then(() => performance.timeOrigin + performance.now()),
+        ]);
         fenced = result.fenced;
+        inRedisAtMs = redisAtMs;
         break;
       } catch (err) {
         // A dependency outage (Redis or Kafka restarting) is ridden out for PROCESSOR_OUTAGE_MAX_MS; anything else
@@ -882,7 +901,7 @@ export class FeatureProcessor {
     const committedAtMs = Date.now();
     end();
     this.processed += s.records;
-    if (s.scores.length > 0) this.deps.onScores?.(s.scores, s.causes);
+    if (s.scores.length > 0) this.deps.onScores?.(s.scores, s.causes, { inRedisAtMs });
     for (const t of s.appendTimesMs) this.m.latency.observe(Math.max(0, committedAtMs - t) / 1000);
     const customers = s.writes.length;
     this.deps.onFlushed?.({

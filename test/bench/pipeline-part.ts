@@ -3,8 +3,9 @@
  * scratch run's settings as its environment): `pipeline-part.ts <part>[,<part>…]` with parts identity, features, sink.
  *
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
- * eventIds }` each time scores reach Redis (atMs on the machine's clock: performance.timeOrigin + now, comparable
- * across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends
+ * doneAtMs, eventIds }` after each flush with scores (atMs: when its Redis write was acknowledged, doneAtMs: when the
+ * flush was done, its scores sent and offsets committed; both on the machine's clock, performance.timeOrigin + now,
+ * comparable across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends
  * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'started' }` (answered by the identity part
  * with when its resolver received its first batch), `{ type: 'served' }` (answered with the features part's served
  * positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
@@ -18,7 +19,8 @@ import { topicCatalogOf } from '../../topics/catalog.js';
 
 export type PartMessage =
   | { readonly type: 'ready' }
-  | { readonly type: 'scores'; readonly atMs: number; readonly eventIds: readonly string[] }
+  /** atMs: when the scores' Redis write was acknowledged; doneAtMs: when their flush was done (sent, committed). */
+  | { readonly type: 'scores'; readonly atMs: number; readonly doneAtMs: number; readonly eventIds: readonly string[] }
   | { readonly type: 'assigned'; readonly partitions: readonly number[] }
   | { readonly type: 'failed'; readonly error: string }
   /** Reply to `{ type: 'started' }`, from the identity part: when its resolver received its first batch (epoch ms). */
@@ -51,9 +53,9 @@ async function main(): Promise<void> {
     topics: topicCatalogOf(config),
     clickhouse,
     parts,
-    onScores: (_scores, causes) => {
-      const atMs = performance.timeOrigin + performance.now();
-      send({ type: 'scores', atMs, eventIds: causes.flat() });
+    onScores: (_scores, causes, { inRedisAtMs }) => {
+      const doneAtMs = performance.timeOrigin + performance.now();
+      send({ type: 'scores', atMs: inRedisAtMs, doneAtMs, eventIds: causes.flat() });
     },
     onAssigned: (partitions) => send({ type: 'assigned', partitions }),
     onFatal: (error) => {

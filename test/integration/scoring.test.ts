@@ -43,13 +43,20 @@ describe('scorer', () => {
     });
     contexts.push(ctx);
     const scores: IntentScore[] = [];
+    /** Per flush with scores: when its Redis write was acknowledged, and when the listener heard of it. */
+    const reported: { inRedisAtMs: number; calledAtMs: number }[] = [];
+    const clock = () => performance.timeOrigin + performance.now();
+    const startedAtMs = clock();
     const pipeline = new Pipeline({
       config: ctx.config,
       kafka: ctx.kafka,
       serde: ctx.serde,
       topics: ctx.topics,
       clickhouse: ctx.clickhouse,
-      onScores: (s) => scores.push(...s),
+      onScores: (s, _eventIds, { inRedisAtMs }) => {
+        scores.push(...s);
+        reported.push({ inRedisAtMs, calledAtMs: clock() });
+      },
     });
     const sample = generateSample({ seed: 3, customers: 60, targetTransactions: 150, salt: 'scoring-test-salt' });
     const all = [
@@ -69,6 +76,12 @@ describe('scorer', () => {
       await pipeline.waitUntilCaughtUp(ctx.admin, 180_000);
       const v1 = scores.filter((s) => s.modelVersion === V1);
       expect(v1.length).toBeGreaterThan(50);
+      // Each flush says when its scores reached Redis: after the run started, no later than the flush was done.
+      expect(reported.length).toBeGreaterThan(0);
+      for (const r of reported) {
+        expect(r.inRedisAtMs).toBeGreaterThan(startedAtMs);
+        expect(r.inRedisAtMs).toBeLessThanOrEqual(r.calledAtMs);
+      }
       const some = v1.at(-1)!;
       const hash = await pipeline.redis.hgetall(`${ctx.config.TOPIC_PREFIX}score:{${some.customerId}}`);
       expect(hash['model_version']).toBe(V1);
