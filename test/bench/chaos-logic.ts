@@ -35,6 +35,40 @@ export function killPlan<P extends string>(
   return plan.sort((x, y) => x.at - y.at);
 }
 
+/**
+ * How many processes of each part a run starts (CHAOS_INSTANCES, e.g. `features=2,identity=2`; a part not named runs
+ * one). Instances of a part share its consumer group, so they split its partitions and take over a killed one's.
+ */
+export function parseInstances<P extends string>(text: string | undefined, parts: readonly P[]): Map<P, number> {
+  const counts = new Map<P, number>(parts.map((p) => [p, 1]));
+  for (const entry of (text ?? '').split(',').map((e) => e.trim())) {
+    if (entry === '') continue;
+    const match = /^([a-z]+)=(\d+)$/.exec(entry);
+    const part = match?.[1] as P | undefined;
+    const count = Number(match?.[2]);
+    if (!part || !parts.includes(part) || !Number.isSafeInteger(count) || count < 1 || count > 8) {
+      throw new RangeError(`CHAOS_INSTANCES: "${entry}" is not <part>=<1..8> with a part among ${parts.join(', ')}`);
+    }
+    counts.set(part, count);
+  }
+  return counts;
+}
+
+/** One process of a part: `part` alone when the part runs one, else `part#1`, `part#2`, … */
+export interface PartInstance<P extends string> {
+  readonly name: string;
+  readonly part: P;
+}
+
+/** Every instance of every part, in part order. */
+export function instancesOf<P extends string>(counts: ReadonlyMap<P, number>): PartInstance<P>[] {
+  const out: PartInstance<P>[] = [];
+  for (const [part, count] of counts) {
+    for (let i = 1; i <= count; i++) out.push({ name: count === 1 ? part : `${part}#${i}`, part });
+  }
+  return out;
+}
+
 /** The stack services `npm run chaos` can stop and start again during a replay (CHAOS_DEPENDENCIES). */
 export const DEPENDENCIES = ['redis', 'kafka', 'clickhouse'] as const;
 export type Dependency = (typeof DEPENDENCIES)[number];

@@ -17,10 +17,12 @@
  * killed and started again so the run can finish; counted apart from the planned kills), CHAOS_LATE_GRACE_MS (default
  * 400 days, longer than the sample: in a replay, which events are late would otherwise depend on timing),
  * CHAOS_ORDER_IDLE_MS (default 2,000: the resolver's IDENTITY_ORDER_IDLE_MS, how long a caught-up partition holds its
- * rounds back, so the rounds do not depend on which fetch came first), CHAOS_PARTS
- * (the parts that may be killed, default identity,features,sink: to tell which part's crash causes a difference). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a score
- * is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm run
- * demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
+ * rounds back, so the rounds do not depend on which fetch came first), CHAOS_PARTS (the parts that may be killed,
+ * default identity,features,sink: to tell which part's crash causes a difference), CHAOS_INSTANCES (processes per part
+ * in both runs, e.g. `features=2,identity=2`, default one each: instances share their part's consumer group, and a kill
+ * picks one instance of a killable part). Both runs score with SCORING_CLOCK=event and time-driven rescoring off, so a
+ * score is a function of its customer's events (as of the newest one). Scores need a current model in MODEL_DIR (`npm
+ * run demo` trains one); without one, features are compared alone. The parts' logs go to a file per run (printed).
  *
  * Dependency restarts: CHAOS_DEPENDENCIES=redis,kafka,clickhouse (any of them, in the order wanted) brings up a private
  * stack of this run's own (CHAOS_STACK_DIR, default <tmpdir>/patternos-chaos-stack; every port CHAOS_STACK_PORT_OFFSET,
@@ -51,11 +53,14 @@ import type { TopicSpec } from '../../topics/catalog.js';
 import {
   compareRedis,
   compareTable,
+  instancesOf,
   killPlan,
+  parseInstances,
   outagePlan,
   parseDependencies,
   type Dependency,
   type Hash,
+  type PartInstance,
   type PlannedKill,
   type PlannedOutage,
   type RunState,
@@ -128,12 +133,14 @@ function sampleEvents(count: number, salt: string): { events: PlatformEvent[]; p
 
 /** The parts of one run, each in its own process; restarts a part that exits on its own (and counts it). */
 class PartProcesses {
-  private readonly children = new Map<PipelinePart, ChildProcess>();
+  /** By instance name (chaos-logic.ts instancesOf). */
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly instances = new Map<string, PartInstance<PipelinePart>>();
   /** Every process ever forked, so none can outlive the run. */
   private readonly forked = new Set<ChildProcess>();
   private readonly killed = new Set<ChildProcess>();
   private readonly restarts = new Set<Promise<unknown>>();
-  private readonly busy = new Map<PipelinePart, Promise<number>>();
+  private readonly busy = new Map<string, Promise<number>>();
   private stopping = false;
   readonly unexpectedExits: string[] = [];
 
@@ -143,14 +150,16 @@ class PartProcesses {
     private readonly say: (line: string) => void,
   ) {}
 
-  pid(part: PipelinePart): number | undefined {
-    return this.children.get(part)?.pid;
+  pid(name: string): number | undefined {
+    return this.children.get(name)?.pid;
   }
 
-  /** Forks `part` and resolves with the ms it took to report ready. */
-  async start(part: PipelinePart): Promise<number> {
+  /** Forks `instance` and resolves with the ms it took to report ready. */
+  async start(instance: PartInstance<PipelinePart>): Promise<number> {
+    const { name: part } = instance; // what logs and messages call it
+    this.instances.set(part, instance);
     const started = Date.now();
-    const child = fork(PART_ENTRY, [part], {
+    const child = fork(PART_ENTRY, [instance.part], {
       env: { ...this.env },
       execArgv: ['--import', 'tsx', ...PROCESSOR_NODE_FLAGS],
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
@@ -188,10 +197,12 @@ class PartProcesses {
     return Date.now() - started;
   }
 
-  private async startWithRetries(part: PipelinePart, attempts = 3): Promise<number> {
+  private async startWithRetries(name: string, attempts = 3): Promise<number> {
+    const instance = this.instances.get(name);
+    if (!instance) throw new Error(`${name} was never started`);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.start(part);
+        return await this.start(instance);
       } catch (err) {
         if (attempt >= attempts || this.stopping) throw err;
         this.say(`  ! ${String(err)}; retrying`);
@@ -200,13 +211,13 @@ class PartProcesses {
     }
   }
 
-  /** Whether `part` is being killed and started again right now. */
-  restarting(part: PipelinePart): boolean {
-    return this.busy.has(part);
+  /** Whether instance `name` is being killed and started again right now. */
+  restarting(name: string): boolean {
+    return this.busy.has(name);
   }
 
-  /** Runs `work` on `part` after whatever kill or restart of it is under way (one at a time per part). */
-  private async exclusive(part: PipelinePart, work: () => Promise<number>): Promise<number> {
+  /** Runs `work` on instance `part` after whatever kill or restart of it is under way (one at a time per instance). */
+  private async exclusive(part: string, work: () => Promise<number>): Promise<number> {
     const run = (this.busy.get(part) ?? Promise.resolve(0)).catch(() => 0).then(work);
     this.busy.set(part, run);
     try {
@@ -216,8 +227,8 @@ class PartProcesses {
     }
   }
 
-  /** SIGKILLs `part`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
-  kill(part: PipelinePart): Promise<number> {
+  /** SIGKILLs instance `part`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
+  kill(part: string): Promise<number> {
     return this.exclusive(part, async () => {
       const child = this.children.get(part);
       if (!child) throw new Error(`${part} is not running`);
@@ -304,7 +315,8 @@ async function eventCopies(run: ScratchRun, specs: readonly TopicSpec[]): Promis
 }
 
 interface KillRecord {
-  readonly part: PipelinePart;
+  /** The instance killed (chaos-logic.ts instancesOf). */
+  readonly part: string;
   readonly atMs: number;
   readonly restartMs: number;
 }
@@ -391,7 +403,8 @@ async function replay(
   run: ScratchRun,
   label: string,
   events: readonly PlatformEvent[],
-  plan: readonly PlannedKill<PipelinePart>[],
+  instances: readonly PartInstance<PipelinePart>[],
+  plan: readonly PlannedKill<string>[],
   planBaseMs: number,
   stallMs: number,
   outages: readonly PlannedOutage[] = [],
@@ -411,7 +424,8 @@ async function replay(
   let watching = true;
   let watchdog: Promise<void> = Promise.resolve();
   try {
-    await Promise.all(PARTS.map((p) => parts.start(p)));
+    await Promise.all(instances.map((i) => parts.start(i)));
+    const instancesOfPart = (part: PipelinePart) => instances.filter((i) => i.part === part).map((i) => i.name);
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
     const started = Date.now();
     let produced = 0;
@@ -436,7 +450,7 @@ async function replay(
           if (!watching) break;
           const now = Date.now();
           // A part waiting for a stopped dependency is not stalled: the outage and its recovery are measured instead.
-          if (parts.restarting(part) || outageUnderWay) {
+          if (instancesOfPart(part).some((name) => parts.restarting(name)) || outageUnderWay) {
             last.delete(part);
             continue;
           }
@@ -448,13 +462,17 @@ async function replay(
             continue;
           }
           if (now - seen.sinceMs < stallMs) continue;
-          const what = `${part} (pid ${parts.pid(part)}) committed nothing for ${seconds(now - seen.sinceMs)} s with ${n(lag)} records waiting`;
+          const names = instancesOfPart(part);
+          const pids = names.map((name) => parts.pid(name)).join(', ');
+          const what = `${part} (pid ${pids}) committed nothing for ${seconds(now - seen.sinceMs)} s with ${n(lag)} records waiting`;
           stalls.push(what);
           say(`  ! stalled: ${what}; SIGKILL and start again`);
           last.delete(part);
-          await parts.kill(part).catch((err: unknown) => {
-            say(`  ! ${part} could not be started again: ${String(err)}`);
-          });
+          for (const name of names) {
+            await parts.kill(name).catch((err: unknown) => {
+              say(`  ! ${name} could not be started again: ${String(err)}`);
+            });
+          }
         }
       }
     })();
@@ -669,6 +687,8 @@ async function main(): Promise<number> {
   if (killable.length === 0 || !killable.every((p) => PARTS.includes(p))) {
     throw new Error(`CHAOS_PARTS must list parts among ${PARTS.join(', ')}`);
   }
+  const instances = instancesOf(parseInstances(process.env['CHAOS_INSTANCES'], PARTS));
+  const killableInstances = instances.filter((i) => killable.includes(i.part)).map((i) => i.name);
   const graceMs = intSetting('CHAOS_LATE_GRACE_MS', 400 * 86_400_000, 0);
   // The resolver waits for a partition with records on the broker anyway; a caught-up one (the replay's producer not
   // yet there, at the start, or after a broker restart) holds rounds back this long, so which records share a round
@@ -707,7 +727,8 @@ async function main(): Promise<number> {
   );
   if (events.length < eventCount) console.log(`  (the sample held ${n(events.length)} events, not ${n(eventCount)})`);
   console.log(
-    `  each part in its own process; ${killCount} SIGKILLs of random parts (of ${killable.join(', ')}) in the ` +
+    `  each part in its own process (${instances.map((i) => i.name).join(', ')}); ${killCount} SIGKILLs of random ` +
+      `ones (of ${killableInstances.join(', ')}) in the ` +
       `chaos run (seed ${seed}); ` +
       `KAFKA_SESSION_TIMEOUT_MS=${sessionTimeoutMs}`,
   );
@@ -766,12 +787,13 @@ async function main(): Promise<number> {
     const clean = await open('chaos-clean');
     const chaos = await open('chaos-kill');
 
-    const cleanResult = await replay(clean, 'clean', events, [], 0, stallMs);
-    const plan = killPlan(seed, killCount, killable);
+    const cleanResult = await replay(clean, 'clean', events, instances, [], 0, stallMs);
+    const plan = killPlan(seed, killCount, killableInstances);
     const chaosResult = await replay(
       chaos,
       'chaos',
       events,
+      instances,
       plan,
       cleanResult.ms,
       stallMs,
@@ -868,6 +890,7 @@ async function main(): Promise<number> {
       bench: 'chaos',
       events: events.length,
       kills: chaosResult.kills.length,
+      instances: Object.fromEntries(PARTS.map((p) => [p, instances.filter((i) => i.part === p).length])),
       customersCompared: redis.customersCompared,
       featureDifferences: redis.featureDifferences,
       scoreDifferences: model ? redis.scoreDifferences : null,

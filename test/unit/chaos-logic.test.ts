@@ -5,9 +5,11 @@ import {
   compareRedis,
   compareTable,
   differingFields,
+  instancesOf,
   killPlan,
   outagePlan,
   parseDependencies,
+  parseInstances,
   type Hash,
   type RunState,
 } from '../bench/chaos-logic.js';
@@ -41,6 +43,34 @@ describe('dependency outages', () => {
       { service: 'clickhouse', progress: 0.75 },
     ]);
     expect(outagePlan([])).toEqual([]);
+  });
+});
+
+describe('instances per part', () => {
+  const parts = ['identity', 'features', 'sink'] as const;
+
+  it('runs one of each part unless told otherwise, and names several by number', () => {
+    expect(instancesOf(parseInstances(undefined, parts))).toEqual([
+      { name: 'identity', part: 'identity' },
+      { name: 'features', part: 'features' },
+      { name: 'sink', part: 'sink' },
+    ]);
+    expect(instancesOf(parseInstances(' features=2, identity=3 ', parts)).map((i) => i.name)).toEqual([
+      'identity#1',
+      'identity#2',
+      'identity#3',
+      'features#1',
+      'features#2',
+      'sink',
+    ]);
+    expect(instancesOf(parseInstances('sink=1', parts)).map((i) => i.part)).toEqual([...parts]);
+  });
+
+  it('refuses unknown parts and counts outside 1..8', () => {
+    expect(() => parseInstances('registry=2', parts)).toThrow(/CHAOS_INSTANCES: "registry=2"/);
+    expect(() => parseInstances('features=0', parts)).toThrow(RangeError);
+    expect(() => parseInstances('features=9', parts)).toThrow(RangeError);
+    expect(() => parseInstances('features', parts)).toThrow(RangeError);
   });
 });
 
