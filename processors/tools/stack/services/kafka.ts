@@ -1,4 +1,5 @@
-// Kafka 3.9.1, single-node KRaft, from Maven Central jars (test/stack/kafka/pom.xml) run on the `java` found on PATH.
+// Kafka 3.9.1, single-node KRaft, from Maven Central jars (processors/tools/stack/kafka/pom.xml) run on the `java`
+// found on PATH.
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
