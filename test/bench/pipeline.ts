@@ -13,6 +13,8 @@
  *    the same cores; the rate counts from the resolver's first batch, so group joins are left out). Two rates: over
  *    the whole run (its start to the last score: filling and draining the pipeline included) and steady, while the
  *    middle 80 % of the events were scored (10th to 90th percentile of their score times).
+ * The paced latency is also printed by when the events were sent, per BENCH_PIPELINE_WINDOW_S (default 10) seconds:
+ * whether the run measured a steady state or one still warming up (JIT compilation, customers seen for the first time).
  * Latency of an event = from the moment the platform hands it to the producer to the moment a score reflecting it is
  * in Redis: the flush's Redis write acknowledged (the scorer reports each score with the ids of the events behind it
  * and that moment); printed beside it, to the flush being done (the scores also sent to their topic, the offsets
@@ -34,10 +36,7 @@ import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-
 import type { TopicSpec } from '../../topics/catalog.js';
 import { currentVersion } from '../../processors/scoring/model.js';
 import type { PartMessage } from './pipeline-part.js';
-
-function percentile(sorted: readonly number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
-}
+import { latencyWindows, percentile } from './pipeline-logic.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The machine's clock in ms with sub-ms resolution, comparable between processes. */
@@ -191,6 +190,8 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
   const oneProcess = process.env['BENCH_PIPELINE_PROCESSES'] === '1';
   const backlog = process.env['BENCH_PIPELINE_MAX'] === 'backlog';
   const maxCount = Number(process.env['BENCH_PIPELINE_MAX_EVENTS'] ?? 200_000);
+  const windowMs = 1000 * Number(process.env['BENCH_PIPELINE_WINDOW_S'] ?? 10);
+  if (!(windowMs > 0)) throw new Error('BENCH_PIPELINE_WINDOW_S must be a number of seconds > 0');
   const parts: PipelinePart[] = warehouse ? ['identity', 'features', 'sink'] : ['identity', 'features'];
   const groups = oneProcess ? [parts] : parts.map((p) => [p]);
   const run = await openScratchRun('bench-pipeline', {
@@ -209,6 +210,8 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
   const latencies: number[] = [];
   /** Event → its score's flush done (also on the scores topic, offsets committed): what the Redis figure leaves out. */
   const doneLatencies: number[] = [];
+  /** When each event of `latencies` was sent (same index): the paced latency over time. */
+  const latencySentAt: number[] = [];
   /** When each event reached the resolved topics (the stage tap below), to split the latency per stage. */
   const rawAt = new Map<string, number>();
   const resolvedAt = new Map<string, number>();
@@ -228,6 +231,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       lastScoreAt = message.atMs;
       scoredAt.push(message.atMs);
       latencies.push(message.atMs - t);
+      latencySentAt.push(t);
       doneLatencies.push(message.doneAtMs - t);
       sentAt.delete(eventId); // the first score reflecting an event is when it became visible
       const raw = rawAt.get(eventId);
@@ -281,6 +285,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     /** Sends `batch` at `rate` events/s in 10 ms ticks; resolves when all are scored, with latencies and rate. */
     const paced = async (batch: readonly PlatformEvent[]) => {
       latencies.length = 0;
+      latencySentAt.length = 0;
       doneLatencies.length = 0;
       toRaw.length = 0;
       toResolved.length = 0;
@@ -302,12 +307,20 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       await caughtUp(300_000);
       const sorted = [...latencies].sort((x, y) => x - y);
       const done = [...doneLatencies].sort((x, y) => x - y);
+      const windows = latencyWindows(latencySentAt, latencies, windowMs);
       const stages = {
         raw: [...toRaw].sort((x, y) => x - y),
         resolved: [...toResolved].sort((x, y) => x - y),
         scored: [...resolvedToScore].sort((x, y) => x - y),
       };
-      return { seconds, sorted, done, stages, rate: Math.round(batch.length / ((lastScoreAt - start) / 1000)) };
+      return {
+        seconds,
+        sorted,
+        done,
+        windows,
+        stages,
+        rate: Math.round(batch.length / ((lastScoreAt - start) / 1000)),
+      };
     };
     // Warm-up at the offered rate: group joins, the first model runs and the JIT are start-up cost, not latency.
     await paced(events.slice(0, warmupCount));
@@ -400,6 +413,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
       pacedLatencyP99Ms: f(percentile(pacedLatencies, 0.99)),
       pacedFlushDoneP50Ms: f(percentile(measured.done, 0.5)),
       pacedFlushDoneP99Ms: f(percentile(measured.done, 0.99)),
+      pacedWindows: measured.windows.map((w) => ({ ...w, p50Ms: f(w.p50Ms), p99Ms: f(w.p99Ms) })),
       pacedToRawP50Ms: f(percentile(measured.stages.raw, 0.5)),
       pacedToRawP99Ms: f(percentile(measured.stages.raw, 0.99)),
       pacedRawToResolvedP50Ms: f(percentile(measured.stages.resolved, 0.5)),
@@ -434,6 +448,10 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
     );
     console.log(
       `  per stage        p50/p99 ms: producer → raw topics ${summary.pacedToRawP50Ms}/${summary.pacedToRawP99Ms}, resolver → resolved topics ${summary.pacedRawToResolvedP50Ms}/${summary.pacedRawToResolvedP99Ms}, features → score in Redis ${summary.pacedResolvedToScoreP50Ms}/${summary.pacedResolvedToScoreP99Ms} (seen by consumers tapping each topic)`,
+    );
+    console.log(
+      `  by send time     p50/p99 ms per ${windowMs / 1000} s: ` +
+        summary.pacedWindows.map((w) => `${w.fromS} s ${w.p50Ms}/${w.p99Ms}`).join(', '),
     );
     console.log(`  cpu per part     ${cpuLine(partCpu, pacedWallUs, pacedCount)}`);
     console.log(
