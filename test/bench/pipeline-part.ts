@@ -5,10 +5,10 @@
  * Messages to the parent: `{ type: 'ready' }` once consuming; from the features part, `{ type: 'scores', atMs,
  * doneAtMs, eventIds }` after each flush with scores (atMs: when its Redis write was acknowledged, doneAtMs: when the
  * flush was done, its scores sent and offsets committed; both on the machine's clock, performance.timeOrigin + now,
- * comparable across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The parent sends
- * `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'started' }` (answered by the identity part
- * with when its resolver received its first batch), `{ type: 'served' }` (answered with the features part's served
- * positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
+ * comparable across processes); from the features part, `{ type: 'assigned', partitions }` after each rebalance. The
+ * parent sends `{ type: 'usage' }` (answered with the CPU time used so far), `{ type: 'started' }` (answered by the
+ * identity part with when its resolver received its first batch), `{ type: 'served' }` (answered with the features
+ * part's served positions) and `{ type: 'stop' }`; the part stops cleanly and exits.
  */
 import { Pipeline, PIPELINE_PARTS, type PipelinePart } from '../../processors/pipeline.js';
 import { createClickHouse } from '../../processors/runtime/clickhouse.js';

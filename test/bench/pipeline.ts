@@ -208,7 +208,7 @@ export async function pipelineBench(): Promise<Record<string, unknown>> {
   const scope = { config, topics, warehouse };
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
-  /** Event → its score's flush done (also on the scores topic, offsets committed): what the Redis figure leaves out. */
+  /** Event → its flush done (scores also on their topic, offsets committed): beyond what the ad server waits for. */
   const doneLatencies: number[] = [];
   /** When each event of `latencies` was sent (same index): the paced latency over time. */
   const latencySentAt: number[] = [];
