@@ -824,7 +824,10 @@ export class FeatureProcessor {
         const sent = Date.now();
         const redis = this.deps.store
           .flush(s.writes, { scored: s.scored, unscored: s.unscored, forget: s.forget })
-          .finally(() => (redisMs = Date.now() - sent));
+          .finally(() => {
+            redisMs = Date.now() - sent;
+            inRedisAtMs = performance.timeOrigin + performance.now(); // the last attempt's: the one that succeeded
+          });
         const kafka = (async () => {
           await this.deadLetters.publish(s.failed); // its own batch, but never concurrent with another send
           for (const { topic, messages } of s.messages) {
@@ -833,13 +836,8 @@ export class FeatureProcessor {
             }
           }
         })().finally(() => (kafkaMs = Date.now() - sent));
-        const [result, , redisAtMs] = await Promise.all([
-          redis,
-          kafka,
-          redis.then(() => performance.timeOrigin + performance.now()),
-        ]);
+        const [result] = await Promise.all([redis, kafka]);
         fenced = result.fenced;
-        inRedisAtMs = redisAtMs;
         break;
       } catch (err) {
         // A dependency outage (Redis or Kafka restarting) is ridden out for PROCESSOR_OUTAGE_MAX_MS; anything else

@@ -156,23 +156,23 @@ class PartProcesses {
 
   /** Forks `instance` and resolves with the ms it took to report ready. */
   async start(instance: PartInstance<PipelinePart>): Promise<number> {
-    const { name: part } = instance; // what logs and messages call it
-    this.instances.set(part, instance);
+    const { name } = instance;
+    this.instances.set(name, instance);
     const started = Date.now();
     const child = fork(PART_ENTRY, [instance.part], {
       env: { ...this.env },
       execArgv: ['--import', 'tsx', ...PROCESSOR_NODE_FLAGS],
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
     });
-    this.children.set(part, child);
+    this.children.set(name, child);
     this.forked.add(child);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: PartMessage) => {
         if (message.type === 'ready') done();
-        else if (message.type === 'failed') done(new Error(`${part} failed to start: ${message.error}`));
+        else if (message.type === 'failed') done(new Error(`${name} failed to start: ${message.error}`));
       };
       const onExit = (code: number | null, signal: string | null) => {
-        done(new Error(`${part} exited (${code ?? signal}) before it was ready`));
+        done(new Error(`${name} exited (${code ?? signal}) before it was ready`));
       };
       const done = (err?: Error) => {
         child.off('message', onMessage);
@@ -184,12 +184,12 @@ class PartProcesses {
       child.on('exit', onExit);
     });
     child.on('exit', (code, signal) => {
-      if (this.stopping || this.killed.has(child) || this.children.get(part) !== child) return;
-      const what = `${part} (pid ${child.pid}) exited on its own with ${code ?? signal}`;
+      if (this.stopping || this.killed.has(child) || this.children.get(name) !== child) return;
+      const what = `${name} (pid ${child.pid}) exited on its own with ${code ?? signal}`;
       this.unexpectedExits.push(what);
       this.say(`  ! ${what}; starting it again`);
-      const restart = this.exclusive(part, () => this.startWithRetries(part)).catch((err: unknown) => {
-        this.say(`  ! ${part} could not be started again: ${String(err)}`);
+      const restart = this.exclusive(name, () => this.startWithRetries(name)).catch((err: unknown) => {
+        this.say(`  ! ${name} could not be started again: ${String(err)}`);
       });
       this.restarts.add(restart);
       void restart.finally(() => this.restarts.delete(restart));
@@ -216,29 +216,29 @@ class PartProcesses {
     return this.busy.has(name);
   }
 
-  /** Runs `work` on instance `part` after whatever kill or restart of it is under way (one at a time per instance). */
-  private async exclusive(part: string, work: () => Promise<number>): Promise<number> {
-    const run = (this.busy.get(part) ?? Promise.resolve(0)).catch(() => 0).then(work);
-    this.busy.set(part, run);
+  /** Runs `work` on instance `name` after whatever kill or restart of it is under way (one at a time per instance). */
+  private async exclusive(name: string, work: () => Promise<number>): Promise<number> {
+    const run = (this.busy.get(name) ?? Promise.resolve(0)).catch(() => 0).then(work);
+    this.busy.set(name, run);
     try {
       return await run;
     } finally {
-      if (this.busy.get(part) === run) this.busy.delete(part);
+      if (this.busy.get(name) === run) this.busy.delete(name);
     }
   }
 
-  /** SIGKILLs instance `part`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
-  kill(part: string): Promise<number> {
-    return this.exclusive(part, async () => {
-      const child = this.children.get(part);
-      if (!child) throw new Error(`${part} is not running`);
+  /** SIGKILLs instance `name`, waits for it to be gone, starts it again; resolves with the ms until it was ready. */
+  kill(name: string): Promise<number> {
+    return this.exclusive(name, async () => {
+      const child = this.children.get(name);
+      if (!child) throw new Error(`${name} is not running`);
       this.killed.add(child);
       if (child.exitCode === null && child.signalCode === null) {
         const gone = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGKILL');
         await gone;
       }
-      return this.startWithRetries(part);
+      return this.startWithRetries(name);
     });
   }
 
