@@ -25,6 +25,7 @@ import { createLogger } from '../runtime/log.js';
 import { createMetrics } from '../runtime/metrics.js';
 import { EventSerde } from '../runtime/serde.js';
 import { decodeOnlyRate, deleteKeysByPattern } from '../tools/bench-tools.js';
+import { hold, releaseOnInterrupt } from '../tools/interrupt.js';
 import { readFebrlFile, type BadLine } from './febrl-file.js';
 import { IdentityGraph } from './graph-store.js';
 import { trainEm } from './model.js';
@@ -158,6 +159,13 @@ export async function evaluateFiles(
   await admin.connect();
   const redis = new Redis(config.REDIS_URL);
   const graphPrefix = config.TOPIC_PREFIX;
+  const cleanUp = async () => {
+    await admin.deleteTopics({ topics: topics.all.map((t) => t.name), timeout: 30_000 }).catch(() => undefined);
+    await admin.disconnect();
+    await deleteKeysByPattern(redis, `${graphPrefix}*`);
+    redis.disconnect();
+  };
+  const unhold = hold(`the evaluation's topics and keys (${graphPrefix}*)`, cleanUp); // on an interrupt too
   try {
     await applyTopics(admin, topics.all, { serde });
     const producer = await PlatformProducer.connect(config, { kafka, serde, topics });
@@ -275,10 +283,8 @@ export async function evaluateFiles(
       inMemory,
     };
   } finally {
-    await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
-    await admin.disconnect();
-    await deleteKeysByPattern(redis, `${graphPrefix}*`);
-    redis.disconnect();
+    unhold();
+    await cleanUp();
   }
 }
 
@@ -295,6 +301,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   if (!values.out || positionals.length === 0) throw new AppError('USAGE', USAGE);
+  releaseOnInterrupt();
   const result = await evaluateFiles(positionals, { progress: true });
   const lines = ['rec_id,global_customer_id'];
   for (const [key, gid] of result.clusters) lines.push(`${result.recIdByKey.get(key) ?? ''},${gid}`);

@@ -22,6 +22,7 @@
 import { parseArgs } from 'node:util';
 import { AppError, describeError } from '../runtime/errors.js';
 import { evaluateGenerated, evaluateOnlineRetail } from './evaluate.js';
+import { releaseOnInterrupt } from '../tools/interrupt.js';
 
 const USAGE = `usage: npm run eval -- online-retail <file.csv.gz> --from YYYY-MM-DD --to YYYY-MM-DD --out <scores.csv> [--train [--validation-fraction F] [--test-fraction F]]
        npm run eval -- generated [--customers 4000] [--days 300] [--transactions 36000] [--seed 7]`;
@@ -75,6 +76,7 @@ function heldOutComparison(heldOut: unknown): string[] {
 }
 
 async function main(argv: string[]): Promise<number> {
+  releaseOnInterrupt(); // an interrupted run removes its scratch topics, keys and database
   const { values, positionals } = parseArgs({
     args: argv,
     options: {

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { AppError, describeError } from '../runtime/errors.js';
 import { DEFAULT_SIZES, formatReport, runHostile } from './hostile.js';
+import { releaseOnInterrupt } from './interrupt.js';
 
 const USAGE = 'usage: npm run hostile -- [--raw N] [--files N] [--api N]';
 
@@ -18,6 +19,7 @@ function count(value: string | undefined, fallback: number, name: string): numbe
 }
 
 async function main(argv: string[]): Promise<number> {
+  releaseOnInterrupt(); // an interrupted run removes its scratch topics, keys and database
   let values;
   try {
     ({ values } = parseArgs({

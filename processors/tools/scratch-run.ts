@@ -13,6 +13,7 @@ import { ensureStack, type StackEndpoints } from './stack/stack.js';
 import { applyTopics } from '../../topics/apply.js';
 import { topicCatalogOf, type TopicCatalog } from '../../topics/catalog.js';
 import { deleteKeysByPattern } from './bench-tools.js';
+import { hold } from './interrupt.js';
 import { createClickHouse } from '../runtime/clickhouse.js';
 import { loadConfig, type Config } from '../runtime/config.js';
 import { createKafka } from '../runtime/kafka.js';
@@ -70,40 +71,55 @@ export async function openScratchRun(name: string, options: ScratchRunOptions = 
   const config = loadConfig(env);
   const kafka = createKafka(config);
   const admin = kafka.admin();
-  await admin.connect();
   const serde = EventSerde.forUrl(config.SCHEMA_REGISTRY_URL);
   const topics = topicCatalogOf(config);
   const applied = options.topics ?? true;
-  if (applied) await applyTopics(admin, topics.all, { serde });
-  if (options.warehouse) await migrate(createClickHouse(config, { database: null }), config.CLICKHOUSE_DATABASE);
   const clickhouse = createClickHouse(config);
-  return {
-    id,
-    config,
-    env,
-    kafka,
-    admin,
-    serde,
-    topics,
-    clickhouse,
-    dispose: async () => {
-      if (applied) await admin.deleteTopics({ topics: topics.all.map((t) => t.name) }).catch(() => undefined);
-      await deleteSubjects(config.SCHEMA_REGISTRY_URL, [
-        ...topics.all.map((t) => `${t.name}-value`),
-        ...(options.extraSubjects ?? []).map((s) => `${config.TOPIC_PREFIX}${s}`),
-      ]);
-      await admin.disconnect();
-      if (options.warehouse) {
-        await clickhouse
-          .command({ query: `DROP DATABASE IF EXISTS ${config.CLICKHOUSE_DATABASE}` })
-          .catch(() => undefined);
-      }
-      await clickhouse.close();
-      const redis = new Redis(config.REDIS_URL);
-      await deleteKeysByPattern(redis, `${config.TOPIC_PREFIX}*`);
-      redis.disconnect();
-    },
+  const remove = async () => {
+    if (applied) {
+      const names = topics.all.map((t) => t.name);
+      // A deletion that timed out under load once left all of a run's topics behind, silently: wait longer, and say so.
+      await admin.deleteTopics({ topics: names, timeout: 30_000 }).catch((err: unknown) => {
+        if ((err as { type?: unknown }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return; // never created (a failed open)
+        console.error(
+          `scratch run ${name}-${id}: could not delete its ${names.length} topics (${config.TOPIC_PREFIX}*): ` +
+            (err instanceof Error ? err.message : String(err)),
+        );
+      });
+    }
+    await deleteSubjects(config.SCHEMA_REGISTRY_URL, [
+      ...topics.all.map((t) => `${t.name}-value`),
+      ...(options.extraSubjects ?? []).map((s) => `${config.TOPIC_PREFIX}${s}`),
+    ]);
+    await admin.disconnect();
+    if (options.warehouse) {
+      await clickhouse
+        .command({ query: `DROP DATABASE IF EXISTS ${config.CLICKHOUSE_DATABASE}` })
+        .catch(() => undefined);
+    }
+    await clickhouse.close();
+    const redis = new Redis(config.REDIS_URL);
+    await deleteKeysByPattern(redis, `${config.TOPIC_PREFIX}*`);
+    redis.disconnect();
   };
+  // Released on an interrupt too (interrupt.ts), and at most once however often dispose is called.
+  let disposed: Promise<void> | undefined;
+  const unhold = hold(`scratch run ${name}-${id}`, () => dispose());
+  const dispose = () => {
+    unhold();
+    disposed ??= remove();
+    return disposed;
+  };
+  // Held from before anything is created, so an interrupt or a failure while the run is opened leaves nothing either.
+  try {
+    await admin.connect();
+    if (applied) await applyTopics(admin, topics.all, { serde });
+    if (options.warehouse) await migrate(createClickHouse(config, { database: null }), config.CLICKHOUSE_DATABASE);
+  } catch (err) {
+    await dispose().catch(() => undefined);
+    throw err;
+  }
+  return { id, config, env, kafka, admin, serde, topics, clickhouse, dispose };
 }
 
 /** Soft then permanent delete (the registry keeps soft-deleted subjects); a missing subject is fine. */

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon, { type Options } from 'autocannon';
 import { Redis } from 'ioredis';
 import { FeatureApp } from '../../processors/features/app.js';
+import { hold } from '../../processors/tools/interrupt.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import { createLogger } from '../../processors/runtime/log.js';
 import { createMetrics } from '../../processors/runtime/metrics.js';
@@ -69,6 +70,14 @@ async function startApi(env: Record<string, string | undefined>): Promise<{ chil
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
+  // Stopped on an interrupt too (interrupt.ts): the API is a server and would outlive this benchmark.
+  const unhold = hold('the API process', async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  });
+  child.once('exit', unhold);
   const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => {

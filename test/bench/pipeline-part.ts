@@ -81,6 +81,14 @@ async function main(): Promise<void> {
       .then(() => clickhouse.close())
       .finally(() => process.exit(0));
   });
+  // The benchmark that forked this part is gone (killed before it could stop us): nothing reads what we measure, and a
+  // part left running would consume and write on the run's topics and keys after they were removed.
+  process.once('disconnect', () => {
+    void pipeline
+      .stop()
+      .then(() => clickhouse.close())
+      .finally(() => process.exit(1));
+  });
   await pipeline.start();
   send({ type: 'ready' });
 }

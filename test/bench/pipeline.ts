@@ -32,6 +32,7 @@ import { PROCESSOR_NODE_FLAGS } from '../../processors/runtime/node-flags.js';
 import { generateSample } from '../../processors/producers/generate.js';
 import { PlatformProducer, type PlatformEvent } from '../../processors/producers/platform-producer.js';
 import { decodeOnlyRate } from '../../processors/tools/bench-tools.js';
+import { hold } from '../../processors/tools/interrupt.js';
 import { openScratchRun, type ScratchRun } from '../../processors/tools/scratch-run.js';
 import type { TopicSpec } from '../../topics/catalog.js';
 import { currentVersion } from '../../processors/scoring/model.js';
@@ -59,6 +60,14 @@ export async function startParts(
   const children = groups.map((parts) =>
     fork(PART_ENTRY, [parts.join(',')], { env: { ...env }, execArgv: partArgs(), stdio: 'inherit' }),
   );
+  // Stopped on an interrupt too (interrupt.ts), before the run whose topics they consume is disposed.
+  const unhold = hold(`pipeline parts ${groups.map((g) => g.join('+')).join(', ')}`, () => stopParts(children, 5_000));
+  let exited = 0;
+  for (const child of children) {
+    child.once('exit', () => {
+      if (++exited === children.length) unhold();
+    });
+  }
   await Promise.all(
     children.map(
       (child, i) =>

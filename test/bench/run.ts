@@ -24,6 +24,7 @@ import { featuresBench } from './features.js';
 import { identityMessyBench } from './identity-messy.js';
 import { featuresCpuBench } from './features-cpu.js';
 import { pipelineBench } from './pipeline.js';
+import { releaseOnInterrupt } from '../../processors/tools/interrupt.js';
 import { restoreBench } from './restore.js';
 import { scaleBench } from './scale.js';
 
@@ -71,6 +72,7 @@ if (!bench) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}>`);
   process.exit(2);
 }
+releaseOnInterrupt(); // an interrupted benchmark removes its scratch run and stops the processes it forked
 bench().then(
   (summary) => {
     console.log(JSON.stringify(summary));
