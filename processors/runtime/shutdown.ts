@@ -28,6 +28,12 @@ export function onShutdown(log: Logger, close: () => Promise<void>): void {
  * stop that never returns leaves a process alive and idle (seen once: the identity-merges follower's disconnect).
  */
 export async function boundedStep(log: Logger, what: string, step: () => Promise<void>, ms = 15_000): Promise<void> {
+  if ((await within(step, ms)) === 'late')
+    log.warn('a stop step did not finish in time; going on without it', { step: what, ms });
+}
+
+/** Runs `step` and waits for it at most `ms`: 'late' when it had not settled by then (a rejection is thrown). */
+export async function within(step: () => Promise<void>, ms: number): Promise<'done' | 'late'> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((resolve) => {
     timer = setTimeout(() => {
@@ -35,8 +41,7 @@ export async function boundedStep(log: Logger, what: string, step: () => Promise
     }, ms);
   });
   try {
-    const outcome = await Promise.race([step().then(() => 'done' as const), late]);
-    if (outcome === 'late') log.warn('a stop step did not finish in time; going on without it', { step: what, ms });
+    return await Promise.race([step().then(() => 'done' as const), late]);
   } finally {
     clearTimeout(timer);
   }

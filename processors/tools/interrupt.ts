@@ -8,6 +8,8 @@
  * handles its signals itself (chaos) or a test runner does not call it, and holding then costs nothing.
  */
 
+import { within } from '../runtime/shutdown.js';
+
 interface Held {
   readonly what: string;
   readonly release: () => Promise<void>;
@@ -41,19 +43,11 @@ export function heldResources(): readonly string[] {
 export async function releaseAll(ms = RELEASE_MS, report: (line: string) => void = console.error): Promise<void> {
   while (held.length > 0) {
     const entry = held.pop() as Held;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => {
-        resolve('late');
-      }, ms);
-    });
     try {
-      const outcome = await Promise.race([entry.release().then(() => 'done' as const), late]);
-      if (outcome === 'late') report(`could not release ${entry.what} within ${ms / 1000} s; left behind`);
+      if ((await within(entry.release, ms)) === 'late')
+        report(`could not release ${entry.what} within ${ms / 1000} s; left behind`);
     } catch (err) {
       report(`could not release ${entry.what}: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
