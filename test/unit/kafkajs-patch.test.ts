@@ -1,6 +1,7 @@
 // patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package): a send's messages grouped per partition in
 // one pass, varints written in place, encoder buffers not zero-filled, records encoded into one exact buffer with
-// their headers and without a copy of each message, and consumed records' offsets and timestamps summed as numbers.
+// their headers and without a copy of each message, consumed records' headers gathered in one object, and their
+// offsets and timestamps summed as numbers.
 // What goes on the wire must not change, so the encodings are checked against LEB128 of the zig-zag value and the
 // record layout written here from the protocol, the grouping against its definition, whole record batches against
 // the same batches encoded from zeroed buffers, and decoded offsets and timestamps against BigInt sums.
@@ -246,6 +247,46 @@ describe('kafkajs patch', () => {
     // cost more than the record's encoding).
     const produce = readFileSync(require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js'), 'utf8');
     expect(produce).not.toContain('...message,');
+  });
+
+  it('decodes record headers into one object: repeated keys as arrays, __proto__ as an own property', () => {
+    const Decoder = require('kafkajs/src/protocol/decoder.js') as new (buffer: Buffer) => {
+      readVarIntBytes(): Buffer;
+    };
+    const decodeRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as (
+      decoder: InstanceType<typeof Decoder>,
+      context: { firstOffset: string; firstTimestamp: string; magicByte: number; timestampType: number },
+    ) => { headers: Record<string, Buffer | Buffer[]> };
+    const Record = recordEncoder() as unknown as (args: {
+      offsetDelta: number;
+      timestampDelta: number;
+      key: Buffer | null;
+      value: Buffer | null;
+      headers: Record<string, string | string[]>;
+    }) => Encoder;
+    const decode = (headers: Record<string, string | string[]>) => {
+      const record = Record({ offsetDelta: 0, timestampDelta: 0, key: null, value: null, headers });
+      const body = new Decoder(record.buffer).readVarIntBytes();
+      const context = { firstOffset: '0', firstTimestamp: '0', magicByte: 2, timestampType: 0 };
+      return decodeRecord(new Decoder(body), context).headers;
+    };
+    const text = (h: Record<string, Buffer | Buffer[]>) =>
+      Object.fromEntries(
+        Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v.map((b) => b.toString()) : v.toString()]),
+      );
+    expect(text(decode({}))).toEqual({});
+    expect(text(decode({ source: 'raw:1:2' }))).toEqual({ source: 'raw:1:2' });
+    expect(text(decode({ a: 'x', multi: ['1', '2', '3'], pair: ['p', 'q'] }))).toEqual({
+      a: 'x',
+      multi: ['1', '2', '3'],
+      pair: ['p', 'q'],
+    });
+    // Headers named like Object.prototype members are data like any other (they came out as [member, value]), and
+    // __proto__ does not become the object's prototype.
+    const hostile = decode({ ['__proto__']: 'x', constructor: 'c', toString: ['t', 'u'], after: 'y' });
+    expect(Object.getPrototypeOf(hostile)).toBe(Object.prototype);
+    expect(Object.keys(hostile)).toEqual(['__proto__', 'constructor', 'toString', 'after']);
+    expect(text(hostile)).toEqual({ ['__proto__']: 'x', constructor: 'c', toString: ['t', 'u'], after: 'y' });
   });
 
   it('groups a send per partition in message order', () => {
