@@ -207,6 +207,8 @@ export async function evaluateFiles(
       : null;
     bar?.start(events.length, 0);
     const cpuAtStart = process.cpuUsage();
+    // Stopped before the topics and keys go on an interrupt, or it would write keys after they were removed.
+    const unholdResolver = hold('the resolver', () => resolver.stop());
     await resolver.start();
     let lastProgress = { count: 0, atMs: Date.now() };
     try {
@@ -228,6 +230,7 @@ export async function evaluateFiles(
     // Throughput from the first batch: the consumer-group join is startup cost, not resolution.
     const seconds = (Date.now() - (resolver.firstBatchAtMs ?? started)) / 1000;
     const cpu = process.cpuUsage(cpuAtStart);
+    unholdResolver();
     await resolver.stop();
     const mergeOffsets = await admin.fetchTopicOffsets(topics.identityMerges.name);
     const mergesPublished = mergeOffsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
