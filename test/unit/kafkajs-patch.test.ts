@@ -1,7 +1,7 @@
 // patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package): a send's messages grouped per partition in
 // one pass, varints written in place, encoder buffers not zero-filled, records encoded into one exact buffer with
-// their headers and without a copy of each message, consumed records' headers gathered in one object, and their
-// offsets and timestamps summed as numbers.
+// their headers and without a copy of each message, batches checksummed natively (@node-rs/crc32), consumed records'
+// headers gathered in one object, and their offsets and timestamps summed as numbers.
 // What goes on the wire must not change, so the encodings are checked against LEB128 of the zig-zag value and the
 // record layout written here from the protocol, the grouping against its definition, whole record batches against
 // the same batches encoded from zeroed buffers, and decoded offsets and timestamps against BigInt sums.
@@ -287,6 +287,27 @@ describe('kafkajs patch', () => {
     expect(Object.getPrototypeOf(hostile)).toBe(Object.prototype);
     expect(Object.keys(hostile)).toEqual(['__proto__', 'constructor', 'toString', 'after']);
     expect(text(hostile)).toEqual({ ['__proto__']: 'x', constructor: 'c', toString: ['t', 'u'], after: 'y' });
+  });
+
+  it('checksums record batches with CRC-32C, natively, as the table loop does', () => {
+    const checksum = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
+    const tableLoop = require('kafkajs/src/protocol/recordBatch/crc32C/crc32C.js') as (b: Buffer) => number;
+    const source = readFileSync(require.resolve('kafkajs/src/protocol/recordBatch/crc32C/index.js'), 'utf8');
+    expect(source).toContain("require('@node-rs/crc32')");
+    expect(checksum(Buffer.from('123456789'))).toBe(0xe3069283); // the CRC-32C check value
+    expect(checksum(Buffer.alloc(0))).toBe(0);
+    const big = Buffer.alloc(40_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919 + (i >> 8)) & 255;
+    for (const [from, to] of [
+      [0, 1],
+      [3, 300],
+      [1_000, 31_000],
+      [39_999, 40_000],
+      [0, 40_000],
+    ] as const) {
+      const view = big.subarray(from, to); // record batches are views into a larger buffer
+      expect(checksum(view)).toBe(tableLoop(view) >>> 0);
+    }
   });
 
   it('groups a send per partition in message order', () => {
