@@ -760,7 +760,7 @@ export class FeatureProcessor {
     for (const s of served) {
       const id = s.write.id;
       const score = s.row ? scored?.[next++] : undefined;
-      writes.push(score ? { ...s.write, score: scoreHashFields(score) } : s.write);
+      writes.push(score ? withScore(s.write, scoreHashFields(score)) : s.write);
       if (!s.row) continue;
       const p = partitionOf.get(id) as number;
       if (score) {
@@ -997,6 +997,18 @@ export class FeatureProcessor {
  * in Kafka) or with nothing folded since the last flush (rescoring, merges); while behind, once `maxRecords` records
  * are folded or the first of them waited `behindMaxMs`.
  */
+/**
+ * A customer's write with its score fields. Field by field: an object spread followed by another property takes V8's
+ * slow clone path in Node 20 (~1.5 µs, against a few ns), paid here once per customer served.
+ */
+function withScore(w: Extract<CustomerWrite, { kind: 'write' }>, score: readonly string[]): CustomerWrite {
+  const { kind, id, epoch, version, checkpoint, absorbed, hash, replaceHash, deleteFields } = w;
+  // Required<…>: a field added to writes, even an optional one, fails to compile until it is copied here.
+  return { kind, id, epoch, version, checkpoint, absorbed, hash, replaceHash, deleteFields, score } satisfies Required<
+    Extract<CustomerWrite, { kind: 'write' }>
+  >;
+}
+
 export function flushDue(s: {
   readonly buffered: number;
   readonly bufferedForMs: number;
