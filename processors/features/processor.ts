@@ -993,11 +993,6 @@ export class FeatureProcessor {
 }
 
 /**
- * Whether changed customers should be flushed now: at once when caught up (fewer than a quarter of `maxRecords` waiting
- * in Kafka) or with nothing folded since the last flush (rescoring, merges); while behind, once `maxRecords` records
- * are folded or the first of them waited `behindMaxMs`.
- */
-/**
  * A customer's write with its score fields. Field by field: an object spread followed by another property takes V8's
  * slow clone path in Node 20 (~1.5 µs, against a few ns), paid here once per customer served.
  */
@@ -1009,6 +1004,11 @@ function withScore(w: Extract<CustomerWrite, { kind: 'write' }>, score: readonly
   >;
 }
 
+/**
+ * Whether changed customers should be flushed now: at once when caught up (fewer than a quarter of `maxRecords` waiting
+ * in Kafka) or with nothing folded since the last flush (rescoring, merges); while behind, once `maxRecords` records
+ * are folded or the first of them waited `behindMaxMs`.
+ */
 export function flushDue(s: {
   readonly buffered: number;
   readonly bufferedForMs: number;

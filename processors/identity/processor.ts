@@ -688,10 +688,9 @@ export class IdentityResolver {
         identified.push({ message, value, topic, partition, identity: identityOf(value) });
       }
     }
-    const records = identified;
     for (const topic of this.routes.keys()) {
       const times: number[] = [];
-      for (const r of records) if (r.topic === topic) times.push(r.value.eventTimeMs);
+      for (const r of identified) if (r.topic === topic) times.push(r.value.eventTimeMs);
       if (times.length > 0) this.freshness.observe(topic, times);
     }
 
@@ -1006,10 +1005,10 @@ export class IdentityResolver {
       const tp = `${topic}:${partition}`;
       if ((earlier.get(tp)?.lastOffset ?? -1) < Number(round.commits.get(tp))) this.publicationLogEmpty.add(tp);
     }
-    this.processed += records.length + failed.length;
+    this.processed += identified.length + failed.length;
     const { metrics } = this.deps;
     for (const topic of this.routes.keys()) {
-      const ok = records.filter((r) => r.topic === topic).length;
+      const ok = identified.filter((r) => r.topic === topic).length;
       const bad = failed.filter((f) => f.topic === topic).length;
       if (ok > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'ok' }, ok);
       if (bad > 0) metrics.records.inc({ processor: PROCESSOR, topic, outcome: 'dead_letter' }, bad);
