@@ -1,8 +1,9 @@
 /** Pure parts of `npm run bench -- pipeline` (no I/O): percentiles and the paced latency over time. */
+import { nearestRankPercentile } from '../../processors/features/cutpoints-warehouse.js';
 
-/** The q-quantile (0..1) of an ascending list, nearest rank; NaN when empty. */
+/** The q-quantile (0 < q ≤ 1) of an ascending list, nearest rank (the RFM cuts' definition); NaN when empty. */
 export function percentile(sorted: readonly number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+  return sorted.length === 0 ? NaN : nearestRankPercentile(sorted, q * 100);
 }
 
 /** Latency of the events sent in one window of the paced run. */
